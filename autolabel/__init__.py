@@ -1,0 +1,1 @@
+"""fleetvision auto-labelling: folders of video in, tracked and offline-refined pseudo-labels out."""

@@ -1,0 +1,1 @@
+"""fleetvision deployment: ONNX export, quantization, latency-budget benchmarks and the torch-free runtime."""

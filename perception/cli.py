@@ -1,0 +1,49 @@
+"""The ``perception`` command: data tools (synth, viz, import, calibrate, check) and Lightning training.
+
+Each subcommand lives in its own module with a ``main(argv) -> int`` function, imported only when used,
+so ``perception --help`` stays fast and torch is loaded only by the training subcommands.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+SUBCOMMANDS = {
+    "synth": ("perception.sim.cli", "generate synthetic multi-camera drive clips"),
+    "viz": ("perception.viz", "render a clip (cameras + boxes + bird's-eye view) to a video or picture"),
+    "import": ("perception.importers.cli", "convert nuScenes (info files or raw tables) or plain videos to drive clips"),
+    "calibrate": ("perception.importers.calibrate", "calibrate a camera from chessboard images"),
+    "check": ("perception.check", "validate drive clips and report what is wrong"),
+}
+LIGHTNING_SUBCOMMANDS = ("fit", "validate", "test", "predict")
+
+
+def _usage() -> str:
+    lines = ["usage: perception COMMAND [ARGS]", "", "data:"]
+    lines += [f"  {name:<10} {help_text}" for name, (_, help_text) in SUBCOMMANDS.items()]
+    lines += ["", "training (LightningCLI; e.g. perception fit -c configs/perception/bev_tiny.yaml):"]
+    lines += [f"  {name}" for name in LIGHTNING_SUBCOMMANDS]
+    lines += ["", "Run 'perception COMMAND --help' for a command's options."]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(_usage())
+        return 0
+    command, rest = argv[0], argv[1:]
+    if command in LIGHTNING_SUBCOMMANDS:
+        from perception.training.cli import run_cli
+
+        return run_cli([command, *rest])
+    if command not in SUBCOMMANDS:
+        print(f"perception: unknown command {command!r}\n\n{_usage()}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(SUBCOMMANDS[command][0])
+    return int(module.main(rest) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

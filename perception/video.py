@@ -1,0 +1,187 @@
+"""Video I/O: lazy frame readers for video files and image-sequence folders, and atomic video writers."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
+
+
+class VideoError(RuntimeError):
+    """A video or image sequence cannot be read (missing, unreadable, truncated)."""
+
+
+def image_files(folder: Path) -> list[Path]:
+    """Image files of a folder, in name order."""
+    return sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+
+
+def is_video_source(path: Path) -> bool:
+    """True for a video file or a folder that holds images."""
+    path = Path(path)
+    if path.is_file():
+        return path.suffix.lower() in VIDEO_EXTENSIONS
+    return path.is_dir() and any(p.suffix.lower() in IMAGE_EXTENSIONS for p in path.iterdir())
+
+
+class VideoReader:
+    """Reads BGR uint8 frames (H, W, 3) lazily from a video file or an image folder; constant memory."""
+
+    def __init__(self, path: str | os.PathLike, fps: float | None = None) -> None:
+        import cv2
+
+        self.path = Path(path)
+        self._images: list[Path] | None = None
+        self._capture = None
+        if self.path.is_dir():
+            self._images = image_files(self.path)
+            if not self._images:
+                raise VideoError(f"{self.path}: image folder holds no {'/'.join(IMAGE_EXTENSIONS)} files")
+            first = cv2.imread(str(self._images[0]), cv2.IMREAD_COLOR)
+            if first is None:
+                raise VideoError(f"{self.path}: cannot decode image {self._images[0].name}")
+            self.height, self.width = first.shape[:2]
+            self.frame_count = len(self._images)
+            self.fps = float(fps or 10.0)
+            return
+        if not self.path.is_file():
+            raise VideoError(f"{self.path}: video file not found")
+        if self.path.stat().st_size == 0:
+            raise VideoError(f"{self.path}: video file is empty (0 bytes)")
+        capture = cv2.VideoCapture(str(self.path))
+        if not capture.isOpened():
+            raise VideoError(f"{self.path}: cannot open video (unsupported codec or corrupt container)")
+        self._capture = capture
+        self.width = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH))
+        self.height = int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+        self.frame_count = count if count > 0 else -1  # -1: the container does not declare it
+        declared_fps = capture.get(cv2.CAP_PROP_FPS)
+        self.fps = float(fps or (declared_fps if declared_fps and declared_fps > 0 else 10.0))
+        if self.width <= 0 or self.height <= 0:
+            raise VideoError(f"{self.path}: video declares no frame size (corrupt header)")
+
+    def __len__(self) -> int:
+        return max(self.frame_count, 0)
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        import cv2
+
+        if self._images is not None:
+            for image_path in self._images:
+                frame = cv2.imread(str(image_path), cv2.IMREAD_COLOR)
+                if frame is None:
+                    raise VideoError(f"{self.path}: cannot decode image {image_path.name}")
+                yield frame
+            return
+        capture = cv2.VideoCapture(str(self.path))
+        index = 0
+        try:
+            while True:
+                ok, frame = capture.read()
+                if not ok:
+                    break
+                yield frame
+                index += 1
+        finally:
+            capture.release()
+        if self.frame_count > 0 and index < self.frame_count:
+            last = f"frame {index - 1}" if index else "none"
+            raise VideoError(
+                f"{self.path}: truncated or corrupt video: declares {self.frame_count} frames, decoded {index} "
+                f"(last good frame: {last})"
+            )
+
+    def read(self, index: int) -> np.ndarray:
+        """Random access to frame ``index`` (seeks; prefer iteration for sequential reads)."""
+        import cv2
+
+        if self._images is not None:
+            if not 0 <= index < len(self._images):
+                raise IndexError(f"{self.path}: frame {index} out of range 0..{len(self._images) - 1}")
+            frame = cv2.imread(str(self._images[index]), cv2.IMREAD_COLOR)
+            if frame is None:
+                raise VideoError(f"{self.path}: cannot decode image {self._images[index].name}")
+            return frame
+        assert self._capture is not None
+        if self.frame_count > 0 and not 0 <= index < self.frame_count:
+            raise IndexError(f"{self.path}: frame {index} out of range 0..{self.frame_count - 1}")
+        self._capture.set(cv2.CAP_PROP_POS_FRAMES, index)
+        ok, frame = self._capture.read()
+        if not ok:
+            raise VideoError(f"{self.path}: cannot decode frame {index} (truncated or corrupt video)")
+        return frame
+
+    def count_decodable(self) -> int:
+        """Decode the whole source and return how many frames decode (stops quietly at the first failure)."""
+        try:
+            return sum(1 for _ in self)
+        except VideoError as error:
+            text = str(error)
+            return int(text.split("decoded ")[1].split(" ")[0]) if "decoded " in text else 0
+
+    def close(self) -> None:
+        if self._capture is not None:
+            self._capture.release()
+            self._capture = None
+
+    def __enter__(self) -> "VideoReader":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class VideoWriter:
+    """Writes BGR frames to a video (mp4v for .mp4/.mov, MJPG for .avi) via a temporary file renamed on close."""
+
+    def __init__(self, path: str | os.PathLike, fps: float, size: tuple[int, int]) -> None:
+        import cv2
+
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=self.path.suffix, dir=self.path.parent)
+        os.close(handle)
+        self._temporary = Path(temporary)
+        fourcc = cv2.VideoWriter_fourcc(*("MJPG" if self.path.suffix.lower() == ".avi" else "mp4v"))
+        self.size = (int(size[0]), int(size[1]))
+        self._writer = cv2.VideoWriter(str(self._temporary), fourcc, float(fps), self.size)
+        if not self._writer.isOpened():
+            self._temporary.unlink(missing_ok=True)
+            raise VideoError(f"{self.path}: OpenCV cannot open a video writer for this extension")
+        self.frames_written = 0
+
+    def write(self, frame: np.ndarray) -> None:
+        if frame.shape[1] != self.size[0] or frame.shape[0] != self.size[1]:
+            raise VideoError(f"{self.path}: frame size {frame.shape[1]}x{frame.shape[0]} != video size {self.size[0]}x{self.size[1]}")
+        self._writer.write(np.ascontiguousarray(frame))
+        self.frames_written += 1
+
+    def close(self) -> None:
+        """Finish the file and move it into place."""
+        if self._writer is not None:
+            self._writer.release()
+            self._writer = None
+            os.replace(self._temporary, self.path)
+
+    def abort(self) -> None:
+        """Drop the partial file."""
+        if self._writer is not None:
+            self._writer.release()
+            self._writer = None
+        self._temporary.unlink(missing_ok=True)
+
+    def __enter__(self) -> "VideoWriter":
+        return self
+
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()

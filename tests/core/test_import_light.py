@@ -1,0 +1,19 @@
+"""`import perception` and the torch-free core must not pull in torch."""
+
+import subprocess
+import sys
+
+CORE = ["perception", "perception.geometry", "perception.rig", "perception.labels", "perception.video", "perception.clip",
+        "perception.cli"]
+
+
+def test_core_imports_without_torch():
+    code = "import sys; sys.modules['torch'] = None\n" + "\n".join(f"import {m}" for m in CORE)
+    code += "\nassert 'torchvision' not in sys.modules and 'lightning' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_cli_help_lists_commands():
+    out = subprocess.run([sys.executable, "-m", "perception", "--help"], capture_output=True, text=True, check=True).stdout
+    for command in ("synth", "viz", "import", "calibrate", "fit"):
+        assert command in out
