@@ -1,6 +1,6 @@
 """Drive clips: one folder per clip with a rig, per-camera videos, per-frame timing and poses, optional labels.
 
-Layout (documented in docs/clip_format.md)::
+Layout (documented in README.md, "The drive-clip format")::
 
     clip/
       rig.yaml               cameras (rig.py)
