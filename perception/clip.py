@@ -152,6 +152,8 @@ class DriveClip:
             pc = {name: i for i, name in enumerate(pose_header)}
             order = np.argsort(pose_table[:, pc["timestamp"]], kind="stable")
             pose_times = pose_table[order, pc["timestamp"]]
+            if np.any(np.diff(pose_times) <= 0):
+                raise ClipError(f"{path / 'poses.csv'}: column 'timestamp': expected distinct times, found duplicates")
             pose_stream = np.stack([_pose_from_row(r) for r in pose_table[order][:, [pc[c] for c in POSE_COLUMNS]]])
         sources = {}
         for name in rig.names:

@@ -271,6 +271,9 @@ def make_provenance(source: str, producer: str, **extra: Any) -> dict:
     """Provenance record: source ('ground_truth' | 'model' | 'autolabel'), producer, package version, time."""
     from perception import __version__
 
+    reserved = {"source", "producer", "version", "created"} & set(extra)
+    if reserved:
+        raise ValueError(f"make_provenance: {sorted(reserved)} are set by fleetvision; pass other keys (e.g. model_version)")
     return {
         "source": source,
         "producer": producer,

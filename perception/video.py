@@ -92,7 +92,7 @@ class VideoReader:
         finally:
             capture.release()
         if self.frame_count > 0 and index < self.frame_count:
-            last = f"frame {index - 1}" if index else "none"
+            last = str(index - 1) if index else "none"
             raise VideoError(
                 f"{self.path}: truncated or corrupt video: declares {self.frame_count} frames, decoded {index} "
                 f"(last good frame: {last})"
