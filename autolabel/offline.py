@@ -1,0 +1,230 @@
+"""Offline auto-labelling of one video's detections: track, rescue, link, decide, fill, smooth, score uncertainty."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from autolabel.detections import Detections
+from autolabel.refine import (
+    EMBEDDING_DIM, colour_histogram_embedding, extend_tracklets, hold_stationary, interpolate_linear, link_tracklets,
+    rts_smooth_tracklet, unify_rigid_size,
+)  # fmt: skip
+from autolabel.decisions import decide_tracks
+from autolabel.refine.bidirectional import backward_tracklets, reconcile_with_backward
+from autolabel.tracking import ByteTracker, CameraMotionEstimator, Tracklet, run_tracker, tracklets_to_detections
+from autolabel.uncertainty import box_uncertainty, frame_uncertainty, rank_frames_for_review, temporal_inconsistency
+
+__all__ = ["OfflineLabelConfig", "OfflineResult", "label_video_detections", "precompute_frame_cues"]
+
+
+@dataclass(frozen=True)
+class OfflineLabelConfig:
+    """Every knob of the offline chain (plain constructor args; presets in configs/autolabel/*.yaml)."""
+
+    # online tracker (scores are detector scores in [0, 1]; IoU thresholds for matching)
+    high_score: float = 0.5
+    low_score: float = 0.1
+    new_track_score: float = 0.6
+    first_match_iou: float = 0.2
+    second_match_iou: float = 0.5
+    tentative_match_iou: float = 0.3
+    max_lost_frames: int = 30
+    min_hits: int = 2
+    tracker_appearance_weight: float = 0.0
+    direction_weight: float = 0.0
+    direction_delta: int = 3
+    recovery_iou: float = 0.3
+    camera_motion: bool = True
+    # backward pass: cut forward tracklets where the reversed-time tracker disagrees
+    backward_pass: bool = True
+    # rescue at tracklet ends with unused detections
+    extend: bool = True
+    extend_min_score: float = 0.1
+    extend_min_iou: float = 0.5
+    extend_max_miss: int = 2
+    # linking across occlusions (gaps in frames; motion gate in box heights)
+    link: bool = True
+    appearance: bool = True
+    link_max_gap: int = 50
+    link_gate_base: float = 0.25
+    link_gate_per_frame: float = 0.01
+    link_max_overlap: int = 3
+    link_max_speed: float = 0.2
+    link_appearance_gate: float = 0.2
+    link_motion_weight: float = 0.5
+    link_appearance_weight: float = 0.5
+    link_max_cost: float = 0.5
+    # track decisions
+    min_length: int = 3
+    min_track_score: float = 0.3
+    decision_low_score: float = 0.5
+    max_low_fraction: float = 0.8
+    # output boxes: "linear" (observed boxes + linear gap fill), "rts" (RTS-smoothed, gaps bridged) or "none";
+    # the RTS trajectory is always computed as the reference for temporal-inconsistency uncertainty
+    smoothing: str = "linear"
+    max_fill_gap: int = 30
+    process_noise: float = 0.02
+    measurement_noise: float = 0.05
+    # shape priors (class names resolved against `class_names`)
+    class_names: tuple[str, ...] = ()
+    rigid_classes: tuple[str, ...] = ("car", "truck", "bus")
+    rigid_max_scale_change: float = 0.15
+    stationary_max_motion: float = 0.03
+    # output: box score = sqrt(detector score * track score) where observed, track score where filled
+    review_min_separation: int = 5
+
+    def __post_init__(self) -> None:
+        if self.smoothing not in ("rts", "linear", "none"):
+            raise ValueError(f"OfflineLabelConfig.smoothing: expected 'rts', 'linear' or 'none', found {self.smoothing!r}")
+        object.__setattr__(self, "class_names", tuple(self.class_names))
+        object.__setattr__(self, "rigid_classes", tuple(self.rigid_classes))
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, **overrides) -> "OfflineLabelConfig":
+        """Load a preset (a flat mapping of field: value); unknown keys are an error naming the file."""
+        import yaml
+
+        path = Path(path)
+        with open(path) as handle:
+            values = yaml.safe_load(handle) or {}
+        if not isinstance(values, dict):
+            raise ValueError(f"{path}: expected a mapping of OfflineLabelConfig fields, found {type(values).__name__}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"{path}: unknown fields {unknown}; expected fields of OfflineLabelConfig: {sorted(known)}")
+        return cls(**{**values, **overrides})
+
+    def tracker(self) -> ByteTracker:
+        """The online tracker these settings describe."""
+        return ByteTracker(
+            high_score=self.high_score, low_score=self.low_score, new_track_score=self.new_track_score,
+            first_match_iou=self.first_match_iou, second_match_iou=self.second_match_iou,
+            tentative_match_iou=self.tentative_match_iou, max_lost_frames=self.max_lost_frames, min_hits=self.min_hits,
+            appearance_weight=self.tracker_appearance_weight, direction_weight=self.direction_weight,
+            direction_delta=self.direction_delta, recovery_iou=self.recovery_iou,
+        )  # fmt: skip
+
+
+@dataclass
+class OfflineResult:
+    """Output of the chain: flat final `tracks` (frame, track_id, score, uncertainty set), their tracklets,
+    per-frame uncertainty (F,) and frames ordered for human review (most uncertain first)."""
+
+    tracks: Detections
+    tracklets: list[Tracklet]
+    frame_uncertainty: np.ndarray
+    review_order: np.ndarray
+    warps: list[np.ndarray] = field(default_factory=list)
+
+
+def precompute_frame_cues(
+    frames: Iterable[np.ndarray] | None, per_frame: Sequence[Detections], *, camera_motion: bool, appearance: bool, min_score: float
+) -> tuple[list[Detections], list[np.ndarray] | None]:
+    """One pass over frames: camera-motion affines (previous->current) and colour embeddings for boxes >= min_score."""
+    if frames is None or not (camera_motion or appearance):
+        return list(per_frame), None
+    estimator = CameraMotionEstimator() if camera_motion else None
+    warps: list[np.ndarray] = []
+    out: list[Detections] = []
+    previous_boxes = None
+    for index, frame in enumerate(frames):
+        if index >= len(per_frame):
+            break
+        detections = per_frame[index]
+        if estimator is not None:
+            warps.append(estimator.update(frame, exclude_xyxy=previous_boxes))
+            previous_boxes = detections.xyxy[detections.score >= 0.5]
+        if appearance:
+            embedding = np.zeros((len(detections), EMBEDDING_DIM), np.float32)
+            keep = detections.score >= min_score
+            if keep.any():
+                embedding[keep] = colour_histogram_embedding(frame, detections.xyxy[keep])
+            detections = detections.with_fields(embedding=embedding)
+        out.append(detections)
+    if len(out) != len(per_frame):
+        raise ValueError(f"label_video_detections: {len(per_frame)} detection frames but the video yielded {len(out)} frames")
+    return out, (warps if estimator is not None else None)
+
+
+def _finalise(tracklet: Tracklet, config: OfflineLabelConfig, rigid_ids: set[int]) -> tuple[Tracklet, np.ndarray]:
+    """Fill/smooth one decided tracklet, apply shape priors; returns it and its per-box uncertainty."""
+    smoothed = rts_smooth_tracklet(tracklet, process_noise=config.process_noise,
+                                   measurement_noise=config.measurement_noise, max_gap=config.max_fill_gap)
+    if config.smoothing == "rts":
+        refined = smoothed
+    elif config.smoothing == "linear":
+        refined = interpolate_linear(tracklet, max_gap=config.max_fill_gap)
+    else:
+        refined = tracklet
+    if tracklet.track_class in rigid_ids:
+        refined = unify_rigid_size(refined, max_scale_change=config.rigid_max_scale_change)
+    if config.stationary_max_motion > 0:
+        refined = hold_stationary(refined, max_motion=config.stationary_max_motion)
+    refined = dataclasses.replace(refined, track_score=tracklet.track_score, track_class=tracklet.track_class)
+    # Temporal inconsistency is always measured against the RTS-smoothed trajectory, whatever the output boxes are.
+    temporal = np.zeros(len(refined))
+    observed = refined.select(refined.observed)
+    inconsistency = temporal_inconsistency(observed, smoothed)
+    temporal[np.flatnonzero(refined.observed)] = inconsistency
+    return refined, box_uncertainty(refined, temporal=temporal)
+
+
+def label_video_detections(
+    frames_or_reader: Iterable[np.ndarray] | None,
+    per_frame_detections: Sequence[Detections],
+    config: OfflineLabelConfig = OfflineLabelConfig(),
+) -> OfflineResult:
+    """Chain tracking -> rescue -> linking -> decisions -> fill/smooth -> shape priors -> uncertainty over one video.
+
+    frames_or_reader: the video's BGR frames in order (e.g. a VideoReader), used once for camera motion and
+    appearance; None disables both. per_frame_detections[i]: the teacher's boxes for frame i (low scores kept).
+    """
+    num_frames = len(per_frame_detections)
+    per_frame, warps = precompute_frame_cues(
+        frames_or_reader, per_frame_detections, camera_motion=config.camera_motion,
+        appearance=config.appearance and (config.link or config.tracker_appearance_weight > 0), min_score=config.low_score,
+    )  # fmt: skip
+    flat = Detections.concat(per_frame)
+    tracklets = run_tracker(per_frame, tracker=config.tracker(), warps=warps)
+    if config.backward_pass:
+        backward = backward_tracklets(per_frame, tracker=config.tracker(), warps=warps)
+        tracklets = reconcile_with_backward(tracklets, backward)
+    if config.extend:
+        tracklets = extend_tracklets(tracklets, per_frame, min_score=config.extend_min_score, min_iou=config.extend_min_iou,
+                                     max_miss=config.extend_max_miss, embeddings=flat.embedding)
+    if config.link:
+        tracklets = link_tracklets(
+            tracklets, max_gap=config.link_max_gap, gate_base=config.link_gate_base, gate_per_frame=config.link_gate_per_frame,
+            max_speed=config.link_max_speed, max_overlap=config.link_max_overlap, appearance_gate=config.link_appearance_gate,
+            motion_weight=config.link_motion_weight, appearance_weight=config.link_appearance_weight,
+            max_cost=config.link_max_cost,
+        )  # fmt: skip
+    decided = decide_tracks(tracklets, min_length=config.min_length, min_track_score=config.min_track_score,
+                            low_score=config.decision_low_score, max_low_fraction=config.max_low_fraction)
+    rigid_ids = {i for i, name in enumerate(config.class_names) if name in config.rigid_classes}
+    final, parts = [], []
+    for new_id, tracklet in enumerate(sorted(decided, key=lambda t: (t.start, t.track_id)), start=1):
+        refined, uncertainty = _finalise(dataclasses.replace(tracklet, track_id=new_id), config, rigid_ids)
+        final.append(refined)
+        detections = tracklets_to_detections([refined])
+        observed_score = np.sqrt(np.clip(np.nan_to_num(refined.score, nan=0.0), 0, 1) * refined.track_score)
+        score = np.where(refined.observed, observed_score, refined.track_score)
+        parts.append(detections.with_fields(score=score.astype(np.float32), uncertainty=uncertainty.astype(np.float32)))
+    tracks = Detections.concat(parts)
+
+    used = np.zeros(len(flat), bool)
+    for tracklet in final:
+        used[tracklet.det_index[tracklet.det_index >= 0]] = True
+    offsets = np.concatenate([[0], np.cumsum([len(d) for d in per_frame])])
+    frame_of_row = np.repeat(np.arange(num_frames), np.diff(offsets))
+    unexplained_rows = np.flatnonzero((~used) & (flat.score >= config.high_score))
+    unexplained = [flat[unexplained_rows[frame_of_row[unexplained_rows] == f]] for f in range(num_frames)]
+    per_frame_u = frame_uncertainty(tracks, num_frames, unexplained=unexplained)
+    review = rank_frames_for_review(per_frame_u, min_separation=config.review_min_separation)
+    return OfflineResult(tracks=tracks, tracklets=final, frame_uncertainty=per_frame_u, review_order=review, warps=warps or [])

@@ -1,0 +1,98 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from autolabel.detections import Detections, box_iou
+from autolabel.offline import OfflineLabelConfig, label_video_detections
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _scene(num_frames: int = 60, occluded=range(25, 37)):
+    """Two coloured people-sized boxes on a textured background; box A is undetected while `occluded`."""
+    rng = np.random.default_rng(0)
+    background = rng.integers(60, 120, (240, 320, 3), dtype=np.uint8)
+    frames, per_frame, truth = [], [], {1: [], 2: []}
+    for f in range(num_frames):
+        a = np.array([20 + 3.0 * f, 60, 50 + 3.0 * f, 140])
+        b = np.array([200 - 1.0 * f, 90, 230 - 1.0 * f, 170])
+        frame = background.copy()
+        for box, colour in ((b, (30, 200, 30)), (a, (30, 30, 220))):
+            x1, y1, x2, y2 = box.astype(int)
+            frame[y1:y2, x1:x2] = colour
+        frames.append(frame)
+        truth[1].append(a)
+        truth[2].append(b)
+        boxes = [b + rng.normal(0, 1.5, 4)]
+        scores = [0.85]
+        if f not in occluded:
+            boxes.append(a + rng.normal(0, 1.5, 4))
+            scores.append(0.9 if f % 7 else 0.35)
+        boxes.append(rng.uniform(0, 200, 2).repeat(2) + [0, 0, 15, 15])  # clutter at low score
+        scores.append(0.12)
+        per_frame.append(Detections(np.array(boxes), scores, np.zeros(len(boxes), int)))
+    return frames, per_frame, {k: np.array(v) for k, v in truth.items()}
+
+
+def test_offline_chain_fills_occlusion_and_keeps_identity():
+    frames, per_frame, truth = _scene()
+    result = label_video_detections(iter(frames), per_frame, OfflineLabelConfig(min_length=5, smoothing="rts"))
+    tracks = result.tracks
+    assert sorted(set(tracks.track_id.tolist())) == [1, 2]
+    for track_id in (1, 2):
+        boxes = tracks[tracks.track_id == track_id]
+        assert boxes.frame.tolist() == list(range(60))  # including the 12 occluded frames
+        best = max((1, 2), key=lambda k: box_iou(boxes.xyxy[:1], truth[k][:1])[0, 0])
+        ious = np.diag(box_iou(boxes.xyxy, truth[best]))
+        assert ious.min() > 0.7, ious.min()
+    assert result.frame_uncertainty.shape == (60,)
+    assert sorted(result.review_order.tolist()) == sorted(set(result.review_order.tolist()))
+    first = tracks[tracks.frame == 0]
+    occluded_id = first.track_id[np.argmax(box_iou(truth[1][:1], first.xyxy)[0])]
+    in_gap = (tracks.track_id == occluded_id) & (tracks.frame >= 25) & (tracks.frame < 37)
+    assert tracks.uncertainty[in_gap].min() >= 0.5  # filled boxes are flagged for review
+    assert tracks.uncertainty[(tracks.track_id != occluded_id)].max() < 0.5
+
+
+def test_offline_without_frames_and_config_io(tmp_path):
+    _, per_frame, _ = _scene(num_frames=30, occluded=())
+    result = label_video_detections(None, per_frame, OfflineLabelConfig(smoothing="linear", link=False))
+    assert len(set(result.tracks.track_id.tolist())) == 2
+    preset = OfflineLabelConfig.from_yaml(REPO / "configs/autolabel/default.yaml")
+    assert preset.smoothing == "linear" and preset.backward_pass
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("high_scor: 0.4\n")
+    with pytest.raises(ValueError, match="bad.yaml.*high_scor"):
+        OfflineLabelConfig.from_yaml(bad)
+    with pytest.raises(ValueError, match="smoothing"):
+        OfflineLabelConfig(smoothing="spline")
+
+
+def test_end_to_end_on_real_video_with_video_reader(shared_data):
+    """YOLOX teacher -> offline chain over the first 30 frames of TUD-Campus read by perception's VideoReader."""
+    from perception.video import VideoReader
+
+    from autolabel.teachers.onnx_yolox import OnnxYoloxTeacher
+
+    model = shared_data / "models/yolox_nano_coco/yolox_nano.onnx"
+    video = shared_data / "mot15/TUD-Campus/TUD-Campus.mp4"
+    if not model.is_file() or not video.is_file():
+        pytest.skip(f"YOLOX model or TUD-Campus video absent under {shared_data}")
+    teacher = OnnxYoloxTeacher(model, class_map={0: "person"})
+    num_frames = 30
+    with VideoReader(video) as reader:
+        frames = [frame for _, frame in zip(range(num_frames), reader)]
+    per_frame = teacher.predict_batch(frames)
+    with VideoReader(video) as reader:
+        result = label_video_detections(reader, per_frame, OfflineLabelConfig(class_names=("person",)))
+    gt = np.loadtxt(video.parent / "gt/gt.txt", delimiter=",", ndmin=2)
+    gt = gt[gt[:, 0] <= num_frames]
+    gt_boxes = np.c_[gt[:, 2:4], gt[:, 2:4] + gt[:, 4:6]]
+    matched = 0
+    for frame in range(num_frames):
+        iou = box_iou(gt_boxes[gt[:, 0] == frame + 1], result.tracks.xyxy[result.tracks.frame == frame])
+        matched += int((iou.max(axis=1, initial=0.0) >= 0.5).sum())
+    assert matched / len(gt) > 0.6
+    assert 3 <= len(result.tracklets) <= 15 and len(result.warps) == num_frames
+    assert np.abs(np.stack(result.warps)[:, :, 2]).max() < 3.0  # static camera: near-identity compensation
