@@ -381,12 +381,13 @@ class ClipWriter:
         header = ["index", "timestamp", *POSE_COLUMNS, *[f"t_{n}" for n in self.rig.names]]
         atomic_write_text(self._temporary / "frames.csv", _csv(header, self._rows, integer_columns=1))
         if self._poses:
-            rows = sorted(self._poses)
+            rows = sorted({row[0]: row for row in self._poses}.values())  # one sample per time
             atomic_write_text(self._temporary / "poses.csv", _csv(["timestamp", *POSE_COLUMNS], rows))
         if self._labels is not None:
             if len(self._labels.frames) != len(self._rows):
                 raise ClipError(f"{self.path}: labels hold {len(self._labels.frames)} frames, clip has {len(self._rows)}")
             self._labels.save(self._temporary / "labels.json")
+        os.chmod(self._temporary, 0o755)  # mkdtemp makes it private; a finished clip is an ordinary folder
         if self.path.exists():
             trash = self.path.with_name(f".{self.path.name}.old-{os.getpid()}")
             os.replace(self.path, trash)
