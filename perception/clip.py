@@ -119,8 +119,12 @@ class DriveClip:
 
     # ------------------------------------------------------------------ opening
     @classmethod
-    def open(cls, path: str | os.PathLike) -> "DriveClip":
-        """Open and check a clip folder (rig, timing table, camera files, frame counts)."""
+    def open(cls, path: str | os.PathLike, labels_path: str | os.PathLike | None = None) -> "DriveClip":
+        """Open and check a clip folder (rig, timing table, camera files, frame counts).
+
+        ``labels_path`` reads labels from another file (e.g. pseudo-labels written by ``autolabel`` elsewhere)
+        instead of the clip's own ``labels.json``.
+        """
         path = Path(path)
         if not path.is_dir():
             raise ClipError(f"{path}: not a clip folder (expected a directory with rig.yaml and frames.csv)")
@@ -164,9 +168,13 @@ class DriveClip:
                     f"(or {'/'.join(VIDEO_EXTENSIONS)}) or an image folder cameras/{name}/"
                 )
             sources[name] = source
-        labels_path = path / "labels.json"
-        clip = cls(path, rig, sources, timestamps, world_from_ego, camera_timestamps, pose_times, pose_stream,
-                   labels_path if labels_path.is_file() else None)
+        if labels_path is not None:
+            labels_path = Path(labels_path)
+            if not labels_path.is_file():
+                raise ClipError(f"{labels_path}: labels file for clip {path} not found")
+        else:
+            labels_path = path / "labels.json" if (path / "labels.json").is_file() else None
+        clip = cls(path, rig, sources, timestamps, world_from_ego, camera_timestamps, pose_times, pose_stream, labels_path)
         clip.validate(deep=False)
         return clip
 

@@ -154,3 +154,16 @@ def test_plain_video_is_a_one_camera_clip(tmp_path):
     clip = DriveClip.from_video(write_clip(tmp_path / "clip") / "cameras" / "front.mp4", fps=10)
     assert clip.rig.names == ["camera"] and clip.num_frames == 4
     assert len(list(clip.frames())) == 4
+
+
+def test_labels_can_come_from_another_file(tmp_path):
+    path = write_clip(tmp_path / "clip")
+    other = tmp_path / "pseudo" / "labels.json"
+    labels = DriveClip.open(path).labels
+    labels.frames[0].boxes3d.center[0, 0] = 42.0
+    labels.provenance = make_provenance("autolabel", "test")
+    labels.save(other)
+    clip = DriveClip.open(path, labels_path=other)
+    assert clip.labels.provenance["source"] == "autolabel" and clip.labels.frames[0].boxes3d.center[0, 0] == 42.0
+    with pytest.raises(ClipError, match="not found"):
+        DriveClip.open(path, labels_path=tmp_path / "missing.json")
