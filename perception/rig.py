@@ -84,6 +84,17 @@ class Camera:
             return _distort_fisheye(xy, self.distortion)
         return xy
 
+    def max_undistorted_radius(self) -> float | None:
+        """Normalised radius where the radial distortion stops increasing (None: monotonic up to r = 10)."""
+        if self.distortion_model != "radtan" or not np.any(self.distortion):
+            return None
+        radial_only = self.distortion.copy()
+        radial_only[2:4] = 0.0  # tangential terms do not fold the image back
+        radius = np.linspace(0.0, 10.0, 4001)
+        distorted = _distort_radtan(np.stack([radius, np.zeros_like(radius)], -1), radial_only)[:, 0]
+        turning = np.nonzero(np.diff(distorted) <= 0)[0]
+        return float(radius[turning[0]]) if len(turning) else None
+
     def undistort(self, xy_d: np.ndarray) -> np.ndarray:
         """Invert ``distort`` on normalised coordinates (iterative; exact to ~1e-10 inside the image)."""
         if self.distortion_model == "fisheye":
@@ -112,6 +123,9 @@ class Camera:
         with np.errstate(divide="ignore", invalid="ignore"):
             xy = points[:, :2] / depth[:, None]
         xy[depth <= 1e-6] = np.nan
+        limit = self.max_undistorted_radius()
+        if limit is not None:  # beyond it the lens model folds back and would alias far points into the image
+            xy[np.sum(xy * xy, axis=1) > limit * limit] = np.nan
         xy = self.distort(xy)
         uv = xy @ self.K[:2, :2].T + self.K[:2, 2]
         return uv, depth
@@ -139,6 +153,9 @@ class Camera:
         K = self.K.copy()
         K[0, :] *= sx
         K[1, :] *= sy
+        # pixel centres sit at integers (OpenCV): x' = (x + 0.5) * s - 0.5, as cv2.resize samples
+        K[0, 2] += 0.5 * sx - 0.5
+        K[1, 2] += 0.5 * sy - 0.5
         return replace(self, width=int(width), height=int(height), K=K)
 
     def cropped(self, x0: float, y0: float, width: int, height: int) -> "Camera":

@@ -134,3 +134,25 @@ def test_interpolate_pose_and_wrap():
     np.testing.assert_allclose(mid[:3, :3], yaw_matrix(0.2), atol=1e-12)
     np.testing.assert_allclose(transform_points(mid, np.array([1.0, 0, 0])), [1 + np.cos(0.2), np.sin(0.2), 0])
     assert abs(wrap_angle(3 * np.pi / 2) - (-np.pi / 2)) < 1e-12
+
+
+def test_points_beyond_the_lens_fold_back_do_not_project():
+    camera = _camera("radtan", [-0.28, 0.07, 0.0, 0.0, -0.01])
+    limit = camera.max_undistorted_radius()
+    assert limit is not None and 1.0 < limit < 3.0
+    uv, _ = camera.project(np.array([[0.5 * limit, 0, 1.0], [1.2 * limit, 0, 1.0]]))
+    assert np.isfinite(uv[0]).all() and np.isnan(uv[1]).all()
+
+
+def test_resized_intrinsics_follow_opencv_pixel_centres():
+    import cv2
+
+    camera = CAMERAS[0]
+    image = np.zeros((camera.height, camera.width), np.float32)
+    image[200:208, 320:328] = 1.0  # an 8x8 blob whose centre is pixel (323.5, 203.5)
+    point = camera.unproject(np.array([[323.5, 203.5]]), np.array([7.0]))
+    small = camera.resized(camera.width // 4, camera.height // 4)
+    resized = cv2.resize(image, (small.width, small.height), interpolation=cv2.INTER_AREA)
+    rows, cols = np.nonzero(resized)
+    centre = [np.average(cols, weights=resized[rows, cols]), np.average(rows, weights=resized[rows, cols])]
+    np.testing.assert_allclose(small.project(point)[0][0], centre, atol=1e-6)
