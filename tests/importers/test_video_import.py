@@ -47,7 +47,7 @@ def test_image_folder_with_camera_yaml_rescaled(small_video, tmp_path):
     assert code == 0
     clip = DriveClip.open(tmp_path / "clip")
     camera = clip.rig["camera"]
-    np.testing.assert_allclose([camera.K[0, 0], camera.K[1, 2]], [75.0, 31.5])
+    np.testing.assert_allclose([camera.K[0, 0], camera.K[1, 2]], [75.0, (63 + 0.5) * 0.5 - 0.5])  # pixel-centre convention
     assert camera.distortion_model == "radtan" and camera.distortion[0] == pytest.approx(-0.2)
     np.testing.assert_allclose(clip.timestamps, np.arange(5) / 5)
 
