@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO ?= runs/demo
 
-.PHONY: demo test test-all bench install clean-demo
+.PHONY: demo test test-all bench bench-install install clean-demo
 
 $(STAMP): pyproject.toml
 	test -x $(PYTHON) || $(PY) -m venv $(VENV)
@@ -38,6 +38,14 @@ demo: $(STAMP)
 clean-demo:
 	rm -rf $(DEMO)
 
-bench: $(STAMP)
-	$(PYTHON) -m pip install -q -e '.[dev,bench]'
+# trackers/supervision/trackeval declare opencv-python, which clashes with opencv-python-headless: install them
+# without their dependencies and add what they need by hand.
+BENCH_NODEPS := trackers==2.6.1 supervision==0.31.2 trackeval==1.3.0
+BENCH_DEPS := av defusedxml 'pyDeprecate<0.14' requests rich tabulate
+
+bench-install: $(STAMP)
+	$(PYTHON) -m pip install -q -e '.[dev,bench]' $(BENCH_DEPS)
+	$(PYTHON) -m pip install -q --no-deps $(BENCH_NODEPS)
+
+bench: bench-install
 	for script in benchmarks/bench_*.py; do echo "== $$script"; $(PYTHON) $$script || exit 1; done

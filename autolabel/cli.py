@@ -1,0 +1,151 @@
+"""``autolabel`` command line: label a folder tree of videos / image folders / drive clips, evaluate, review.
+
+Usage::
+
+    autolabel VIDEO_DIR --out LABEL_DIR [-c CONFIG.yaml] [--teacher PATH_OR_SPEC] [--workers K] [--batch B] [--preview]
+    autolabel eval LABEL_DIR --gt GT_DIR_OR_CLIPS [--out metrics.json]
+    autolabel review LABEL_DIR [--top N] [--out DIR] [--no-pictures]
+
+Teachers: YOLOX ONNX and torchvision detectors (2D, COCO classes mapped to the driving classes) label each camera
+on its own: on a multi-camera clip the same object seen by two cameras gets two track ids (2D-only limitation).
+A fleetvision BEV checkpoint labels multi-camera clips in 3D: one box per object, tracked in the world frame, with
+2D boxes projected into every camera under the same track id.
+
+Exit codes: 0 success; 1 error before labelling (bad config, missing teacher weights, missing folder);
+2 bad command line; 3 some inputs failed (listed with reasons in LABEL_DIR/failures.json, the rest are labelled).
+(A folder literally named ``eval`` or ``review`` is passed as ``./eval``.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Sequence
+
+__all__ = ["main", "build_parser"]
+
+SUBCOMMANDS = ("eval", "review")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The labelling parser (``autolabel VIDEO_DIR --out LABEL_DIR ...``)."""
+    parser = argparse.ArgumentParser(
+        prog="autolabel",
+        description="Auto-label a folder tree: plain videos (.mp4/.avi/.mov/.mkv/.webm) and image-sequence folders "
+        "become single-camera clips, drive-clip folders (rig.yaml + frames.csv) stay multi-camera. "
+        "Subcommands: 'autolabel eval LABEL_DIR --gt GT', 'autolabel review LABEL_DIR --top N'. "
+        "Exit code 3: some inputs failed (see LABEL_DIR/failures.json).",
+    )
+    parser.add_argument("video_dir", type=Path, help="folder to walk (or one video file / clip folder)")
+    parser.add_argument("--out", type=Path, required=True, help="label folder; mirrors the input tree")
+    parser.add_argument("-c", "--config", type=Path, default=None,
+                        help="job YAML (teacher/refine/tracking3d/export sections) or a flat OfflineLabelConfig preset")
+    parser.add_argument("--teacher", default=None,
+                        help="model.onnx (YOLOX) | torchvision:ARCH:WEIGHTS | fleetvision:CKPT | CKPT.ckpt | class_path:mod.Class")
+    parser.add_argument("--workers", type=int, default=1, help="processes (Lightning DDP on CPU/gloo) sharding the clips")
+    parser.add_argument("--batch", type=int, default=None, help="frames per teacher call")
+    parser.add_argument("--preview", action="store_true", help="also write preview.mp4 per clip")
+    parser.add_argument("--no-progress", action="store_true", help="no tqdm bars")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    return parser
+
+
+def _eval_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="autolabel eval", description="Score pseudo-labels against ground truth.")
+    parser.add_argument("label_dir", type=Path)
+    parser.add_argument("--gt", type=Path, required=True,
+                        help="ground truth: a tree of clips with labels.json and/or MOTChallenge sequences (gt/gt.txt)")
+    parser.add_argument("--out", type=Path, default=None, help="metrics JSON (default LABEL_DIR/metrics.json)")
+    parser.add_argument("--gt-class", default="pedestrian", help="class name of MOTChallenge ground truth")
+    return parser
+
+
+def _review_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="autolabel review", description="Most uncertain frames first, with pictures.")
+    parser.add_argument("label_dir", type=Path)
+    parser.add_argument("--top", type=int, default=20)
+    parser.add_argument("--out", type=Path, default=None, help="review folder (default LABEL_DIR/review)")
+    parser.add_argument("--inputs", type=Path, default=None, help="input root when labels were moved (default: recorded)")
+    parser.add_argument("--no-pictures", action="store_true")
+    return parser
+
+
+def _run_eval(argv: Sequence[str]) -> int:
+    from autolabel.evaluate import evaluate_labels, format_metrics
+
+    args = _eval_parser().parse_args(argv)
+    metrics = evaluate_labels(args.label_dir, args.gt, gt_class=args.gt_class)
+    out = args.out or args.label_dir / "metrics.json"
+    from perception.atomic import atomic_write_json
+
+    atomic_write_json(out, metrics)
+    print(format_metrics(metrics))
+    print(f"metrics written to {out}")
+    return 0
+
+
+def _run_review(argv: Sequence[str]) -> int:
+    from autolabel.review import build_review
+
+    args = _review_parser().parse_args(argv)
+    items = build_review(args.label_dir, top=args.top, out_dir=args.out, input_root=args.inputs,
+                         pictures=not args.no_pictures)
+    for rank, item in enumerate(items, start=1):
+        picture = item.get("picture") or "-"
+        print(f"{rank:3d}  {item['uncertainty']:.3f}  {item['clip']}  frame {item['frame']}  boxes {item['boxes']}  {picture}")
+    return 0
+
+
+def _run_label(argv: Sequence[str]) -> int:
+    from autolabel.jobconfig import load_job_config
+    from autolabel.pipeline import run_job
+
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    if args.workers < 1:
+        print("autolabel: --workers: expected >= 1", file=sys.stderr)
+        return 2
+    try:
+        config = load_job_config(args.config, teacher_spec=args.teacher, batch_size=args.batch, preview=args.preview)
+        if not args.video_dir.exists():
+            raise FileNotFoundError(f"{args.video_dir}: input folder not found")
+    except (ValueError, FileNotFoundError, TypeError) as error:
+        print(f"autolabel: {error}", file=sys.stderr)
+        return 1
+    if args.workers > 1:
+        from autolabel.distributed import run_job_distributed
+
+        summary = run_job_distributed(args.video_dir, args.out, config, workers=args.workers, progress=not args.no_progress)
+        if summary is None:  # a non-zero rank: rank 0 reports
+            return 0
+    else:
+        try:
+            summary = run_job(args.video_dir, args.out, config, progress=not args.no_progress)
+        except (FileNotFoundError, TypeError) as error:
+            print(f"autolabel: {error}", file=sys.stderr)
+            return 1
+    counts = summary.counts()
+    print(f"autolabel: {counts['labelled']} labelled, {counts['skipped']} already done, {counts['failed']} failed "
+          f"-> {args.out}")
+    for failure in summary.failed:
+        print(f"  failed: {failure.source.path}: {failure.reason}", file=sys.stderr)
+    if summary.failed:
+        print(f"autolabel: exit code 3 (some inputs failed; see {args.out / 'failures.json'})", file=sys.stderr)
+    return summary.exit_code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``autolabel`` console script; returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "eval":
+        return _run_eval(argv[1:])
+    if argv and argv[0] == "review":
+        return _run_review(argv[1:])
+    return _run_label(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

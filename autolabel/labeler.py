@@ -1,0 +1,161 @@
+"""Labelling one clip: the teacher on streamed frame batches, then tracking + offline refinement (2D per camera via
+``autolabel.offline``, or 3D in the world frame via ``autolabel.tracking3d``), as ``ClipLabels``."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+from autolabel.detections import Detections
+from autolabel.jobconfig import JobConfig, TeacherInfo
+from autolabel.sources import prefetch_batches
+from perception.clip import ClipError, DriveClip
+from perception.labels import Boxes2D, Boxes3D, ClipLabels, FrameLabels
+
+__all__ = ["ClipLabeler"]
+
+
+class ClipLabeler:
+    """Labels one ``DriveClip``: teacher on streamed batches, then tracking + offline refinement.
+
+    2D teachers: each camera is labelled on its own (single-camera chain of ``autolabel.offline``), track ids are
+    made unique across cameras (the same object seen by two cameras gets two ids: 2D-only limitation).
+    3D teachers (fleetvision BEV checkpoints): one 3D box set per frame, tracked in the world frame
+    (``autolabel.tracking3d``), projected into each camera as 2D boxes with the same track ids.
+    """
+
+    def __init__(self, *, teacher: Any, teacher_info: TeacherInfo, config: JobConfig,
+                 frame_progress: Callable[[int], None] | None = None) -> None:
+        self.teacher = teacher
+        self.teacher_info = teacher_info
+        self.config = config
+        self.classes = list(config.classes)
+        self.frame_progress = frame_progress or (lambda n: None)
+        names = list(getattr(teacher, "class_names", []))
+        extra = [n for n in names if n not in self.classes]
+        self.classes += extra  # teacher classes outside the configured list are appended, never dropped silently
+        self.class_lookup = np.array([self.classes.index(n) for n in names], dtype=np.int64)
+
+    # ------------------------------------------------------------------ 2D
+    def _offline_config(self):
+        from autolabel.offline import OfflineLabelConfig
+
+        refine = {k: v for k, v in self.config.refine.items() if k != "class_names"}
+        return OfflineLabelConfig(**refine, class_names=tuple(self.classes))
+
+    def _map(self, detections: Detections, frame: int, score_floor: float = 0.0) -> Detections:
+        """Output class ids, frame index, and boxes below ``score_floor`` dropped (memory grows with frames x boxes)."""
+        detections = detections[detections.score >= score_floor]
+        class_id = self.class_lookup[detections.class_id] if len(detections) else detections.class_id
+        return detections.with_fields(class_id=class_id, frame=np.full(len(detections), frame, np.int64))
+
+    def _camera_stream(self, clip: DriveClip, camera: str, score_floor: float) -> Iterator[tuple[int, np.ndarray, Detections]]:
+        """(frame index, BGR image, teacher detections) in order; the teacher runs on batches of decoded frames."""
+        for batch in prefetch_batches(clip, self.config.batch_size, queue_frames=self.config.queue_frames, cameras=[camera]):
+            images = [frame.images[camera] for frame in batch]
+            outputs = self.teacher.predict_batch(images)
+            self.frame_progress(len(batch))
+            for frame, image, detections in zip(batch, images, outputs):
+                yield frame.index, image, self._map(detections, frame.index, score_floor)
+
+    def label_camera_2d(self, clip: DriveClip, camera: str, *, defer: bool = False):
+        """Teacher + offline chain on one camera: per-frame tracks (ids unique in the camera) and uncertainty (F,)
+        (with ``defer``: a function returning them, called after the frames were consumed).
+
+        Three stages overlap: decoding (thread, ``prefetch_batches``), the teacher (this thread), and the offline
+        chain (``autolabel.offline``; per-window threads fed through bounded queues: camera motion and appearance
+        while frames stream, tracking and refinement when a window's last frame has passed). Long videos are cut
+        into overlapping windows (``window_frames``, ``window_overlap``) with ids stitched, so memory is bounded.
+        """
+        from autolabel.offline import label_video_detections
+        from autolabel.windows import StreamEndedEarly, run_windowed_chain
+
+        config = self._offline_config()
+        # no stage of the chain reads boxes under the tracker's low score or the rescue pass's floor: drop them early
+        score_floor = min(config.low_score, getattr(config, "extend_min_score", config.low_score))
+        uses_frames = bool(config.camera_motion or config.appearance)
+        try:
+            return run_windowed_chain(
+                label_video_detections, self._camera_stream(clip, camera, score_floor), clip.num_frames, config,
+                window=self.config.window_frames, overlap=self.config.window_overlap, uses_frames=uses_frames,
+                queue_frames=self.config.queue_frames, defer=defer,
+            )  # fmt: skip
+        except StreamEndedEarly as error:
+            raise ClipError(f"{clip.sources[camera]}: {error}") from error
+
+    def label_2d_deferred(self, clip: DriveClip) -> Callable[[], ClipLabels]:
+        """Stream every camera through the teacher now; the returned function finishes the offline chains and
+        assembles the ClipLabels (ids made unique across cameras)."""
+        finishers = [(camera, self.label_camera_2d(clip, camera, defer=True)) for camera in clip.rig.names]
+        return lambda: self._assemble_2d(clip, finishers)
+
+    def _assemble_2d(self, clip: DriveClip, finishers: list[tuple[str, Callable]]) -> ClipLabels:
+        frames = [FrameLabels() for _ in range(clip.num_frames)]
+        uncertainty = np.zeros(clip.num_frames)
+        next_id = 1
+        for camera, finish in finishers:
+            per_frame, camera_uncertainty = finish()
+            # unique ids across cameras, in order of first appearance per camera
+            unique = np.unique(np.concatenate([d.track_id for d in per_frame] + [np.zeros(0, np.int64)]))
+            unique = unique[unique >= 0]
+            remap = {int(t): next_id + i for i, t in enumerate(unique)}
+            next_id += len(unique)
+            width, height = clip.rig[camera].width, clip.rig[camera].height
+            for index, detections in enumerate(per_frame):
+                detections = detections[np.argsort(detections.track_id, kind="stable")]
+                xyxy = detections.xyxy.copy()  # smoothing may push a box past the border: clip to the image
+                xyxy[:, [0, 2]] = np.clip(xyxy[:, [0, 2]], 0, width)
+                xyxy[:, [1, 3]] = np.clip(xyxy[:, [1, 3]], 0, height)
+                inside = (xyxy[:, 2] - xyxy[:, 0] >= 1) & (xyxy[:, 3] - xyxy[:, 1] >= 1)
+                detections, xyxy = detections[inside], xyxy[inside]
+                frames[index].boxes2d[camera] = Boxes2D(
+                    xyxy=xyxy, class_id=detections.class_id, score=detections.score,
+                    track_id=np.array([remap.get(int(t), -1) for t in detections.track_id], dtype=np.int64),
+                )
+            uncertainty = np.maximum(uncertainty, camera_uncertainty)
+            per_frame.clear()  # the tracks now live in frames; free them before the next camera / the writers
+        for index, frame in enumerate(frames):
+            frame.uncertainty = float(uncertainty[index])
+        return ClipLabels(self.classes, frames, {})
+
+    # ------------------------------------------------------------------ 3D
+    def label_3d(self, clip: DriveClip) -> ClipLabels:
+        from autolabel.tracking3d import Tracker3DConfig, project_boxes_to_cameras, track_and_refine_3d
+
+        self.teacher.reset()
+        per_frame: list[Boxes3D] = []
+        for batch in prefetch_batches(clip, self.config.batch_size, queue_frames=self.config.queue_frames):
+            for frame in batch:
+                boxes = self.teacher.predict_frame(clip, frame)
+                if len(boxes):
+                    boxes = dataclasses.replace(boxes, class_id=self.class_lookup[boxes.class_id])
+                per_frame.append(boxes)
+            self.frame_progress(len(batch))
+        if len(per_frame) != clip.num_frames:
+            raise ClipError(f"{clip.path}: decoded {len(per_frame)} frames, expected {clip.num_frames}")
+        config = Tracker3DConfig(**self.config.tracking3d)
+        tracked, frame_uncertainty = track_and_refine_3d(
+            per_frame, clip.world_from_ego, clip.timestamps, classes=self.classes, config=config
+        )
+        frames = []
+        for index, boxes in enumerate(tracked):
+            boxes2d = project_boxes_to_cameras(boxes, clip, index)
+            frames.append(FrameLabels(boxes, boxes2d, float(frame_uncertainty[index])))
+        return ClipLabels(self.classes, frames, {})
+
+    def label(self, clip: DriveClip) -> ClipLabels:
+        """ClipLabels for the clip (provenance filled by the caller)."""
+        return self.label_deferred(clip)()
+
+    def label_deferred(self, clip: DriveClip) -> Callable[[], ClipLabels]:
+        """Run the teacher over the clip now; the returned function finishes tracking/refinement (2D chains' last
+        windows) and returns the ClipLabels, so a job can stream the next clip meanwhile."""
+        if self.teacher_info.predicts_3d and getattr(self.teacher, "supports_clip", lambda _: True)(clip):
+            labels = self.label_3d(clip)
+            return lambda: labels
+        if getattr(self.teacher, "predicts_2d", True):
+            return self.label_2d_deferred(clip)
+        raise ClipError(f"{clip.path}: teacher {self.teacher_info.name} predicts 3D boxes for cameras "
+                        f"{getattr(self.teacher, 'cameras', '?')} only, and the clip has cameras {clip.rig.names}")

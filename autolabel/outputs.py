@@ -1,0 +1,144 @@
+"""Per-clip outputs on disk: atomic folder commit with a ``done`` marker, stale temp cleanup, job records, preview.
+
+A clip's files are written into a hidden temp folder ``.<name>.partial-<pid>-*`` beside the target and renamed into
+place, so a killed run leaves either nothing or a finished folder; ``done`` (JSON with the config hash) is written
+last inside it. A rerun skips folders whose ``done`` holds the same config hash.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Sequence
+
+from autolabel.exporters import ExportContext, export_all
+from autolabel.jobconfig import JobConfig
+from autolabel.sources import Source
+from perception.atomic import atomic_write_json
+from perception.clip import DriveClip
+from perception.labels import Boxes2D, ClipLabels
+
+__all__ = ["DONE_FILE", "FAILURES_FILE", "JOB_FILE", "is_done", "write_clip_outputs", "clean_stale_partials",
+           "write_job_record", "write_failures"]
+
+DONE_FILE = "done"
+FAILURES_FILE = "failures.json"
+JOB_FILE = "job.json"
+
+
+def is_done(folder: Path, config_sha256: str) -> bool:
+    """True when ``folder/done`` exists and records the same config hash."""
+    marker = Path(folder) / DONE_FILE
+    try:
+        return json.loads(marker.read_text()).get("config_sha256") == config_sha256
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _render_preview(clip: DriveClip, labels: ClipLabels, path: Path) -> None:
+    """Preview video: camera mosaic with the labelled 2D boxes and track ids (second decode pass)."""
+    import cv2
+
+    from perception.video import VideoWriter
+    from perception.viz import color_for, draw_boxes2d_on_image, render_mosaic
+
+    fps = ExportContext.from_clip(clip).fps
+    writer = None
+    try:
+        for frame in clip.frames():
+            drawn = {}
+            for camera, image in frame.images.items():
+                boxes = labels.frames[frame.index].boxes2d.get(camera, Boxes2D.empty())
+                image = draw_boxes2d_on_image(image, boxes.xyxy, boxes.class_id, labels.classes, style="pred", thickness=2)
+                for (x1, y1, _, _), track_id, class_id in zip(boxes.xyxy, boxes.track_id, boxes.class_id):
+                    cv2.putText(image, f"{int(track_id)}", (int(x1) + 2, int(y1) + 14), cv2.FONT_HERSHEY_SIMPLEX, 0.5,
+                                color_for(int(class_id)), 1, cv2.LINE_AA)
+                drawn[camera] = image
+            picture = next(iter(drawn.values())) if len(drawn) == 1 else render_mosaic(drawn)
+            if writer is None:
+                writer = VideoWriter(path, fps, (picture.shape[1], picture.shape[0]))
+            writer.write(picture)
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
+    if writer is not None:
+        writer.close()
+
+
+def write_clip_outputs(labels: ClipLabels, clip: DriveClip, target: Path, *, config: JobConfig,
+                       config_sha256: str, source: Source) -> None:
+    """Write every output of one clip into a hidden temp folder beside ``target``, then rename it into place."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-{os.getpid()}-", dir=target.parent))
+    temporary.chmod(0o755)  # mkdtemp makes 0700; a label folder is for sharing
+    try:
+        labels.save(temporary / "labels.json")
+        export_all(labels, ExportContext.from_clip(clip), temporary, list(config.export))
+        if config.preview:
+            _render_preview(clip, labels, temporary / "preview.mp4")
+        atomic_write_json(temporary / DONE_FILE, {
+            "config_sha256": config_sha256, "input": source.relative.as_posix(), "kind": source.kind,
+            "frames": clip.num_frames, "cameras": list(clip.rig.names),
+        })
+        if target.exists():
+            trash = target.with_name(f".{target.name}.old-{os.getpid()}")
+            os.replace(target, trash)
+            os.replace(temporary, target)
+            shutil.rmtree(trash, ignore_errors=True)
+        else:
+            os.replace(temporary, target)
+    except BaseException:
+        shutil.rmtree(temporary, ignore_errors=True)
+        raise
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def clean_stale_partials(out_root: Path) -> int:
+    """Remove temp folders left by killed runs (``.<name>.partial-<pid>-*``, ``.<name>.old-<pid>``) whose process
+    is gone (folders of live processes, e.g. other DDP ranks, are left alone); returns how many were removed."""
+    removed = 0
+    if not Path(out_root).is_dir():
+        return 0
+    for folder, subfolders, _ in os.walk(out_root):
+        for name in list(subfolders):
+            if not name.startswith(".") or not (".partial-" in name or ".old-" in name):
+                continue
+            tail = name.rsplit(".partial-", 1)[-1] if ".partial-" in name else name.rsplit(".old-", 1)[-1]
+            pid_text = tail.split("-", 1)[0]
+            if pid_text.isdigit() and int(pid_text) != os.getpid() and _pid_alive(int(pid_text)):
+                continue
+            shutil.rmtree(Path(folder) / name, ignore_errors=True)
+            subfolders.remove(name)
+            removed += 1
+    return removed
+
+
+def write_job_record(input_root: str | os.PathLike, out_root: Path) -> Path:
+    """``job.json``: the input root (absolute), so ``autolabel review`` can find the frames of each input."""
+    path = Path(out_root) / JOB_FILE
+    root = Path(input_root).resolve()
+    root = root.parent if root.is_file() else root  # one video given: inputs are named relative to its folder
+    atomic_write_json(path, {"input_root": str(root), "layout": "LABEL_DIR mirrors input_root"})
+    return path
+
+
+def write_failures(out_root: Path, failures: Sequence[Any]) -> Path:
+    """``failures.json``: [{path, relative, reason}] of this run (empty list when all succeeded)."""
+    path = Path(out_root) / FAILURES_FILE
+    atomic_write_json(path, [{"path": str(r.source.path), "relative": r.source.relative.as_posix(), "kind": r.source.kind,
+                              "reason": r.reason} for r in failures])
+    return path

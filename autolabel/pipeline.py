@@ -1,0 +1,238 @@
+"""The auto-labelling job: walk the inputs, label each clip (``autolabel.labeler``), write its outputs atomically
+with a ``done`` marker (``autolabel.outputs``; resumable), record failures, show progress.
+
+Per input, outputs land in ``LABEL_DIR/<input path relative to VIDEO_DIR>/``: ``labels.json`` (ClipLabels with
+provenance), exporter files (``coco.json``, ``mot/``, ``cvat/``, ``yolo/``), optional ``preview.mp4`` and ``done``.
+Exit code 3 (``EXIT_SOME_FAILED``) when some inputs failed; they are listed in ``LABEL_DIR/failures.json``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from autolabel.jobconfig import JobConfig, TeacherInfo, build_teacher
+from autolabel.labeler import ClipLabeler
+from autolabel.outputs import (
+    DONE_FILE, FAILURES_FILE, JOB_FILE, clean_stale_partials, is_done, write_clip_outputs, write_failures,
+    write_job_record,
+)  # fmt: skip
+from autolabel.sources import Source, discover_sources, open_source
+from perception.clip import ClipError
+from perception.labels import LabelsError, make_provenance
+from perception.video import VideoError
+
+__all__ = [
+    "EXIT_OK", "EXIT_SOME_FAILED", "ClipResult", "ClipLabeler", "JobSummary", "run_job", "label_source", "prepare_job",
+    "write_clip_outputs", "is_done", "clean_stale_partials", "write_failures", "write_job_record", "DONE_FILE",
+    "FAILURES_FILE", "JOB_FILE",
+]  # fmt: skip
+
+log = logging.getLogger("autolabel")
+
+EXIT_OK = 0
+EXIT_SOME_FAILED = 3  # some inputs could not be labelled; see LABEL_DIR/failures.json
+INPUT_ERRORS = (ClipError, VideoError, LabelsError, OSError)
+
+
+@dataclass
+class ClipResult:
+    """What happened to one input: status 'labelled' | 'skipped' | 'failed', frames labelled, reason if failed."""
+
+    source: Source
+    status: str
+    frames: int = 0
+    reason: str | None = None
+    seconds: float = 0.0
+
+
+@dataclass
+class JobSummary:
+    """All inputs' results; ``exit_code`` is 3 when any input failed."""
+
+    results: list[ClipResult] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[ClipResult]:
+        return [r for r in self.results if r.status == "failed"]
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_SOME_FAILED if self.failed else EXIT_OK
+
+    def counts(self) -> dict[str, int]:
+        out = {"labelled": 0, "skipped": 0, "failed": 0}
+        for result in self.results:
+            out[result.status] += 1
+        return out
+
+
+def _created_timestamp() -> str | None:
+    """ISO time from SOURCE_DATE_EPOCH (reproducible outputs), else None (keep make_provenance's clock)."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    if not epoch:
+        return None
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(int(epoch), dt.timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass
+class _Streamed:
+    """A clip whose frames went through the teacher; ``finish`` completes its labels."""
+
+    source: Source
+    clip: Any
+    finish: Any
+    start: float
+
+
+def _start_source(source: Source, out_root: Path, *, labeler: ClipLabeler, config_sha256: str) -> ClipResult | _Streamed:
+    """Skip (done), fail (input error) or stream the input through the teacher."""
+    start = time.perf_counter()
+    if is_done(Path(out_root) / source.relative, config_sha256):
+        return ClipResult(source, "skipped")
+    try:
+        clip = open_source(source)
+        return _Streamed(source, clip, labeler.label_deferred(clip), start)
+    except INPUT_ERRORS as error:
+        log.warning("failed: %s: %s", source.path, error)
+        return ClipResult(source, "failed", reason=f"{type(error).__name__}: {error}", seconds=time.perf_counter() - start)
+
+
+def _complete_source(streamed: _Streamed, out_root: Path, *, labeler: ClipLabeler, config: JobConfig,
+                     config_sha256: str) -> ClipResult:
+    """Finish tracking/refinement, add provenance, write the clip's outputs atomically."""
+    source, clip = streamed.source, streamed.clip
+    try:
+        labels = streamed.finish()
+        streamed.finish = None  # drop the chain's per-frame tracks before writing
+    except INPUT_ERRORS as error:
+        log.warning("failed: %s: %s", source.path, error)
+        return ClipResult(source, "failed", reason=f"{type(error).__name__}: {error}",
+                          seconds=time.perf_counter() - streamed.start)
+    provenance = make_provenance(
+        "autolabel", f"fleetvision autolabel ({labeler.teacher_info.name})",
+        teacher=labeler.teacher_info.name, weights_sha256=labeler.teacher_info.weights_sha256,
+        config_sha256=config_sha256, input=(source.input or source.relative).as_posix(), input_kind=source.kind,
+    )
+    created = _created_timestamp()
+    if created is not None:
+        provenance["created"] = created
+    labels.provenance = provenance
+    write_clip_outputs(labels, clip, Path(out_root) / source.relative, config=config, config_sha256=config_sha256,
+                       source=source)
+    return ClipResult(source, "labelled", frames=clip.num_frames * len(clip.rig), seconds=time.perf_counter() - streamed.start)
+
+
+def label_source(source: Source, out_root: Path, *, labeler: ClipLabeler, config: JobConfig,
+                 config_sha256: str) -> ClipResult:
+    """Label one input (skip if done with the same config); input errors become a 'failed' result."""
+    started = _start_source(source, out_root, labeler=labeler, config_sha256=config_sha256)
+    if isinstance(started, ClipResult):
+        return started
+    return _complete_source(started, out_root, labeler=labeler, config=config, config_sha256=config_sha256)
+
+
+class _Progress:
+    """tqdm bars: clips (done/total) and frames (rate, ETA per clip)."""
+
+    def __init__(self, total_clips: int, enabled: bool) -> None:
+        self.enabled = enabled
+        self.clips = None
+        self.frames = None
+        if enabled:
+            from tqdm import tqdm
+
+            self._tqdm = tqdm
+            self.clips = tqdm(total=total_clips, desc="clips", unit="clip", position=0)
+
+    def start_clip(self, name: str, total_frames: int | None) -> None:
+        if self.enabled:
+            if self.frames is not None:
+                self.frames.close()
+            self.frames = self._tqdm(total=total_frames, desc=name[-30:], unit="frame", position=1, leave=False)
+
+    def frames_done(self, count: int) -> None:
+        if self.frames is not None:
+            self.frames.update(count)
+
+    def clip_done(self) -> None:
+        if self.clips is not None:
+            self.clips.update(1)
+
+    def close(self) -> None:
+        for bar in (self.frames, self.clips):
+            if bar is not None:
+                bar.close()
+
+
+def _frame_count_hint(source: Source) -> int | None:
+    """Frames to expect (for the progress bar) from headers only; None when unknown (never decodes the video)."""
+    try:
+        if source.kind == "clip":
+            clip = open_source(source)
+            return clip.num_frames * len(clip.rig)
+        from perception.video import VideoReader
+
+        with VideoReader(source.path) as reader:
+            return reader.frame_count if reader.frame_count > 0 else None
+    except INPUT_ERRORS:
+        return None
+
+
+def prepare_job(config: JobConfig) -> tuple[Any, TeacherInfo, str]:
+    """Build the teacher and the config hash (sha256 of the output-relevant settings + weights hash)."""
+    teacher, info = build_teacher(config.teacher)
+    return teacher, info, config.sha256(info.weights_sha256)
+
+
+def run_job(input_root: str | os.PathLike, out_root: str | os.PathLike, config: JobConfig, *,
+            progress: bool = True, sources: Sequence[Source] | None = None, teacher: Any = None,
+            teacher_info: TeacherInfo | None = None) -> JobSummary:
+    """Label every input under ``input_root`` into ``out_root`` (single process); writes failures.json."""
+    out_root = Path(out_root)
+    out_root.mkdir(parents=True, exist_ok=True)
+    clean_stale_partials(out_root)
+    write_job_record(input_root, out_root)
+    if sources is None:
+        sources = discover_sources(input_root, exclude=[out_root])
+    if teacher is None:
+        teacher, teacher_info, config_sha256 = prepare_job(config)
+    else:
+        assert teacher_info is not None
+        config_sha256 = config.sha256(teacher_info.weights_sha256)
+    bars = _Progress(len(sources), progress)
+    labeler = ClipLabeler(teacher=teacher, teacher_info=teacher_info, config=config, frame_progress=bars.frames_done)
+    summary = JobSummary()
+    # Clip k's last tracking/refinement window and its output writing run in a background thread while clip k+1
+    # streams through the teacher; results keep the input order.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="complete") as completer:
+        pending = None
+        try:
+            for source in sources:
+                if progress and not is_done(out_root / source.relative, config_sha256):
+                    bars.start_clip(source.relative.as_posix(), _frame_count_hint(source))
+                started = _start_source(source, out_root, labeler=labeler, config_sha256=config_sha256)
+                if pending is not None:
+                    summary.results.append(pending.result())
+                    bars.clip_done()
+                    pending = None
+                if isinstance(started, ClipResult):
+                    summary.results.append(started)
+                    bars.clip_done()
+                else:
+                    pending = completer.submit(_complete_source, started, out_root, labeler=labeler, config=config,
+                                               config_sha256=config_sha256)
+            if pending is not None:
+                summary.results.append(pending.result())
+                bars.clip_done()
+        finally:
+            bars.close()
+    write_failures(out_root, summary.failed)
+    return summary

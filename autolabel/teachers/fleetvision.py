@@ -1,0 +1,165 @@
+"""A fleetvision checkpoint (``perception.training.load_model_checkpoint``) as a teacher.
+
+3D (BEV detection head) on multi-camera clips: the temporal BEV model runs over the clip frame by frame carrying its
+state: each frame's images are resized to the model's image size (intrinsics scaled), placed with
+``clip.camera_from_ego(frame, camera)`` (per-camera capture time honoured), and the ego motion
+``prev_from_curr = inv(world_from_ego[t-1]) @ world_from_ego[t]`` warps the previous state; the decoded boxes are in
+the ego frame of each frame. 2D (per-camera detection head): ``predict_batch`` on single images, boxes mapped back
+to the input pixels.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from autolabel.detections import Detections
+from autolabel.teachers.base import Teacher
+from perception.clip import ClipError
+from perception.geometry import invert_se3
+from perception.labels import Boxes3D
+
+__all__ = ["FleetvisionTeacher"]
+
+
+def _radtan5(camera) -> np.ndarray:
+    """Camera distortion as the model's radtan (k1, k2, p1, p2, k3); zeros for 'none'."""
+    out = np.zeros(5, np.float32)
+    if camera.distortion_model == "none" or not np.any(camera.distortion):
+        return out
+    if camera.distortion_model != "radtan":
+        raise ClipError(f"camera {camera.name!r}: distortion model {camera.distortion_model!r} is not supported by the "
+                        "BEV model (radtan only): undistort first")
+    out[: min(5, len(camera.distortion))] = camera.distortion[:5]
+    return out
+
+
+class FleetvisionTeacher(Teacher):
+    """BEV video model from a LOCAL checkpoint; ``predict_frame`` (3D, stateful) and ``predict_batch`` (2D)."""
+
+    def __init__(self, checkpoint_path: str | Path, *, score_threshold: float = 0.3, max_boxes: int = 100,
+                 device: str = "cpu") -> None:
+        import torch
+
+        from perception.training.checkpoint import load_model_checkpoint
+
+        self.torch = torch
+        model, meta = load_model_checkpoint(checkpoint_path, map_location=device)
+        self.model = model.eval().to(device)
+        self.meta = meta
+        self.device = device
+        self.model_name = str(meta.get("model_name") or Path(checkpoint_path).stem)
+        classes = meta.get("classes") or {}
+        self.classes3d = classes.get("detection3d")
+        self.classes2d = classes.get("detection2d")
+        self.predicts_3d = self.classes3d is not None
+        self.predicts_2d = self.classes2d is not None
+        self.class_names = list(self.classes3d if self.predicts_3d else (self.classes2d or []))
+        if self.predicts_3d and self.predicts_2d and list(self.classes2d) != list(self.classes3d):
+            raise ValueError(f"{checkpoint_path}: detection2d classes {self.classes2d} differ from detection3d "
+                             f"{self.classes3d}; one class list per teacher is supported")
+        self.cameras = list(meta.get("cameras") or [])
+        self.image_size = (int(meta["image_size"][0]), int(meta["image_size"][1]))  # H, W
+        self.score_threshold = score_threshold
+        self.max_boxes = max_boxes
+        self.reset()
+
+    # ------------------------------------------------------------------ 3D, stateful over a clip
+    def reset(self) -> None:
+        """Forget the temporal state (call at the start of each clip)."""
+        self._state = None
+        self._previous_pose: np.ndarray | None = None
+
+    def supports_clip(self, clip) -> bool:
+        """True when the model predicts 3D boxes and the clip's rig has at least one of the model's cameras."""
+        return self.predicts_3d and any(name in clip.rig.names for name in self.cameras)
+
+    def _inputs(self, clip, frame) -> dict:
+        import cv2
+
+        torch = self.torch
+        height, width = self.image_size
+        present = [name for name in self.cameras if name in frame.images]
+        if not present:
+            raise ClipError(f"{clip.path}: none of the model's cameras {self.cameras} in the clip (rig: {clip.rig.names})")
+        n = len(self.cameras)
+        images = np.zeros((1, n, 3, height, width), np.float32)
+        intrinsics = np.tile(np.eye(3, dtype=np.float32), (1, n, 1, 1))
+        camera_from_ego = np.tile(np.eye(4, dtype=np.float32), (1, n, 1, 1))
+        distortion = np.zeros((1, n, 5), np.float32)
+        valid = np.zeros((1, n), np.float32)
+        for i, name in enumerate(self.cameras):
+            if name not in frame.images:
+                continue
+            camera = clip.rig[name]
+            rgb = cv2.resize(frame.images[name], (width, height), interpolation=cv2.INTER_AREA)[..., ::-1]
+            images[0, i] = rgb.transpose(2, 0, 1)
+            intrinsics[0, i] = camera.resized(width, height).K
+            camera_from_ego[0, i] = clip.camera_from_ego(frame.index, name)
+            distortion[0, i] = _radtan5(camera)
+            valid[0, i] = 1.0
+        pose = np.asarray(frame.world_from_ego, dtype=np.float64)
+        has_state = self._state is not None and self._previous_pose is not None
+        prev_from_curr = invert_se3(self._previous_pose) @ pose if has_state else np.eye(4)
+        state = self._state if has_state else self.model.initial_state(1)
+        as_tensor = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)).to(self.device)  # noqa: E731
+        return {
+            "images": as_tensor(images), "intrinsics": as_tensor(intrinsics), "camera_from_ego": as_tensor(camera_from_ego),
+            "distortion": as_tensor(distortion), "camera_valid": as_tensor(valid), "prev_state": state,
+            "prev_from_curr": as_tensor(prev_from_curr[None]), "state_valid": as_tensor([1.0 if has_state else 0.0]),
+        }
+
+    def predict_frame(self, clip, frame) -> Boxes3D:
+        """3D boxes (ego frame at the frame's reference time) for one ``perception.clip.Frame``; updates the state."""
+        from perception.models.decode import decode_bev_detections
+
+        if not self.predicts_3d:
+            raise ValueError(f"{self.model_name}: the checkpoint has no 3D detection head")
+        inputs = self._inputs(clip, frame)
+        with self.torch.inference_mode():
+            outputs = self.model(**inputs)
+        self._state = outputs["state"]
+        self._previous_pose = np.asarray(frame.world_from_ego, dtype=np.float64)
+        decoded = decode_bev_detections(outputs, grid=self.model.head_grid(), k=self.max_boxes,
+                                        score_threshold=self.score_threshold)[0]
+        return Boxes3D(center=decoded["center"], size=decoded["size"], yaw=decoded["yaw"], velocity=decoded["velocity"],
+                       class_id=decoded["class_id"], score=decoded["score"])
+
+    # ------------------------------------------------------------------ 2D, per image
+    def predict_batch(self, frames: Sequence[np.ndarray]) -> list[Detections]:
+        """Per-camera 2D boxes (input pixels) from the model's 2D head, one image at a time as camera 0."""
+        import cv2
+
+        from perception.models.decode import decode_det2d
+
+        if not self.predicts_2d:
+            raise ValueError(f"{self.model_name}: the checkpoint has no 2D detection head (3D models label drive clips "
+                             f"with cameras {self.cameras})")
+        torch = self.torch
+        height, width = self.image_size
+        n = max(len(self.cameras), 1)
+        results = []
+        for frame in frames:
+            rgb = cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA)[..., ::-1]
+            images = np.zeros((1, n, 3, height, width), np.float32)
+            images[0, 0] = rgb.transpose(2, 0, 1)
+            valid = np.zeros((1, n), np.float32)
+            valid[0, 0] = 1.0
+            inputs = {
+                "images": torch.from_numpy(images), "intrinsics": torch.eye(3).repeat(1, n, 1, 1),
+                "camera_from_ego": torch.eye(4).repeat(1, n, 1, 1), "distortion": torch.zeros(1, n, 5),
+                "camera_valid": torch.from_numpy(valid), "prev_state": self.model.initial_state(1),
+                "prev_from_curr": torch.eye(4)[None], "state_valid": torch.zeros(1),
+            }
+            with torch.inference_mode():
+                outputs = self.model(**{k: v.to(self.device) for k, v in inputs.items()})
+            stride = int(self.meta.get("model_config", {}).get("image_stride", 8))
+            decoded = decode_det2d(outputs, stride=stride, k=self.max_boxes, score_threshold=self.score_threshold)[0][0]
+            scale = np.array([frame.shape[1] / width, frame.shape[0] / height] * 2)
+            xyxy = decoded["xyxy"] * scale
+            xyxy[:, [0, 2]] = np.clip(xyxy[:, [0, 2]], 0, frame.shape[1])
+            xyxy[:, [1, 3]] = np.clip(xyxy[:, [1, 3]], 0, frame.shape[0])
+            results.append(Detections(xyxy=xyxy, score=decoded["score"], class_id=decoded["class_id"]))
+        return results

@@ -1,0 +1,300 @@
+"""3D multi-object tracking in the WORLD frame (ego poses), offline refinement, and projection into cameras.
+
+Per frame, ego-frame boxes are moved to the world frame with ``world_from_ego``; tracks are associated by Hungarian
+matching on BEV centre distance normalised by a per-class gate (metres), with a constant-velocity Kalman filter in
+world x, y. Offline, each kept track is RTS-smoothed (past and future frames) in world x, y, z and yaw, gets one size
+(median), is held still when it does not move, gaps are filled, and everything goes back to each frame's ego frame.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from autolabel.refine.smooth import rts_smooth_series
+from autolabel.tracking.association import match
+from perception.geometry import invert_se3, transform_points, wrap_angle, yaw_from_matrix
+from perception.labels import Boxes2D, Boxes3D
+
+__all__ = ["Tracker3DConfig", "WorldTracker3D", "Track3D", "track_and_refine_3d", "project_boxes_to_cameras",
+           "boxes_to_world", "DEFAULT_GATES_M"]
+
+DEFAULT_GATES_M = {"car": 3.0, "truck": 4.0, "bus": 4.0, "pedestrian": 1.5, "cyclist": 2.0, "traffic_cone": 1.0}
+
+
+@dataclass(frozen=True)
+class Tracker3DConfig:
+    """Knobs of the world-frame tracker and its offline refinement (metres, seconds, detector scores in [0,1])."""
+
+    gates_m: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_GATES_M))
+    default_gate_m: float = 2.5
+    min_score: float = 0.2
+    new_track_score: float = 0.4
+    max_lost_s: float = 1.0
+    min_hits: int = 2
+    accel_std: float = 3.0
+    measurement_std: float = 0.3
+    min_length: int = 3
+    min_track_score: float = 0.3
+    max_fill_gap: int = 10
+    stationary_max_spread_m: float = 0.4
+    smooth: bool = True
+
+
+def _ego_yaw(world_from_ego: np.ndarray) -> np.ndarray:
+    return np.array([yaw_from_matrix(m[:3, :3]) for m in world_from_ego.reshape(-1, 4, 4)])
+
+
+def boxes_to_world(boxes: Boxes3D, world_from_ego: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(centre (N,3), yaw (N,), velocity (N,2)) in the world frame for ego-frame boxes at one pose."""
+    centre = transform_points(world_from_ego, boxes.center) if len(boxes) else np.zeros((0, 3))
+    yaw = wrap_angle(boxes.yaw + yaw_from_matrix(world_from_ego[:3, :3]))
+    velocity = boxes.velocity @ world_from_ego[:2, :2].T
+    return centre, np.asarray(yaw, dtype=np.float64).reshape(-1), velocity
+
+
+@dataclass
+class Track3D:
+    """One object's observations: frames, world centre (T,3), size (T,3), world yaw (T,), score (T,), class (T,)."""
+
+    track_id: int
+    frames: list[int] = field(default_factory=list)
+    centre: list[np.ndarray] = field(default_factory=list)
+    size: list[np.ndarray] = field(default_factory=list)
+    yaw: list[float] = field(default_factory=list)
+    score: list[float] = field(default_factory=list)
+    class_id: list[int] = field(default_factory=list)
+    mean: np.ndarray = field(default_factory=lambda: np.zeros(4))  # x, y, vx, vy (world, m and m/s)
+    covariance: np.ndarray = field(default_factory=lambda: np.eye(4))
+    last_time: float = 0.0
+    confirmed: bool = False
+
+    def add(self, frame: int, centre: np.ndarray, size: np.ndarray, yaw: float, score: float, class_id: int) -> None:
+        self.frames.append(frame)
+        self.centre.append(centre)
+        self.size.append(size)
+        self.yaw.append(yaw)
+        self.score.append(score)
+        self.class_id.append(class_id)
+
+
+class WorldTracker3D:
+    """Online association in the world frame: CV Kalman in x, y; Hungarian on gated centre distance per class."""
+
+    def __init__(self, classes: Sequence[str], config: Tracker3DConfig = Tracker3DConfig()) -> None:
+        self.config = config
+        self.gates = np.array([config.gates_m.get(name, config.default_gate_m) for name in classes], dtype=np.float64)
+        self.live: list[Track3D] = []
+        self.finished: list[Track3D] = []
+        self._next_id = 1
+        self._time: float | None = None
+
+    def _gate(self, class_id: np.ndarray) -> np.ndarray:
+        inside = (class_id >= 0) & (class_id < len(self.gates))
+        return np.where(inside, self.gates[np.clip(class_id, 0, len(self.gates) - 1)], self.config.default_gate_m)
+
+    def _predict(self, dt: float) -> None:
+        transition = np.eye(4)
+        transition[0, 2] = transition[1, 3] = dt
+        q = self.config.accel_std**2
+        block = np.array([[dt**4 / 4, dt**3 / 2], [dt**3 / 2, dt**2]]) * q
+        noise = np.zeros((4, 4))
+        noise[np.ix_([0, 2], [0, 2])] = block
+        noise[np.ix_([1, 3], [1, 3])] = block
+        for track in self.live:
+            track.mean = transition @ track.mean
+            track.covariance = transition @ track.covariance @ transition.T + noise
+
+    def _update(self, track: Track3D, xy: np.ndarray) -> None:
+        h = np.zeros((2, 4))
+        h[0, 0] = h[1, 1] = 1.0
+        r = np.eye(2) * self.config.measurement_std**2
+        innovation_cov = h @ track.covariance @ h.T + r
+        gain = track.covariance @ h.T @ np.linalg.inv(innovation_cov)
+        track.mean = track.mean + gain @ (xy - h @ track.mean)
+        track.covariance = (np.eye(4) - gain @ h) @ track.covariance
+
+    def update(self, frame: int, time: float, boxes: Boxes3D, world_from_ego: np.ndarray) -> None:
+        """Advance to one frame's ego-frame boxes (time in seconds, world_from_ego (4,4))."""
+        config = self.config
+        dt = 0.0 if self._time is None else max(time - self._time, 1e-6)
+        self._time = time
+        self._predict(dt)
+        keep = boxes.score >= config.min_score
+        boxes = boxes[keep]
+        centre, yaw, velocity = boxes_to_world(boxes, world_from_ego)
+        predicted = np.array([t.mean[:2] for t in self.live]).reshape(-1, 2)
+        distance = np.linalg.norm(predicted[:, None, :] - centre[None, :, :2], axis=2)
+        track_class = np.array([t.class_id[-1] for t in self.live], dtype=np.int64)
+        cost = distance / self._gate(track_class)[:, None]
+        cost = np.where(track_class[:, None] == boxes.class_id[None, :], cost, 1e3)
+        pairs, free_tracks, free_boxes = match(cost, 1.0)
+        for row, col in pairs:
+            track = self.live[row]
+            self._update(track, centre[col, :2])
+            track.add(frame, centre[col], boxes.size[col], float(yaw[col]), float(boxes.score[col]), int(boxes.class_id[col]))
+            track.last_time = time
+            if len(track.frames) >= config.min_hits:
+                track.confirmed = True
+        for row in free_tracks:
+            track = self.live[row]
+            if not track.confirmed or time - track.last_time > config.max_lost_s:
+                track.last_time = -np.inf  # mark for removal
+        for col in free_boxes:
+            if boxes.score[col] < config.new_track_score:
+                continue
+            track = Track3D(self._next_id)
+            self._next_id += 1
+            track.mean = np.array([centre[col, 0], centre[col, 1], velocity[col, 0], velocity[col, 1]])
+            track.covariance = np.diag([config.measurement_std**2] * 2 + [4.0, 4.0])
+            track.add(frame, centre[col], boxes.size[col], float(yaw[col]), float(boxes.score[col]), int(boxes.class_id[col]))
+            track.last_time = time
+            track.confirmed = config.min_hits <= 1
+            self.live.append(track)
+        dead = [t for t in self.live if t.last_time == -np.inf]
+        self.finished += [t for t in dead if t.confirmed]
+        self.live = [t for t in self.live if t.last_time != -np.inf]
+
+    def tracks(self) -> list[Track3D]:
+        """Every confirmed track, by id."""
+        return sorted(self.finished + [t for t in self.live if t.confirmed], key=lambda t: t.track_id)
+
+
+def _track_score(scores: np.ndarray) -> float:
+    ordered = np.sort(scores)[::-1]
+    return float(ordered[: max(1, int(np.ceil(0.5 * len(ordered))))].mean()) if len(ordered) else 0.0
+
+
+def _refine(track: Track3D, frame_times: np.ndarray, config: Tracker3DConfig, gate: float) -> dict[str, np.ndarray]:
+    """Smoothed per-frame world states for one track (frames, centre, yaw, velocity, size, observed, uncertainty)."""
+    frames = np.asarray(track.frames, dtype=np.int64)
+    centre = np.stack(track.centre)
+    yaw = np.unwrap(np.asarray(track.yaw))
+    size = np.median(np.stack(track.size), axis=0)
+    dt = float(np.median(np.diff(frame_times))) if len(frame_times) > 1 else 0.1
+    spread = np.percentile(centre[:, :2], 90, axis=0) - np.percentile(centre[:, :2], 10, axis=0)
+    stationary = len(frames) >= 3 and float(np.max(spread)) <= config.stationary_max_spread_m
+    out_frames = np.arange(frames[0], frames[-1] + 1)
+    gaps = np.diff(frames) - 1
+    keep = np.ones(len(out_frames), bool)
+    for i in np.flatnonzero(gaps > config.max_fill_gap):
+        keep &= ~((out_frames > frames[i]) & (out_frames < frames[i + 1]))
+    if stationary:
+        smoothed = np.repeat(np.median(centre, axis=0)[None], len(out_frames), axis=0)
+        angle = float(np.arctan2(np.median(np.sin(yaw)), np.median(np.cos(yaw))))
+        smoothed_yaw = np.full(len(out_frames), angle)
+    elif config.smooth and len(frames) >= 3:
+        values = np.concatenate([centre, yaw[:, None]], axis=1)
+        process = np.array([config.accel_std * dt * dt] * 3 + [0.2 * dt])
+        measurement = np.array([config.measurement_std] * 3 + [0.1])
+        _, smoothed_all = rts_smooth_series(frames, values, process_std=process, measurement_std=measurement)
+        smoothed, smoothed_yaw = smoothed_all[:, :3], smoothed_all[:, 3]
+    else:
+        smoothed = np.stack([np.interp(out_frames, frames, centre[:, k]) for k in range(3)], axis=1)
+        smoothed_yaw = np.interp(out_frames, frames, yaw)
+    times = frame_times[out_frames]
+    if stationary or len(out_frames) < 2:
+        velocity = np.zeros((len(out_frames), 2))
+    else:
+        velocity = np.stack([np.gradient(smoothed[:, k], times) for k in range(2)], axis=1)
+    observed = np.isin(out_frames, frames)
+    residual = np.zeros(len(out_frames))
+    position = np.searchsorted(out_frames, frames)
+    residual[position] = np.linalg.norm(smoothed[position, :2] - centre[:, :2], axis=1) / gate
+    scores = np.asarray(track.score, dtype=np.float64)
+    track_score = _track_score(scores)
+    score = np.full(len(out_frames), track_score)
+    score[position] = np.sqrt(scores * track_score)
+    uncertainty = np.clip(np.maximum.reduce([np.where(observed, residual, 0.5), np.full(len(out_frames), 1 - track_score)]), 0, 1)
+    return {
+        "frames": out_frames[keep], "centre": smoothed[keep], "yaw": wrap_angle(smoothed_yaw[keep]),
+        "velocity": velocity[keep], "size": np.repeat(size[None], keep.sum(), axis=0), "score": score[keep],
+        "uncertainty": uncertainty[keep], "track_score": np.float64(track_score),
+    }
+
+
+def track_and_refine_3d(
+    per_frame: Sequence[Boxes3D], world_from_ego: np.ndarray, timestamps: np.ndarray, *, classes: Sequence[str],
+    config: Tracker3DConfig = Tracker3DConfig(),
+) -> tuple[list[Boxes3D], np.ndarray]:
+    """Track ego-frame boxes through the clip in the world frame, refine offline, return ego-frame boxes per frame
+    with track ids (1.., by first frame) and per-frame uncertainty (F,)."""
+    num_frames = len(per_frame)
+    world_from_ego = np.asarray(world_from_ego, dtype=np.float64).reshape(num_frames, 4, 4)
+    timestamps = np.asarray(timestamps, dtype=np.float64)
+    tracker = WorldTracker3D(classes, config)
+    for index, boxes in enumerate(per_frame):
+        tracker.update(index, float(timestamps[index]), boxes, world_from_ego[index])
+    kept = []
+    for track in tracker.tracks():
+        scores = np.asarray(track.score)
+        if len(track.frames) < config.min_length or _track_score(scores) < config.min_track_score:
+            continue
+        kept.append(track)
+    kept.sort(key=lambda t: (t.frames[0], t.track_id))
+    ego_from_world = np.stack([invert_se3(m) for m in world_from_ego])
+    ego_yaw = _ego_yaw(world_from_ego)
+    rows: list[list[tuple]] = [[] for _ in range(num_frames)]
+    frame_uncertainty = np.zeros(num_frames)
+    for new_id, track in enumerate(kept, start=1):
+        class_id = int(np.bincount(np.asarray(track.class_id), weights=np.asarray(track.score) + 1e-3).argmax())
+        gate = float(config.gates_m.get(classes[class_id], config.default_gate_m)) if class_id < len(classes) else config.default_gate_m
+        refined = _refine(track, timestamps, config, gate)
+        for k, frame in enumerate(refined["frames"]):
+            frame = int(frame)
+            centre = transform_points(ego_from_world[frame], refined["centre"][k][None])[0]
+            yaw = float(wrap_angle(refined["yaw"][k] - ego_yaw[frame]))
+            velocity = world_from_ego[frame][:2, :2].T @ refined["velocity"][k]
+            rows[frame].append((centre, refined["size"][k], yaw, velocity, class_id, refined["score"][k], new_id))
+            frame_uncertainty[frame] = max(frame_uncertainty[frame], float(refined["uncertainty"][k]))
+    out = []
+    for frame_rows in rows:
+        if not frame_rows:
+            out.append(Boxes3D.empty())
+            continue
+        columns = list(zip(*frame_rows))
+        out.append(Boxes3D(center=np.stack(columns[0]), size=np.stack(columns[1]), yaw=np.array(columns[2]),
+                           velocity=np.stack(columns[3]), class_id=np.array(columns[4], dtype=np.int64),
+                           score=np.array(columns[5], dtype=np.float32), track_id=np.array(columns[6], dtype=np.int64)))
+    return out, frame_uncertainty
+
+
+def project_boxes_to_cameras(boxes: Boxes3D, clip, frame_index: int, *, min_depth: float = 0.1,
+                             min_area: float = 4.0) -> dict[str, Boxes2D]:
+    """2D boxes (pixels, clipped to the image; truncation = clipped-off fraction) of ego-frame 3D boxes in each camera,
+    honouring per-camera capture time (``clip.camera_from_ego``); boxes behind or outside a camera are dropped."""
+    out: dict[str, Boxes2D] = {}
+    corners = boxes.corners() if len(boxes) else np.zeros((0, 8, 3))
+    for camera in clip.rig:
+        if not len(boxes):
+            out[camera.name] = Boxes2D.empty()
+            continue
+        camera_from_ego = clip.camera_from_ego(frame_index, camera.name)
+        points = transform_points(camera_from_ego, corners.reshape(-1, 3)).reshape(-1, 8, 3)
+        keep, xyxy, truncation = [], [], []
+        for i in range(len(boxes)):
+            front = points[i][points[i][:, 2] > min_depth]
+            if len(front) < 2:
+                continue
+            uv, _ = camera.project(front)
+            uv = uv[np.all(np.isfinite(uv), axis=1)]
+            if len(uv) < 2:
+                continue
+            x1, y1 = uv.min(axis=0)
+            x2, y2 = uv.max(axis=0)
+            full = max((x2 - x1) * (y2 - y1), 1e-9)
+            cx1, cy1 = np.clip([x1, y1], 0, [camera.width, camera.height])
+            cx2, cy2 = np.clip([x2, y2], 0, [camera.width, camera.height])
+            area = (cx2 - cx1) * (cy2 - cy1)
+            if area < min_area:
+                continue
+            keep.append(i)
+            xyxy.append([cx1, cy1, cx2, cy2])
+            truncation.append(1.0 - area / full)
+        selected = boxes[np.asarray(keep, dtype=np.int64)]
+        out[camera.name] = Boxes2D(xyxy=np.asarray(xyxy, dtype=np.float64).reshape(-1, 4), class_id=selected.class_id,
+                                   score=selected.score, track_id=selected.track_id,
+                                   truncation=np.asarray(truncation, dtype=np.float32))
+    return out

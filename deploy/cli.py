@@ -1,0 +1,424 @@
+"""The ``deploy`` command: export, parity, quantize, bench, run.
+
+  deploy export CKPT --out model.onnx [--budget configs/deploy/rate_20hz.yaml] [--top-k 100] [--parity-clip CLIP]
+  deploy parity model.onnx CKPT --clip CLIP [--frames 4]
+  deploy quantize model.onnx --calib CLIPS [--method minmax|entropy|percentile] [--keep-float NODE_OR_PREFIX ...]
+                  [--fp16] [--eval CLIPS]
+  deploy bench MODEL.onnx [MORE.onnx ...] [--budget YAML] [--checkpoint CKPT] [--clip CLIP]
+  deploy run model.onnx --clip CLIP [--rate 20] [--realtime|--fast] [--out DIR] [--video out.mp4]
+  deploy run model.onnx --camera front=/dev/video0 ... --duration 60
+
+Exit status: 0 success, 1 a check failed (parity, accuracy below 99% with --require-99), 2 bad arguments or input
+(missing file, model without fleetvision metadata for ``run``), 3 a latency budget was exceeded.
+Torch is imported only by export, parity and ``bench --checkpoint``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_BUDGET = 0, 1, 2, 3
+
+
+def _load_budget(path: Path | None):
+    from deploy.budget import Budget
+
+    return Budget.load(path) if path is not None else None
+
+
+def _budget_dict(budget) -> dict | None:
+    return None if budget is None else budget.to_dict()
+
+
+def _error(command: str, error: BaseException) -> int:
+    print(f"deploy {command}: {error}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+# ---------------------------------------------------------------------------------------------- export / parity
+def _add_export(sub) -> None:
+    parser = sub.add_parser("export", help="checkpoint -> self-describing ONNX (decoding in the graph)")
+    parser.add_argument("checkpoint", type=Path)
+    parser.add_argument("--out", type=Path, required=True, help="output .onnx")
+    parser.add_argument("--budget", type=Path, default=None, help="latency budget YAML stored in the metadata")
+    parser.add_argument("--top-k", type=int, default=100, help="3D detection slots")
+    parser.add_argument("--top-k-2d", type=int, default=50, help="2D detection slots per camera")
+    parser.add_argument(
+        "--rig", type=Path, default=None, help="rig.yaml or clip folder (default: the checkpoint's rig)"
+    )
+    parser.add_argument("--simplify", action="store_true", help="run onnxslim (if installed) on the graph")
+    parser.add_argument("--parity-clip", type=Path, default=None, help="check ORT vs PyTorch on this clip afterwards")
+    parser.add_argument("--parity-frames", type=int, default=4)
+    parser.set_defaults(handler=_cmd_export)
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    import torch
+
+    from deploy.budget import BudgetError
+    from deploy.export import ExportError, export_checkpoint_to_onnx, parity_check
+
+    torch.set_num_threads(2)
+    try:
+        budget = _load_budget(args.budget)
+        result, _, graph = export_checkpoint_to_onnx(
+            args.checkpoint,
+            args.out,
+            rig_path=args.rig,
+            top_k=args.top_k,
+            top_k_2d=args.top_k_2d,
+            budget=_budget_dict(budget),
+            simplify=args.simplify,
+        )
+    except (ExportError, BudgetError, FileNotFoundError, ValueError) as error:
+        return _error("export", error)
+    meta = result.metadata
+    print(
+        f"wrote {result.path} ({result.size_mb:.1f} MB, {result.exporter}, {result.seconds:.1f} s): cameras "
+        f"{meta['cameras']} at {meta['image_size'][1]}x{meta['image_size'][0]}, outputs "
+        f"{[o['name'] for o in meta['outputs']]}"
+    )
+    for note in result.notes:
+        print(f"note: {note}")
+    if args.parity_clip is not None:
+        report = parity_check(result.path, graph, args.parity_clip, frames=args.parity_frames)
+        print(report.format())
+        return EXIT_OK if report.passed else EXIT_FAILED
+    return EXIT_OK
+
+
+def _add_parity(sub) -> None:
+    parser = sub.add_parser("parity", help="ONNX Runtime vs PyTorch on real clip frames (state carried)")
+    parser.add_argument("model", type=Path)
+    parser.add_argument("checkpoint", type=Path)
+    parser.add_argument("--clip", type=Path, required=True)
+    parser.add_argument("--frames", type=int, default=4)
+    parser.add_argument("--atol", type=float, default=1e-3)
+    parser.add_argument("--rtol", type=float, default=1e-3)
+    parser.add_argument("--json", type=Path, default=None, help="also write the report as JSON")
+    parser.set_defaults(handler=_cmd_parity)
+
+
+def _cmd_parity(args: argparse.Namespace) -> int:
+    import torch
+
+    from deploy.export import DeployGraph, ExportError, load_checkpoint, parity_check
+    from deploy.metadata import MetadataError, read_metadata
+
+    torch.set_num_threads(2)
+    try:
+        metadata = read_metadata(args.model)
+        model, _ = load_checkpoint(args.checkpoint)
+        graph = DeployGraph(model, top_k=metadata.get("top_k") or 100, top_k_2d=metadata.get("top_k_2d") or 50).eval()
+        report = parity_check(args.model, graph, args.clip, frames=args.frames, atol=args.atol, rtol=args.rtol)
+    except (ExportError, MetadataError, FileNotFoundError, ValueError) as error:
+        return _error("parity", error)
+    print(report.format())
+    if args.json is not None:
+        from perception.atomic import atomic_write_json
+
+        atomic_write_json(args.json, report.to_dict())
+    return EXIT_OK if report.passed else EXIT_FAILED
+
+
+# ---------------------------------------------------------------------------------------------- quantize
+def _add_quantize(sub) -> None:
+    parser = sub.add_parser("quantize", help="static INT8 QDQ on real clip frames (+ FP32 vs INT8 task metrics)")
+    parser.add_argument("model", type=Path)
+    parser.add_argument("--calib", type=Path, nargs="+", required=True, help="clip folders or folders of clips")
+    parser.add_argument("--method", choices=("minmax", "entropy", "percentile"), default="minmax")
+    parser.add_argument(
+        "--keep-float",
+        nargs="*",
+        default=[],
+        metavar="NODE_OR_PREFIX",
+        help="node names/prefixes or weight prefixes (e.g. model.detection3d_head) kept in float",
+    )
+    parser.add_argument(
+        "--quantize-heads",
+        action="store_true",
+        help="also quantize the BEV detection head and the last conv of every head (kept float by default)",
+    )
+    parser.add_argument("--calib-frames", type=int, default=16, help="frames per calibration clip")
+    parser.add_argument("--out", type=Path, default=None, help="default: MODEL.int8.onnx")
+    parser.add_argument("--fp16", action="store_true", help="also write MODEL.fp16.onnx beside --out (GPU targets)")
+    parser.add_argument("--eval", type=Path, nargs="+", default=None, help="held-out clips for the accuracy report")
+    parser.add_argument("--eval-frames", type=int, default=None, help="frames per evaluation clip (default all)")
+    parser.add_argument("--report", type=Path, default=None, help="report stem (default: MODEL.int8.accuracy)")
+    parser.add_argument("--sensitivity-groups", type=int, default=6, help="node groups ranked when below 99%%")
+    parser.add_argument("--require-99", action="store_true", help="exit 1 when INT8 keeps < 99%% of FP32 accuracy")
+    parser.set_defaults(handler=_cmd_quantize)
+
+
+def _cmd_quantize(args: argparse.Namespace) -> int:
+    from deploy.accuracy import clip_feeds, compare_accuracy, quantize_model, resolve_clips, write_accuracy_report
+    from deploy.metadata import MetadataError, copy_metadata
+    from deploy.quantize import QuantizeError, convert_fp16
+
+    out = args.out or args.model.with_name(args.model.stem + ".int8.onnx")
+    try:
+        outcome = quantize_model(
+            args.model,
+            out,
+            calib_clips=args.calib,
+            method=args.method,
+            keep_float=args.keep_float,
+            frames_per_clip=args.calib_frames,
+            keep_heads_float=not args.quantize_heads,
+        )
+    except (MetadataError, QuantizeError, FileNotFoundError, ValueError) as error:
+        return _error("quantize", error)
+    print(
+        f"wrote {outcome.path} ({outcome.method}, {outcome.calibration_frames} calibration frames, "
+        f"{len(outcome.nodes_kept_float)} nodes kept float, {outcome.seconds:.1f} s)"
+    )
+    if args.fp16:
+        fp16 = out.with_name(args.model.stem + ".fp16.onnx")
+        convert_fp16(args.model, fp16)
+        copy_metadata(args.model, fp16, update={"quantization": {"format": "FP16", "source": str(args.model)}})
+        print(f"wrote {fp16}")
+    if args.eval is None:
+        return EXIT_OK
+    calib = clip_feeds(args.model, resolve_clips(args.calib), frames_per_clip=min(args.calib_frames, 8))
+    report = compare_accuracy(
+        args.model,
+        out,
+        args.eval,
+        max_frames=args.eval_frames,
+        sensitivity_calib=calib,
+        sensitivity_groups=args.sensitivity_groups,
+    )
+    stem = args.report or out.with_name(out.stem + ".accuracy")
+    json_path, md_path = write_accuracy_report(report, stem)
+    print(report.markdown())
+    print(f"reports: {json_path} {md_path}")
+    return EXIT_FAILED if args.require_99 and not report.meets_mlperf_99 else EXIT_OK
+
+
+# ---------------------------------------------------------------------------------------------- bench
+def _add_bench(sub) -> None:
+    from deploy.bench_cli import add_bench_arguments
+
+    parser = sub.add_parser("bench", help="latency of ONNX models (and PyTorch eager) against a budget")
+    add_bench_arguments(parser)
+    parser.add_argument("--checkpoint", type=Path, default=None, help="add a PyTorch eager FP32 row (first row)")
+    parser.add_argument("--clip", type=Path, default=None, help="real inputs from this clip's frames")
+    parser.add_argument("--clip-frames", type=int, default=8, help="frames of --clip cycled through")
+    parser.set_defaults(handler=_cmd_bench)
+
+
+def bench_inputs(model: Path, clip: Path | None, frames: int):
+    """Feeds from real clip frames for a model with fleetvision metadata; None (synthesised) otherwise."""
+    from deploy.accuracy import clip_feeds
+    from deploy.metadata import has_metadata
+
+    if clip is None or not has_metadata(model):
+        return None
+    return clip_feeds(model, [clip], frames_per_clip=frames)
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from deploy.bench import BenchResult, benchmark_callable, benchmark_model
+    from deploy.bench_cli import config_from_args
+    from deploy.bench_report import format_table, write_reports
+    from deploy.budget import BudgetError, budget_exit_code
+    from deploy.onnx_utils import ModelInputError, ProviderUnavailableError
+
+    try:
+        budget = _load_budget(args.budget)
+    except (BudgetError, FileNotFoundError) as error:
+        return _error("bench", error)
+    if args.labels and len(args.labels) != len(args.models):
+        return _error("bench", ValueError(f"--labels: expected {len(args.models)} names, found {len(args.labels)}"))
+    config = config_from_args(args, budget)
+    labels = args.labels or [path.stem for path in args.models]
+    results: list[BenchResult] = []
+    feeds_by_model = {}
+    try:
+        for path in args.models:
+            feeds_by_model[path] = bench_inputs(path, args.clip, args.clip_frames)
+            if args.clip is not None and feeds_by_model[path] is None:
+                print(
+                    f"note: {path} has no fleetvision metadata: synthetic inputs from its declared shapes",
+                    file=sys.stderr,
+                )
+        if args.checkpoint is not None:
+            reference = next((f for f in feeds_by_model.values() if f), None)
+            results.append(eager_result(args.checkpoint, reference, config, budget, benchmark_callable))
+        for label, path in zip(labels, args.models):
+            print(f"benchmarking {label} ({path}) on {config.provider} ...", file=sys.stderr)
+            results.append(
+                benchmark_model(
+                    path,
+                    label=label,
+                    config=config,
+                    budget=budget,
+                    inputs=feeds_by_model[path],
+                    dim_overrides=dict(args.dim),
+                )
+            )
+    except (ProviderUnavailableError, FileNotFoundError, ModelInputError, ValueError) as error:
+        return _error("bench", error)
+    paths = write_reports(results, args.out, budget=budget, stem=args.stem, plot=not args.no_plot)
+    print(format_table(results))
+    print(f"reports: {paths.markdown} {paths.json} {paths.plot or ''}".rstrip())
+    return EXIT_BUDGET if budget_exit_code([r.verdict for r in results]) else EXIT_OK
+
+
+def eager_result(checkpoint: Path, feeds, config, budget, benchmark_callable):
+    """PyTorch eager FP32 timing of the same graph (decode included) on the same inputs."""
+    import numpy as np
+    import torch
+
+    from deploy.export import INPUT_NAMES, DeployGraph, example_feeds, load_checkpoint, resolve_rig
+
+    torch.set_num_threads(config.intra_op_threads or 2)
+    model, meta = load_checkpoint(checkpoint)
+    graph = DeployGraph(model).eval()
+    if not feeds:
+        rig, cameras = resolve_rig(meta, None)
+        feeds = [example_feeds(model, rig, cameras)]
+    tensors = [tuple(torch.from_numpy(np.ascontiguousarray(f[name])) for name in INPUT_NAMES) for f in feeds]
+    counter = iter(range(1 << 62))
+
+    def run() -> None:
+        with torch.no_grad():
+            graph(*tensors[next(counter) % len(tensors)])
+
+    return benchmark_callable(run, label="pytorch-eager-fp32", config=config, budget=budget)
+
+
+# ---------------------------------------------------------------------------------------------- run
+def _add_run(sub) -> None:
+    parser = sub.add_parser("run", help="the in-vehicle runtime on a clip replay or live cameras (torch-free)")
+    parser.add_argument("model", type=Path)
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--clip", type=Path, help="replay this clip folder")
+    source.add_argument("--camera", action="append", metavar="NAME=DEVICE", help="live OpenCV device per camera")
+    parser.add_argument("--rate", type=float, default=None, help="Hz (default: the model's budget rate, else 20)")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--realtime",
+        dest="realtime",
+        action="store_true",
+        default=True,
+        help="replay at the clip's timestamps (default)",
+    )
+    mode.add_argument("--fast", dest="realtime", action="store_false", help="as fast as possible, no drops")
+    parser.add_argument("--out", type=Path, default=None, help="folder for detections.jsonl + summary.json")
+    parser.add_argument("--video", type=Path, default=None, help="annotated video (mosaic + BEV)")
+    parser.add_argument("--score-threshold", type=float, default=0.3, help="3D detections kept at or above")
+    parser.add_argument("--score-threshold-2d", type=float, default=0.3, help="2D detections kept at or above")
+    parser.add_argument("--deadline-ms", type=float, default=None)
+    parser.add_argument("--max-frames", type=int, default=None)
+    parser.add_argument("--start-frame", type=int, default=0)
+    parser.add_argument("--duration", type=float, default=30.0, help="seconds, live cameras only")
+    parser.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads (default: budget's)")
+    parser.add_argument("--drop-alert", type=float, default=0.2, help="alert above this filtered drop fraction")
+    parser.add_argument(
+        "--no-spin",
+        action="store_true",
+        help="idle onnxruntime threads sleep instead of spinning (for cores shared with other work)",
+    )
+    parser.set_defaults(handler=_cmd_run)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from deploy.metadata import MetadataError
+    from deploy.runtime import DeployedModel, Runtime, RuntimeConfig
+    from perception.clip import ClipError
+
+    try:
+        probe = DeployedModel.load(args.model)
+        budget = probe.budget or {}
+        threads = args.threads if args.threads is not None else int(budget.get("intra_op_threads") or 0)
+        model = (
+            DeployedModel.load(args.model, intra_op_threads=threads, allow_spinning=not args.no_spin)
+            if threads or args.no_spin
+            else probe
+        )
+    except MetadataError as error:
+        print(f"deploy run: refusing {args.model}: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except (FileNotFoundError, ValueError) as error:
+        return _error("run", error)
+    rate = args.rate or float(budget.get("rate_hz") or 20.0)
+    config = RuntimeConfig(
+        rate_hz=rate,
+        realtime=args.realtime,
+        score_threshold=args.score_threshold,
+        score_threshold_2d=args.score_threshold_2d,
+        deadline_ms=args.deadline_ms,
+        max_frames=args.max_frames,
+        start_frame=args.start_frame,
+        drop_alert_threshold=args.drop_alert,
+    )
+    runtime = Runtime(model, config)
+    try:
+        if args.clip is not None:
+            summary = runtime.run_clip(args.clip, out_dir=args.out, video_path=args.video)
+        else:
+            devices = dict(item.split("=", 1) for item in args.camera)
+            summary = runtime.run_live(devices, duration_s=args.duration, out_dir=args.out, video_path=args.video)
+    except (ClipError, FileNotFoundError, ValueError) as error:
+        return _error("run", error)
+    print(format_summary(summary.to_dict()))
+    return EXIT_OK
+
+
+def format_summary(summary: dict) -> str:
+    """Human-readable run summary: counts, then p50/p99 per stage."""
+    lines = [
+        f"{summary['source']}: {summary['frames_processed']} frames processed ({summary['mode']}, "
+        f"{summary['rate_hz']:g} Hz, deadline {summary['deadline_ms']:.0f} ms), dropped {summary['frames_dropped']} "
+        f"({summary['drop_percent']:.1f}%, filtered peak {summary['drop_filtered_peak_percent']:.1f}%, alerts "
+        f"{summary['drop_alerts']}), deadline misses {summary['deadline_misses']}, out of sync "
+        f"{summary['out_of_sync_sets']}, camera timeouts {summary['camera_timeouts']}, stale sets "
+        f"{summary['stale_sets']}, state resets {summary['state_resets']}"
+    ]
+    for name, reason in summary["missing_cameras"].items():
+        lines.append(f"camera {name} missing: {reason}")
+    lines.append("| stage | p50 ms | p99 ms | max ms |")
+    lines.append("|---|---|---|---|")
+    for stage, stats in summary["stages_ms"].items():
+        lines.append(f"| {stage} | {stats['p50']:.2f} | {stats['p99']:.2f} | {stats['max']:.2f} |")
+    if summary.get("video"):
+        lines.append(f"video: {summary['video']}")
+    if summary.get("video_error"):
+        lines.append(f"video failed: {summary['video_error']}")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------- main
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="deploy",
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="\n".join(__doc__.splitlines()[2:]),
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in (_add_export, _add_parity, _add_quantize, _add_bench, _add_run):
+        add(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``deploy`` console script; returns the exit status."""
+    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv:
+        parser.print_help()
+        return EXIT_OK
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
+    return int(args.handler(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,100 @@
+"""An exported model as the runtime sees it: an onnxruntime session plus its fleetvision metadata."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from deploy.metadata import METADATA_KEY, MetadataError, parse_metadata
+from perception.geometry import BevGrid
+from perception.rig import Rig
+
+
+class Session(Protocol):
+    """What the runtime needs from an inference session (onnxruntime's, or a fake in tests)."""
+
+    def run(self, output_names: list[str] | None, feeds: dict[str, np.ndarray]) -> list[np.ndarray]: ...
+
+
+def create_session(
+    path: str | Path,
+    *,
+    provider: str = "cpu",
+    intra_op_threads: int = 0,
+    inter_op_threads: int = 0,
+    allow_spinning: bool = True,
+):
+    """onnxruntime session with all graph optimisations; threads 0 = onnxruntime's default."""
+    import onnxruntime as ort
+
+    from deploy.onnx_utils import resolve_providers
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = int(intra_op_threads)
+    options.inter_op_num_threads = int(inter_op_threads)
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if allow_spinning else "0")
+    return ort.InferenceSession(str(path), sess_options=options, providers=resolve_providers(provider))
+
+
+class DeployedModel:
+    """Session + metadata: camera order, input size, state shape, classes, grids, output names."""
+
+    def __init__(self, metadata: dict[str, Any], session: Session, path: Path | None = None) -> None:
+        self.metadata = metadata
+        self.session = session
+        self.path = path
+        self.cameras: list[str] = list(metadata["cameras"])
+        self.size_hw: tuple[int, int] = (int(metadata["image_size"][0]), int(metadata["image_size"][1]))
+        self.rig = Rig.from_dict(metadata["rig"], source=f"{path or '<model>'}: metadata 'rig'")
+        self.output_names: list[str] = [entry["name"] for entry in metadata["outputs"]]
+        self.state_shape: tuple[int, ...] = tuple(
+            int(v) for v in next(entry["shape"] for entry in metadata["inputs"] if entry["name"] == "prev_state")
+        )
+        self.classes: dict[str, list[str] | None] = metadata["classes"]
+        self.head_grid = BevGrid.from_dict(metadata["head_grid"]) if metadata.get("head_grid") else None
+        self.bev_grid = BevGrid.from_dict(metadata["bev_grid"]) if metadata.get("bev_grid") else None
+        self.budget: dict[str, Any] | None = metadata.get("latency_budget")
+
+    @classmethod
+    def load(
+        cls,
+        path: str | Path,
+        *,
+        provider: str = "cpu",
+        intra_op_threads: int = 0,
+        inter_op_threads: int = 0,
+        allow_spinning: bool = True,
+    ) -> "DeployedModel":
+        """Open an exported ONNX file; ``MetadataError`` (with the reason) when it lacks fleetvision metadata.
+        ``allow_spinning=False`` makes idle onnxruntime workers sleep instead of spin (better on shared cores)."""
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: model file not found")
+        session = create_session(
+            path,
+            provider=provider,
+            intra_op_threads=intra_op_threads,
+            inter_op_threads=inter_op_threads,
+            allow_spinning=allow_spinning,
+        )
+        text = session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
+        metadata = parse_metadata(text, source=str(path))
+        declared = {arg.name for arg in session.get_inputs()}
+        expected = {entry["name"] for entry in metadata["inputs"]}
+        if declared != expected:
+            raise MetadataError(
+                f"{path}: graph inputs {sorted(declared)} differ from the metadata's {sorted(expected)}"
+            )
+        return cls(metadata, session, path)
+
+    def initial_state(self) -> np.ndarray:
+        """Zero state [1, *state_shape] (fed with state_valid = 0)."""
+        return np.zeros(self.state_shape, np.float32)
+
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """One inference: {output name: array}."""
+        return dict(zip(self.output_names, self.session.run(self.output_names, feeds)))

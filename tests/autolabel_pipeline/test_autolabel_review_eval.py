@@ -1,0 +1,95 @@
+"""``autolabel review`` ranks frames by uncertainty and draws them; ``autolabel eval`` scores labels vs GT."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from autolabel.cli import main
+from autolabel.review import collect_review_items
+from autolabel_fakes import BLOB_TEACHER
+from perception.labels import Boxes2D, ClipLabels, FrameLabels
+
+
+def _write_labels(folder: Path, uncertainties: list[float]) -> None:
+    folder.mkdir(parents=True)
+    frames = [FrameLabels(boxes2d={"camera": Boxes2D(xyxy=[[1, 1, 5, 5]], track_id=[1])}, uncertainty=u)
+              for u in uncertainties]
+    ClipLabels(["car"], frames, {"source": "autolabel"}).save(folder / "labels.json")
+    (folder / "done").write_text("{}")
+
+
+def test_review_orders_most_uncertain_first(tmp_path: Path) -> None:
+    _write_labels(tmp_path / "a", [0.1, 0.9, 0.2, 0.3, 0.1, 0.1, 0.1, 0.1, 0.8])
+    _write_labels(tmp_path / "b", [0.5, 0.05, 0.95])
+    (tmp_path / "unfinished").mkdir()  # no done marker: ignored
+    ClipLabels(["car"], [FrameLabels(uncertainty=1.0)], {}).save(tmp_path / "unfinished" / "labels.json")
+    items = collect_review_items(tmp_path, top=4, min_separation=1)
+    assert [(i["clip"], i["frame"]) for i in items] == [("b", 2), ("a", 1), ("a", 8), ("b", 0)]
+    assert [i["uncertainty"] for i in items] == sorted((i["uncertainty"] for i in items), reverse=True)
+
+
+def test_review_command_writes_pictures(input_tree: Path, tmp_path: Path) -> None:
+    out = tmp_path / "labels"
+    assert main([str(input_tree / "clips"), "--out", str(out), "--teacher", BLOB_TEACHER, "--no-progress"]) == 0
+    assert main(["review", str(out), "--top", "2"]) == 0
+    items = json.loads((out / "review" / "review.json").read_text())
+    assert len(items) == 2 and items[0]["clip"] == "clip_0000"
+    picture = cv2.imread(items[0]["picture"])
+    assert picture is not None and picture.shape[0] >= 128  # both cameras in a mosaic
+
+
+def test_eval_against_clip_ground_truth(input_tree: Path, tmp_path: Path) -> None:
+    out = tmp_path / "labels"
+    video = input_tree / "drive_a.mp4"
+    assert main([str(video), "--out", str(out), "--teacher", BLOB_TEACHER, "--no-progress"]) == 0
+    labels = ClipLabels.load(out / "drive_a" / "labels.json")
+    gt = tmp_path / "gt" / "drive_a"
+    gt.mkdir(parents=True)
+    # ground truth = the labels themselves but with class names in another order and one box shifted away
+    names = list(reversed(labels.classes))
+    frames = []
+    for index, frame in enumerate(labels.frames):
+        boxes = frame.boxes2d["camera"]
+        xyxy = boxes.xyxy.copy()
+        if index == 0:
+            xyxy[0] += 100
+        frames.append(FrameLabels(boxes2d={"camera": Boxes2D(
+            xyxy=xyxy, class_id=[names.index(labels.classes[c]) for c in boxes.class_id], track_id=boxes.track_id)}))
+    ClipLabels(names, frames, {"source": "ground_truth"}).save(gt / "labels.json")
+    assert main(["eval", str(out), "--gt", str(tmp_path / "gt")]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    clip = metrics["clips"]["drive_a"]
+    assert 0.9 < clip["det2d"]["AP50"] < 1.0  # one miss + one false positive out of 48 boxes
+    tracking = clip["tracking"]["camera"]
+    assert tracking["num_switches"] == 0
+    assert tracking["mota"] == pytest.approx(1 - 2 / 48, abs=1e-6)
+
+
+def test_eval_bev_map_for_3d_labels(tmp_path: Path) -> None:
+    from perception.labels import Boxes3D
+
+    classes = ["car", "truck", "bus", "pedestrian", "cyclist", "traffic_cone"]
+    rng = np.random.default_rng(0)
+    frames_pred, frames_gt = [], []
+    for _ in range(5):
+        centre = np.c_[rng.uniform(-20, 20, (4, 2)), np.full(4, 0.8)]
+        gt = Boxes3D(center=centre, size=np.tile([4.5, 1.9, 1.6], (4, 1)), yaw=np.zeros(4), class_id=[0, 0, 3, 3],
+                     track_id=[1, 2, 3, 4])
+        pred = Boxes3D(center=centre + [0.3, 0.0, 0.0], size=gt.size, yaw=gt.yaw, class_id=gt.class_id,
+                       score=[0.9, 0.8, 0.7, 0.6], track_id=gt.track_id)
+        frames_gt.append(FrameLabels(boxes3d=gt))
+        frames_pred.append(FrameLabels(boxes3d=pred))
+    (tmp_path / "labels" / "clip").mkdir(parents=True)
+    ClipLabels(classes, frames_pred, {}).save(tmp_path / "labels" / "clip" / "labels.json")
+    (tmp_path / "labels" / "clip" / "done").write_text("{}")
+    (tmp_path / "gt" / "clip").mkdir(parents=True)
+    ClipLabels(classes, frames_gt, {}).save(tmp_path / "gt" / "clip" / "labels.json")
+    assert main(["eval", str(tmp_path / "labels"), "--gt", str(tmp_path / "gt")]) == 0
+    bev = json.loads((tmp_path / "labels" / "metrics.json").read_text())["overall"]["bev"]
+    assert bev["mAP"] == pytest.approx(1.0)  # 0.3 m offset < every distance threshold (0.5, 1, 2, 4 m)
+    assert bev["mATE"] == pytest.approx(0.3, abs=1e-3)  # the 0.3 m offset, nothing else

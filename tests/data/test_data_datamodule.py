@@ -1,0 +1,95 @@
+"""Sample shapes and contents, ego motion, rig mismatch errors, corrupt clips skipped with a logged reason."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from clip_factory import make_clip, tiny_spec
+
+from perception.clip import DriveClip
+from perception.data.datamodule import ClipDataModule
+from perception.data.dataset import RigMismatchError
+from perception.data.sampler import WindowSampler
+from perception.geometry import invert_se3
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory) -> Path:
+    base = tmp_path_factory.mktemp("dm")
+    for i in range(2):
+        make_clip(base / "train" / f"clip{i}", frames=4)
+    return base
+
+
+def test_batch_shapes_and_geometry(root: Path, tmp_path: Path) -> None:
+    dm = ClipDataModule(train=str(root / "train"), val=str(root / "train"), window=3, batch_size=2,
+                        cache_dir=str(tmp_path), target_spec=tiny_spec())
+    dm.setup("fit")
+    assert dm.cameras == ["front", "left"] and len(dm.datasets["train"]) == 4 and len(dm.datasets["val"]) == 4
+    batch = next(iter(dm.train_dataloader()))
+    B, T, N = 2, 3, 2
+    assert batch["images"].shape == (B, T, N, 3, 64, 96) and batch["images"].dtype == torch.uint8
+    assert batch["intrinsics"].shape == (B, T, N, 3, 3)
+    assert batch["camera_from_ego"].shape == (B, T, N, 4, 4)
+    assert batch["distortion"].shape == (B, T, N, 5)
+    assert batch["prev_from_curr"].shape == (B, T, 4, 4) and batch["state_valid"].tolist() == [[0, 1, 1]] * 2
+    assert batch["heatmap"].shape == (B, T, 6, 48, 48) and batch["segmentation"].shape == (B, T, 2, 48, 48)
+    assert batch["det2d_heatmap"].shape == (B, T, N, 6, 8, 12) and batch["det2d_box"].shape == (B, T, N, 4, 8, 12)
+    assert batch["gt_boxes3d"].shape == (B, T, 128, 9)
+    assert batch["heatmap"].amax().item() == pytest.approx(1.0)
+    # per-frame, per-camera camera_from_ego and ego motion come from the clip
+    dataset = dm.datasets["val"]
+    sample = dataset[0]
+    clip = dataset.clips[0]
+    for t, frame in enumerate(sample["frame_index"]):
+        for n, camera in enumerate(dataset.cameras):
+            np.testing.assert_allclose(sample["camera_from_ego"][t, n], clip.camera_from_ego(int(frame), camera), atol=1e-5)
+    expected = invert_se3(clip.world_from_ego[0]) @ clip.world_from_ego[1]
+    np.testing.assert_allclose(sample["prev_from_curr"][1], expected, atol=1e-5)
+    assert abs(sample["prev_from_curr"][1][0, 3] - 0.5) < 1e-5  # 5 m/s at 10 Hz
+    # the left camera is captured 20 ms after the front one: its camera_from_ego differs by the ego motion
+    assert not np.allclose(clip.camera_from_ego(1, "left"), clip.rig["left"].camera_from_ego)
+
+
+def test_sampler_is_epoch_seeded_and_sharded() -> None:
+    sampler = WindowSampler(10, shuffle=True, seed=3, rank=0, world_size=1)
+    first = list(sampler)
+    assert list(sampler) == first
+    sampler.set_epoch(1)
+    assert list(sampler) != first
+    shards = [list(WindowSampler(7, shuffle=True, seed=3, rank=r, world_size=2)) for r in range(2)]
+    assert len(shards[0]) == len(shards[1]) == 4
+    assert {i for i, _ in shards[0] + shards[1]} == set(range(7))
+
+
+def test_rig_mismatch_names_both_camera_lists(root: Path, tmp_path: Path) -> None:
+    dm = ClipDataModule(train=str(root / "train"), cameras=["front", "rear"], cache_dir=str(tmp_path), target_spec=tiny_spec())
+    with pytest.raises(RigMismatchError) as error:
+        dm.setup("fit")
+    message = str(error.value)
+    assert "['front', 'left']" in message and "['front', 'rear']" in message and "rig.yaml" in message
+
+
+def test_corrupt_clip_is_skipped_and_reported(root: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    data = tmp_path / "data"
+    shutil.copytree(root / "train", data)
+    bad_video = data / "broken_video"
+    shutil.copytree(root / "train" / "clip0", bad_video)
+    (bad_video / "cameras" / "left" / "000002.png").write_bytes(b"not a png")
+    bad_table = data / "broken_table"
+    shutil.copytree(root / "train" / "clip0", bad_table)
+    (bad_table / "frames.csv").write_text("index,timestamp\n0,abc\n")
+    dm = ClipDataModule(train=str(data), cache_dir=str(tmp_path / "cache"), target_spec=tiny_spec(), window=2)
+    with caplog.at_level(logging.WARNING):
+        dm.setup("fit")
+    skipped = {Path(p).name: reason for p, reason in dm.skipped}
+    assert set(skipped) == {"broken_video", "broken_table"}, skipped
+    assert "frames.csv" in skipped["broken_table"]
+    assert "broken_video" in caplog.text
+    assert [c.name for c in dm.datasets["train"].clips] == ["clip0", "clip1"]
+    assert DriveClip.open(data / "clip0").num_frames == 4
