@@ -24,16 +24,97 @@ test: $(STAMP)
 test-all: $(STAMP)
 	$(PYTHON) -m pytest -q -m ''
 
+# ------------------------------------------------------------------------------------------- the demo
+# The whole data engine on the embedded synthetic world. Every stage is the public CLI a user would type;
+# each stage leaves a marker in $(DEMO)/.stages, so a rerun reuses finished stages (CLEAN=1 starts over).
+#   make demo            CPU sizes (about 20 min on 2 cores)
+#   make demo FULL=1     larger world and budgets, for a GPU machine
+#   make demo SMOKE=1    a miniature (tiny sizes, a few steps: what the test suite runs)
+#   NO_REAL=1            skip the optional part on ../shared/data (real dash-cam video, YOLOX-Nano teacher)
+RIG := configs/rigs/nuscenes_like_6cam.yaml
+D := $(DEMO)/data
+S := $(DEMO)/.stages
+FIT := $(BIN)/perception fit -c configs/perception/bev_tiny.yaml --trainer.max_epochs=1000 --trainer.max_time=null \
+       --trainer.num_sanity_val_steps=0 --trainer.enable_progress_bar=false --data.val=$(D)/val --data.test=$(D)/val
+STUDENT := --model.model_overrides='{segmentation_classes: null}'
+ifdef FULL
+CLIPS := 40
+VAL_CLIPS := 8
+FRAMES := 40
+TEACHER_STEPS := 6000
+STUDENT_STEPS := 3000
+FIT += --trainer.accelerator=auto --trainer.precision=bf16-mixed
+else ifdef SMOKE
+CLIPS := 2
+VAL_CLIPS := 1
+FRAMES := 6
+TEACHER_STEPS := 2
+STUDENT_STEPS := 2
+FIT += --data.batch_size=2 --data.num_workers=0
+else
+CLIPS := 8
+VAL_CLIPS := 3
+FRAMES := 30
+TEACHER_STEPS := 300
+STUDENT_STEPS := 160
+endif
+latest = $$(ls -t $(1) | head -1)
+
 ifdef CLEAN
 demo: clean-demo
 endif
 
-# The demo: every stage is the public CLI a user would type; finished stages are reused on a rerun.
-demo: $(STAMP)
-	$(BIN)/perception synth --rig configs/rigs/nuscenes_like_6cam.yaml --clips 2 --frames 20 --seed 1 --out $(DEMO)/data/preview
-	$(BIN)/perception viz $(DEMO)/data/preview/clip_0000 --frame 10 --out $(DEMO)/preview.png
-	$(BIN)/perception viz $(DEMO)/data/preview/clip_0000 --out $(DEMO)/preview.mp4
-	@echo "demo: clips in $(DEMO)/data/preview, pictures: $(DEMO)/preview.png $(DEMO)/preview.mp4"
+demo: $(S)/report
+	@echo "demo report: $(DEMO)/REPORT.md"
+
+$(S)/data: | $(STAMP)
+	$(BIN)/perception synth --rig $(RIG) --clips $(CLIPS) --frames $(FRAMES) --seed 1 --out $(D)/labelled
+	$(BIN)/perception synth --rig $(RIG) --clips $(CLIPS) --frames $(FRAMES) --seed 2 --out $(D)/unlabelled
+	$(BIN)/perception synth --rig $(RIG) --clips $(VAL_CLIPS) --frames $(FRAMES) --seed 3 --out $(D)/val
+	$(BIN)/perception viz $(D)/val/clip_0000 --frame $$(( $(FRAMES) / 2 )) --out $(DEMO)/preview.png
+	@mkdir -p $(S) && touch $@
+
+$(S)/teacher: $(S)/data
+	$(FIT) --data.train=$(D)/labelled --trainer.max_steps=$(TEACHER_STEPS) --trainer.default_root_dir=$(DEMO)/teacher
+	cp "$(call latest,$(DEMO)/teacher/logs/*/model.pt)" $(DEMO)/teacher.pt
+	@touch $@
+
+$(S)/autolabel: $(S)/teacher
+	$(BIN)/autolabel $(D)/unlabelled --out $(DEMO)/pseudo -c configs/autolabel/jobs/fleetvision_bev.yaml \
+	    --teacher fleetvision:$(DEMO)/teacher.pt --no-progress
+	$(BIN)/autolabel eval $(DEMO)/pseudo --gt $(D)/unlabelled --max-range 25 --out $(DEMO)/eval/pseudo_labels.json
+	$(BIN)/perception viz $(D)/unlabelled/clip_0000 --labels $(DEMO)/pseudo/clip_0000/labels.json \
+	    --frame $$(( $(FRAMES) / 2 )) --out $(DEMO)/pseudo_vs_gt.png
+	@touch $@
+
+$(S)/student_%: $(S)/autolabel
+	$(FIT) $(STUDENT) --data.train=$(D)/unlabelled $(if $(filter pseudo,$*),--data.train_labels=$(DEMO)/pseudo) \
+	    --trainer.max_steps=$(STUDENT_STEPS) --trainer.default_root_dir=$(DEMO)/student_$*
+	cp "$(call latest,$(DEMO)/student_$*/logs/*/model.pt)" $(DEMO)/student_$*.pt
+	$(BIN)/perception test -c configs/perception/bev_tiny.yaml $(STUDENT) --data.test=$(D)/val \
+	    --ckpt_path="$(call latest,$(DEMO)/student_$*/checkpoints/last*.ckpt)" \
+	    --trainer.default_root_dir=$(DEMO)/student_$*/test --trainer.enable_progress_bar=false
+	mkdir -p $(DEMO)/eval && cp "$(call latest,$(DEMO)/student_$*/test/logs/*/metrics/test_*.json)" $(DEMO)/eval/student_$*.json
+	@touch $@
+
+$(S)/deploy: $(S)/student_pseudo $(S)/student_gt
+	$(BIN)/deploy export $(DEMO)/student_pseudo.pt --out $(DEMO)/deploy/student.onnx --budget configs/deploy/rate_20hz.yaml
+	$(BIN)/deploy parity $(DEMO)/deploy/student.onnx $(DEMO)/student_pseudo.pt --clip $(D)/val/clip_0000 \
+	    --json $(DEMO)/deploy/parity.json
+	$(BIN)/deploy quantize $(DEMO)/deploy/student.onnx --calib $(D)/labelled --eval $(D)/val
+	-$(BIN)/deploy bench $(DEMO)/deploy/student.onnx $(DEMO)/deploy/student.int8.onnx --checkpoint $(DEMO)/student_pseudo.pt \
+	    --clip $(D)/val/clip_0000 --budget configs/deploy/rate_20hz.yaml --min-duration-s 5 --out $(DEMO)/bench --stem bench
+	-$(BIN)/deploy run $(DEMO)/deploy/student.int8.onnx --clip $(D)/val/clip_0000 --rate 20 --realtime \
+	    --out $(DEMO)/run --video $(DEMO)/run/annotated.mp4
+	@touch $@
+
+$(S)/report: $(S)/deploy
+	@if [ -d ../shared/data/udacity_dashcam ] && [ -z "$(NO_REAL)" ]; then \
+	  $(BIN)/autolabel ../shared/data/udacity_dashcam/solidWhiteRight.mp4 --out $(DEMO)/dashcam --preview --no-progress \
+	    -c configs/autolabel/jobs/yolox_nano_driving.yaml --teacher ../shared/data/models/yolox_nano_coco/yolox_nano.onnx; \
+	else echo "(../shared/data absent: skipping the real dash-cam part)"; fi
+	$(BIN)/perception report $(DEMO)
+	@touch $@
 
 clean-demo:
 	rm -rf $(DEMO)

@@ -60,6 +60,8 @@ def _eval_parser() -> argparse.ArgumentParser:
                         help="ground truth: a tree of clips with labels.json and/or MOTChallenge sequences (gt/gt.txt)")
     parser.add_argument("--out", type=Path, default=None, help="metrics JSON (default LABEL_DIR/metrics.json)")
     parser.add_argument("--gt-class", default="pedestrian", help="class name of MOTChallenge ground truth")
+    parser.add_argument("--max-range", type=float, default=None,
+                        help="3D evaluation only within this BEV distance of the ego (metres), e.g. the teacher's grid half-width")
     return parser
 
 
@@ -77,7 +79,7 @@ def _run_eval(argv: Sequence[str]) -> int:
     from autolabel.evaluate import evaluate_labels, format_metrics
 
     args = _eval_parser().parse_args(argv)
-    metrics = evaluate_labels(args.label_dir, args.gt, gt_class=args.gt_class)
+    metrics = evaluate_labels(args.label_dir, args.gt, gt_class=args.gt_class, max_range=args.max_range)
     out = args.out or args.label_dir / "metrics.json"
     from perception.atomic import atomic_write_json
 

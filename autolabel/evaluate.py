@@ -88,8 +88,12 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def evaluate_labels(label_dir: str | Path, gt_root: str | Path, *, gt_class: str = "pedestrian") -> dict[str, Any]:
-    """Metrics of every labelled input under ``label_dir`` that has ground truth under ``gt_root``."""
+def evaluate_labels(label_dir: str | Path, gt_root: str | Path, *, gt_class: str = "pedestrian",
+                    max_range: float | None = None) -> dict[str, Any]:
+    """Metrics of every labelled input under ``label_dir`` that has ground truth under ``gt_root``.
+
+    ``max_range`` (metres, BEV distance from the ego) limits the 3D evaluation to what the teacher can perceive,
+    e.g. a BEV model's grid half-width; ground truth and labels beyond it are ignored."""
     from perception.metrics.bev_detection import BevDetectionEvaluator
     from perception.metrics.det2d import CocoDetectionEvaluator
 
@@ -142,12 +146,11 @@ def evaluate_labels(label_dir: str | Path, gt_root: str | Path, *, gt_class: str
                 result["tracking"][camera] = tracking
         detection = coco.compute()
         result["det2d"] = {k: v for k, v in detection.items() if k in ("AP", "AP50", "AP75", "AR100", "per_class")}
-        has_3d = gt_labels is not None and any(len(f.boxes3d) for f in gt_labels.frames) and any(
-            len(f.boxes3d) for f in labels.frames)
+        has_3d = gt_labels is not None and any(len(f.boxes3d) for f in gt_labels.frames)  # no predictions scores 0
         if has_3d:
-            bev = BevDetectionEvaluator(labels.classes)
+            bev = BevDetectionEvaluator(labels.classes, max_range=max_range)
             if bev_all is None:
-                bev_all = BevDetectionEvaluator(labels.classes)
+                bev_all = BevDetectionEvaluator(labels.classes, max_range=max_range)
             remap = _class_remap(gt_labels.classes, labels.classes)
             for p, g in zip(labels.frames, gt_labels.frames):
                 gt_boxes = g.boxes3d[remap[g.boxes3d.class_id] >= 0]

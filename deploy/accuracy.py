@@ -475,6 +475,7 @@ def compare_accuracy(
     *,
     max_frames: int | None = None,
     sensitivity_calib: Sequence[dict] | None = None,
+    sensitivity_method: str = "minmax",
     sensitivity_groups: int = 6,
 ) -> AccuracyReport:
     """Evaluate both variants on ``eval_clips``; when INT8 keeps < 99%, rank node groups to keep in float."""
@@ -516,7 +517,8 @@ def compare_accuracy(
     )
     if not meets and sensitivity_calib and sensitivity_groups > 0:
         report.sensitivity = node_sensitivity_rows(
-            fp32_path, sensitivity_calib, groups=sensitivity_groups, eval_feeds=sensitivity_calib[-4:]
+            fp32_path, sensitivity_calib, groups=sensitivity_groups, eval_feeds=sensitivity_calib[-4:],
+            method=sensitivity_method,
         )
     return report
 
@@ -532,7 +534,7 @@ def dense_output_error(accuracy: Any) -> float:
 
 
 def node_sensitivity_rows(
-    model_path: str | Path, calib: Sequence[dict], *, groups: int, eval_feeds: Sequence[dict]
+    model_path: str | Path, calib: Sequence[dict], *, groups: int, eval_feeds: Sequence[dict], method: str = "minmax"
 ) -> list[dict[str, Any]]:
     """Per-group sensitivity via ``deploy.quant_accuracy.node_sensitivity``: the heads (by module prefix) and the
     last quantizable nodes before the outputs, each kept float in turn."""
@@ -563,6 +565,7 @@ def node_sensitivity_rows(
             score=dense_output_error,
             work_dir=Path(work) / "sens",
             op_types_to_keep_float=sorted(graph_ops - set(DEFAULT_QUANTIZED_OPS)),
+            method=method,  # the calibration the model was quantized with
         )
     return [{"nodes": row.nodes, "score": row.score, "improvement": row.improvement} for row in rows]
 

@@ -190,6 +190,7 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
         max_frames=args.eval_frames,
         sensitivity_calib=calib,
         sensitivity_groups=args.sensitivity_groups,
+        sensitivity_method=args.method,
     )
     stem = args.report or out.with_name(out.stem + ".accuracy")
     json_path, md_path = write_accuracy_report(report, stem)

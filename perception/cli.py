@@ -15,6 +15,7 @@ SUBCOMMANDS = {
     "import": ("perception.importers.cli", "convert nuScenes (info files or raw tables) or plain videos to drive clips"),
     "calibrate": ("perception.importers.calibrate", "calibrate a camera from chessboard images"),
     "check": ("perception.check", "validate drive clips and report what is wrong"),
+    "report": ("perception.report", "summary table and REPORT.md (with pictures) of a make demo run"),
 }
 LIGHTNING_SUBCOMMANDS = ("fit", "validate", "test", "predict")
 

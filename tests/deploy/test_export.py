@@ -2,75 +2,17 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
 onnx = pytest.importorskip("onnx")
 
-from deploy.export import DeployGraph, ExportError, export_onnx, load_checkpoint, parity_check  # noqa: E402
+from deploy.export import DeployGraph, ExportError, load_checkpoint, parity_check  # noqa: E402
 from deploy.metadata import METADATA_KEY, MetadataError, read_metadata  # noqa: E402
-from deploy.runtime.synthetic import ring_rig, write_synthetic_clip  # noqa: E402
 from perception.rig import Rig  # noqa: E402
 
-TINY = dict(
-    backbone_stages=2,
-    image_channels=16,
-    image_stride=8,
-    image_size=[64, 128],
-    x_range=[-10.0, 10.0],
-    y_range=[-10.0, 10.0],
-    resolution=1.0,
-    num_heights=2,
-    bev_channels=16,
-    head_channels=16,
-)
-BUDGET = {"name": "rate_20hz", "rate_hz": 20.0, "deadline_ms": 50.0, "intra_op_threads": 2}
-
-
-def tiny_export(base: Path) -> tuple[Path, Path, Path]:
-    """(model.onnx, checkpoint.pt, clip) of a tiny 2-camera model, built once per test session.
-
-    The three deploy test files share the result on disk (session basetemp): keep their copies identical."""
-    from perception.models import build_model
-    from perception.training.checkpoint import model_metadata
-
-    folder = base / "deploy_tiny"
-    model_path, checkpoint, clip = folder / "model.onnx", folder / "tiny.pt", folder / "clip"
-    if model_path.is_file():
-        return model_path, checkpoint, clip
-    torch.manual_seed(0)
-    torch.set_num_threads(2)
-    model = build_model("bev_tiny", **TINY).eval()
-    rig = ring_rig(num_cameras=2, width=160, height=96)
-    folder.mkdir(parents=True, exist_ok=True)
-    write_synthetic_clip(clip, rig=rig, frames=6, fps=20.0, seed=1)
-    torch.save(
-        {
-            **model_metadata(model, model_name="bev_tiny", rig=rig.to_dict(), cameras=rig.names),
-            "state_dict": model.state_dict(),
-        },
-        checkpoint,
-    )
-    export_onnx(
-        model,
-        rig=rig,
-        cameras=rig.names,
-        out=model_path,
-        top_k=20,
-        top_k_2d=10,
-        model_name="bev_tiny",
-        checkpoint=checkpoint,
-        budget=BUDGET,
-    )
-    return model_path, checkpoint, clip
-
-
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory) -> tuple[Path, Path, Path]:
-    return tiny_export(tmp_path_factory.getbasetemp())
+BUDGET = {"name": "rate_20hz", "rate_hz": 20.0, "deadline_ms": 50.0, "intra_op_threads": 2}  # as in conftest.exported
 
 
 def test_export_passes_checker_and_has_fixed_uint8_bgr_input(exported):
@@ -172,12 +114,12 @@ def test_parity_on_real_clip_frames(exported):
     assert by_name["det3d_boxes"].agreement == pytest.approx(1.0)
 
 
-def test_parity_fails_for_a_different_model(exported):
+def test_parity_fails_for_a_different_model(exported, tiny_model_args):
     model_path, _, clip = exported
     from perception.models import build_model
 
     torch.manual_seed(123)
-    other = build_model("bev_tiny", **TINY).eval()
+    other = build_model("bev_tiny", **tiny_model_args).eval()
     report = parity_check(model_path, DeployGraph(other, top_k=20, top_k_2d=10).eval(), clip, frames=2)
     assert not report.passed
 

@@ -20,65 +20,6 @@ from deploy.runtime.preprocess import resize_like_training
 from deploy.runtime.synthetic import ring_rig, write_synthetic_clip
 
 REPO = Path(__file__).resolve().parents[2]
-TINY = dict(
-    backbone_stages=2,
-    image_channels=16,
-    image_stride=8,
-    image_size=[64, 128],
-    x_range=[-10.0, 10.0],
-    y_range=[-10.0, 10.0],
-    resolution=1.0,
-    num_heights=2,
-    bev_channels=16,
-    head_channels=16,
-)
-
-
-def tiny_export(base: Path) -> tuple[Path, Path, Path]:
-    """(model.onnx, checkpoint.pt, clip) of a tiny 2-camera model, built once per test session.
-
-    The three deploy test files share the result on disk (session basetemp): keep their copies identical."""
-    torch = pytest.importorskip("torch")
-    from deploy.export import export_onnx
-    from perception.models import build_model
-    from perception.training.checkpoint import model_metadata
-
-    folder = base / "deploy_tiny"
-    model_path, checkpoint, clip = folder / "model.onnx", folder / "tiny.pt", folder / "clip"
-    if model_path.is_file():
-        return model_path, checkpoint, clip
-    torch.manual_seed(0)
-    torch.set_num_threads(2)
-    model = build_model("bev_tiny", **TINY).eval()
-    rig = ring_rig(num_cameras=2, width=160, height=96)
-    folder.mkdir(parents=True, exist_ok=True)
-    write_synthetic_clip(clip, rig=rig, frames=6, fps=20.0, seed=1)
-    torch.save(
-        {
-            **model_metadata(model, model_name="bev_tiny", rig=rig.to_dict(), cameras=rig.names),
-            "state_dict": model.state_dict(),
-        },
-        checkpoint,
-    )
-    export_onnx(
-        model,
-        rig=rig,
-        cameras=rig.names,
-        out=model_path,
-        top_k=20,
-        top_k_2d=10,
-        model_name="bev_tiny",
-        checkpoint=checkpoint,
-        budget={"name": "rate_20hz", "rate_hz": 20.0, "deadline_ms": 50.0, "intra_op_threads": 2},
-    )
-    return model_path, checkpoint, clip
-
-
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory) -> tuple[Path, Path, Path]:
-    return tiny_export(tmp_path_factory.getbasetemp())
-
-
 @pytest.fixture(scope="module")
 def long_clip(tmp_path_factory) -> Path:
     """20 frames at 20 Hz, the tiny model's 2-camera rig."""
@@ -221,7 +162,7 @@ def test_camera_stream_ending_early_is_reported(exported, tmp_path):
 
 
 @pytest.mark.parametrize("source_wh", [(160, 96), (100, 50)])  # downscale (INTER_AREA) and upscale (INTER_LINEAR)
-def test_preprocessing_equals_training_pipeline(tmp_path, source_wh):
+def test_preprocessing_equals_training_pipeline(tmp_path, source_wh, tiny_model_args):
     pytest.importorskip("torch")
     from perception.clip import DriveClip
     from perception.data.cache import FrameCache
@@ -232,7 +173,7 @@ def test_preprocessing_equals_training_pipeline(tmp_path, source_wh):
     rig = ring_rig(num_cameras=2, width=width, height=height)
     rig.cameras[1].distortion_model, rig.cameras[1].distortion = "radtan", np.array([-0.05, 0.01, 0.001, -0.001, 0.0])
     clip_path = write_synthetic_clip(tmp_path / "clip", rig=rig, frames=3, fps=20.0, seed=4, camera_offset_s=0.01)
-    spec = target_spec_for("bev_tiny", TINY)
+    spec = target_spec_for("bev_tiny", tiny_model_args)
     dataset = ClipWindowDataset(
         [DriveClip.open(clip_path)],
         cameras=rig.names,
