@@ -19,13 +19,12 @@ Exit codes: 0 success; 1 error before labelling (bad config, missing teacher wei
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
-__all__ = ["main", "build_parser"]
+__all__ = ["build_parser", "main"]
 
 SUBCOMMANDS = ("eval", "review")
 
@@ -41,11 +40,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("video_dir", type=Path, help="folder to walk (or one video file / clip folder)")
     parser.add_argument("--out", type=Path, required=True, help="label folder; mirrors the input tree")
-    parser.add_argument("-c", "--config", type=Path, default=None,
-                        help="job YAML (teacher/refine/tracking3d/export sections) or a flat OfflineLabelConfig preset")
-    parser.add_argument("--teacher", default=None,
-                        help="model.onnx (YOLOX) | torchvision:ARCH:WEIGHTS | fleetvision:CKPT | CKPT.ckpt | class_path:mod.Class")
-    parser.add_argument("--workers", type=int, default=1, help="processes (Lightning DDP on CPU/gloo) sharding the clips")
+    parser.add_argument(
+        "-c",
+        "--config",
+        type=Path,
+        default=None,
+        help="job YAML (teacher/refine/tracking3d/export sections) or a flat OfflineLabelConfig preset",
+    )
+    parser.add_argument(
+        "--teacher",
+        default=None,
+        help="model.onnx (YOLOX) | torchvision:ARCH:WEIGHTS | fleetvision:CKPT | CKPT.ckpt | class_path:mod.Class",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=1, help="processes (Lightning DDP on CPU/gloo) sharding the clips"
+    )
     parser.add_argument("--batch", type=int, default=None, help="frames per teacher call")
     parser.add_argument("--preview", action="store_true", help="also write preview.mp4 per clip")
     parser.add_argument("--no-progress", action="store_true", help="no tqdm bars")
@@ -56,12 +65,20 @@ def build_parser() -> argparse.ArgumentParser:
 def _eval_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="autolabel eval", description="Score pseudo-labels against ground truth.")
     parser.add_argument("label_dir", type=Path)
-    parser.add_argument("--gt", type=Path, required=True,
-                        help="ground truth: a tree of clips with labels.json and/or MOTChallenge sequences (gt/gt.txt)")
+    parser.add_argument(
+        "--gt",
+        type=Path,
+        required=True,
+        help="ground truth: a tree of clips with labels.json and/or MOTChallenge sequences (gt/gt.txt)",
+    )
     parser.add_argument("--out", type=Path, default=None, help="metrics JSON (default LABEL_DIR/metrics.json)")
     parser.add_argument("--gt-class", default="pedestrian", help="class name of MOTChallenge ground truth")
-    parser.add_argument("--max-range", type=float, default=None,
-                        help="3D evaluation only within this BEV distance of the ego (metres), e.g. the teacher's grid half-width")
+    parser.add_argument(
+        "--max-range",
+        type=float,
+        default=None,
+        help="3D evaluation only within this BEV distance of the ego (metres), e.g. the teacher's grid half-width",
+    )
     return parser
 
 
@@ -70,7 +87,9 @@ def _review_parser() -> argparse.ArgumentParser:
     parser.add_argument("label_dir", type=Path)
     parser.add_argument("--top", type=int, default=20)
     parser.add_argument("--out", type=Path, default=None, help="review folder (default LABEL_DIR/review)")
-    parser.add_argument("--inputs", type=Path, default=None, help="input root when labels were moved (default: recorded)")
+    parser.add_argument(
+        "--inputs", type=Path, default=None, help="input root when labels were moved (default: recorded)"
+    )
     parser.add_argument("--no-pictures", action="store_true")
     return parser
 
@@ -93,11 +112,14 @@ def _run_review(argv: Sequence[str]) -> int:
     from autolabel.review import build_review
 
     args = _review_parser().parse_args(argv)
-    items = build_review(args.label_dir, top=args.top, out_dir=args.out, input_root=args.inputs,
-                         pictures=not args.no_pictures)
+    items = build_review(
+        args.label_dir, top=args.top, out_dir=args.out, input_root=args.inputs, pictures=not args.no_pictures
+    )
     for rank, item in enumerate(items, start=1):
         picture = item.get("picture") or "-"
-        print(f"{rank:3d}  {item['uncertainty']:.3f}  {item['clip']}  frame {item['frame']}  boxes {item['boxes']}  {picture}")
+        print(
+            f"{rank:3d}  {item['uncertainty']:.3f}  {item['clip']}  frame {item['frame']}  boxes {item['boxes']}  {picture}"
+        )
     return 0
 
 
@@ -120,7 +142,9 @@ def _run_label(argv: Sequence[str]) -> int:
     if args.workers > 1:
         from autolabel.distributed import run_job_distributed
 
-        summary = run_job_distributed(args.video_dir, args.out, config, workers=args.workers, progress=not args.no_progress)
+        summary = run_job_distributed(
+            args.video_dir, args.out, config, workers=args.workers, progress=not args.no_progress
+        )
         if summary is None:  # a non-zero rank: rank 0 reports
             return 0
     else:
@@ -130,8 +154,10 @@ def _run_label(argv: Sequence[str]) -> int:
             print(f"autolabel: {error}", file=sys.stderr)
             return 1
     counts = summary.counts()
-    print(f"autolabel: {counts['labelled']} labelled, {counts['skipped']} already done, {counts['failed']} failed "
-          f"-> {args.out}")
+    print(
+        f"autolabel: {counts['labelled']} labelled, {counts['skipped']} already done, {counts['failed']} failed "
+        f"-> {args.out}"
+    )
     for failure in summary.failed:
         print(f"  failed: {failure.source.path}: {failure.reason}", file=sys.stderr)
     if summary.failed:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
-from typing import Sequence
 
 import numpy as np
 
 from autolabel.tracking.tracklet import Tracklet
 
-__all__ = ["track_score", "majority_class", "decide_tracks"]
+__all__ = ["decide_tracks", "majority_class", "track_score"]
 
 
 def track_score(tracklet: Tracklet, *, top_fraction: float = 0.5) -> float:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
-from typing import Sequence
 
 import numpy as np
 
-__all__ = ["Detections", "box_iou", "xyxy_to_cxcywh", "cxcywh_to_xyxy"]
+__all__ = ["Detections", "box_iou", "cxcywh_to_xyxy", "xyxy_to_cxcywh"]
 
 
 @dataclass
@@ -54,7 +54,7 @@ class Detections:
         return array
 
     @classmethod
-    def empty(cls, embedding_dim: int | None = None) -> "Detections":
+    def empty(cls, embedding_dim: int | None = None) -> Detections:
         """Zero boxes (optionally with an empty (0,D) embedding)."""
         emb = None if embedding_dim is None else np.zeros((0, embedding_dim), np.float32)
         return cls(np.zeros((0, 4)), np.zeros(0, np.float32), np.zeros(0, np.int64), embedding=emb)
@@ -62,7 +62,7 @@ class Detections:
     def __len__(self) -> int:
         return len(self.xyxy)
 
-    def __getitem__(self, index) -> "Detections":
+    def __getitem__(self, index) -> Detections:
         """Select boxes by boolean mask, integer index array or slice; always returns Detections."""
         if isinstance(index, (int, np.integer)):
             index = [int(index)]
@@ -77,7 +77,7 @@ class Detections:
         )
 
     @classmethod
-    def concat(cls, parts: Sequence["Detections"]) -> "Detections":
+    def concat(cls, parts: Sequence[Detections]) -> Detections:
         """Concatenate; embeddings are kept only if every non-empty part has them with one dimension."""
         parts = [p for p in parts if p is not None]
         if not parts:
@@ -100,12 +100,14 @@ class Detections:
             uncertainty=np.concatenate([p.uncertainty for p in parts]),
         )
 
-    def with_fields(self, **changes) -> "Detections":
+    def with_fields(self, **changes) -> Detections:
         """Copy with some fields replaced (e.g. `dets.with_fields(frame=np.full(len(dets), 3))`)."""
         allowed = {f.name for f in fields(self)}
         unknown = set(changes) - allowed
         if unknown:
-            raise TypeError(f"Detections.with_fields: unknown fields {sorted(unknown)}, expected some of {sorted(allowed)}")
+            raise TypeError(
+                f"Detections.with_fields: unknown fields {sorted(unknown)}, expected some of {sorted(allowed)}"
+            )
         return replace(self, **changes)
 
     @property
@@ -113,7 +115,7 @@ class Detections:
         """(N,) box areas in square pixels."""
         return np.clip(self.xyxy[:, 2] - self.xyxy[:, 0], 0, None) * np.clip(self.xyxy[:, 3] - self.xyxy[:, 1], 0, None)
 
-    def split_by_frame(self, num_frames: int) -> list["Detections"]:
+    def split_by_frame(self, num_frames: int) -> list[Detections]:
         """Per-frame list (length num_frames) using the `frame` array; boxes with frame outside [0, num_frames) are dropped."""
         order = np.argsort(self.frame, kind="stable")
         sorted_frames = self.frame[order]

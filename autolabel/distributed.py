@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import lightning as L
 import torch
@@ -19,12 +20,19 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from autolabel.jobconfig import JobConfig
 from autolabel.pipeline import (
-    ClipLabeler, ClipResult, JobSummary, clean_stale_partials, label_source, prepare_job, write_failures, write_job_record,
+    ClipLabeler,
+    ClipResult,
+    JobSummary,
+    clean_stale_partials,
+    label_source,
+    prepare_job,
+    write_failures,
+    write_job_record,
 )  # fmt: skip
 from autolabel.sources import Source, discover_sources
 from perception.atomic import atomic_write_json
 
-__all__ = ["ClipIndexDataset", "ShardSampler", "AutolabelModule", "run_job_distributed"]
+__all__ = ["AutolabelModule", "ClipIndexDataset", "ShardSampler", "run_job_distributed"]
 
 RANKS_FOLDER = ".ranks"
 
@@ -85,10 +93,22 @@ class AutolabelModule(L.LightningModule):
         assert self.labeler is not None
         results = []
         for index in batch:
-            result = label_source(self.sources[index], self.out_root, labeler=self.labeler, config=self.job_config,
-                                  config_sha256=self.config_sha256)
-            results.append({"index": index, "status": result.status, "frames": result.frames, "reason": result.reason,
-                            "rank": self.trainer.global_rank})
+            result = label_source(
+                self.sources[index],
+                self.out_root,
+                labeler=self.labeler,
+                config=self.job_config,
+                config_sha256=self.config_sha256,
+            )
+            results.append(
+                {
+                    "index": index,
+                    "status": result.status,
+                    "frames": result.frames,
+                    "reason": result.reason,
+                    "rank": self.trainer.global_rank,
+                }
+            )
         return results
 
 
@@ -101,8 +121,15 @@ def _wait_for(paths: list[Path], timeout_s: float) -> None:
         time.sleep(0.05)
 
 
-def run_job_distributed(input_root: str | os.PathLike, out_root: str | os.PathLike, config: JobConfig, *,
-                        workers: int, progress: bool = True, timeout_s: float = 3600.0) -> JobSummary | None:
+def run_job_distributed(
+    input_root: str | os.PathLike,
+    out_root: str | os.PathLike,
+    config: JobConfig,
+    *,
+    workers: int,
+    progress: bool = True,
+    timeout_s: float = 3600.0,
+) -> JobSummary | None:
     """Label ``input_root`` with ``workers`` DDP processes (CPU, gloo); rank 0 returns the summary, others None."""
     out_root = Path(out_root)
     is_launcher = "LOCAL_RANK" not in os.environ  # Lightning's subprocess launcher re-runs this command per rank
@@ -112,9 +139,16 @@ def run_job_distributed(input_root: str | os.PathLike, out_root: str | os.PathLi
         write_job_record(input_root, out_root)
     sources = discover_sources(input_root, exclude=[out_root])
     module = AutolabelModule(sources=sources, out_root=str(out_root), config=config)
-    trainer = L.Trainer(accelerator="cpu", devices=workers, strategy="ddp", use_distributed_sampler=False,
-                        logger=False, enable_checkpointing=False, enable_model_summary=False,
-                        enable_progress_bar=progress)
+    trainer = L.Trainer(
+        accelerator="cpu",
+        devices=workers,
+        strategy="ddp",
+        use_distributed_sampler=False,
+        logger=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        enable_progress_bar=progress,
+    )
     predictions = trainer.predict(module, return_predictions=True) or []
     rank, world = trainer.global_rank, trainer.world_size
     ranks = out_root / RANKS_FOLDER
@@ -131,7 +165,8 @@ def run_job_distributed(input_root: str | os.PathLike, out_root: str | os.PathLi
         ranks.rmdir()
     except OSError:
         pass
-    summary = JobSummary([ClipResult(sources[item["index"]], item["status"], item["frames"], item["reason"])
-                          for item in merged])
+    summary = JobSummary(
+        [ClipResult(sources[item["index"]], item["status"], item["frames"], item["reason"]) for item in merged]
+    )
     write_failures(out_root, summary.failed)
     return summary

@@ -18,14 +18,16 @@ import numpy as np
 
 from perception.labels import Boxes2D, ClipLabels
 
-__all__ = ["evaluate_labels", "find_ground_truth", "read_mot_ground_truth", "format_metrics", "mot_metrics"]
+__all__ = ["evaluate_labels", "find_ground_truth", "format_metrics", "mot_metrics", "read_mot_ground_truth"]
 
 
 def read_mot_ground_truth(path: Path, num_frames: int, class_id: int) -> list[Boxes2D]:
     """MOTChallenge ``gt.txt`` (frame,id,x,y,w,h,flag,...; 1-based frames) -> Boxes2D per frame; flag 0 rows dropped."""
     table = np.loadtxt(path, delimiter=",", ndmin=2)
     if table.shape[1] < 6:
-        raise ValueError(f"{path}: expected MOTChallenge rows frame,id,x,y,w,h[,flag,...], found {table.shape[1]} columns")
+        raise ValueError(
+            f"{path}: expected MOTChallenge rows frame,id,x,y,w,h[,flag,...], found {table.shape[1]} columns"
+        )
     if table.shape[1] >= 7:
         table = table[table[:, 6] != 0]
     frames = []
@@ -39,8 +41,11 @@ def read_mot_ground_truth(path: Path, num_frames: int, class_id: int) -> list[Bo
 def find_ground_truth(gt_root: Path, relative: Path) -> tuple[str, Path] | None:
     """('clip', labels.json) or ('mot', gt.txt) for one labelled input, or None."""
     gt_root = Path(gt_root)
-    candidates = [("clip", gt_root / relative / "labels.json"), ("mot", gt_root / relative / "gt" / "gt.txt"),
-                  ("mot", gt_root / relative.parent / "gt" / "gt.txt")]
+    candidates = [
+        ("clip", gt_root / relative / "labels.json"),
+        ("mot", gt_root / relative / "gt" / "gt.txt"),
+        ("mot", gt_root / relative.parent / "gt" / "gt.txt"),
+    ]
     if relative.parent == Path("."):
         candidates += [("clip", gt_root / "labels.json"), ("mot", gt_root / "gt" / "gt.txt")]
     for kind, path in candidates:
@@ -68,8 +73,19 @@ def mot_metrics(pred: list[Boxes2D], gt: list[Boxes2D], *, iou_threshold: float 
         distance[(distance > 1.0 - iou_threshold) | (g.class_id[:, None] != p.class_id[None, :])] = np.nan
         accumulator.update(g.track_id.tolist(), p.track_id.tolist(), distance)
     host = motmetrics.metrics.create()
-    names = ["mota", "motp", "idf1", "num_switches", "num_false_positives", "num_misses", "num_objects",
-             "mostly_tracked", "mostly_lost", "precision", "recall"]
+    names = [
+        "mota",
+        "motp",
+        "idf1",
+        "num_switches",
+        "num_false_positives",
+        "num_misses",
+        "num_objects",
+        "mostly_tracked",
+        "mostly_lost",
+        "precision",
+        "recall",
+    ]
     summary = host.compute(accumulator, metrics=names, name="sequence")
     out = {name: float(summary[name].iloc[0]) for name in names}
     out["motp_iou"] = 1.0 - out.pop("motp") if not math.isnan(out["motp"]) else math.nan
@@ -88,8 +104,9 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def evaluate_labels(label_dir: str | Path, gt_root: str | Path, *, gt_class: str = "pedestrian",
-                    max_range: float | None = None) -> dict[str, Any]:
+def evaluate_labels(
+    label_dir: str | Path, gt_root: str | Path, *, gt_class: str = "pedestrian", max_range: float | None = None
+) -> dict[str, Any]:
     """Metrics of every labelled input under ``label_dir`` that has ground truth under ``gt_root``.
 
     ``max_range`` (metres, BEV distance from the ego) limits the 3D evaluation to what the teacher can perceive,
@@ -117,8 +134,11 @@ def evaluate_labels(label_dir: str | Path, gt_root: str | Path, *, gt_class: str
         if kind == "mot":
             if gt_class not in labels.classes:
                 raise ValueError(f"--gt-class {gt_class!r} is not one of the label classes {labels.classes}")
-            gt_frames = {cameras[0] if cameras else "camera": read_mot_ground_truth(
-                gt_path, len(labels.frames), labels.classes.index(gt_class))}
+            gt_frames = {
+                cameras[0] if cameras else "camera": read_mot_ground_truth(
+                    gt_path, len(labels.frames), labels.classes.index(gt_class)
+                )
+            }
             gt_labels = None
         else:
             gt_labels = ClipLabels.load(gt_path)
@@ -130,8 +150,9 @@ def evaluate_labels(label_dir: str | Path, gt_root: str | Path, *, gt_class: str
                 gt_frames[camera] = []
                 for frame in gt_labels.frames:
                     boxes = frame.boxes2d.get(camera, Boxes2D.empty())
-                    gt_frames[camera].append(Boxes2D(xyxy=boxes.xyxy, class_id=remap[boxes.class_id],
-                                                     track_id=boxes.track_id))
+                    gt_frames[camera].append(
+                        Boxes2D(xyxy=boxes.xyxy, class_id=remap[boxes.class_id], track_id=boxes.track_id)
+                    )
         if coco_all is None:
             coco_all = CocoDetectionEvaluator(labels.classes)
         coco = CocoDetectionEvaluator(labels.classes)
@@ -158,7 +179,9 @@ def evaluate_labels(label_dir: str | Path, gt_root: str | Path, *, gt_class: str
                 for evaluator in (bev, bev_all):
                     evaluator.add_frame(p.boxes3d, gt_boxes)
             metrics3d = bev.compute()
-            result["bev"] = {k: metrics3d[k] for k in ("mAP", "NDS", "mATE", "mASE", "mAOE", "mAVE", "ap_per_threshold")}
+            result["bev"] = {
+                k: metrics3d[k] for k in ("mAP", "NDS", "mATE", "mASE", "mAOE", "mAVE", "ap_per_threshold")
+            }
         clips[relative.as_posix()] = result
     overall: dict[str, Any] = {"num_clips": len(clips), "without_ground_truth": missing}
     if coco_all is not None and clips:
@@ -168,9 +191,11 @@ def evaluate_labels(label_dir: str | Path, gt_root: str | Path, *, gt_class: str
     if trackings:
         objects = sum(t["num_objects"] for t in trackings)
         errors = sum(t["num_false_positives"] + t["num_misses"] + t["num_switches"] for t in trackings)
-        overall["tracking"] = {"mota": 1.0 - errors / max(objects, 1),
-                               "idf1_mean": float(np.mean([t["idf1"] for t in trackings])),
-                               "num_switches": int(sum(t["num_switches"] for t in trackings))}
+        overall["tracking"] = {
+            "mota": 1.0 - errors / max(objects, 1),
+            "idf1_mean": float(np.mean([t["idf1"] for t in trackings])),
+            "num_switches": int(sum(t["num_switches"] for t in trackings)),
+        }
     if bev_all is not None:
         metrics3d = bev_all.compute()
         overall["bev"] = {k: metrics3d[k] for k in ("mAP", "NDS", "mATE", "mASE", "mAOE", "mAVE")}
@@ -179,6 +204,7 @@ def evaluate_labels(label_dir: str | Path, gt_root: str | Path, *, gt_class: str
 
 def format_metrics(metrics: dict[str, Any]) -> str:
     """Human-readable summary lines."""
+
     def show(value: Any) -> str:
         return "n/a" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
 
@@ -186,14 +212,22 @@ def format_metrics(metrics: dict[str, Any]) -> str:
     for name, clip in metrics["clips"].items():
         parts = [f"AP {show(clip['det2d'].get('AP'))}", f"AP50 {show(clip['det2d'].get('AP50'))}"]
         for camera, tracking in clip["tracking"].items():
-            parts.append(f"[{camera}] MOTA {show(tracking['mota'])} IDF1 {show(tracking['idf1'])} "
-                         f"IDsw {show(tracking['num_switches'])}")
+            parts.append(
+                f"[{camera}] MOTA {show(tracking['mota'])} IDF1 {show(tracking['idf1'])} "
+                f"IDsw {show(tracking['num_switches'])}"
+            )
         if "bev" in clip:
             parts.append(f"BEV mAP {show(clip['bev']['mAP'])} NDS {show(clip['bev']['NDS'])}")
         lines.append(f"{name}: " + ", ".join(parts))
     overall = metrics["overall"]
-    lines.append(f"overall ({overall['num_clips']} clips): " + ", ".join(
-        f"{key} {show(value)}" for section in ("det2d", "tracking", "bev") for key, value in overall.get(section, {}).items()))
+    lines.append(
+        f"overall ({overall['num_clips']} clips): "
+        + ", ".join(
+            f"{key} {show(value)}"
+            for section in ("det2d", "tracking", "bev")
+            for key, value in overall.get(section, {}).items()
+        )
+    )
     if overall["without_ground_truth"]:
         lines.append(f"no ground truth for: {', '.join(overall['without_ground_truth'])}")
     return "\n".join(lines)

@@ -34,8 +34,18 @@ COCO_TO_DRIVING: dict[str, str] = {
 }
 
 TEACHER_KINDS = ("yolox_onnx", "torchvision", "fleetvision", "class_path")
-KNOWN_SECTIONS = ("teacher", "classes", "refine", "tracking3d", "export", "batch_size", "queue_frames", "window_frames",
-                  "window_overlap", "preview")
+KNOWN_SECTIONS = (
+    "teacher",
+    "classes",
+    "refine",
+    "tracking3d",
+    "export",
+    "batch_size",
+    "queue_frames",
+    "window_frames",
+    "window_overlap",
+    "preview",
+)
 
 
 @dataclass
@@ -118,8 +128,13 @@ def parse_teacher_spec(spec: str) -> dict[str, Any]:
     )
 
 
-def load_job_config(path: str | os.PathLike | None, *, teacher_spec: str | None = None,
-                    batch_size: int | None = None, preview: bool | None = None) -> JobConfig:
+def load_job_config(
+    path: str | os.PathLike | None,
+    *,
+    teacher_spec: str | None = None,
+    batch_size: int | None = None,
+    preview: bool | None = None,
+) -> JobConfig:
     """Read a job YAML (sections: teacher, classes, refine, tracking3d, export, ...) and apply CLI overrides."""
     document: dict[str, Any] = {}
     if path is not None:
@@ -131,13 +146,17 @@ def load_job_config(path: str | os.PathLike | None, *, teacher_spec: str | None 
         except FileNotFoundError as error:
             raise FileNotFoundError(f"{path}: config file not found") from error
         if not isinstance(document, dict):
-            raise ValueError(f"{path}: expected a mapping of sections {KNOWN_SECTIONS}, found {type(document).__name__}")
+            raise ValueError(
+                f"{path}: expected a mapping of sections {KNOWN_SECTIONS}, found {type(document).__name__}"
+            )
         if document and set(document) <= _offline_fields():  # a flat OfflineLabelConfig preset
             document = {"refine": document}
         unknown = sorted(set(document) - set(KNOWN_SECTIONS))
         if unknown:
-            raise ValueError(f"{path}: unknown sections {unknown}, expected some of {list(KNOWN_SECTIONS)} "
-                             "(or a flat OfflineLabelConfig preset)")
+            raise ValueError(
+                f"{path}: unknown sections {unknown}, expected some of {list(KNOWN_SECTIONS)} "
+                "(or a flat OfflineLabelConfig preset)"
+            )
         if isinstance(document.get("refine"), str):  # refine: path of an OfflineLabelConfig preset
             preset = Path(document["refine"])
             preset = preset if preset.is_file() else path.parent / preset
@@ -154,10 +173,21 @@ def load_job_config(path: str | os.PathLike | None, *, teacher_spec: str | None 
     if not teacher:
         raise ValueError("no teacher: pass --teacher PATH_OR_SPEC or a config with a 'teacher:' section")
     if teacher.get("kind") not in TEACHER_KINDS:
-        raise ValueError(f"{path or '--teacher'}: field 'teacher.kind': expected one of {TEACHER_KINDS}, found {teacher.get('kind')!r}")
+        raise ValueError(
+            f"{path or '--teacher'}: field 'teacher.kind': expected one of {TEACHER_KINDS}, found {teacher.get('kind')!r}"
+        )
     config = JobConfig(teacher=teacher, source_file=None if path is None else str(path))
-    for name in ("classes", "refine", "tracking3d", "export", "batch_size", "queue_frames", "window_frames",
-                 "window_overlap", "preview"):
+    for name in (
+        "classes",
+        "refine",
+        "tracking3d",
+        "export",
+        "batch_size",
+        "queue_frames",
+        "window_frames",
+        "window_overlap",
+        "preview",
+    ):
         if name in document:
             setattr(config, name, document[name])
     if batch_size is not None:
@@ -204,8 +234,11 @@ def build_teacher(section: dict[str, Any]) -> tuple[Any, TeacherInfo]:
         if not (isinstance(teacher_class, type) and issubclass(teacher_class, Teacher)):
             raise TypeError(f"teacher.class_path {section['class_path']!r}: expected a Teacher subclass")
         teacher = teacher_class(**options)
-        return teacher, TeacherInfo(section["class_path"], getattr(teacher, "weights_sha256", None),
-                                    bool(getattr(teacher, "predicts_3d", False)))
+        return teacher, TeacherInfo(
+            section["class_path"],
+            getattr(teacher, "weights_sha256", None),
+            bool(getattr(teacher, "predicts_3d", False)),
+        )
     path = Path(section.get("path", ""))
     if not path.is_file():
         raise FileNotFoundError(f"teacher.path: {kind} weights file {path} not found")

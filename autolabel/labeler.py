@@ -4,7 +4,8 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -26,8 +27,14 @@ class ClipLabeler:
     (``autolabel.tracking3d``), projected into each camera as 2D boxes with the same track ids.
     """
 
-    def __init__(self, *, teacher: Any, teacher_info: TeacherInfo, config: JobConfig,
-                 frame_progress: Callable[[int], None] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        teacher: Any,
+        teacher_info: TeacherInfo,
+        config: JobConfig,
+        frame_progress: Callable[[int], None] | None = None,
+    ) -> None:
         self.teacher = teacher
         self.teacher_info = teacher_info
         self.config = config
@@ -51,9 +58,13 @@ class ClipLabeler:
         class_id = self.class_lookup[detections.class_id] if len(detections) else detections.class_id
         return detections.with_fields(class_id=class_id, frame=np.full(len(detections), frame, np.int64))
 
-    def _camera_stream(self, clip: DriveClip, camera: str, score_floor: float) -> Iterator[tuple[int, np.ndarray, Detections]]:
+    def _camera_stream(
+        self, clip: DriveClip, camera: str, score_floor: float
+    ) -> Iterator[tuple[int, np.ndarray, Detections]]:
         """(frame index, BGR image, teacher detections) in order; the teacher runs on batches of decoded frames."""
-        for batch in prefetch_batches(clip, self.config.batch_size, queue_frames=self.config.queue_frames, cameras=[camera]):
+        for batch in prefetch_batches(
+            clip, self.config.batch_size, queue_frames=self.config.queue_frames, cameras=[camera]
+        ):
             images = [frame.images[camera] for frame in batch]
             outputs = self.teacher.predict_batch(images)
             self.frame_progress(len(batch))
@@ -111,7 +122,9 @@ class ClipLabeler:
                 inside = (xyxy[:, 2] - xyxy[:, 0] >= 1) & (xyxy[:, 3] - xyxy[:, 1] >= 1)
                 detections, xyxy = detections[inside], xyxy[inside]
                 frames[index].boxes2d[camera] = Boxes2D(
-                    xyxy=xyxy, class_id=detections.class_id, score=detections.score,
+                    xyxy=xyxy,
+                    class_id=detections.class_id,
+                    score=detections.score,
                     track_id=np.array([remap.get(int(t), -1) for t in detections.track_id], dtype=np.int64),
                 )
             uncertainty = np.maximum(uncertainty, camera_uncertainty)
@@ -157,5 +170,7 @@ class ClipLabeler:
             return lambda: labels
         if getattr(self.teacher, "predicts_2d", True):
             return self.label_2d_deferred(clip)
-        raise ClipError(f"{clip.path}: teacher {self.teacher_info.name} predicts 3D boxes for cameras "
-                        f"{getattr(self.teacher, 'cameras', '?')} only, and the clip has cameras {clip.rig.names}")
+        raise ClipError(
+            f"{clip.path}: teacher {self.teacher_info.name} predicts 3D boxes for cameras "
+            f"{getattr(self.teacher, 'cameras', '?')} only, and the clip has cameras {clip.rig.names}"
+        )

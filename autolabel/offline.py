@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 
+from autolabel.decisions import decide_tracks
 from autolabel.detections import Detections
 from autolabel.refine import (
-    EMBEDDING_DIM, colour_histogram_embedding, extend_tracklets, hold_stationary, interpolate_linear, link_tracklets,
-    rts_smooth_tracklet, unify_rigid_size,
+    EMBEDDING_DIM,
+    colour_histogram_embedding,
+    extend_tracklets,
+    hold_stationary,
+    interpolate_linear,
+    link_tracklets,
+    rts_smooth_tracklet,
+    unify_rigid_size,
 )  # fmt: skip
-from autolabel.decisions import decide_tracks
 from autolabel.refine.bidirectional import backward_tracklets, reconcile_with_backward
 from autolabel.tracking import ByteTracker, CameraMotionEstimator, Tracklet, run_tracker, tracklets_to_detections
 from autolabel.uncertainty import box_uncertainty, frame_uncertainty, rank_frames_for_review, temporal_inconsistency
@@ -80,12 +86,14 @@ class OfflineLabelConfig:
 
     def __post_init__(self) -> None:
         if self.smoothing not in ("rts", "linear", "none"):
-            raise ValueError(f"OfflineLabelConfig.smoothing: expected 'rts', 'linear' or 'none', found {self.smoothing!r}")
+            raise ValueError(
+                f"OfflineLabelConfig.smoothing: expected 'rts', 'linear' or 'none', found {self.smoothing!r}"
+            )
         object.__setattr__(self, "class_names", tuple(self.class_names))
         object.__setattr__(self, "rigid_classes", tuple(self.rigid_classes))
 
     @classmethod
-    def from_yaml(cls, path: str | Path, **overrides) -> "OfflineLabelConfig":
+    def from_yaml(cls, path: str | Path, **overrides) -> OfflineLabelConfig:
         """Load a preset (a flat mapping of field: value); unknown keys are an error naming the file."""
         import yaml
 
@@ -97,7 +105,9 @@ class OfflineLabelConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise ValueError(f"{path}: unknown fields {unknown}; expected fields of OfflineLabelConfig: {sorted(known)}")
+            raise ValueError(
+                f"{path}: unknown fields {unknown}; expected fields of OfflineLabelConfig: {sorted(known)}"
+            )
         return cls(**{**values, **overrides})
 
     def tracker(self) -> ByteTracker:
@@ -124,7 +134,12 @@ class OfflineResult:
 
 
 def precompute_frame_cues(
-    frames: Iterable[np.ndarray] | None, per_frame: Sequence[Detections], *, camera_motion: bool, appearance: bool, min_score: float
+    frames: Iterable[np.ndarray] | None,
+    per_frame: Sequence[Detections],
+    *,
+    camera_motion: bool,
+    appearance: bool,
+    min_score: float,
 ) -> tuple[list[Detections], list[np.ndarray] | None]:
     """One pass over frames: camera-motion affines (previous->current) and colour embeddings for boxes >= min_score."""
     if frames is None or not (camera_motion or appearance):
@@ -148,14 +163,20 @@ def precompute_frame_cues(
             detections = detections.with_fields(embedding=embedding)
         out.append(detections)
     if len(out) != len(per_frame):
-        raise ValueError(f"label_video_detections: {len(per_frame)} detection frames but the video yielded {len(out)} frames")
+        raise ValueError(
+            f"label_video_detections: {len(per_frame)} detection frames but the video yielded {len(out)} frames"
+        )
     return out, (warps if estimator is not None else None)
 
 
 def _finalise(tracklet: Tracklet, config: OfflineLabelConfig, rigid_ids: set[int]) -> tuple[Tracklet, np.ndarray]:
     """Fill/smooth one decided tracklet, apply shape priors; returns it and its per-box uncertainty."""
-    smoothed = rts_smooth_tracklet(tracklet, process_noise=config.process_noise,
-                                   measurement_noise=config.measurement_noise, max_gap=config.max_fill_gap)
+    smoothed = rts_smooth_tracklet(
+        tracklet,
+        process_noise=config.process_noise,
+        measurement_noise=config.measurement_noise,
+        max_gap=config.max_fill_gap,
+    )
     if config.smoothing == "rts":
         refined = smoothed
     elif config.smoothing == "linear":
@@ -196,8 +217,14 @@ def label_video_detections(
         backward = backward_tracklets(per_frame, tracker=config.tracker(), warps=warps)
         tracklets = reconcile_with_backward(tracklets, backward)
     if config.extend:
-        tracklets = extend_tracklets(tracklets, per_frame, min_score=config.extend_min_score, min_iou=config.extend_min_iou,
-                                     max_miss=config.extend_max_miss, embeddings=flat.embedding)
+        tracklets = extend_tracklets(
+            tracklets,
+            per_frame,
+            min_score=config.extend_min_score,
+            min_iou=config.extend_min_iou,
+            max_miss=config.extend_max_miss,
+            embeddings=flat.embedding,
+        )
     if config.link:
         tracklets = link_tracklets(
             tracklets, max_gap=config.link_max_gap, gate_base=config.link_gate_base, gate_per_frame=config.link_gate_per_frame,
@@ -205,8 +232,13 @@ def label_video_detections(
             motion_weight=config.link_motion_weight, appearance_weight=config.link_appearance_weight,
             max_cost=config.link_max_cost,
         )  # fmt: skip
-    decided = decide_tracks(tracklets, min_length=config.min_length, min_track_score=config.min_track_score,
-                            low_score=config.decision_low_score, max_low_fraction=config.max_low_fraction)
+    decided = decide_tracks(
+        tracklets,
+        min_length=config.min_length,
+        min_track_score=config.min_track_score,
+        low_score=config.decision_low_score,
+        max_low_fraction=config.max_low_fraction,
+    )
     rigid_ids = {i for i, name in enumerate(config.class_names) if name in config.rigid_classes}
     final, parts = [], []
     for new_id, tracklet in enumerate(sorted(decided, key=lambda t: (t.start, t.track_id)), start=1):
@@ -227,4 +259,6 @@ def label_video_detections(
     unexplained = [flat[unexplained_rows[frame_of_row[unexplained_rows] == f]] for f in range(num_frames)]
     per_frame_u = frame_uncertainty(tracks, num_frames, unexplained=unexplained)
     review = rank_frames_for_review(per_frame_u, min_separation=config.review_min_separation)
-    return OfflineResult(tracks=tracks, tracklets=final, frame_uncertainty=per_frame_u, review_order=review, warps=warps or [])
+    return OfflineResult(
+        tracks=tracks, tracklets=final, frame_uncertainty=per_frame_u, review_order=review, warps=warps or []
+    )

@@ -11,8 +11,9 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from autolabel.exporters import ExportContext, export_all
 from autolabel.jobconfig import JobConfig
@@ -21,8 +22,16 @@ from perception.atomic import atomic_write_json
 from perception.clip import DriveClip
 from perception.labels import Boxes2D, ClipLabels
 
-__all__ = ["DONE_FILE", "FAILURES_FILE", "JOB_FILE", "is_done", "write_clip_outputs", "clean_stale_partials",
-           "write_job_record", "write_failures"]
+__all__ = [
+    "DONE_FILE",
+    "FAILURES_FILE",
+    "JOB_FILE",
+    "clean_stale_partials",
+    "is_done",
+    "write_clip_outputs",
+    "write_failures",
+    "write_job_record",
+]
 
 DONE_FILE = "done"
 FAILURES_FILE = "failures.json"
@@ -52,10 +61,20 @@ def _render_preview(clip: DriveClip, labels: ClipLabels, path: Path) -> None:
             drawn = {}
             for camera, image in frame.images.items():
                 boxes = labels.frames[frame.index].boxes2d.get(camera, Boxes2D.empty())
-                image = draw_boxes2d_on_image(image, boxes.xyxy, boxes.class_id, labels.classes, style="pred", thickness=2)
+                image = draw_boxes2d_on_image(
+                    image, boxes.xyxy, boxes.class_id, labels.classes, style="pred", thickness=2
+                )
                 for (x1, y1, _, _), track_id, class_id in zip(boxes.xyxy, boxes.track_id, boxes.class_id):
-                    cv2.putText(image, f"{int(track_id)}", (int(x1) + 2, int(y1) + 14), cv2.FONT_HERSHEY_SIMPLEX, 0.5,
-                                color_for(int(class_id)), 1, cv2.LINE_AA)
+                    cv2.putText(
+                        image,
+                        f"{int(track_id)}",
+                        (int(x1) + 2, int(y1) + 14),
+                        cv2.FONT_HERSHEY_SIMPLEX,
+                        0.5,
+                        color_for(int(class_id)),
+                        1,
+                        cv2.LINE_AA,
+                    )
                 drawn[camera] = image
             picture = next(iter(drawn.values())) if len(drawn) == 1 else render_mosaic(drawn)
             if writer is None:
@@ -69,8 +88,9 @@ def _render_preview(clip: DriveClip, labels: ClipLabels, path: Path) -> None:
         writer.close()
 
 
-def write_clip_outputs(labels: ClipLabels, clip: DriveClip, target: Path, *, config: JobConfig,
-                       config_sha256: str, source: Source) -> None:
+def write_clip_outputs(
+    labels: ClipLabels, clip: DriveClip, target: Path, *, config: JobConfig, config_sha256: str, source: Source
+) -> None:
     """Write every output of one clip into a hidden temp folder beside ``target``, then rename it into place."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -81,10 +101,16 @@ def write_clip_outputs(labels: ClipLabels, clip: DriveClip, target: Path, *, con
         export_all(labels, ExportContext.from_clip(clip), temporary, list(config.export))
         if config.preview:
             _render_preview(clip, labels, temporary / "preview.mp4")
-        atomic_write_json(temporary / DONE_FILE, {
-            "config_sha256": config_sha256, "input": source.relative.as_posix(), "kind": source.kind,
-            "frames": clip.num_frames, "cameras": list(clip.rig.names),
-        })
+        atomic_write_json(
+            temporary / DONE_FILE,
+            {
+                "config_sha256": config_sha256,
+                "input": source.relative.as_posix(),
+                "kind": source.kind,
+                "frames": clip.num_frames,
+                "cameras": list(clip.rig.names),
+            },
+        )
         if target.exists():
             trash = target.with_name(f".{target.name}.old-{os.getpid()}")
             os.replace(target, trash)
@@ -139,6 +165,16 @@ def write_job_record(input_root: str | os.PathLike, out_root: Path) -> Path:
 def write_failures(out_root: Path, failures: Sequence[Any]) -> Path:
     """``failures.json``: [{path, relative, reason}] of this run (empty list when all succeeded)."""
     path = Path(out_root) / FAILURES_FILE
-    atomic_write_json(path, [{"path": str(r.source.path), "relative": r.source.relative.as_posix(), "kind": r.source.kind,
-                              "reason": r.reason} for r in failures])
+    atomic_write_json(
+        path,
+        [
+            {
+                "path": str(r.source.path),
+                "relative": r.source.relative.as_posix(),
+                "kind": r.source.kind,
+                "reason": r.reason,
+            }
+            for r in failures
+        ],
+    )
     return path

@@ -11,15 +11,22 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from autolabel.jobconfig import JobConfig, TeacherInfo, build_teacher
 from autolabel.labeler import ClipLabeler
 from autolabel.outputs import (
-    DONE_FILE, FAILURES_FILE, JOB_FILE, clean_stale_partials, is_done, write_clip_outputs, write_failures,
+    DONE_FILE,
+    FAILURES_FILE,
+    JOB_FILE,
+    clean_stale_partials,
+    is_done,
+    write_clip_outputs,
+    write_failures,
     write_job_record,
 )  # fmt: skip
 from autolabel.sources import Source, discover_sources, open_source
@@ -28,9 +35,22 @@ from perception.labels import LabelsError, make_provenance
 from perception.video import VideoError
 
 __all__ = [
-    "EXIT_OK", "EXIT_SOME_FAILED", "ClipResult", "ClipLabeler", "JobSummary", "run_job", "label_source", "prepare_job",
-    "write_clip_outputs", "is_done", "clean_stale_partials", "write_failures", "write_job_record", "DONE_FILE",
-    "FAILURES_FILE", "JOB_FILE",
+    "DONE_FILE",
+    "EXIT_OK",
+    "EXIT_SOME_FAILED",
+    "FAILURES_FILE",
+    "JOB_FILE",
+    "ClipLabeler",
+    "ClipResult",
+    "JobSummary",
+    "clean_stale_partials",
+    "is_done",
+    "label_source",
+    "prepare_job",
+    "run_job",
+    "write_clip_outputs",
+    "write_failures",
+    "write_job_record",
 ]  # fmt: skip
 
 log = logging.getLogger("autolabel")
@@ -92,7 +112,9 @@ class _Streamed:
     start: float
 
 
-def _start_source(source: Source, out_root: Path, *, labeler: ClipLabeler, config_sha256: str) -> ClipResult | _Streamed:
+def _start_source(
+    source: Source, out_root: Path, *, labeler: ClipLabeler, config_sha256: str
+) -> ClipResult | _Streamed:
     """Skip (done), fail (input error) or stream the input through the teacher."""
     start = time.perf_counter()
     if is_done(Path(out_root) / source.relative, config_sha256):
@@ -102,11 +124,14 @@ def _start_source(source: Source, out_root: Path, *, labeler: ClipLabeler, confi
         return _Streamed(source, clip, labeler.label_deferred(clip), start)
     except INPUT_ERRORS as error:
         log.warning("failed: %s: %s", source.path, error)
-        return ClipResult(source, "failed", reason=f"{type(error).__name__}: {error}", seconds=time.perf_counter() - start)
+        return ClipResult(
+            source, "failed", reason=f"{type(error).__name__}: {error}", seconds=time.perf_counter() - start
+        )
 
 
-def _complete_source(streamed: _Streamed, out_root: Path, *, labeler: ClipLabeler, config: JobConfig,
-                     config_sha256: str) -> ClipResult:
+def _complete_source(
+    streamed: _Streamed, out_root: Path, *, labeler: ClipLabeler, config: JobConfig, config_sha256: str
+) -> ClipResult:
     """Finish tracking/refinement, add provenance, write the clip's outputs atomically."""
     source, clip = streamed.source, streamed.clip
     try:
@@ -114,24 +139,33 @@ def _complete_source(streamed: _Streamed, out_root: Path, *, labeler: ClipLabele
         streamed.finish = None  # drop the chain's per-frame tracks before writing
     except INPUT_ERRORS as error:
         log.warning("failed: %s: %s", source.path, error)
-        return ClipResult(source, "failed", reason=f"{type(error).__name__}: {error}",
-                          seconds=time.perf_counter() - streamed.start)
+        return ClipResult(
+            source, "failed", reason=f"{type(error).__name__}: {error}", seconds=time.perf_counter() - streamed.start
+        )
     provenance = make_provenance(
-        "autolabel", f"fleetvision autolabel ({labeler.teacher_info.name})",
-        teacher=labeler.teacher_info.name, weights_sha256=labeler.teacher_info.weights_sha256,
-        config_sha256=config_sha256, input=(source.input or source.relative).as_posix(), input_kind=source.kind,
+        "autolabel",
+        f"fleetvision autolabel ({labeler.teacher_info.name})",
+        teacher=labeler.teacher_info.name,
+        weights_sha256=labeler.teacher_info.weights_sha256,
+        config_sha256=config_sha256,
+        input=(source.input or source.relative).as_posix(),
+        input_kind=source.kind,
     )
     created = _created_timestamp()
     if created is not None:
         provenance["created"] = created
     labels.provenance = provenance
-    write_clip_outputs(labels, clip, Path(out_root) / source.relative, config=config, config_sha256=config_sha256,
-                       source=source)
-    return ClipResult(source, "labelled", frames=clip.num_frames * len(clip.rig), seconds=time.perf_counter() - streamed.start)
+    write_clip_outputs(
+        labels, clip, Path(out_root) / source.relative, config=config, config_sha256=config_sha256, source=source
+    )
+    return ClipResult(
+        source, "labelled", frames=clip.num_frames * len(clip.rig), seconds=time.perf_counter() - streamed.start
+    )
 
 
-def label_source(source: Source, out_root: Path, *, labeler: ClipLabeler, config: JobConfig,
-                 config_sha256: str) -> ClipResult:
+def label_source(
+    source: Source, out_root: Path, *, labeler: ClipLabeler, config: JobConfig, config_sha256: str
+) -> ClipResult:
     """Label one input (skip if done with the same config); input errors become a 'failed' result."""
     started = _start_source(source, out_root, labeler=labeler, config_sha256=config_sha256)
     if isinstance(started, ClipResult):
@@ -192,9 +226,16 @@ def prepare_job(config: JobConfig) -> tuple[Any, TeacherInfo, str]:
     return teacher, info, config.sha256(info.weights_sha256)
 
 
-def run_job(input_root: str | os.PathLike, out_root: str | os.PathLike, config: JobConfig, *,
-            progress: bool = True, sources: Sequence[Source] | None = None, teacher: Any = None,
-            teacher_info: TeacherInfo | None = None) -> JobSummary:
+def run_job(
+    input_root: str | os.PathLike,
+    out_root: str | os.PathLike,
+    config: JobConfig,
+    *,
+    progress: bool = True,
+    sources: Sequence[Source] | None = None,
+    teacher: Any = None,
+    teacher_info: TeacherInfo | None = None,
+) -> JobSummary:
     """Label every input under ``input_root`` into ``out_root`` (single process); writes failures.json."""
     out_root = Path(out_root)
     out_root.mkdir(parents=True, exist_ok=True)
@@ -227,8 +268,9 @@ def run_job(input_root: str | os.PathLike, out_root: str | os.PathLike, config: 
                     summary.results.append(started)
                     bars.clip_done()
                 else:
-                    pending = completer.submit(_complete_source, started, out_root, labeler=labeler, config=config,
-                                               config_sha256=config_sha256)
+                    pending = completer.submit(
+                        _complete_source, started, out_root, labeler=labeler, config=config, config_sha256=config_sha256
+                    )
             if pending is not None:
                 summary.results.append(pending.result())
                 bars.clip_done()

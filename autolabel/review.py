@@ -12,10 +12,12 @@ from autolabel.uncertainty import rank_frames_for_review
 from perception.atomic import atomic_write_json
 from perception.labels import Boxes2D, ClipLabels
 
-__all__ = ["collect_review_items", "build_review", "render_review_picture"]
+__all__ = ["build_review", "collect_review_items", "render_review_picture"]
 
 
-def collect_review_items(label_dir: str | Path, *, top: int | None = 20, min_separation: int = 5) -> list[dict[str, Any]]:
+def collect_review_items(
+    label_dir: str | Path, *, top: int | None = 20, min_separation: int = 5
+) -> list[dict[str, Any]]:
     """Frames across all finished clips, most uncertain first; within a clip, picks are ``min_separation`` frames apart."""
     label_dir = Path(label_dir)
     items = []
@@ -24,14 +26,16 @@ def collect_review_items(label_dir: str | Path, *, top: int | None = 20, min_sep
         scores = np.array([0.0 if f.uncertainty is None else float(f.uncertainty) for f in labels.frames])
         for frame in rank_frames_for_review(scores, top_k=top, min_separation=min_separation):
             boxes = labels.frames[int(frame)]
-            items.append({
-                "clip": path.parent.relative_to(label_dir).as_posix(),
-                "frame": int(frame),
-                "uncertainty": float(scores[frame]),
-                "boxes": int(sum(len(b) for b in boxes.boxes2d.values()) or len(boxes.boxes3d)),
-                "input": labels.provenance.get("input"),
-                "input_kind": labels.provenance.get("input_kind"),
-            })
+            items.append(
+                {
+                    "clip": path.parent.relative_to(label_dir).as_posix(),
+                    "frame": int(frame),
+                    "uncertainty": float(scores[frame]),
+                    "boxes": int(sum(len(b) for b in boxes.boxes2d.values()) or len(boxes.boxes3d)),
+                    "input": labels.provenance.get("input"),
+                    "input_kind": labels.provenance.get("input_kind"),
+                }
+            )
     items.sort(key=lambda item: (-item["uncertainty"], item["clip"], item["frame"]))
     return items[:top] if top is not None else items
 
@@ -48,8 +52,16 @@ def render_review_picture(labels: ClipLabels, clip, frame_index: int) -> np.ndar
         boxes = labels.frames[frame_index].boxes2d.get(camera, Boxes2D.empty())
         image = draw_boxes2d_on_image(image, boxes.xyxy, boxes.class_id, labels.classes, style="pred", thickness=2)
         for (x1, y1, _, _), track_id, class_id, score in zip(boxes.xyxy, boxes.track_id, boxes.class_id, boxes.score):
-            cv2.putText(image, f"#{int(track_id)} {float(score):.2f}", (int(x1) + 2, max(int(y1) - 3, 10)),
-                        cv2.FONT_HERSHEY_SIMPLEX, 0.45, color_for(int(class_id)), 1, cv2.LINE_AA)
+            cv2.putText(
+                image,
+                f"#{int(track_id)} {float(score):.2f}",
+                (int(x1) + 2, max(int(y1) - 3, 10)),
+                cv2.FONT_HERSHEY_SIMPLEX,
+                0.45,
+                color_for(int(class_id)),
+                1,
+                cv2.LINE_AA,
+            )
         drawn[camera] = image
     picture = next(iter(drawn.values())) if len(drawn) == 1 else render_mosaic(drawn)
     text = f"frame {frame_index}  uncertainty {labels.frames[frame_index].uncertainty or 0.0:.3f}"
@@ -67,8 +79,14 @@ def _input_root(label_dir: Path, override: Path | None) -> Path | None:
     return None
 
 
-def build_review(label_dir: str | Path, *, top: int = 20, out_dir: str | Path | None = None,
-                 input_root: str | Path | None = None, pictures: bool = True) -> list[dict[str, Any]]:
+def build_review(
+    label_dir: str | Path,
+    *,
+    top: int = 20,
+    out_dir: str | Path | None = None,
+    input_root: str | Path | None = None,
+    pictures: bool = True,
+) -> list[dict[str, Any]]:
     """Write ``review/review.json`` (ranked frames) and one JPEG per frame (when the inputs are reachable)."""
     import cv2
 

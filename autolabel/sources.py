@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 import queue
 import threading
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
 
 from perception.clip import DriveClip, Frame
 from perception.video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
@@ -32,13 +32,21 @@ class Source:
             raise ValueError(f"Source.kind: expected one of {SOURCE_KINDS}, found {self.kind!r}")
 
     def to_dict(self) -> dict:
-        return {"path": str(self.path), "relative": self.relative.as_posix(), "kind": self.kind,
-                "input": None if self.input is None else self.input.as_posix()}
+        return {
+            "path": str(self.path),
+            "relative": self.relative.as_posix(),
+            "kind": self.kind,
+            "input": None if self.input is None else self.input.as_posix(),
+        }
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Source":
-        return cls(Path(data["path"]), Path(data["relative"]), data["kind"],
-                   None if data.get("input") is None else Path(data["input"]))
+    def from_dict(cls, data: dict) -> Source:
+        return cls(
+            Path(data["path"]),
+            Path(data["relative"]),
+            data["kind"],
+            None if data.get("input") is None else Path(data["input"]),
+        )
 
 
 def _is_clip_folder(folder: Path) -> bool:
@@ -69,9 +77,7 @@ def discover_sources(root: str | os.PathLike, *, exclude: Sequence[str | os.Path
     found: list[Source] = []
     for folder, subfolders, files in os.walk(root):
         here = Path(folder)
-        subfolders[:] = sorted(
-            d for d in subfolders if not d.startswith(".") and (here / d).resolve() not in excluded
-        )
+        subfolders[:] = sorted(d for d in subfolders if not d.startswith(".") and (here / d).resolve() not in excluded)
         relative = here.relative_to(root)
         if here != root and _is_clip_folder(here):
             found.append(Source(here, relative, "clip", relative))

@@ -8,8 +8,8 @@ world x, y. Offline, each kept track is RTS-smoothed (past and future frames) in
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 
@@ -18,8 +18,15 @@ from autolabel.tracking.association import match
 from perception.geometry import invert_se3, transform_points, wrap_angle, yaw_from_matrix
 from perception.labels import Boxes2D, Boxes3D
 
-__all__ = ["Tracker3DConfig", "WorldTracker3D", "Track3D", "track_and_refine_3d", "project_boxes_to_cameras",
-           "boxes_to_world", "DEFAULT_GATES_M"]
+__all__ = [
+    "DEFAULT_GATES_M",
+    "Track3D",
+    "Tracker3DConfig",
+    "WorldTracker3D",
+    "boxes_to_world",
+    "project_boxes_to_cameras",
+    "track_and_refine_3d",
+]
 
 DEFAULT_GATES_M = {"car": 3.0, "truck": 4.0, "bus": 4.0, "pedestrian": 1.5, "cyclist": 2.0, "traffic_cone": 1.0}
 
@@ -134,7 +141,9 @@ class WorldTracker3D:
         for row, col in pairs:
             track = self.live[row]
             self._update(track, centre[col, :2])
-            track.add(frame, centre[col], boxes.size[col], float(yaw[col]), float(boxes.score[col]), int(boxes.class_id[col]))
+            track.add(
+                frame, centre[col], boxes.size[col], float(yaw[col]), float(boxes.score[col]), int(boxes.class_id[col])
+            )
             track.last_time = time
             if len(track.frames) >= config.min_hits:
                 track.confirmed = True
@@ -149,7 +158,9 @@ class WorldTracker3D:
             self._next_id += 1
             track.mean = np.array([centre[col, 0], centre[col, 1], velocity[col, 0], velocity[col, 1]])
             track.covariance = np.diag([config.measurement_std**2] * 2 + [4.0, 4.0])
-            track.add(frame, centre[col], boxes.size[col], float(yaw[col]), float(boxes.score[col]), int(boxes.class_id[col]))
+            track.add(
+                frame, centre[col], boxes.size[col], float(yaw[col]), float(boxes.score[col]), int(boxes.class_id[col])
+            )
             track.last_time = time
             track.confirmed = config.min_hits <= 1
             self.live.append(track)
@@ -207,16 +218,27 @@ def _refine(track: Track3D, frame_times: np.ndarray, config: Tracker3DConfig, ga
     track_score = _track_score(scores)
     score = np.full(len(out_frames), track_score)
     score[position] = np.sqrt(scores * track_score)
-    uncertainty = np.clip(np.maximum.reduce([np.where(observed, residual, 0.5), np.full(len(out_frames), 1 - track_score)]), 0, 1)
+    uncertainty = np.clip(
+        np.maximum.reduce([np.where(observed, residual, 0.5), np.full(len(out_frames), 1 - track_score)]), 0, 1
+    )
     return {
-        "frames": out_frames[keep], "centre": smoothed[keep], "yaw": wrap_angle(smoothed_yaw[keep]),
-        "velocity": velocity[keep], "size": np.repeat(size[None], keep.sum(), axis=0), "score": score[keep],
-        "uncertainty": uncertainty[keep], "track_score": np.float64(track_score),
+        "frames": out_frames[keep],
+        "centre": smoothed[keep],
+        "yaw": wrap_angle(smoothed_yaw[keep]),
+        "velocity": velocity[keep],
+        "size": np.repeat(size[None], keep.sum(), axis=0),
+        "score": score[keep],
+        "uncertainty": uncertainty[keep],
+        "track_score": np.float64(track_score),
     }
 
 
 def track_and_refine_3d(
-    per_frame: Sequence[Boxes3D], world_from_ego: np.ndarray, timestamps: np.ndarray, *, classes: Sequence[str],
+    per_frame: Sequence[Boxes3D],
+    world_from_ego: np.ndarray,
+    timestamps: np.ndarray,
+    *,
+    classes: Sequence[str],
     config: Tracker3DConfig = Tracker3DConfig(),
 ) -> tuple[list[Boxes3D], np.ndarray]:
     """Track ego-frame boxes through the clip in the world frame, refine offline, return ego-frame boxes per frame
@@ -240,7 +262,11 @@ def track_and_refine_3d(
     frame_uncertainty = np.zeros(num_frames)
     for new_id, track in enumerate(kept, start=1):
         class_id = int(np.bincount(np.asarray(track.class_id), weights=np.asarray(track.score) + 1e-3).argmax())
-        gate = float(config.gates_m.get(classes[class_id], config.default_gate_m)) if class_id < len(classes) else config.default_gate_m
+        gate = (
+            float(config.gates_m.get(classes[class_id], config.default_gate_m))
+            if class_id < len(classes)
+            else config.default_gate_m
+        )
         refined = _refine(track, timestamps, config, gate)
         for k, frame in enumerate(refined["frames"]):
             frame = int(frame)
@@ -255,14 +281,23 @@ def track_and_refine_3d(
             out.append(Boxes3D.empty())
             continue
         columns = list(zip(*frame_rows))
-        out.append(Boxes3D(center=np.stack(columns[0]), size=np.stack(columns[1]), yaw=np.array(columns[2]),
-                           velocity=np.stack(columns[3]), class_id=np.array(columns[4], dtype=np.int64),
-                           score=np.array(columns[5], dtype=np.float32), track_id=np.array(columns[6], dtype=np.int64)))
+        out.append(
+            Boxes3D(
+                center=np.stack(columns[0]),
+                size=np.stack(columns[1]),
+                yaw=np.array(columns[2]),
+                velocity=np.stack(columns[3]),
+                class_id=np.array(columns[4], dtype=np.int64),
+                score=np.array(columns[5], dtype=np.float32),
+                track_id=np.array(columns[6], dtype=np.int64),
+            )
+        )
     return out, frame_uncertainty
 
 
-def project_boxes_to_cameras(boxes: Boxes3D, clip, frame_index: int, *, min_depth: float = 0.1,
-                             min_area: float = 4.0) -> dict[str, Boxes2D]:
+def project_boxes_to_cameras(
+    boxes: Boxes3D, clip, frame_index: int, *, min_depth: float = 0.1, min_area: float = 4.0
+) -> dict[str, Boxes2D]:
     """2D boxes (pixels, clipped to the image; truncation = clipped-off fraction) of ego-frame 3D boxes in each camera,
     honouring per-camera capture time (``clip.camera_from_ego``); boxes behind or outside a camera are dropped."""
     out: dict[str, Boxes2D] = {}
@@ -294,7 +329,11 @@ def project_boxes_to_cameras(boxes: Boxes3D, clip, frame_index: int, *, min_dept
             xyxy.append([cx1, cy1, cx2, cy2])
             truncation.append(1.0 - area / full)
         selected = boxes[np.asarray(keep, dtype=np.int64)]
-        out[camera.name] = Boxes2D(xyxy=np.asarray(xyxy, dtype=np.float64).reshape(-1, 4), class_id=selected.class_id,
-                                   score=selected.score, track_id=selected.track_id,
-                                   truncation=np.asarray(truncation, dtype=np.float32))
+        out[camera.name] = Boxes2D(
+            xyxy=np.asarray(xyxy, dtype=np.float64).reshape(-1, 4),
+            class_id=selected.class_id,
+            score=selected.score,
+            track_id=selected.track_id,
+            truncation=np.asarray(truncation, dtype=np.float32),
+        )
     return out

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
@@ -51,7 +51,9 @@ class ScaledTeacher(Teacher):
 class TTATeacher(Teacher):
     """Every (scale, flip) view of the frame through `teacher`, fused by WBF; uncertainty = view disagreement."""
 
-    def __init__(self, teacher: Teacher, *, flip: bool = True, scales: Sequence[float] = (1.0,), iou_threshold: float = 0.55) -> None:
+    def __init__(
+        self, teacher: Teacher, *, flip: bool = True, scales: Sequence[float] = (1.0,), iou_threshold: float = 0.55
+    ) -> None:
         self.views: list[Teacher] = []
         for scale in scales:
             base = teacher if scale == 1.0 else ScaledTeacher(teacher, scale)
@@ -64,4 +66,7 @@ class TTATeacher(Teacher):
     def predict_batch(self, frames: Sequence[np.ndarray]) -> list[Detections]:
         """Fused detections per frame."""
         per_view = [view.predict_batch(frames) for view in self.views]
-        return [weighted_boxes_fusion([v[i] for v in per_view], iou_threshold=self.iou_threshold) for i in range(len(frames))]
+        return [
+            weighted_boxes_fusion([v[i] for v in per_view], iou_threshold=self.iou_threshold)
+            for i in range(len(frames))
+        ]

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
 from autolabel.detections import Detections, box_iou
 from autolabel.tracking.tracklet import Tracklet
 
-__all__ = ["temporal_inconsistency", "box_uncertainty", "frame_uncertainty", "rank_frames_for_review"]
+__all__ = ["box_uncertainty", "frame_uncertainty", "rank_frames_for_review", "temporal_inconsistency"]
 
 
 def temporal_inconsistency(raw: Tracklet, smoothed: Tracklet) -> np.ndarray:
@@ -24,7 +24,11 @@ def temporal_inconsistency(raw: Tracklet, smoothed: Tracklet) -> np.ndarray:
 
 
 def box_uncertainty(
-    tracklet: Tracklet, *, temporal: np.ndarray | None = None, ensemble: np.ndarray | None = None, unobserved: float = 0.5
+    tracklet: Tracklet,
+    *,
+    temporal: np.ndarray | None = None,
+    ensemble: np.ndarray | None = None,
+    unobserved: float = 0.5,
 ) -> np.ndarray:
     """(T,) box uncertainty in [0,1]: max of temporal inconsistency, ensemble disagreement (nan = unknown),
     `unobserved` for interpolated boxes, and 1 - track score."""
@@ -39,7 +43,11 @@ def box_uncertainty(
 
 
 def frame_uncertainty(
-    tracks: Detections, num_frames: int, *, unexplained: Sequence[Detections] | None = None, unexplained_weight: float = 0.5
+    tracks: Detections,
+    num_frames: int,
+    *,
+    unexplained: Sequence[Detections] | None = None,
+    unexplained_weight: float = 0.5,
 ) -> np.ndarray:
     """(F,) per-frame uncertainty: max box uncertainty of tracked boxes, raised by the best score of detections
     no track explains (possible misses), times `unexplained_weight`."""
@@ -53,7 +61,9 @@ def frame_uncertainty(
     return out
 
 
-def rank_frames_for_review(frame_scores: np.ndarray, *, top_k: int | None = None, min_separation: int = 0) -> np.ndarray:
+def rank_frames_for_review(
+    frame_scores: np.ndarray, *, top_k: int | None = None, min_separation: int = 0
+) -> np.ndarray:
     """Frame indices by descending uncertainty; with min_separation, neighbours of a picked frame are skipped."""
     order = np.argsort(-np.asarray(frame_scores), kind="stable")
     if min_separation <= 0:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
 from autolabel.detections import Detections, box_iou
 from autolabel.teachers.base import Teacher
 
-__all__ = ["weighted_boxes_fusion", "EnsembleTeacher"]
+__all__ = ["EnsembleTeacher", "weighted_boxes_fusion"]
 
 
 def weighted_boxes_fusion(
@@ -83,13 +83,17 @@ def weighted_boxes_fusion(
 class EnsembleTeacher(Teacher):
     """Runs several teachers with identical `class_names` and fuses their boxes per frame with WBF."""
 
-    def __init__(self, teachers: Sequence[Teacher], *, weights: Sequence[float] | None = None, iou_threshold: float = 0.55) -> None:
+    def __init__(
+        self, teachers: Sequence[Teacher], *, weights: Sequence[float] | None = None, iou_threshold: float = 0.55
+    ) -> None:
         if not teachers:
             raise ValueError("EnsembleTeacher: expected at least one teacher, found none")
         names = list(teachers[0].class_names)
         for i, teacher in enumerate(teachers[1:], start=1):
             if list(teacher.class_names) != names:
-                raise ValueError(f"EnsembleTeacher: teacher {i} class_names {teacher.class_names} differ from teacher 0 {names}")
+                raise ValueError(
+                    f"EnsembleTeacher: teacher {i} class_names {teacher.class_names} differ from teacher 0 {names}"
+                )
         self.teachers = list(teachers)
         self.weights = weights
         self.iou_threshold = iou_threshold

@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import queue
 import threading
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from autolabel.detections import Detections, box_iou
 
-__all__ = ["window_ranges", "run_windowed_chain", "match_overlap_ids", "StreamEndedEarly"]
+__all__ = ["StreamEndedEarly", "match_overlap_ids", "run_windowed_chain", "window_ranges"]
 
 _END = object()
 
@@ -30,8 +31,9 @@ class StreamEndedEarly(RuntimeError):
 def window_ranges(num_frames: int, window: int, overlap: int) -> list[tuple[int, int]]:
     """[(start, stop)] frame ranges of length ``window`` overlapping by ``overlap``; the last one ends at num_frames."""
     if window < 2 or not 0 <= overlap < window:
-        raise ValueError(f"window_frames / window_overlap: expected window >= 2 and 0 <= overlap < window, "
-                         f"found {window}, {overlap}")
+        raise ValueError(
+            f"window_frames / window_overlap: expected window >= 2 and 0 <= overlap < window, found {window}, {overlap}"
+        )
     ranges, start = [], 0
     while True:
         stop = min(start + window, num_frames)
@@ -57,14 +59,18 @@ class _StreamedDetections(Sequence):
         if index < 0:
             index += self.num_frames
         if index >= len(self.items):
-            raise RuntimeError(f"detections of frame {index} read before the frame was decoded ({len(self.items)} so far)")
+            raise RuntimeError(
+                f"detections of frame {index} read before the frame was decoded ({len(self.items)} so far)"
+            )
         return self.items[index]
 
 
 class _ChainRun:
     """The offline chain over one window, in a thread that receives the window's frames through a bounded queue."""
 
-    def __init__(self, chain: Callable, config: Any, start: int, stop: int, *, uses_frames: bool, queue_frames: int) -> None:
+    def __init__(
+        self, chain: Callable, config: Any, start: int, stop: int, *, uses_frames: bool, queue_frames: int
+    ) -> None:
         self.start, self.stop = start, stop
         self.store = _StreamedDetections(stop - start)
         self.uses_frames = uses_frames
@@ -121,7 +127,9 @@ class _ChainRun:
         return self.outcome["result"]
 
 
-def match_overlap_ids(previous: dict[int, Detections], current: dict[int, Detections], min_frames: int) -> dict[int, int]:
+def match_overlap_ids(
+    previous: dict[int, Detections], current: dict[int, Detections], min_frames: int
+) -> dict[int, int]:
     """current track id -> previous track id, from per-frame boxes in the overlap (frame -> Detections with ids)."""
     prev_ids = sorted({int(t) for d in previous.values() for t in d.track_id})
     curr_ids = sorted({int(t) for d in current.values() for t in d.track_id})
@@ -149,8 +157,16 @@ def _per_frame(tracks: Detections, start: int, stop: int) -> dict[int, Detection
 
 
 def run_windowed_chain(
-    chain: Callable, stream: Iterable[tuple[int, np.ndarray, Detections]], num_frames: int, config: Any, *,
-    window: int, overlap: int, uses_frames: bool, queue_frames: int = 16, defer: bool = False,
+    chain: Callable,
+    stream: Iterable[tuple[int, np.ndarray, Detections]],
+    num_frames: int,
+    config: Any,
+    *,
+    window: int,
+    overlap: int,
+    uses_frames: bool,
+    queue_frames: int = 16,
+    defer: bool = False,
 ) -> tuple[list[Detections], np.ndarray] | Callable[[], tuple[list[Detections], np.ndarray]]:
     """Run ``chain(frames, detections, config)`` (``autolabel.offline.label_video_detections``) over windows while
     ``stream`` yields (frame index, BGR image, teacher detections) in order. Returns per-frame tracks (global frame
@@ -158,7 +174,9 @@ def run_windowed_chain(
     consumed a function that waits for the last window's chain and returns them (so the caller can start the next
     video while it finishes)."""
     ranges = window_ranges(num_frames, window, overlap)
-    boundaries = [0] + [start + (ranges[k - 1][1] - start) // 2 for k, (start, _) in enumerate(ranges) if k > 0] + [num_frames]
+    boundaries = (
+        [0] + [start + (ranges[k - 1][1] - start) // 2 for k, (start, _) in enumerate(ranges) if k > 0] + [num_frames]
+    )
     output: list[Detections] = [Detections.empty() for _ in range(num_frames)]
     uncertainty = np.zeros(num_frames)
     runs: list[_ChainRun] = []
@@ -174,15 +192,17 @@ def run_windowed_chain(
         else:
             previous_stop = ranges[k - 1][1]
             overlap_current = {f: d for f, d in frames.items() if f < previous_stop}
-            mapping = match_overlap_ids(state["previous_overlap"], overlap_current,
-                                        max(2, (previous_stop - run.start) // 4))
+            mapping = match_overlap_ids(
+                state["previous_overlap"], overlap_current, max(2, (previous_stop - run.start) // 4)
+            )
         for track_id in sorted({int(t) for d in frames.values() for t in d.track_id}):
             if track_id not in mapping:
                 mapping[track_id] = state["next_id"]
                 state["next_id"] += 1
         lookup = lambda ids: np.array([mapping[int(t)] for t in ids], dtype=np.int64)  # noqa: E731
-        frames = {f: d.with_fields(track_id=lookup(d.track_id), frame=np.full(len(d), f, np.int64))
-                  for f, d in frames.items()}
+        frames = {
+            f: d.with_fields(track_id=lookup(d.track_id), frame=np.full(len(d), f, np.int64)) for f, d in frames.items()
+        }
         for frame in range(boundaries[k], boundaries[k + 1]):
             output[frame] = frames[frame]
             uncertainty[frame] = result.frame_uncertainty[frame - run.start]

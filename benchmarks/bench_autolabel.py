@@ -104,8 +104,25 @@ def peak_rss_mb(video: Path, workdir: Path, batch: int) -> tuple[float, float]:
     out = Path(tempfile.mkdtemp(dir=workdir))
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     start = time.perf_counter()
-    run = subprocess.run([sys.executable, "-c", RSS_SNIPPET, str(video), "--out", str(out), "--teacher", str(YOLOX),
-                          "--batch", str(batch), "--no-progress"], env=env, capture_output=True, text=True, cwd=REPO)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            RSS_SNIPPET,
+            str(video),
+            "--out",
+            str(out),
+            "--teacher",
+            str(YOLOX),
+            "--batch",
+            str(batch),
+            "--no-progress",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
     seconds = time.perf_counter() - start
     if run.returncode != 0:
         raise RuntimeError(f"autolabel failed on {video}: {run.stderr[-2000:]}")
@@ -137,10 +154,9 @@ def main() -> int:
     if not (VIDEO.is_file() and YOLOX.is_file()):
         print(f"bench_autolabel: shared data absent ({VIDEO}, {YOLOX}); nothing measured")
         return 0
+    import autolabel.offline  # noqa: F401  (one-off import cost is not throughput)
     from autolabel.jobconfig import load_job_config
     from autolabel.pipeline import prepare_job
-
-    import autolabel.offline  # noqa: F401  (one-off import cost is not throughput)
 
     config = load_job_config(None, teacher_spec=str(YOLOX), batch_size=args.batch)
     teacher, info, _ = prepare_job(config)
@@ -170,9 +186,11 @@ def main() -> int:
             folder_runs.append(fps_folder)
             teacher_cpu.append(cpu_teacher)
             pipeline_cpu.append(cpu_pipeline)
-            print(f"run {repeat + 1}: teacher-only {fps_teacher:.1f} frames/s ({cpu_teacher:.0f} CPU ms/frame), "
-                  f"pipeline {fps_pipeline:.1f} frames/s ({cpu_pipeline:.0f} CPU ms/frame), "
-                  f"folder of 3 copies {fps_folder:.1f} frames/s")
+            print(
+                f"run {repeat + 1}: teacher-only {fps_teacher:.1f} frames/s ({cpu_teacher:.0f} CPU ms/frame), "
+                f"pipeline {fps_pipeline:.1f} frames/s ({cpu_pipeline:.0f} CPU ms/frame), "
+                f"folder of 3 copies {fps_folder:.1f} frames/s"
+            )
         teacher_median, pipeline_median = statistics.median(teacher_runs), statistics.median(pipeline_runs)
         pair_ratios = [p / t for p, t in zip(pipeline_runs, teacher_runs)]  # adjacent runs share the machine's load
         ratio = statistics.median(pair_ratios)
@@ -209,7 +227,13 @@ def main() -> int:
         for loops in sorted({max(2, args.loops // 2), args.loops}):
             long_video = workdir / f"long_x{loops}.mp4"
             long_frames = make_long_video(long_video, loops)
-            rows.append((f"same video looped x{loops} (generated mp4)", long_frames, *peak_rss_mb(long_video, workdir, args.batch)))
+            rows.append(
+                (
+                    f"same video looped x{loops} (generated mp4)",
+                    long_frames,
+                    *peak_rss_mb(long_video, workdir, args.batch),
+                )
+            )
             long_video.unlink()
         for name, count, rss, seconds in rows:
             print(f"peak RSS: {name}: {count} frames, {rss:.0f} MB ({seconds:.0f} s)")
@@ -232,12 +256,21 @@ def main() -> int:
         if args.teacher_checkpoint and args.clips:
             overall = bev_map(args.teacher_checkpoint, args.clips, workdir)
             print("BEV:", json.dumps(overall.get("bev")))
-            lines += [f"Teacher `{args.teacher_checkpoint}` on `{args.clips}`:", "", "```",
-                      json.dumps(overall, indent=1), "```", ""]
+            lines += [
+                f"Teacher `{args.teacher_checkpoint}` on `{args.clips}`:",
+                "",
+                "```",
+                json.dumps(overall, indent=1),
+                "```",
+                "",
+            ]
         else:
-            lines += ["Not measured in this run (TODO for the lead): needs a trained fleetvision teacher checkpoint and "
-                      "synthetic clips with ground truth, e.g. `perception synth ... --out runs/bench/clips`, train the "
-                      "`teacher` preset, then rerun with `--teacher-checkpoint CKPT --clips runs/bench/clips`.", ""]
+            lines += [
+                "Not measured in this run (TODO for the lead): needs a trained fleetvision teacher checkpoint and "
+                "synthetic clips with ground truth, e.g. `perception synth ... --out runs/bench/clips`, train the "
+                "`teacher` preset, then rerun with `--teacher-checkpoint CKPT --clips runs/bench/clips`.",
+                "",
+            ]
     text = "\n".join(lines)
     atomic_write_text(args.out, text + "\n")
     print(text)

@@ -42,7 +42,7 @@ def find_checkpoint(runs: Path, exclude: Path) -> Path | None:
             continue
         try:
             model, meta = load_model_checkpoint(path)
-        except Exception:  # noqa: BLE001 - not a model checkpoint: try the next one
+        except Exception:
             continue
         cameras = meta.get("cameras") or (meta.get("rig") or {}).get("cameras") or []
         if len(cameras) == 6 or (not cameras and model.config()["image_size"] == [96, 192]):
@@ -103,7 +103,7 @@ def synth_clips(out: Path, *, clips: int, frames: int, fps: float, seed: int) ->
 
 def bench_latency(fp32: Path, variants: list[tuple[str, Path]], checkpoint: Path, feeds: list[dict], seconds: float):
     """Eager + ORT rows (same inputs, 2 intra-op threads everywhere)."""
-    from deploy.bench import BenchConfig, benchmark_model, benchmark_callable
+    from deploy.bench import BenchConfig, benchmark_callable, benchmark_model
     from deploy.budget import Budget
     from deploy.cli import eager_result
 

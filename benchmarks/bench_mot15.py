@@ -71,10 +71,14 @@ def load_sequence(root: Path, name: str) -> Sequence:
         frames.append(frame)
     capture.release()
     if len(frames) != length:
-        raise RuntimeError(f"{root / name / (name + '.mp4')}: expected {length} frames (seqinfo.ini), decoded {len(frames)}")
+        raise RuntimeError(
+            f"{root / name / (name + '.mp4')}: expected {length} frames (seqinfo.ini), decoded {len(frames)}"
+        )
     raw = np.loadtxt(root / name / "gt" / "gt.txt", delimiter=",", ndmin=2)
     raw = raw[raw[:, 6] != 0]
-    gt = np.stack([raw[:, 0] - 1, raw[:, 1], raw[:, 2], raw[:, 3], raw[:, 2] + raw[:, 4], raw[:, 3] + raw[:, 5]], axis=1)
+    gt = np.stack(
+        [raw[:, 0] - 1, raw[:, 1], raw[:, 2], raw[:, 3], raw[:, 2] + raw[:, 4], raw[:, 3] + raw[:, 5]], axis=1
+    )
     return Sequence(name, frames, frame_rate, gt)
 
 
@@ -153,8 +157,10 @@ def write_mot(path: Path, tracks: Detections) -> None:
     with open(path, "w") as handle:
         for i in order:
             x1, y1, x2, y2 = tracks.xyxy[i]
-            handle.write(f"{tracks.frame[i] + 1},{tracks.track_id[i]},{x1:.2f},{y1:.2f},{x2 - x1:.2f},{y2 - y1:.2f},"
-                         f"{tracks.score[i]:.4f},-1,-1,-1\n")
+            handle.write(
+                f"{tracks.frame[i] + 1},{tracks.track_id[i]},{x1:.2f},{y1:.2f},{x2 - x1:.2f},{y2 - y1:.2f},"
+                f"{tracks.score[i]:.4f},-1,-1,-1\n"
+            )
 
 
 def trackeval_scores(gt_root: Path, trackers_root: Path, tracker_names: list[str], sequence: str, length: int) -> dict:
@@ -166,9 +172,17 @@ def trackeval_scores(gt_root: Path, trackers_root: Path, tracker_names: list[str
         "BENCHMARK": "MOT15", "SPLIT_TO_EVAL": "train", "SKIP_SPLIT_FOL": True, "SEQ_INFO": {sequence: length},
         "PRINT_CONFIG": False, "DO_PREPROC": False,
     }  # fmt: skip
-    eval_config = {**trackeval.Evaluator.get_default_eval_config(), "PRINT_RESULTS": False, "PRINT_CONFIG": False,
-                   "OUTPUT_SUMMARY": False, "OUTPUT_DETAILED": False, "PLOT_CURVES": False, "DISPLAY_LESS_PROGRESS": True,
-                   "TIME_PROGRESS": False, "USE_PARALLEL": False}
+    eval_config = {
+        **trackeval.Evaluator.get_default_eval_config(),
+        "PRINT_RESULTS": False,
+        "PRINT_CONFIG": False,
+        "OUTPUT_SUMMARY": False,
+        "OUTPUT_DETAILED": False,
+        "PLOT_CURVES": False,
+        "DISPLAY_LESS_PROGRESS": True,
+        "TIME_PROGRESS": False,
+        "USE_PARALLEL": False,
+    }
     evaluator = trackeval.Evaluator(eval_config)
     metrics = [trackeval.metrics.HOTA(), trackeval.metrics.CLEAR(), trackeval.metrics.Identity()]
     with contextlib.redirect_stdout(io.StringIO()):  # TrackEval prints per-tracker progress lines
@@ -288,8 +302,10 @@ def main() -> None:
                 write_mot(trackers_root / folder / "data" / f"{name}.txt", tracks)
                 names.append(folder)
             scores = trackeval_scores(args.data, trackers_root, names, name, len(sequence.frames))
-            table.append(f"| {name} | (a) teacher, single frame | - | - | - | - | - | - | - | - | "
-                         f"{average_precision(sequence.gt, all_boxes):.1f} | - |")
+            table.append(
+                f"| {name} | (a) teacher, single frame | - | - | - | - | - | - | - | - | "
+                f"{average_precision(sequence.gt, all_boxes):.1f} | - |"
+            )
             for (run_name, (tracks, elapsed)), folder in zip(runs.items(), names):
                 s = {**scores[folder], **motmetrics_scores(sequence.gt, tracks, len(sequence.frames))}
                 tag = "(c)" if run_name == "ours (offline)" else ("(c-)" if run_name.startswith("ours") else "(b)")
@@ -311,7 +327,10 @@ def main() -> None:
                 f"({'beats' if ap_ours > ap_teacher else 'MISSES'})"
             )
             print("\n".join(table[-len(runs) - 1 :]), flush=True)
-    text = "\n".join(lines + table + ["", "Target ((c) beats the best (b) on HOTA and IDF1, and (a) on AP50):"] + verdicts) + "\n"
+    text = (
+        "\n".join(lines + table + ["", "Target ((c) beats the best (b) on HOTA and IDF1, and (a) on AP50):"] + verdicts)
+        + "\n"
+    )
     print("\n" + "\n".join(table + [""] + verdicts))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.out.with_suffix(".tmp")

@@ -45,8 +45,14 @@ def main() -> int:
     try:
         for index in range(args.clips):
             wall0, cpu0 = time.perf_counter(), time.process_time()
-            generate_clip(work / f"clip_{index:04d}", rig, frames=args.frames, seed=clip_seed(args.seed, index),
-                          image_format=args.image_format, timings=stages)
+            generate_clip(
+                work / f"clip_{index:04d}",
+                rig,
+                frames=args.frames,
+                seed=clip_seed(args.seed, index),
+                image_format=args.image_format,
+                timings=stages,
+            )
             rows.append((time.perf_counter() - wall0, time.process_time() - cpu0))
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -77,9 +83,12 @@ def main() -> int:
     for stage in ("world", "render", "labels", "write"):
         value = stages.get(stage, 0.0)
         lines.append(f"| {stage} | {value / camera_frames * 1000:.2f} | {value / total:.0%} |")
-    lines += ["", "world = road, traffic simulation, meshes, ground texture, scenery (once per clip); render = ground remap, "
-              "sky/fog, polygons, id buffer, noise; labels = 2D boxes, 3D boxes, BEV maps; write = video encoding + files.",
-              "Wall-clock figures depend on what else runs on the machine; the CPU-time figure is less sensitive to that."]
+    lines += [
+        "",
+        "world = road, traffic simulation, meshes, ground texture, scenery (once per clip); render = ground remap, "
+        "sky/fog, polygons, id buffer, noise; labels = 2D boxes, 3D boxes, BEV maps; write = video encoding + files.",
+        "Wall-clock figures depend on what else runs on the machine; the CPU-time figure is less sensitive to that.",
+    ]
     text = "\n".join(lines) + "\n"
     print(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -27,8 +27,25 @@ sys.path.insert(0, str(REPO))
 
 def make_data(path: Path, clips: int, frames: int) -> Path:
     rig = REPO / "configs" / "rigs" / "nuscenes_like_6cam.yaml"
-    subprocess.run([sys.executable, "-m", "perception", "synth", "--rig", str(rig), "--clips", str(clips), "--frames",
-                    str(frames), "--out", str(path), "--quiet"], check=True, cwd=REPO)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "perception",
+            "synth",
+            "--rig",
+            str(rig),
+            "--clips",
+            str(clips),
+            "--frames",
+            str(frames),
+            "--out",
+            str(path),
+            "--quiet",
+        ],
+        check=True,
+        cwd=REPO,
+    )
     return path
 
 
@@ -37,19 +54,33 @@ def build_datamodule(data: Path, args: argparse.Namespace, cache: Path, workers:
     from perception.data.datamodule import ClipDataModule
     from perception.data.spec import target_spec_for
 
-    return ClipDataModule(train=str(data), window=args.window, batch_size=args.batch_size, num_workers=workers,
-                          cache_dir=str(cache), target_spec=target_spec_for(args.model),
-                          image_augmentation=ImageAugmentation(scale_range=(0.95, 1.1), color_jitter_prob=0.5, blur_prob=0.1,
-                                                               noise_prob=0.1, jpeg_prob=0.1),
-                          bev_augmentation=BevAugmentation(rotation_deg=10.0, flip_y_prob=0.5))
+    return ClipDataModule(
+        train=str(data),
+        window=args.window,
+        batch_size=args.batch_size,
+        num_workers=workers,
+        cache_dir=str(cache),
+        target_spec=target_spec_for(args.model),
+        image_augmentation=ImageAugmentation(
+            scale_range=(0.95, 1.1), color_jitter_prob=0.5, blur_prob=0.1, noise_prob=0.1, jpeg_prob=0.1
+        ),
+        bev_augmentation=BevAugmentation(rotation_deg=10.0, flip_y_prob=0.5),
+    )
 
 
 def new_module(args: argparse.Namespace):
     from perception.training.module import PerceptionModule
 
     torch.manual_seed(0)
-    return PerceptionModule(model_name=args.model, lr=2e-3, ema_decay=0.99, schedule="cosine", warmup_steps=5,
-                            schedule_steps=args.steps + args.warmup, export_on_fit_end=False)
+    return PerceptionModule(
+        model_name=args.model,
+        lr=2e-3,
+        ema_decay=0.99,
+        schedule="cosine",
+        warmup_steps=5,
+        schedule_steps=args.steps + args.warmup,
+        export_on_fit_end=False,
+    )
 
 
 def bare_loop(batches: list, args: argparse.Namespace) -> list[float]:
@@ -61,7 +92,9 @@ def bare_loop(batches: list, args: argparse.Namespace) -> list[float]:
     decay, no_decay = [], []
     for param in model.parameters():
         (decay if param.ndim >= 2 else no_decay).append(param)
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01}, {"params": no_decay, "weight_decay": 0.0}], lr=2e-3)
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": 0.01}, {"params": no_decay, "weight_decay": 0.0}], lr=2e-3
+    )
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
     times: list[float] = []
     last = time.perf_counter()
@@ -120,9 +153,18 @@ def lightning_loop(batches: list, args: argparse.Namespace) -> list[float]:
 
     module = new_module(args)
     clock = _StepClock(args.warmup).callback
-    trainer = L.Trainer(accelerator="cpu", devices=1, max_steps=args.warmup + args.steps, logger=False,
-                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                        gradient_clip_val=5.0, callbacks=[clock], num_sanity_val_steps=0)
+    trainer = L.Trainer(
+        accelerator="cpu",
+        devices=1,
+        max_steps=args.warmup + args.steps,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        gradient_clip_val=5.0,
+        callbacks=[clock],
+        num_sanity_val_steps=0,
+    )
     trainer.fit(module, train_dataloaders=_Batches(batches, args.warmup + args.steps))
     return clock.times
 
@@ -136,10 +178,20 @@ def data_wait(data: Path, args: argparse.Namespace, cache: Path) -> tuple[float,
     datamodule = build_datamodule(data, args, cache, args.workers)
     module = new_module(args)
     timer = DataWaitTimer(skip_first=args.warmup)
-    trainer = L.Trainer(accelerator="cpu", devices=1, max_steps=args.warmup + args.steps, logger=False,
-                        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                        gradient_clip_val=5.0, callbacks=[timer], num_sanity_val_steps=0, use_distributed_sampler=False,
-                        limit_val_batches=0)
+    trainer = L.Trainer(
+        accelerator="cpu",
+        devices=1,
+        max_steps=args.warmup + args.steps,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        gradient_clip_val=5.0,
+        callbacks=[timer],
+        num_sanity_val_steps=0,
+        use_distributed_sampler=False,
+        limit_val_batches=0,
+    )
     trainer.fit(module, datamodule=datamodule)
     return timer.fraction, timer.total_s / max(timer.batches, 1)
 
@@ -199,24 +251,50 @@ def main(argv: list[str] | None = None) -> int:
         cached_s, decoded_s = sample_times(data, args, cache)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     rows = [
-        ("bare PyTorch loop, s/step (median)", f"{bare_s:.3f}", f"min {min(bare):.3f}, max {max(bare):.3f}, {len(bare)} steps"),
-        ("Lightning PerceptionModule, s/step (median)", f"{lit_s:.3f}", f"min {min(lit):.3f}, max {max(lit):.3f}, {len(lit)} steps"),
-        ("Lightning overhead (medians)", f"{100 * overhead:+.1f}%", f"min vs min {100 * (min(lit) / min(bare) - 1):+.1f}%; target <= 5%"),
-        ("data-wait fraction (ClipDataModule, frame cache)", f"{100 * wait_fraction:.1f}%",
-         f"{args.workers} workers, {step_s:.3f} s/step incl. waiting; target <= 10%"),
+        (
+            "bare PyTorch loop, s/step (median)",
+            f"{bare_s:.3f}",
+            f"min {min(bare):.3f}, max {max(bare):.3f}, {len(bare)} steps",
+        ),
+        (
+            "Lightning PerceptionModule, s/step (median)",
+            f"{lit_s:.3f}",
+            f"min {min(lit):.3f}, max {max(lit):.3f}, {len(lit)} steps",
+        ),
+        (
+            "Lightning overhead (medians)",
+            f"{100 * overhead:+.1f}%",
+            f"min vs min {100 * (min(lit) / min(bare) - 1):+.1f}%; target <= 5%",
+        ),
+        (
+            "data-wait fraction (ClipDataModule, frame cache)",
+            f"{100 * wait_fraction:.1f}%",
+            f"{args.workers} workers, {step_s:.3f} s/step incl. waiting; target <= 10%",
+        ),
         ("window assembly from frame cache, s", f"{cached_s:.4f}", "incl. augmentation + target encoding"),
         ("decoding the window's videos instead, s", f"{decoded_s:.4f}", "DriveClip.read_frame, no augmentation"),
     ]
-    header = (f"model {args.model}, batch {args.batch_size} x T={args.window} x 6 cameras, {args.steps} timed steps after "
-              f"{args.warmup} warm-up, x{args.repeats} interleaved; torch {torch.__version__}, {args.threads} threads, "
-              f"{platform.processor() or platform.machine()}, load average {load:.1f} at the end")
+    header = (
+        f"model {args.model}, batch {args.batch_size} x T={args.window} x 6 cameras, {args.steps} timed steps after "
+        f"{args.warmup} warm-up, x{args.repeats} interleaved; torch {torch.__version__}, {args.threads} threads, "
+        f"{platform.processor() or platform.machine()}, load average {load:.1f} at the end"
+    )
     width = max(len(r[0]) for r in rows)
     print(header)
     for name, value, note in rows:
         print(f"{name:<{width}}  {value:>8}  {note}")
-    lines = ["# Training benchmark (`benchmarks/bench_train.py`)", "", header, "",
-             f"Command: `.venv/bin/python benchmarks/bench_train.py {' '.join(argv if argv is not None else sys.argv[1:])}`", "",
-             "| measure | value | note |", "|---|---|---|", *[f"| {n} | {v} | {note} |" for n, v, note in rows], ""]
+    lines = [
+        "# Training benchmark (`benchmarks/bench_train.py`)",
+        "",
+        header,
+        "",
+        f"Command: `.venv/bin/python benchmarks/bench_train.py {' '.join(argv if argv is not None else sys.argv[1:])}`",
+        "",
+        "| measure | value | note |",
+        "|---|---|---|",
+        *[f"| {n} | {v} | {note} |" for n, v, note in rows],
+        "",
+    ]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines))
     print(f"wrote {args.out}")

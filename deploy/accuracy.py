@@ -517,7 +517,10 @@ def compare_accuracy(
     )
     if not meets and sensitivity_calib and sensitivity_groups > 0:
         report.sensitivity = node_sensitivity_rows(
-            fp32_path, sensitivity_calib, groups=sensitivity_groups, eval_feeds=sensitivity_calib[-4:],
+            fp32_path,
+            sensitivity_calib,
+            groups=sensitivity_groups,
+            eval_feeds=sensitivity_calib[-4:],
             method=sensitivity_method,
         )
     return report

@@ -60,8 +60,17 @@ class BenchConfig:
     profile_top_k: int = 15
 
     def __post_init__(self) -> None:
-        for name in ("warmup_runs", "min_runs", "max_runs", "concurrency", "batch_size", "profile_runs",
-                     "intra_op_threads", "inter_op_threads", "default_dim"):
+        for name in (
+            "warmup_runs",
+            "min_runs",
+            "max_runs",
+            "concurrency",
+            "batch_size",
+            "profile_runs",
+            "intra_op_threads",
+            "inter_op_threads",
+            "default_dim",
+        ):
             if getattr(self, name) < 0:
                 raise ValueError(f"BenchConfig.{name}: expected >= 0, found {getattr(self, name)}")
         if self.min_runs < 1 or self.max_runs < self.min_runs:
@@ -141,11 +150,19 @@ class BenchResult:
         return data
 
     @classmethod
-    def failed(cls, label: str, error: str, *, model_path: str | Path | None = None) -> "BenchResult":
+    def failed(cls, label: str, error: str, *, model_path: str | Path | None = None) -> BenchResult:
         """A table row for a variant that could not run (e.g. provider or kernel missing), with the reason."""
         size = file_size_mb(model_path) if model_path is not None and Path(model_path).is_file() else None
-        return cls(label=label, latencies_ms=np.zeros(0), stats=None, throughput_per_s=float("nan"), concurrency=0,
-                   model_path=str(model_path) if model_path else None, file_size_mb=size, error=error)
+        return cls(
+            label=label,
+            latencies_ms=np.zeros(0),
+            stats=None,
+            throughput_per_s=float("nan"),
+            concurrency=0,
+            model_path=str(model_path) if model_path else None,
+            file_size_mb=size,
+            error=error,
+        )
 
 
 def cpu_model_name() -> str:
@@ -159,8 +176,9 @@ def cpu_model_name() -> str:
     return platform.processor() or "unknown"
 
 
-def environment_record(*, provider: str, active_providers: Sequence[str], intra_op_threads: int,
-                       inter_op_threads: int) -> EnvironmentRecord:
+def environment_record(
+    *, provider: str, active_providers: Sequence[str], intra_op_threads: int, inter_op_threads: int
+) -> EnvironmentRecord:
     """Snapshot of the machine and runtime for a report."""
     import onnxruntime as ort
 
@@ -261,14 +279,25 @@ def benchmark_callable(
     with cpu_affinity(config.cpu_affinity):
         latencies = measure_latencies(lambda _i: fn(), config)
         throughput = measure_throughput(lambda _i: fn(), config)
-        environment = environment_record(provider="callable", active_providers=[],
-                                          intra_op_threads=config.intra_op_threads,
-                                          inter_op_threads=config.inter_op_threads)
+        environment = environment_record(
+            provider="callable",
+            active_providers=[],
+            intra_op_threads=config.intra_op_threads,
+            inter_op_threads=config.inter_op_threads,
+        )
     stats = LatencyStats.from_samples(latencies)
     return BenchResult(
-        label=label, latencies_ms=latencies, stats=stats, throughput_per_s=throughput,
-        concurrency=config.concurrency, file_size_mb=file_size_mb, accuracy=accuracy, accuracy_name=accuracy_name,
-        verdict=evaluate_budget(latencies, budget, stats) if budget else None, environment=environment, config=config,
+        label=label,
+        latencies_ms=latencies,
+        stats=stats,
+        throughput_per_s=throughput,
+        concurrency=config.concurrency,
+        file_size_mb=file_size_mb,
+        accuracy=accuracy,
+        accuracy_name=accuracy_name,
+        verdict=evaluate_budget(latencies, budget, stats) if budget else None,
+        environment=environment,
+        config=config,
     )
 
 
@@ -289,8 +318,12 @@ def benchmark_model(
     if not model_path.is_file():
         raise FileNotFoundError(f"benchmark_model: model file not found: {model_path}")
     with cpu_affinity(config.cpu_affinity):
-        session = make_session(model_path, provider=config.provider, intra_op_threads=config.intra_op_threads,
-                               inter_op_threads=config.inter_op_threads)
+        session = make_session(
+            model_path,
+            provider=config.provider,
+            intra_op_threads=config.intra_op_threads,
+            inter_op_threads=config.inter_op_threads,
+        )
         feed_list = _resolve_feeds(session, inputs, config, dim_overrides, source=str(model_path))
         output_names = [o.name for o in session.get_outputs()]
 
@@ -299,32 +332,49 @@ def benchmark_model(
 
         latencies = measure_latencies(run_once, config)
         throughput = measure_throughput(run_once, config)
-        environment = environment_record(provider=config.provider, active_providers=session.get_providers(),
-                                          intra_op_threads=config.intra_op_threads,
-                                          inter_op_threads=config.inter_op_threads)
+        environment = environment_record(
+            provider=config.provider,
+            active_providers=session.get_providers(),
+            intra_op_threads=config.intra_op_threads,
+            inter_op_threads=config.inter_op_threads,
+        )
         profile = None
         if config.profile_runs > 0:
             from deploy.profiling import profile_operators
 
-            profile = profile_operators(model_path, feeds=feed_list, runs=config.profile_runs, config=config,
-                                        top_k=config.profile_top_k)
+            profile = profile_operators(
+                model_path, feeds=feed_list, runs=config.profile_runs, config=config, top_k=config.profile_top_k
+            )
     stats = LatencyStats.from_samples(latencies)
     return BenchResult(
-        label=label or model_path.stem, latencies_ms=latencies, stats=stats, throughput_per_s=throughput,
-        concurrency=config.concurrency, model_path=str(model_path), file_size_mb=file_size_mb(model_path),
-        accuracy=accuracy, accuracy_name=accuracy_name,
+        label=label or model_path.stem,
+        latencies_ms=latencies,
+        stats=stats,
+        throughput_per_s=throughput,
+        concurrency=config.concurrency,
+        model_path=str(model_path),
+        file_size_mb=file_size_mb(model_path),
+        accuracy=accuracy,
+        accuracy_name=accuracy_name,
         verdict=evaluate_budget(latencies, budget, stats) if budget else None,
-        profile=profile, environment=environment, config=config,
+        profile=profile,
+        environment=environment,
+        config=config,
     )
 
 
-def _resolve_feeds(session, inputs: Feeds | Sequence[Feeds] | None, config: BenchConfig,
-                   dim_overrides: Mapping[str, int] | None, *, source: str) -> list[dict[str, np.ndarray]]:
+def _resolve_feeds(
+    session,
+    inputs: Feeds | Sequence[Feeds] | None,
+    config: BenchConfig,
+    dim_overrides: Mapping[str, int] | None,
+    *,
+    source: str,
+) -> list[dict[str, np.ndarray]]:
     """Validated list of feed dicts for the session (synthetic when ``inputs`` is None)."""
     specs = input_specs(session)
     if inputs is None:
-        return [synthesize_inputs(specs, default_dim=config.default_dim, dim_overrides=dim_overrides,
-                                  seed=config.seed)]
+        return [synthesize_inputs(specs, default_dim=config.default_dim, dim_overrides=dim_overrides, seed=config.seed)]
     feed_list = [dict(inputs)] if isinstance(inputs, Mapping) else [dict(feed) for feed in inputs]
     if not feed_list:
         raise ValueError(f"{source}: inputs is an empty sequence; pass at least one feed dict or None")
@@ -357,13 +407,26 @@ def benchmark_variants(
     for label, variant in items:
         try:
             if callable(variant):
-                result = benchmark_callable(variant, label=label, config=config, budget=budget,
-                                            accuracy=accuracy.get(label), accuracy_name=accuracy_name,
-                                            file_size_mb=(file_sizes_mb or {}).get(label))
+                result = benchmark_callable(
+                    variant,
+                    label=label,
+                    config=config,
+                    budget=budget,
+                    accuracy=accuracy.get(label),
+                    accuracy_name=accuracy_name,
+                    file_size_mb=(file_sizes_mb or {}).get(label),
+                )
             else:
-                result = benchmark_model(variant, label=label, config=config, inputs=inputs, budget=budget,
-                                         accuracy=accuracy.get(label), accuracy_name=accuracy_name)
-        except Exception as error:  # noqa: BLE001 - the row records why this variant could not be measured
+                result = benchmark_model(
+                    variant,
+                    label=label,
+                    config=config,
+                    inputs=inputs,
+                    budget=budget,
+                    accuracy=accuracy.get(label),
+                    accuracy_name=accuracy_name,
+                )
+        except Exception as error:
             model_path = None if callable(variant) else variant
             result = BenchResult.failed(label, f"{type(error).__name__}: {error}", model_path=model_path)
             result.accuracy, result.accuracy_name = accuracy.get(label), accuracy_name

@@ -64,8 +64,12 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size, help="items per run for throughput")
     parser.add_argument("--default-dim", type=int, default=defaults.default_dim, help="value for symbolic dims")
     parser.add_argument("--dim", type=_parse_dims, action="append", default=[], help="symbolic dim NAME=INT")
-    parser.add_argument("--inputs", type=Path, default=None,
-                        help="NPZ of real inputs {input name: array} (default: seeded synthetic inputs)")
+    parser.add_argument(
+        "--inputs",
+        type=Path,
+        default=None,
+        help="NPZ of real inputs {input name: array} (default: seeded synthetic inputs)",
+    )
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--profile-runs", type=int, default=defaults.profile_runs, help="0 = no operator profile")
     parser.add_argument("--out", type=Path, default=Path("bench_reports"), help="report folder")
@@ -82,19 +86,28 @@ def build_bench_parser() -> argparse.ArgumentParser:
 
 def config_from_args(args: argparse.Namespace, budget: Budget | None) -> BenchConfig:
     """BenchConfig from parsed args; threads/provider fall back to the budget's, then to defaults."""
+
     def pick(cli_value, budget_value, default):
         if cli_value is not None:
             return cli_value
         return budget_value if budget_value is not None else default
 
     return BenchConfig(
-        warmup_runs=args.warmup_runs, warmup_s=args.warmup_s, min_runs=args.min_runs,
-        min_duration_s=args.min_duration_s, max_runs=args.max_runs, throughput_s=args.throughput_s,
-        concurrency=args.concurrency, batch_size=args.batch_size,
+        warmup_runs=args.warmup_runs,
+        warmup_s=args.warmup_s,
+        min_runs=args.min_runs,
+        min_duration_s=args.min_duration_s,
+        max_runs=args.max_runs,
+        throughput_s=args.throughput_s,
+        concurrency=args.concurrency,
+        batch_size=args.batch_size,
         intra_op_threads=pick(args.intra_op_threads, budget and budget.intra_op_threads, 0),
         inter_op_threads=pick(args.inter_op_threads, budget and budget.inter_op_threads, 0),
-        cpu_affinity=args.cpu_affinity, provider=pick(args.provider, budget and budget.provider, "cpu"),
-        seed=args.seed, default_dim=args.default_dim, profile_runs=args.profile_runs,
+        cpu_affinity=args.cpu_affinity,
+        provider=pick(args.provider, budget and budget.provider, "cpu"),
+        seed=args.seed,
+        default_dim=args.default_dim,
+        profile_runs=args.profile_runs,
     )
 
 
@@ -108,8 +121,10 @@ def run_bench(args: argparse.Namespace) -> int:
         print(f"deploy bench: {error}", file=sys.stderr)
         return EXIT_USAGE
     if args.labels and len(args.labels) != len(args.models):
-        print(f"deploy bench: --labels: expected {len(args.models)} names (one per model), found {len(args.labels)}",
-              file=sys.stderr)
+        print(
+            f"deploy bench: --labels: expected {len(args.models)} names (one per model), found {len(args.labels)}",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     config = config_from_args(args, budget)
     inputs = None
@@ -125,8 +140,11 @@ def run_bench(args: argparse.Namespace) -> int:
     for label, path in zip(labels, args.models):
         print(f"benchmarking {label} ({path}) on {config.provider} ...", file=sys.stderr)
         try:
-            results.append(benchmark_model(path, label=label, config=config, budget=budget, inputs=inputs,
-                                           dim_overrides=dict(args.dim)))
+            results.append(
+                benchmark_model(
+                    path, label=label, config=config, budget=budget, inputs=inputs, dim_overrides=dict(args.dim)
+                )
+            )
         except (ProviderUnavailableError, FileNotFoundError, ModelInputError) as error:
             print(f"deploy bench: {error}", file=sys.stderr)
             return EXIT_USAGE

@@ -48,7 +48,7 @@ class Budget:
         return None
 
     @classmethod
-    def from_dict(cls, data: Mapping, *, source: str = "<dict>") -> "Budget":
+    def from_dict(cls, data: Mapping, *, source: str = "<dict>") -> Budget:
         """Validate and build a budget; unknown or mistyped fields raise BudgetError naming source and field."""
         if not isinstance(data, Mapping):
             raise BudgetError(f"{source}: expected a mapping of budget fields, found {type(data).__name__}")
@@ -75,8 +75,9 @@ class Budget:
         if values.get("rate_hz") == 0.0:
             raise BudgetError(f"{source}: field 'rate_hz' expected > 0, found 0")
         if values.get("max_miss_rate", 0.0) > 1.0:
-            raise BudgetError(f"{source}: field 'max_miss_rate' expected a fraction in [0, 1], "
-                              f"found {values['max_miss_rate']}")
+            raise BudgetError(
+                f"{source}: field 'max_miss_rate' expected a fraction in [0, 1], found {values['max_miss_rate']}"
+            )
         for key in ("provider", "description"):
             if data.get(key) is not None:
                 if not isinstance(data[key], str):
@@ -85,12 +86,13 @@ class Budget:
         budget = cls(**values)
         limits = ("rate_hz", "deadline_ms", "p99_ms", "max_ms", "mean_ms")
         if not any(getattr(budget, key) is not None for key in limits):
-            raise BudgetError(f"{source}: no limit set; expected at least one of rate_hz, deadline_ms, p99_ms, "
-                              f"max_ms, mean_ms")
+            raise BudgetError(
+                f"{source}: no limit set; expected at least one of rate_hz, deadline_ms, p99_ms, max_ms, mean_ms"
+            )
         return budget
 
     @classmethod
-    def load(cls, path: str | Path) -> "Budget":
+    def load(cls, path: str | Path) -> Budget:
         """Load a budget YAML file (see configs/deploy/*.yaml)."""
         import yaml
 
@@ -151,8 +153,9 @@ def evaluate_budget(latencies_ms: np.ndarray, budget: Budget, stats: LatencyStat
     if deadline is not None:
         rate = miss_rate(latencies_ms, deadline)
         checks.append(BudgetCheck("miss_rate", budget.max_miss_rate, rate, rate <= budget.max_miss_rate))
-    return BudgetVerdict(budget=budget.name, passed=all(c.passed for c in checks), checks=checks,
-                         deadline_ms=deadline, miss_rate=rate)
+    return BudgetVerdict(
+        budget=budget.name, passed=all(c.passed for c in checks), checks=checks, deadline_ms=deadline, miss_rate=rate
+    )
 
 
 def budget_exit_code(verdicts: Sequence[BudgetVerdict | None]) -> int:

@@ -438,7 +438,7 @@ def export_onnx(
         exporter = "torch.onnx.export(dynamo=True)"
         try:
             _torch_export(graph, args, temporary, dynamo=True)
-        except Exception as error:  # noqa: BLE001 - any exporter failure falls back, and is reported
+        except Exception as error:
             if not allow_legacy:
                 raise ExportError(f"dynamo export failed: {error}") from error
             notes.append(f"dynamo export failed ({type(error).__name__}: {str(error)[:300]}); used dynamo=False")

@@ -182,12 +182,14 @@ def check_inputs(specs: Sequence[InputSpec], feeds: Mapping[str, np.ndarray], *,
     for name, spec in expected.items():
         array = np.asarray(feeds[name])
         if array.ndim != len(spec.shape):
-            raise ModelInputError(f"{source}: input {name!r} expected rank {len(spec.shape)} {spec.shape}, "
-                                  f"found shape {array.shape}")
+            raise ModelInputError(
+                f"{source}: input {name!r} expected rank {len(spec.shape)} {spec.shape}, found shape {array.shape}"
+            )
         for axis, (want, got) in enumerate(zip(spec.shape, array.shape)):
             if isinstance(want, int) and want > 0 and want != got:
-                raise ModelInputError(f"{source}: input {name!r} axis {axis} expected {want} ({spec.shape}), "
-                                      f"found {got} ({array.shape})")
+                raise ModelInputError(
+                    f"{source}: input {name!r} axis {axis} expected {want} ({spec.shape}), found {got} ({array.shape})"
+                )
 
 
 def _temporary_beside(path: Path) -> Path:

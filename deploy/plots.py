@@ -12,8 +12,9 @@ from deploy.budget import Budget
 from deploy.onnx_utils import atomic_write_bytes
 
 
-def plot_latency(results: Sequence, path: str | Path, *, budget: Budget | None = None,
-                 title: str = "Latency per run") -> Path:
+def plot_latency(
+    results: Sequence, path: str | Path, *, budget: Budget | None = None, title: str = "Latency per run"
+) -> Path:
     """Write a PNG: left histogram of per-run latency (ms), right empirical CDF; deadline and p99 budget as lines."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg  # Agg canvas: no pyplot, no global backend switch
     from matplotlib.figure import Figure
@@ -44,8 +45,13 @@ def plot_latency(results: Sequence, path: str | Path, *, budget: Budget | None =
             lines.append((budget.mean_ms, "mean budget", "green", "-."))
         for value, name, colour, style in lines:
             for axes in (hist_axes, cdf_axes):
-                axes.axvline(value, color=colour, linestyle=style, linewidth=1.5,
-                             label=f"{budget.name} {name} {value:g} ms" if axes is hist_axes else None)
+                axes.axvline(
+                    value,
+                    color=colour,
+                    linestyle=style,
+                    linewidth=1.5,
+                    label=f"{budget.name} {name} {value:g} ms" if axes is hist_axes else None,
+                )
         if budget.p99_ms is not None:
             cdf_axes.axhline(0.99, color="darkorange", linestyle=":", linewidth=0.8)
     hist_axes.set_xlabel("latency per run (ms)")

@@ -44,8 +44,9 @@ class OperatorProfile:
 
 def parse_profile(trace: Sequence[Mapping], *, skip_runs: int = 1, top_k: int = 15) -> OperatorProfile:
     """Aggregate kernel events of an onnxruntime profile trace, ignoring those inside the first ``skip_runs`` runs."""
-    model_runs = sorted((e for e in trace if e.get("cat") == "Session" and e.get("name") == "model_run"),
-                        key=lambda e: e["ts"])
+    model_runs = sorted(
+        (e for e in trace if e.get("cat") == "Session" and e.get("name") == "model_run"), key=lambda e: e["ts"]
+    )
     cutoff = -1.0
     if skip_runs > 0 and len(model_runs) > skip_runs:
         last_skipped = model_runs[skip_runs - 1]
@@ -73,15 +74,25 @@ def parse_profile(trace: Sequence[Mapping], *, skip_runs: int = 1, top_k: int = 
 
     def rank(groups: dict[str, list[float]], type_of) -> list[OperatorTime]:
         rows = [
-            OperatorTime(key=key, op_type=type_of(key), total_ms=float(np.sum(times)),
-                         per_run_ms=float(np.sum(times)) / runs, calls=len(times),
-                         percent=100.0 * float(np.sum(times)) / total if total > 0 else 0.0)
+            OperatorTime(
+                key=key,
+                op_type=type_of(key),
+                total_ms=float(np.sum(times)),
+                per_run_ms=float(np.sum(times)) / runs,
+                calls=len(times),
+                percent=100.0 * float(np.sum(times)) / total if total > 0 else 0.0,
+            )
             for key, times in groups.items()
         ]
         return sorted(rows, key=lambda row: row.total_ms, reverse=True)[:top_k]
 
-    return OperatorProfile(runs=runs, total_kernel_ms=total, by_op_type=rank(by_type, lambda k: k),
-                           by_node=rank(by_node, lambda k: node_type[k]), providers=providers)
+    return OperatorProfile(
+        runs=runs,
+        total_kernel_ms=total,
+        by_op_type=rank(by_type, lambda k: k),
+        by_node=rank(by_node, lambda k: node_type[k]),
+        providers=providers,
+    )
 
 
 def profile_operators(
@@ -97,8 +108,14 @@ def profile_operators(
     intra = getattr(config, "intra_op_threads", 0)
     inter = getattr(config, "inter_op_threads", 0)
     with tempfile.TemporaryDirectory(prefix="fleetvision_profile_") as folder:
-        session = make_session(model_path, provider=provider, intra_op_threads=intra, inter_op_threads=inter,
-                               enable_profiling=True, profile_prefix=Path(folder) / "ort_profile")
+        session = make_session(
+            model_path,
+            provider=provider,
+            intra_op_threads=intra,
+            inter_op_threads=inter,
+            enable_profiling=True,
+            profile_prefix=Path(folder) / "ort_profile",
+        )
         output_names = [o.name for o in session.get_outputs()]
         for index in range(runs + 1):
             session.run(output_names, dict(feeds[index % len(feeds)]))

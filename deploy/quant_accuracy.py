@@ -57,21 +57,36 @@ def run_outputs(session, inputs: Iterable[Feeds]) -> Outputs:
     return [dict(zip(names, session.run(names, dict(feed)))) for feed in inputs]
 
 
-def compare_outputs(reference, candidates: Mapping[str, object], inputs: Iterable[Feeds], *,
-                    metric: Metric | None = None, reference_label: str = "fp32") -> list[VariantAccuracy]:
+def compare_outputs(
+    reference,
+    candidates: Mapping[str, object],
+    inputs: Iterable[Feeds],
+    *,
+    metric: Metric | None = None,
+    reference_label: str = "fp32",
+) -> list[VariantAccuracy]:
     """Per-output max/mean abs error of each candidate session vs ``reference`` and the metric for every variant
     (reference first). Sessions are onnxruntime InferenceSessions (or anything with ``run``/``get_outputs``)."""
     feeds = list(inputs)
     if not feeds:
         raise ValueError("compare_outputs: inputs is empty; pass at least one feed dict")
     reference_outputs = run_outputs(reference, feeds)
-    report = [VariantAccuracy(label=reference_label,
-                              errors=[OutputError(name, 0.0, 0.0) for name in reference_outputs[0]],
-                              metric=metric(reference_outputs, reference_outputs) if metric else None)]
+    report = [
+        VariantAccuracy(
+            label=reference_label,
+            errors=[OutputError(name, 0.0, 0.0) for name in reference_outputs[0]],
+            metric=metric(reference_outputs, reference_outputs) if metric else None,
+        )
+    ]
     for label, session in candidates.items():
         outputs = run_outputs(session, feeds)
-        report.append(VariantAccuracy(label=label, errors=output_errors(outputs, reference_outputs),
-                                      metric=metric(outputs, reference_outputs) if metric else None))
+        report.append(
+            VariantAccuracy(
+                label=label,
+                errors=output_errors(outputs, reference_outputs),
+                metric=metric(outputs, reference_outputs) if metric else None,
+            )
+        )
     return report
 
 
@@ -79,8 +94,10 @@ def output_errors(outputs: Outputs, reference_outputs: Outputs) -> list[OutputEr
     """Max and mean absolute difference per output name over all samples (float64 accumulation)."""
     errors = []
     for name in reference_outputs[0]:
-        diffs = [np.abs(np.asarray(c[name], np.float64) - np.asarray(r[name], np.float64)).ravel()
-                 for c, r in zip(outputs, reference_outputs)]
+        diffs = [
+            np.abs(np.asarray(c[name], np.float64) - np.asarray(r[name], np.float64)).ravel()
+            for c, r in zip(outputs, reference_outputs)
+        ]
         flat = np.concatenate(diffs)
         errors.append(OutputError(name, float(flat.max()), float(flat.mean())))
     return errors
@@ -116,18 +133,37 @@ class NodeSensitivity:
     improvement: float  # baseline score - score (> 0 = keeping these nodes in float helps)
 
 
-def _quantized_accuracy(source: Path, work: Path, tag: str, *, exclude: Sequence[str], calibration_inputs,
-                        eval_inputs: Sequence[Feeds], reference_outputs: Outputs, metric: Metric | None,
-                        quantize_kwargs: Mapping) -> VariantAccuracy:
+def _quantized_accuracy(
+    source: Path,
+    work: Path,
+    tag: str,
+    *,
+    exclude: Sequence[str],
+    calibration_inputs,
+    eval_inputs: Sequence[Feeds],
+    reference_outputs: Outputs,
+    metric: Metric | None,
+    quantize_kwargs: Mapping,
+) -> VariantAccuracy:
     """Quantize ``source`` with ``exclude`` kept float, run it on ``eval_inputs``, score against the reference."""
     from deploy.quantize import quantize_static, supports_calibration_cache
 
     cache = work / "calibration.json" if supports_calibration_cache() else None
-    result = quantize_static(source, work / f"{tag}.onnx", calibration_inputs=calibration_inputs,
-                             nodes_to_exclude=exclude, pre_process=False, calibration_cache=cache, **quantize_kwargs)
+    result = quantize_static(
+        source,
+        work / f"{tag}.onnx",
+        calibration_inputs=calibration_inputs,
+        nodes_to_exclude=exclude,
+        pre_process=False,
+        calibration_cache=cache,
+        **quantize_kwargs,
+    )
     outputs = run_outputs(make_session(result.path), eval_inputs)
-    return VariantAccuracy(label=tag, errors=output_errors(outputs, reference_outputs),
-                           metric=metric(outputs, reference_outputs) if metric else None)
+    return VariantAccuracy(
+        label=tag,
+        errors=output_errors(outputs, reference_outputs),
+        metric=metric(outputs, reference_outputs) if metric else None,
+    )
 
 
 def node_sensitivity(
@@ -152,8 +188,13 @@ def node_sensitivity(
         work.mkdir(parents=True, exist_ok=True)
         source = preprocess_model(model_path, work / "preprocessed.onnx") if pre_process else Path(model_path)
         reference_outputs = run_outputs(make_session(source), eval_inputs)
-        common = dict(calibration_inputs=calibration_inputs, eval_inputs=eval_inputs,
-                      reference_outputs=reference_outputs, metric=metric, quantize_kwargs=quantize_kwargs)
+        common = dict(
+            calibration_inputs=calibration_inputs,
+            eval_inputs=eval_inputs,
+            reference_outputs=reference_outputs,
+            metric=metric,
+            quantize_kwargs=quantize_kwargs,
+        )
         baseline = _quantized_accuracy(source, work, "int8_all", exclude=(), **common)
         base_score = score(baseline)
         rows = []
@@ -187,8 +228,13 @@ def greedy_float_nodes(
         work = Path(scratch)
         source = preprocess_model(model_path, work / "preprocessed.onnx") if pre_process else Path(model_path)
         reference_outputs = run_outputs(make_session(source), eval_inputs)
-        common = dict(calibration_inputs=calibration_inputs, eval_inputs=eval_inputs,
-                      reference_outputs=reference_outputs, metric=None, quantize_kwargs=quantize_kwargs)
+        common = dict(
+            calibration_inputs=calibration_inputs,
+            eval_inputs=eval_inputs,
+            reference_outputs=reference_outputs,
+            metric=None,
+            quantize_kwargs=quantize_kwargs,
+        )
         kept: list[str] = []
         current = score(_quantized_accuracy(source, work, "greedy_0", exclude=(), **common))
         helpful = [row for row in sensitivities if row.improvement > 0][:max_groups]

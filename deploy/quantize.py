@@ -83,8 +83,9 @@ class PreprocessSpec:
         return np.ascontiguousarray(image[None]).astype(self.dtype)
 
 
-def image_folder_inputs(folder: str | Path, *, input_name: str, spec: PreprocessSpec,
-                        limit: int | None = None) -> list[dict[str, np.ndarray]]:
+def image_folder_inputs(
+    folder: str | Path, *, input_name: str, spec: PreprocessSpec, limit: int | None = None
+) -> list[dict[str, np.ndarray]]:
     """Feed dicts from the images in ``folder`` (sorted by name), preprocessed with ``spec``."""
     import cv2
 
@@ -101,12 +102,19 @@ def image_folder_inputs(folder: str | Path, *, input_name: str, spec: Preprocess
     return feeds
 
 
-def synthetic_inputs(model_path: str | Path, *, count: int = 8, seed: int = 0, default_dim: int = 1,
-                     float_range: tuple[float, float] = (0.0, 1.0)) -> list[dict[str, np.ndarray]]:
+def synthetic_inputs(
+    model_path: str | Path,
+    *,
+    count: int = 8,
+    seed: int = 0,
+    default_dim: int = 1,
+    float_range: tuple[float, float] = (0.0, 1.0),
+) -> list[dict[str, np.ndarray]]:
     """``count`` seeded random feed dicts from the model's declared inputs (a last resort for calibration)."""
     specs = input_specs(make_session(model_path))
-    return [synthesize_inputs(specs, default_dim=default_dim, seed=seed + i, float_range=float_range)
-            for i in range(count)]
+    return [
+        synthesize_inputs(specs, default_dim=default_dim, seed=seed + i, float_range=float_range) for i in range(count)
+    ]
 
 
 class FeedCalibrationReader(CalibrationDataReader):
@@ -166,8 +174,14 @@ def supports_calibration_cache() -> bool:
     return "calibration_cache_path" in inspect.signature(ort_quantize_static).parameters
 
 
-def calibrate_entropy_cache(model_path: str | Path, cache_path: str | Path, *, calibration_inputs: Iterable[Feeds],
-                            num_bins: int = 2048, num_quantized_bins: int = 128) -> Path:
+def calibrate_entropy_cache(
+    model_path: str | Path,
+    cache_path: str | Path,
+    *,
+    calibration_inputs: Iterable[Feeds],
+    num_bins: int = 2048,
+    num_quantized_bins: int = 128,
+) -> Path:
     """KL-divergence (entropy) calibration with a fine histogram, written as an onnxruntime calibration cache.
 
     onnxruntime's quantize_static does not forward the histogram size to its entropy calibrator, whose default
@@ -197,7 +211,9 @@ def _entropy_ranges(model_path: str | Path, feeds: Sequence[Feeds], num_bins: in
 
     with tempfile.TemporaryDirectory(prefix="fleetvision_calib_") as work:
         calibrator = create_calibrator(
-            Path(model_path), None, augmented_model_path=str(Path(work) / "augmented.onnx"),
+            Path(model_path),
+            None,
+            augmented_model_path=str(Path(work) / "augmented.onnx"),
             calibrate_method=CalibrationMethod.Entropy,
             extra_options={"num_bins": num_bins, "num_quantized_bins": num_quantized_bins},
         )
@@ -274,15 +290,17 @@ def quantize_static(
                 f"nodes_to_exclude: {len(missing)} node(s) not in the {which} of {model_path}: {missing[:5]}; "
                 f"list valid names with deploy.onnx_utils.list_nodes on preprocess_model(...) output"
             )
-        excluded = list(dict.fromkeys([*nodes_to_exclude,
-                                       *(name for name, op in graph_nodes if op in set(op_types_to_keep_float))]))
+        excluded = list(
+            dict.fromkeys([*nodes_to_exclude, *(name for name, op in graph_nodes if op in set(op_types_to_keep_float))])
+        )
         if method == "entropy" and supports_calibration_cache():
             if calibration_cache is None:
                 calibration_cache = Path(work) / "entropy_calibration.json"
             if not Path(calibration_cache).is_file():
                 calibration_inputs = list(calibration_inputs)
-                calibrate_entropy_cache(source, calibration_cache, calibration_inputs=calibration_inputs,
-                                        num_bins=entropy_bins)
+                calibrate_entropy_cache(
+                    source, calibration_cache, calibration_inputs=calibration_inputs, num_bins=entropy_bins
+                )
         reader = FeedCalibrationReader(calibration_inputs)
         options = {"CalibPercentile": percentile} if method == "percentile" else {}
         options.update(extra_options or {})
@@ -295,15 +313,20 @@ def quantize_static(
         output_path.parent.mkdir(parents=True, exist_ok=True)
         try:
             ort_quantize_static(
-                str(source), str(temporary), reader,
+                str(source),
+                str(temporary),
+                reader,
                 quant_format=QuantFormat.QDQ,
                 per_channel=per_channel,
                 reduce_range=reduce_range,
                 activation_type=QuantType.QInt8 if activation_type == "qint8" else QuantType.QUInt8,
                 weight_type=QuantType.QInt8 if weight_type == "qint8" else QuantType.QUInt8,
                 nodes_to_exclude=excluded or None,
-                calibrate_method={"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
-                                  "percentile": CalibrationMethod.Percentile}[method],
+                calibrate_method={
+                    "minmax": CalibrationMethod.MinMax,
+                    "entropy": CalibrationMethod.Entropy,
+                    "percentile": CalibrationMethod.Percentile,
+                }[method],
                 extra_options=options,
                 **kwargs,
             )
@@ -311,10 +334,16 @@ def quantize_static(
         finally:
             temporary.unlink(missing_ok=True)
     return QuantizeResult(
-        path=output_path, source=model_path, method=method, per_channel=per_channel, activation_type=activation_type,
-        weight_type=weight_type, nodes_excluded=excluded,
+        path=output_path,
+        source=model_path,
+        method=method,
+        per_channel=per_channel,
+        activation_type=activation_type,
+        weight_type=weight_type,
+        nodes_excluded=excluded,
         calibration_samples=reader.count or (len(calibration_inputs) if isinstance(calibration_inputs, list) else 0),
-        size_mb=file_size_mb(output_path), seconds=time.perf_counter() - started,
+        size_mb=file_size_mb(output_path),
+        seconds=time.perf_counter() - started,
     )
 
 
@@ -336,8 +365,10 @@ def convert_fp16(
         try:
             from onnxconverter_common.float16 import convert_float_to_float16
         except ImportError as error:
-            raise ImportError("convert_fp16 needs onnxruntime.transformers.float16 (bundled with onnxruntime) or "
-                              "the onnxconverter-common package") from error
+            raise ImportError(
+                "convert_fp16 needs onnxruntime.transformers.float16 (bundled with onnxruntime) or "
+                "the onnxconverter-common package"
+            ) from error
     model = onnx.load(str(model_path))
     kwargs = {"keep_io_types": keep_io_types}
     if op_block_list is not None:

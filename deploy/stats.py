@@ -33,7 +33,7 @@ class LatencyStats:
     max_ms: float
 
     @classmethod
-    def from_samples(cls, latencies_ms: np.ndarray) -> "LatencyStats":
+    def from_samples(cls, latencies_ms: np.ndarray) -> LatencyStats:
         """Compute the summary from raw per-run latencies (ms); every sample counts (no sigma clipping)."""
         samples = np.sort(np.asarray(latencies_ms, dtype=np.float64).ravel())
         if samples.size == 0:

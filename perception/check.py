@@ -134,7 +134,9 @@ def check_clip(path: str | Path, deep: bool = True) -> CheckReport:
         skew = np.abs(times - clip.timestamps)
         if skew.max() > MAX_CAMERA_SKEW_S:
             i = int(np.argmax(skew))
-            report.warnings.append(f"{path / 'frames.csv'}: column 't_{camera}' is {skew[i]:.3f} s from the frame time at frame {i}")
+            report.warnings.append(
+                f"{path / 'frames.csv'}: column 't_{camera}' is {skew[i]:.3f} s from the frame time at frame {i}"
+            )
     if not np.all(np.isfinite(clip.world_from_ego)):
         report.errors.append(f"{path / 'frames.csv'}: pose columns hold non-finite values{_hint('frames.csv')}")
     try:
@@ -148,11 +150,18 @@ def check_clip(path: str | Path, deep: bool = True) -> CheckReport:
             table = frame.boxes3d
             boxes += len(table)
             if len(table) and not (np.all(np.isfinite(table.center)) and np.all(np.isfinite(table.yaw))):
-                report.errors.append(f"{path / 'labels.json'}: frames[{index}].boxes3d: non-finite centre or yaw{_hint('labels')}")
+                report.errors.append(
+                    f"{path / 'labels.json'}: frames[{index}].boxes3d: non-finite centre or yaw{_hint('labels')}"
+                )
             if len(table) and np.any(table.size <= 0):
-                report.errors.append(f"{path / 'labels.json'}: frames[{index}].boxes3d.size: expected positive l, w, h, found {table.size[table.size.min(axis=1) <= 0].tolist()[:3]}")
-    report.summary = (f"{clip.num_frames} frames, cameras {clip.rig.names}, "
-                      + (f"labels: {len(labels.classes)} classes, {boxes} 3D boxes ({labels.provenance.get('source', '?')})" if labels else "no labels"))
+                report.errors.append(
+                    f"{path / 'labels.json'}: frames[{index}].boxes3d.size: expected positive l, w, h, found {table.size[table.size.min(axis=1) <= 0].tolist()[:3]}"
+                )
+    report.summary = f"{clip.num_frames} frames, cameras {clip.rig.names}, " + (
+        f"labels: {len(labels.classes)} classes, {boxes} 3D boxes ({labels.provenance.get('source', '?')})"
+        if labels
+        else "no labels"
+    )
     return report
 
 
@@ -160,7 +169,9 @@ def main(argv: list[str] | None = None) -> int:
     """``perception check CLIP... [--quick]``; prints one block per clip, exit 1 if any clip has errors."""
     from perception.clip import find_clips
 
-    parser = argparse.ArgumentParser(prog="perception check", description="Validate drive clips and report what is wrong.")
+    parser = argparse.ArgumentParser(
+        prog="perception check", description="Validate drive clips and report what is wrong."
+    )
     parser.add_argument("clips", nargs="+", type=Path, help="clip folders, or folders searched for clips")
     parser.add_argument("--quick", action="store_true", help="skip decoding every frame")
     args = parser.parse_args(argv)

@@ -12,7 +12,10 @@ import sys
 SUBCOMMANDS = {
     "synth": ("perception.sim.cli", "generate synthetic multi-camera drive clips"),
     "viz": ("perception.viz", "render a clip (cameras + boxes + bird's-eye view) to a video or picture"),
-    "import": ("perception.importers.cli", "convert nuScenes (info files or raw tables) or plain videos to drive clips"),
+    "import": (
+        "perception.importers.cli",
+        "convert nuScenes (info files or raw tables) or plain videos to drive clips",
+    ),
     "calibrate": ("perception.importers.calibrate", "calibrate a camera from chessboard images"),
     "check": ("perception.check", "validate drive clips and report what is wrong"),
     "report": ("perception.report", "summary table and REPORT.md (with pictures) of a make demo run"),

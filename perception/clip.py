@@ -17,9 +17,9 @@ import io
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -119,7 +119,7 @@ class DriveClip:
 
     # ------------------------------------------------------------------ opening
     @classmethod
-    def open(cls, path: str | os.PathLike, labels_path: str | os.PathLike | None = None) -> "DriveClip":
+    def open(cls, path: str | os.PathLike, labels_path: str | os.PathLike | None = None) -> DriveClip:
         """Open and check a clip folder (rig, timing table, camera files, frame counts).
 
         ``labels_path`` reads labels from another file (e.g. pseudo-labels written by ``autolabel`` elsewhere)
@@ -174,13 +174,16 @@ class DriveClip:
                 raise ClipError(f"{labels_path}: labels file for clip {path} not found")
         else:
             labels_path = path / "labels.json" if (path / "labels.json").is_file() else None
-        clip = cls(path, rig, sources, timestamps, world_from_ego, camera_timestamps, pose_times, pose_stream, labels_path)
+        clip = cls(
+            path, rig, sources, timestamps, world_from_ego, camera_timestamps, pose_times, pose_stream, labels_path
+        )
         clip.validate(deep=False)
         return clip
 
     @classmethod
-    def from_video(cls, path: str | os.PathLike, K: np.ndarray | None = None, fps: float | None = None,
-                   camera_name: str = "camera") -> "DriveClip":
+    def from_video(
+        cls, path: str | os.PathLike, K: np.ndarray | None = None, fps: float | None = None, camera_name: str = "camera"
+    ) -> DriveClip:
         """A one-camera clip view of a plain video file or image folder (identity poses; nominal K if none given)."""
         path = Path(path)
         try:
@@ -301,9 +304,7 @@ class DriveClip:
                         )
                     declared = reader.frame_count
                     if declared > 0 and declared != self.num_frames:
-                        raise ClipError(
-                            f"{source}: holds {declared} frames but frames.csv lists {self.num_frames}"
-                        )
+                        raise ClipError(f"{source}: holds {declared} frames but frames.csv lists {self.num_frames}")
                     if deep:
                         decoded = 0
                         try:
@@ -331,8 +332,9 @@ def find_clips(root: str | os.PathLike) -> list[Path]:
 class ClipWriter:
     """Writes a clip into a temporary folder beside ``path`` and renames it into place on success."""
 
-    def __init__(self, path: str | os.PathLike, rig: Rig, fps: float = 10.0, image_format: str = "mp4",
-                 overwrite: bool = False) -> None:
+    def __init__(
+        self, path: str | os.PathLike, rig: Rig, fps: float = 10.0, image_format: str = "mp4", overwrite: bool = False
+    ) -> None:
         if image_format not in ("mp4", "avi", "jpg", "png"):
             raise ValueError(f"image_format: expected one of mp4, avi, jpg, png, found {image_format!r}")
         self.path = Path(path)
@@ -347,8 +349,13 @@ class ClipWriter:
         self._poses: list[list[float]] = []
         self._labels: ClipLabels | None = None
 
-    def add_frame(self, images: dict[str, np.ndarray], timestamp: float, world_from_ego: np.ndarray,
-                  camera_timestamps: dict[str, float] | None = None) -> None:
+    def add_frame(
+        self,
+        images: dict[str, np.ndarray],
+        timestamp: float,
+        world_from_ego: np.ndarray,
+        camera_timestamps: dict[str, float] | None = None,
+    ) -> None:
         """Append one frame: a BGR image per rig camera, the reference time (s) and world_from_ego at it."""
         missing = [n for n in self.rig.names if n not in images]
         if missing:
@@ -358,7 +365,9 @@ class ClipWriter:
             image = images[name]
             camera = self.rig[name]
             if image.shape[:2] != (camera.height, camera.width):
-                raise ClipError(f"{self.path}: camera {name!r} image is {image.shape[1]}x{image.shape[0]}, rig says {camera.width}x{camera.height}")
+                raise ClipError(
+                    f"{self.path}: camera {name!r} image is {image.shape[1]}x{image.shape[0]}, rig says {camera.width}x{camera.height}"
+                )
             if self.image_format in ("jpg", "png"):
                 import cv2
 
@@ -368,11 +377,15 @@ class ClipWriter:
             else:
                 if name not in self._writers:
                     self._writers[name] = VideoWriter(
-                        self._temporary / "cameras" / f"{name}.{self.image_format}", self.fps, (camera.width, camera.height)
+                        self._temporary / "cameras" / f"{name}.{self.image_format}",
+                        self.fps,
+                        (camera.width, camera.height),
                     )
                 self._writers[name].write(image)
         times = camera_timestamps or {}
-        self._rows.append([index, timestamp, *_pose_row(world_from_ego), *[times.get(n, timestamp) for n in self.rig.names]])
+        self._rows.append(
+            [index, timestamp, *_pose_row(world_from_ego), *[times.get(n, timestamp) for n in self.rig.names]]
+        )
 
     def add_pose(self, t: float, world_from_ego: np.ndarray) -> None:
         """Add a sample to the dense ego-pose stream (poses.csv)."""
@@ -393,7 +406,9 @@ class ClipWriter:
             atomic_write_text(self._temporary / "poses.csv", _csv(["timestamp", *POSE_COLUMNS], rows))
         if self._labels is not None:
             if len(self._labels.frames) != len(self._rows):
-                raise ClipError(f"{self.path}: labels hold {len(self._labels.frames)} frames, clip has {len(self._rows)}")
+                raise ClipError(
+                    f"{self.path}: labels hold {len(self._labels.frames)} frames, clip has {len(self._rows)}"
+                )
             self._labels.save(self._temporary / "labels.json")
         os.chmod(self._temporary, 0o755)  # mkdtemp makes it private; a finished clip is an ordinary folder
         if self.path.exists():
@@ -410,7 +425,7 @@ class ClipWriter:
             writer.abort()
         shutil.rmtree(self._temporary, ignore_errors=True)
 
-    def __enter__(self) -> "ClipWriter":
+    def __enter__(self) -> ClipWriter:
         return self
 
     def __exit__(self, exc_type: object, *exc: object) -> None:
@@ -428,4 +443,4 @@ def _csv(header: list[str], rows: list[list[float]], integer_columns: int = 0) -
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["ClipError", "Frame", "DriveClip", "ClipWriter", "find_clips", "camera_source", "IMAGE_EXTENSIONS"]
+__all__ = ["IMAGE_EXTENSIONS", "ClipError", "ClipWriter", "DriveClip", "Frame", "camera_source", "find_clips"]

@@ -171,12 +171,15 @@ class BevGrid:
         """Boolean mask of points inside the grid extent."""
         xy = np.asarray(xy, dtype=np.float64)
         return (
-            (xy[..., 0] >= self.x_min) & (xy[..., 0] < self.x_max) & (xy[..., 1] >= self.y_min) & (xy[..., 1] < self.y_max)
+            (xy[..., 0] >= self.x_min)
+            & (xy[..., 0] < self.x_max)
+            & (xy[..., 1] >= self.y_min)
+            & (xy[..., 1] < self.y_max)
         )
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "BevGrid":
+    def from_dict(cls, data: dict) -> BevGrid:
         return cls(**{k: float(data[k]) for k in ("x_min", "x_max", "y_min", "y_max", "resolution")})

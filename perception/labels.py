@@ -6,9 +6,10 @@ import datetime as _dt
 import io
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -40,11 +41,15 @@ class _BoxTable:
         for name, (tail, dtype) in self._shapes.items():
             array = _as_array(getattr(self, name), dtype, tail)
             if array.shape[1:] != tail:
-                raise LabelsError(f"{type(self).__name__}.{name}: expected shape (N, {', '.join(map(str, tail))}), found {array.shape}")
+                raise LabelsError(
+                    f"{type(self).__name__}.{name}: expected shape (N, {', '.join(map(str, tail))}), found {array.shape}"
+                )
             if n is None:
                 n = len(array)
             elif len(array) != n:
-                raise LabelsError(f"{type(self).__name__}.{name}: expected {n} rows like the first field, found {len(array)}")
+                raise LabelsError(
+                    f"{type(self).__name__}.{name}: expected {n} rows like the first field, found {len(array)}"
+                )
             object.__setattr__(self, name, array)
 
     def __len__(self) -> int:
@@ -189,7 +194,9 @@ class BevMaps:
         self.data = np.asarray(self.data, dtype=np.uint8)
         expected = (len(self.channels), *self.grid.shape)
         if self.data.ndim != 4 or self.data.shape[1:] != expected:
-            raise LabelsError(f"BevMaps.data: expected shape (F, {expected[0]}, {expected[1]}, {expected[2]}), found {self.data.shape}")
+            raise LabelsError(
+                f"BevMaps.data: expected shape (F, {expected[0]}, {expected[1]}, {expected[2]}), found {self.data.shape}"
+            )
 
 
 @dataclass
@@ -222,11 +229,15 @@ class ClipLabels:
             buffer = io.BytesIO()
             np.savez_compressed(buffer, data=self.bev.data)
             atomic_write_bytes(sidecar, buffer.getvalue())
-            document["bev"] = {"file": sidecar.name, "grid": self.bev.grid.to_dict(), "channels": list(self.bev.channels)}
+            document["bev"] = {
+                "file": sidecar.name,
+                "grid": self.bev.grid.to_dict(),
+                "channels": list(self.bev.channels),
+            }
         atomic_write_text(path, json.dumps(document, separators=(",", ":")))
 
     @classmethod
-    def load(cls, path: str | os.PathLike, camera_names: Sequence[str] | None = None) -> "ClipLabels":
+    def load(cls, path: str | os.PathLike, camera_names: Sequence[str] | None = None) -> ClipLabels:
         """Read and validate a labels file; ``camera_names`` (the clip's rig) catches unknown cameras."""
         path = Path(path)
         try:
@@ -254,7 +265,9 @@ class ClipLabels:
                 boxes2d[camera] = Boxes2D.from_dict(boxes, f"{where}.boxes2d.{camera}")
             for name, table in [("boxes3d", boxes3d), *[(f"boxes2d.{c}", b) for c, b in boxes2d.items()]]:
                 if len(table) and (table.class_id.min() < 0 or table.class_id.max() >= len(classes)):
-                    raise LabelsError(f"{where}.{name}.class_id: expected 0..{len(classes) - 1}, found {table.class_id.tolist()}")
+                    raise LabelsError(
+                        f"{where}.{name}.class_id: expected 0..{len(classes) - 1}, found {table.class_id.tolist()}"
+                    )
             frames.append(FrameLabels(boxes3d, boxes2d, item.get("uncertainty")))
         bev = None
         if "bev" in document:
@@ -273,7 +286,9 @@ def make_provenance(source: str, producer: str, **extra: Any) -> dict:
 
     reserved = {"source", "producer", "version", "created"} & set(extra)
     if reserved:
-        raise ValueError(f"make_provenance: {sorted(reserved)} are set by fleetvision; pass other keys (e.g. model_version)")
+        raise ValueError(
+            f"make_provenance: {sorted(reserved)} are set by fleetvision; pass other keys (e.g. model_version)"
+        )
     return {
         "source": source,
         "producer": producer,
@@ -284,13 +299,13 @@ def make_provenance(source: str, producer: str, **extra: Any) -> dict:
 
 
 __all__ = [
-    "SCHEMA_VERSION",
     "DRIVING_CLASSES",
-    "LabelsError",
-    "Boxes3D",
-    "Boxes2D",
-    "FrameLabels",
+    "SCHEMA_VERSION",
     "BevMaps",
+    "Boxes2D",
+    "Boxes3D",
     "ClipLabels",
+    "FrameLabels",
+    "LabelsError",
     "make_provenance",
 ]

@@ -51,9 +51,13 @@ def summary_rows(demo: Path) -> list[tuple[str, str, str]]:
     """(section, measure, value) rows of the demo's headline figures."""
     rows: list[tuple[str, str, str]] = []
     pseudo = _load(demo / "eval" / "pseudo_labels.json")
-    rows.append(("pseudo-labels", "BEV mAP vs ground truth (unlabelled split)", _fmt(_get(pseudo, "overall", "bev", "mAP"))))
+    rows.append(
+        ("pseudo-labels", "BEV mAP vs ground truth (unlabelled split)", _fmt(_get(pseudo, "overall", "bev", "mAP")))
+    )
     rows.append(("pseudo-labels", "BEV NDS", _fmt(_get(pseudo, "overall", "bev", "NDS"))))
-    rows.append(("pseudo-labels", "2D AP50 (projected into the cameras)", _fmt(_get(pseudo, "overall", "det2d", "AP50"))))
+    rows.append(
+        ("pseudo-labels", "2D AP50 (projected into the cameras)", _fmt(_get(pseudo, "overall", "det2d", "AP50")))
+    )
     students = {name: _load(demo / "eval" / f"student_{name}.json") for name in ("pseudo", "gt")}
     for name, label in (("pseudo", "student on pseudo-labels"), ("gt", "student on ground truth")):
         metrics = students[name]
@@ -72,15 +76,30 @@ def summary_rows(demo: Path) -> list[tuple[str, str, str]]:
     rows.append(("INT8", ">= 99% of FP32 (MLPerf rule)", _fmt(_get(accuracy, "meets_mlperf_99"))))
     bench = _load(demo / "bench" / "bench.json")
     for row in _get(bench, "table") or []:
-        rows.append(("latency", f"{row['variant']} p50 / p99 ms, 20 Hz budget",
-                     f"{_fmt(row.get('p50_ms'), 1)} / {_fmt(row.get('p99_ms'), 1)}, {row.get('budget', 'n/a')}"))
+        rows.append(
+            (
+                "latency",
+                f"{row['variant']} p50 / p99 ms, 20 Hz budget",
+                f"{_fmt(row.get('p50_ms'), 1)} / {_fmt(row.get('p99_ms'), 1)}, {row.get('budget', 'n/a')}",
+            )
+        )
     run = _load(demo / "run" / "summary.json")
-    rows.append(("runtime", "frames processed / dropped (%)",
-                 f"{_fmt(_get(run, 'frames_processed'))} / {_fmt(_get(run, 'drop_percent'), 1)}"))
+    rows.append(
+        (
+            "runtime",
+            "frames processed / dropped (%)",
+            f"{_fmt(_get(run, 'frames_processed'))} / {_fmt(_get(run, 'drop_percent'), 1)}",
+        )
+    )
     rows.append(("runtime", "deadline misses", _fmt(_get(run, "deadline_misses"))))
-    rows.append(("runtime", "sensor-to-output p50 / p99 ms",
-                 f"{_fmt(_get(run, 'stages_ms', 'sensor_to_output', 'p50'), 1)} / "
-                 f"{_fmt(_get(run, 'stages_ms', 'sensor_to_output', 'p99'), 1)}"))
+    rows.append(
+        (
+            "runtime",
+            "sensor-to-output p50 / p99 ms",
+            f"{_fmt(_get(run, 'stages_ms', 'sensor_to_output', 'p50'), 1)} / "
+            f"{_fmt(_get(run, 'stages_ms', 'sensor_to_output', 'p99'), 1)}",
+        )
+    )
     return rows
 
 
@@ -91,7 +110,9 @@ def _latest(pattern: str, root: Path) -> Path | None:
 
 def plot_training_curves(demo: Path, out: Path) -> Path | None:
     """Training loss (and validation mAP) of the teacher and both students in one picture."""
-    runs = {name: _latest("logs/*/csv/metrics.csv", demo / name) for name in ("teacher", "student_pseudo", "student_gt")}
+    runs = {
+        name: _latest("logs/*/csv/metrics.csv", demo / name) for name in ("teacher", "student_pseudo", "student_gt")
+    }
     runs = {name: path for name, path in runs.items() if path is not None}
     if not runs:
         return None
@@ -158,12 +179,22 @@ def write_report(demo: Path) -> tuple[Path, list[tuple[str, str, str]]]:
         "|---|---|---|",
         *[f"| {section} | {measure} | {value} |" for section, measure, value in rows],
         "",
-        *picture("Pseudo-labels vs ground truth", demo / "pseudo_vs_gt.png",
-                 "Camera mosaic and bird's-eye view of an unlabelled clip: ground truth solid, pseudo-labels dashed."),
+        *picture(
+            "Pseudo-labels vs ground truth",
+            demo / "pseudo_vs_gt.png",
+            "Camera mosaic and bird's-eye view of an unlabelled clip: ground truth solid, pseudo-labels dashed.",
+        ),
         *picture("Training curves", curves),
-        *picture("Latency against the 20 Hz budget", demo / "bench" / "bench_latency.png",
-                 "Histogram and CDF of single-query latency per variant; the budget is drawn as a line."),
-        *picture("The runtime's annotated output", runtime_frame, "A frame of `deploy run` replaying a validation clip at 20 Hz."),
+        *picture(
+            "Latency against the 20 Hz budget",
+            demo / "bench" / "bench_latency.png",
+            "Histogram and CDF of single-query latency per variant; the budget is drawn as a line.",
+        ),
+        *picture(
+            "The runtime's annotated output",
+            runtime_frame,
+            "A frame of `deploy run` replaying a validation clip at 20 Hz.",
+        ),
         *picture("Real dash-cam video auto-labelled with YOLOX-Nano", dashcam_frame),
         "Detailed reports: `bench/bench.md`, `deploy/student.int8.accuracy.md`, `run/summary.json`, `eval/*.json`.",
         "",

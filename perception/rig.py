@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -147,7 +147,7 @@ class Camera:
         uv = np.asarray(uv)
         return (uv[..., 0] >= 0) & (uv[..., 0] < self.width) & (uv[..., 1] >= 0) & (uv[..., 1] < self.height)
 
-    def resized(self, width: int, height: int) -> "Camera":
+    def resized(self, width: int, height: int) -> Camera:
         """The same camera for an image resized to ``width`` x ``height`` (intrinsics scaled)."""
         sx, sy = width / self.width, height / self.height
         K = self.K.copy()
@@ -158,7 +158,7 @@ class Camera:
         K[1, 2] += 0.5 * sy - 0.5
         return replace(self, width=int(width), height=int(height), K=K)
 
-    def cropped(self, x0: float, y0: float, width: int, height: int) -> "Camera":
+    def cropped(self, x0: float, y0: float, width: int, height: int) -> Camera:
         """The same camera for the crop starting at pixel (x0, y0) of size ``width`` x ``height``."""
         K = self.K.copy()
         K[0, 2] -= x0
@@ -200,13 +200,17 @@ def _camera_from_dict(data: object, source: str, where: str) -> Camera:
         K = None
     _require(K is not None and K.shape == (3, 3), source, f"{where}.K", "a 3x3 matrix", data["K"])
     assert K is not None
-    _require(K[0, 0] > 0 and K[1, 1] > 0, source, f"{where}.K", "positive focal lengths K[0][0], K[1][1]", [K[0, 0], K[1, 1]])
+    _require(
+        K[0, 0] > 0 and K[1, 1] > 0, source, f"{where}.K", "positive focal lengths K[0][0], K[1][1]", [K[0, 0], K[1, 1]]
+    )
     _require(np.allclose(K[2], [0, 0, 1]), source, f"{where}.K", "last row [0, 0, 1]", K[2].tolist())
 
     distortion = data.get("distortion") or {"model": "none"}
     _require(isinstance(distortion, dict), source, f"{where}.distortion", "a mapping {model, coefficients}", distortion)
     model = distortion.get("model", "none")
-    _require(model in DISTORTION_MODELS, source, f"{where}.distortion.model", f"one of {sorted(DISTORTION_MODELS)}", model)
+    _require(
+        model in DISTORTION_MODELS, source, f"{where}.distortion.model", f"one of {sorted(DISTORTION_MODELS)}", model
+    )
     coefficients = np.asarray(distortion.get("coefficients", []), dtype=np.float64).reshape(-1)
     allowed = DISTORTION_MODELS[model]
     _require(
@@ -218,21 +222,53 @@ def _camera_from_dict(data: object, source: str, where: str) -> Camera:
     )
 
     extrinsic = data.get("ego_from_camera")
-    _require(extrinsic is not None, source, f"{where}.ego_from_camera", "{translation, rotation_wxyz} or {matrix}", None)
+    _require(
+        extrinsic is not None, source, f"{where}.ego_from_camera", "{translation, rotation_wxyz} or {matrix}", None
+    )
     if "matrix" in extrinsic:
         matrix = np.asarray(extrinsic["matrix"], dtype=np.float64)
         _require(matrix.shape == (4, 4), source, f"{where}.ego_from_camera.matrix", "a 4x4 matrix", extrinsic["matrix"])
-        _require(np.allclose(matrix[3], [0, 0, 0, 1]), source, f"{where}.ego_from_camera.matrix", "last row [0,0,0,1]", matrix[3].tolist())
+        _require(
+            np.allclose(matrix[3], [0, 0, 0, 1]),
+            source,
+            f"{where}.ego_from_camera.matrix",
+            "last row [0,0,0,1]",
+            matrix[3].tolist(),
+        )
     else:
         translation = np.asarray(extrinsic.get("translation", []), dtype=np.float64)
         quaternion = np.asarray(extrinsic.get("rotation_wxyz", []), dtype=np.float64)
-        _require(translation.shape == (3,), source, f"{where}.ego_from_camera.translation", "3 numbers (metres)", extrinsic.get("translation"))
-        _require(quaternion.shape == (4,), source, f"{where}.ego_from_camera.rotation_wxyz", "4 numbers (w, x, y, z)", extrinsic.get("rotation_wxyz"))
-        _require(abs(np.linalg.norm(quaternion) - 1) < 1e-3, source, f"{where}.ego_from_camera.rotation_wxyz", "a unit quaternion", quaternion.tolist())
+        _require(
+            translation.shape == (3,),
+            source,
+            f"{where}.ego_from_camera.translation",
+            "3 numbers (metres)",
+            extrinsic.get("translation"),
+        )
+        _require(
+            quaternion.shape == (4,),
+            source,
+            f"{where}.ego_from_camera.rotation_wxyz",
+            "4 numbers (w, x, y, z)",
+            extrinsic.get("rotation_wxyz"),
+        )
+        _require(
+            abs(np.linalg.norm(quaternion) - 1) < 1e-3,
+            source,
+            f"{where}.ego_from_camera.rotation_wxyz",
+            "a unit quaternion",
+            quaternion.tolist(),
+        )
         matrix = se3(quat_to_matrix(quaternion), translation)
     rotation = matrix[:3, :3]
     orthonormal = np.allclose(rotation @ rotation.T, np.eye(3), atol=1e-5) and np.linalg.det(rotation) > 0
-    _require(orthonormal, source, f"{where}.ego_from_camera", "an orthonormal rotation with det +1", rotation.round(4).tolist())
+    _require(
+        orthonormal,
+        source,
+        f"{where}.ego_from_camera",
+        "an orthonormal rotation with det +1",
+        rotation.round(4).tolist(),
+    )
     return Camera(name, data["width"], data["height"], K, matrix, model, coefficients)
 
 
@@ -264,10 +300,10 @@ class Rig:
     def __iter__(self) -> Iterator[Camera]:
         return iter(self.cameras)
 
-    def subset(self, names: list[str]) -> "Rig":
+    def subset(self, names: list[str]) -> Rig:
         return Rig([self[name] for name in names])
 
-    def resized(self, width: int, height: int) -> "Rig":
+    def resized(self, width: int, height: int) -> Rig:
         """Every camera resized to the same ``width`` x ``height``."""
         return Rig([camera.resized(width, height) for camera in self.cameras])
 
@@ -275,7 +311,7 @@ class Rig:
         return {"schema_version": RIG_SCHEMA_VERSION, "cameras": [camera.to_dict() for camera in self.cameras]}
 
     @classmethod
-    def from_dict(cls, data: object, source: str = "<dict>") -> "Rig":
+    def from_dict(cls, data: object, source: str = "<dict>") -> Rig:
         _require(isinstance(data, dict), source, "<root>", "a mapping with 'cameras'", type(data).__name__)
         assert isinstance(data, dict)
         version = data.get("schema_version", RIG_SCHEMA_VERSION)
@@ -289,7 +325,7 @@ class Rig:
         return cls(parsed)
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "Rig":
+    def load(cls, path: str | os.PathLike) -> Rig:
         import yaml
 
         path = Path(path)

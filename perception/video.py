@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -131,7 +131,7 @@ class VideoReader:
             self._capture.release()
             self._capture = None
 
-    def __enter__(self) -> "VideoReader":
+    def __enter__(self) -> VideoReader:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -146,7 +146,9 @@ class VideoWriter:
 
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=self.path.suffix, dir=self.path.parent)
+        handle, temporary = tempfile.mkstemp(
+            prefix=f".{self.path.stem}.", suffix=self.path.suffix, dir=self.path.parent
+        )
         os.close(handle)
         self._temporary = Path(temporary)
         fourcc = cv2.VideoWriter_fourcc(*("MJPG" if self.path.suffix.lower() == ".avi" else "mp4v"))
@@ -159,7 +161,9 @@ class VideoWriter:
 
     def write(self, frame: np.ndarray) -> None:
         if frame.shape[1] != self.size[0] or frame.shape[0] != self.size[1]:
-            raise VideoError(f"{self.path}: frame size {frame.shape[1]}x{frame.shape[0]} != video size {self.size[0]}x{self.size[1]}")
+            raise VideoError(
+                f"{self.path}: frame size {frame.shape[1]}x{frame.shape[0]} != video size {self.size[0]}x{self.size[1]}"
+            )
         self._writer.write(np.ascontiguousarray(frame))
         self.frames_written += 1
 
@@ -177,7 +181,7 @@ class VideoWriter:
             self._writer = None
         self._temporary.unlink(missing_ok=True)
 
-    def __enter__(self) -> "VideoWriter":
+    def __enter__(self) -> VideoWriter:
         return self
 
     def __exit__(self, exc_type: object, *exc: object) -> None:

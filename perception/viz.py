@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -20,8 +20,18 @@ from perception.rig import Camera
 
 # BGR, colour-blind-friendly-ish palette (Okabe-Ito first, then tab10 extras)
 PALETTE = [
-    (0, 159, 230), (178, 114, 0), (0, 158, 0), (66, 228, 240), (167, 121, 204), (0, 94, 213),
-    (233, 180, 86), (115, 158, 0), (128, 128, 128), (255, 200, 120), (207, 190, 23), (194, 119, 227),
+    (0, 159, 230),
+    (178, 114, 0),
+    (0, 158, 0),
+    (66, 228, 240),
+    (167, 121, 204),
+    (0, 94, 213),
+    (233, 180, 86),
+    (115, 158, 0),
+    (128, 128, 128),
+    (255, 200, 120),
+    (207, 190, 23),
+    (194, 119, 227),
 ]
 # box edges by corner index (geometry.box3d_corners order): bottom 0-3, top 4-7, verticals; the front face is 0,1,5,4
 BOX_EDGES = [(0, 1), (1, 2), (2, 3), (3, 0), (4, 5), (5, 6), (6, 7), (7, 4), (0, 4), (1, 5), (2, 6), (3, 7)]
@@ -42,7 +52,9 @@ def _box_color(boxes3d: Boxes3D, i: int, color_by: str) -> tuple[int, int, int]:
     raise ValueError(f"color_by: expected 'class' or 'track', found {color_by!r}")
 
 
-def _dashed_line(image: np.ndarray, p0: np.ndarray, p1: np.ndarray, color: tuple, thickness: int, dash: float = 8.0) -> None:
+def _dashed_line(
+    image: np.ndarray, p0: np.ndarray, p1: np.ndarray, color: tuple, thickness: int, dash: float = 8.0
+) -> None:
     import cv2
 
     length = float(np.hypot(*(p1 - p0)))
@@ -138,7 +150,9 @@ def draw_boxes3d_on_image(
             uv, _ = camera.project(visible)
             top = uv[np.argmin(uv[:, 1])]
             if np.all(np.isfinite(top)):
-                _put_text(out, _label_text(boxes3d, i, classes, show_track_id, style), (int(top[0]), int(top[1]) - 4), color)
+                _put_text(
+                    out, _label_text(boxes3d, i, classes, show_track_id, style), (int(top[0]), int(top[1]) - 4), color
+                )
     return out
 
 
@@ -150,8 +164,14 @@ def _segment_hits_image(uv: np.ndarray, camera: Camera) -> bool:
     return bool(hi[0] >= 0 and lo[0] < camera.width and hi[1] >= 0 and lo[1] < camera.height)
 
 
-def draw_boxes2d_on_image(image: np.ndarray, xyxy: np.ndarray, class_id: np.ndarray | None = None,
-                          classes: Sequence[str] | None = None, style: str = "gt", thickness: int = 1) -> np.ndarray:
+def draw_boxes2d_on_image(
+    image: np.ndarray,
+    xyxy: np.ndarray,
+    class_id: np.ndarray | None = None,
+    classes: Sequence[str] | None = None,
+    style: str = "gt",
+    thickness: int = 1,
+) -> np.ndarray:
     """Draw 2D boxes (pixels, xyxy) on a copy of ``image``; solid for ``gt``, dashed for ``pred``."""
     out = np.ascontiguousarray(image).copy()
     for i, (x1, y1, x2, y2) in enumerate(np.asarray(xyxy, dtype=np.float64).reshape(-1, 4)):
@@ -162,7 +182,9 @@ def draw_boxes2d_on_image(image: np.ndarray, xyxy: np.ndarray, class_id: np.ndar
     return out
 
 
-def render_mosaic(images: dict[str, np.ndarray], columns: int = 3, tile_width: int = 480, show_names: bool = True) -> np.ndarray:
+def render_mosaic(
+    images: dict[str, np.ndarray], columns: int = 3, tile_width: int = 480, show_names: bool = True
+) -> np.ndarray:
     """A grid of camera images (row-major in dict order), each resized to ``tile_width`` and titled with its name."""
     import cv2
 
@@ -227,11 +249,20 @@ def render_bev(
     for k in range(1, int(max(abs(grid.x_min), grid.x_max, abs(grid.y_min), grid.y_max) / ring_step) + 2):
         radius = int(round(k * ring_step / grid.resolution * scale))
         cv2.circle(panel, tuple(np.round(centre).astype(int)), radius, (60, 60, 60), 1, cv2.LINE_AA)
-        _put_text(panel, f"{k * ring_step:g} m", (int(centre[0]) + 2, int(centre[1] - radius) + 12), (140, 140, 140), 0.35)
+        _put_text(
+            panel, f"{k * ring_step:g} m", (int(centre[0]) + 2, int(centre[1] - radius) + 12), (140, 140, 140), 0.35
+        )
     ego = np.array([[3.7, 0.95], [3.7, -0.95], [-1.0, -0.95], [-1.0, 0.95]])  # ~4.7 x 1.9 m, origin at rear axle
     cv2.fillPoly(panel, [np.round(to_pixel(ego)).astype(np.int32)], (255, 255, 255), cv2.LINE_AA)
-    cv2.arrowedLine(panel, tuple(np.round(centre).astype(int)), tuple(np.round(to_pixel(np.array([6.0, 0.0]))).astype(int)),
-                    (255, 255, 255), 1, cv2.LINE_AA, tipLength=0.3)
+    cv2.arrowedLine(
+        panel,
+        tuple(np.round(centre).astype(int)),
+        tuple(np.round(to_pixel(np.array([6.0, 0.0]))).astype(int)),
+        (255, 255, 255),
+        1,
+        cv2.LINE_AA,
+        tipLength=0.3,
+    )
     for boxes, style in ((boxes3d, "gt"), (pred_boxes, "pred")):
         if boxes is None or len(boxes) == 0:
             continue
@@ -280,8 +311,15 @@ def default_grid(labels: ClipLabels | None) -> BevGrid:
     return BevGrid(x_min=-50.0, x_max=50.0, y_min=-50.0, y_max=50.0, resolution=0.5)
 
 
-def compose_frame(clip, frame, labels: ClipLabels | None = None, pred_labels: ClipLabels | None = None,
-                  grid: BevGrid | None = None, tile_width: int = 480, show_boxes2d: bool = False) -> np.ndarray:
+def compose_frame(
+    clip,
+    frame,
+    labels: ClipLabels | None = None,
+    pred_labels: ClipLabels | None = None,
+    grid: BevGrid | None = None,
+    tile_width: int = 480,
+    show_boxes2d: bool = False,
+) -> np.ndarray:
     """Render an already-decoded ``Frame`` of ``clip``: annotated camera mosaic beside the BEV panel (BGR)."""
     import cv2
 
@@ -306,17 +344,37 @@ def compose_frame(clip, frame, labels: ClipLabels | None = None, pred_labels: Cl
     if source is not None and source.bev is not None and frame.index < len(source.bev.data):
         maps, channels = source.bev.data[frame.index], source.bev.channels
         grid = source.bev.grid
-    bev = render_bev(gt.boxes3d if gt else None, grid, maps, pred.boxes3d if pred else None, classes, channels,
-                     size=max(mosaic.shape[0], 320))
+    bev = render_bev(
+        gt.boxes3d if gt else None,
+        grid,
+        maps,
+        pred.boxes3d if pred else None,
+        classes,
+        channels,
+        size=max(mosaic.shape[0], 320),
+    )
     if bev.shape[0] != mosaic.shape[0]:
         bev = cv2.resize(bev, (int(round(bev.shape[1] * mosaic.shape[0] / bev.shape[0])), mosaic.shape[0]))
     canvas = np.concatenate([mosaic, bev], axis=1)
-    _put_text(canvas, f"{clip.name}  frame {frame.index}  t={frame.timestamp:.3f}s", (4, canvas.shape[0] - 6), (255, 255, 255), 0.5)
+    _put_text(
+        canvas,
+        f"{clip.name}  frame {frame.index}  t={frame.timestamp:.3f}s",
+        (4, canvas.shape[0] - 6),
+        (255, 255, 255),
+        0.5,
+    )
     return canvas[: canvas.shape[0] // 2 * 2, : canvas.shape[1] // 2 * 2]  # even size for video codecs
 
 
-def render_frame(clip, index: int, labels: ClipLabels | None = None, pred_labels: ClipLabels | None = None,
-                 grid: BevGrid | None = None, tile_width: int = 480, cameras: Sequence[str] | None = None) -> np.ndarray:
+def render_frame(
+    clip,
+    index: int,
+    labels: ClipLabels | None = None,
+    pred_labels: ClipLabels | None = None,
+    grid: BevGrid | None = None,
+    tile_width: int = 480,
+    cameras: Sequence[str] | None = None,
+) -> np.ndarray:
     """Frame ``index`` of a ``DriveClip``: camera mosaic with boxes beside the BEV panel (BGR uint8).
 
     ``labels`` defaults to the clip's own labels (drawn solid); ``pred_labels`` are drawn dashed with scores.
@@ -335,11 +393,17 @@ def main(argv: list[str] | None = None) -> int:
     from perception.labels import LabelsError
     from perception.video import VideoWriter
 
-    parser = argparse.ArgumentParser(prog="perception viz", description="Render a drive clip (cameras + 3D boxes + BEV).")
+    parser = argparse.ArgumentParser(
+        prog="perception viz", description="Render a drive clip (cameras + 3D boxes + BEV)."
+    )
     parser.add_argument("clip", type=Path, help="clip folder (rig.yaml, frames.csv, cameras/), or a plain video")
     parser.add_argument("--out", type=Path, required=True, help="output .mp4/.avi (video) or .png/.jpg (one frame)")
     parser.add_argument("--frame", type=int, default=0, help="frame index for a picture output (default 0)")
-    parser.add_argument("--labels", type=Path, help="another labels.json (predictions, pseudo-labels) drawn dashed beside the clip's own")
+    parser.add_argument(
+        "--labels",
+        type=Path,
+        help="another labels.json (predictions, pseudo-labels) drawn dashed beside the clip's own",
+    )
     parser.add_argument("--no-gt", action="store_true", help="do not draw the clip's own labels")
     parser.add_argument("--max-frames", type=int, help="render at most this many frames (video output)")
     parser.add_argument("--cameras", nargs="+", help="subset of camera names (default: all)")
@@ -355,7 +419,9 @@ def main(argv: list[str] | None = None) -> int:
             raise ClipError(f"{args.labels}: holds {len(pred.frames)} frames, clip {args.clip} has {clip.num_frames}")
         suffix = args.out.suffix.lower()
         if suffix in (".png", ".jpg", ".jpeg"):
-            image = compose_frame(clip, clip.read_frame(args.frame, args.cameras), labels, pred, tile_width=args.tile_width)
+            image = compose_frame(
+                clip, clip.read_frame(args.frame, args.cameras), labels, pred, tile_width=args.tile_width
+            )
             args.out.parent.mkdir(parents=True, exist_ok=True)
             ok, encoded = cv2.imencode(suffix, image)
             if not ok:
@@ -369,7 +435,9 @@ def main(argv: list[str] | None = None) -> int:
         fps = args.fps or (float(1.0 / np.median(np.diff(clip.timestamps))) if clip.num_frames > 1 else 10.0)
         writer = None
         try:
-            for frame in tqdm(clip.frames(args.cameras, 0, stop), total=stop, desc=f"rendering {clip.name}", unit="frame"):
+            for frame in tqdm(
+                clip.frames(args.cameras, 0, stop), total=stop, desc=f"rendering {clip.name}", unit="frame"
+            ):
                 image = compose_frame(clip, frame, labels, pred, tile_width=args.tile_width)
                 if writer is None:
                     writer = VideoWriter(args.out, fps, (image.shape[1], image.shape[0]))

@@ -20,10 +20,12 @@ FRAMES = 10
 def _rig() -> Rig:
     K = np.array([[60.0, 0, 32], [0, 60, 24], [0, 0, 1]])
     camera_from_ego_axes = np.array([[0, -1, 0], [0, 0, -1], [1, 0, 0]], dtype=float)  # x fwd -> z fwd
-    return Rig([
-        Camera("front", 64, 48, K, se3(camera_from_ego_axes.T, [1.5, 0, 1.5])),
-        Camera("left", 64, 48, K, se3(yaw_matrix(np.pi / 2) @ camera_from_ego_axes.T, [1.0, 0.5, 1.5])),
-    ])
+    return Rig(
+        [
+            Camera("front", 64, 48, K, se3(camera_from_ego_axes.T, [1.5, 0, 1.5])),
+            Camera("left", 64, 48, K, se3(yaw_matrix(np.pi / 2) @ camera_from_ego_axes.T, [1.0, 0.5, 1.5])),
+        ]
+    )
 
 
 def write_clip(path: Path, image_format: str = "mp4", labels: bool = True) -> Path:
@@ -35,8 +37,13 @@ def write_clip(path: Path, image_format: str = "mp4", labels: bool = True) -> Pa
             images = {name: rng.integers(0, 255, (48, 64, 3), dtype=np.uint8) for name in rig.names}
             t = 0.1 * i
             writer.add_frame(images, t, se3(np.eye(3), [t * 5, 0, 0]), {"front": t + 0.001, "left": t + 0.02})
-            boxes = Boxes3D(np.array([[8.0, 0.5, 0.8]]), np.array([[4.0, 1.8, 1.6]]), np.array([0.1]), class_id=np.array([0]),
-                            track_id=np.array([3]))
+            boxes = Boxes3D(
+                np.array([[8.0, 0.5, 0.8]]),
+                np.array([[4.0, 1.8, 1.6]]),
+                np.array([0.1]),
+                class_id=np.array([0]),
+                track_id=np.array([3]),
+            )
             frames.append(FrameLabels(boxes, {"front": Boxes2D(np.array([[10.0, 10, 30, 30]]), np.array([0]))}))
         if labels:
             writer.set_labels(ClipLabels(["car"], frames, make_provenance("ground_truth", "test")))
@@ -72,8 +79,12 @@ def test_good_clip_passes(clip, capsys):
     [
         (lambda d: d["cameras"][0].update(K=[[60, 0, 32], [0, 60, 24]]), r"cameras\[0\]\.K'.*3x3"),
         (lambda d: d["cameras"][1]["K"][0].__setitem__(0, -5.0), r"cameras\[1\]\.K'.*positive focal"),
-        (lambda d: d["cameras"][0].update(ego_from_camera={"matrix": [[2, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]]}),
-         r"cameras\[0\]\.ego_from_camera'.*orthonormal"),
+        (
+            lambda d: d["cameras"][0].update(
+                ego_from_camera={"matrix": [[2, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]]}
+            ),
+            r"cameras\[0\]\.ego_from_camera'.*orthonormal",
+        ),
         (lambda d: d["cameras"][1].update(name="front"), r"unique camera names.*front"),
         (lambda d: d["cameras"][0].pop("width"), r"cameras\[0\]\.width'.*required field"),
     ],

@@ -18,16 +18,33 @@ def test_demo_chain_end_to_end(tmp_path):
     bin_dir = Path(sys.executable).parent
     installed = tmp_path / "installed"  # stands in for the venv stamp: this interpreter is already set up
     installed.touch()
-    settings = ["SMOKE=1", "NO_REAL=1", f"DEMO={demo}", f"BIN={bin_dir}", f"PYTHON={sys.executable}", f"STAMP={installed}"]
+    settings = [
+        "SMOKE=1",
+        "NO_REAL=1",
+        f"DEMO={demo}",
+        f"BIN={bin_dir}",
+        f"PYTHON={sys.executable}",
+        f"STAMP={installed}",
+    ]
     env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
     result = subprocess.run(["make", "demo", *settings], cwd=ROOT, capture_output=True, text=True, env=env, timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
     report = (demo / "REPORT.md").read_text()
     assert "pseudo-labels" in report and "latency" in report and "runtime" in report
-    for produced in ["teacher.pt", "student_pseudo.pt", "student_gt.pt", "deploy/student.onnx", "deploy/student.int8.onnx",
-                     "pseudo/clip_0000/labels.json", "eval/student_pseudo.json", "eval/student_gt.json",
-                     "run/summary.json", "bench/bench_latency.png", "pseudo_vs_gt.png"]:
+    for produced in [
+        "teacher.pt",
+        "student_pseudo.pt",
+        "student_gt.pt",
+        "deploy/student.onnx",
+        "deploy/student.int8.onnx",
+        "pseudo/clip_0000/labels.json",
+        "eval/student_pseudo.json",
+        "eval/student_gt.json",
+        "run/summary.json",
+        "bench/bench_latency.png",
+        "pseudo_vs_gt.png",
+    ]:
         assert (demo / produced).is_file(), produced
     assert json.loads((demo / "deploy" / "parity.json").read_text())["passed"]
     summary = json.loads((demo / "run" / "summary.json").read_text())

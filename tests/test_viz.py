@@ -12,14 +12,22 @@ from perception.labels import Boxes3D, ClipLabels
 from perception.viz import color_for, draw_boxes3d_on_image, main, render_bev, render_frame, render_mosaic
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests/ (pytest's default import mode adds it too)
-from test_check import _rig, write_clip  # noqa: E402
+from test_check import _rig, write_clip
 
-NUSCENES_INFO = Path(__file__).resolve().parents[1] / "../shared/data/nuscenes_sample/n015-2018-07-24-11-22-45+0800.json"
+NUSCENES_INFO = (
+    Path(__file__).resolve().parents[1] / "../shared/data/nuscenes_sample/n015-2018-07-24-11-22-45+0800.json"
+)
 
 
 def _one_box(x=8.0, y=0.0, class_id=0, track_id=5, score=1.0):
-    return Boxes3D(np.array([[x, y, 0.8]]), np.array([[4.0, 1.8, 1.6]]), np.array([0.0]), class_id=np.array([class_id]),
-                   track_id=np.array([track_id]), score=np.array([score], np.float32))
+    return Boxes3D(
+        np.array([[x, y, 0.8]]),
+        np.array([[4.0, 1.8, 1.6]]),
+        np.array([0.0]),
+        class_id=np.array([class_id]),
+        track_id=np.array([track_id]),
+        score=np.array([score], np.float32),
+    )
 
 
 def test_box_is_drawn_where_it_projects():
@@ -69,15 +77,40 @@ def test_mosaic_and_bev_layout():
 def test_render_frame_on_synthetic_clip(tmp_path, capsys):
     clip = DriveClip.open(write_clip(tmp_path / "clip"))
     boxes = clip.labels.frames[0].boxes3d
-    prediction = ClipLabels(["car"], [type(f)(Boxes3D(f.boxes3d.center + [0.5, 0.3, 0], f.boxes3d.size, f.boxes3d.yaw,
-                                                      score=np.array([0.7], np.float32)), {}) for f in clip.labels.frames], {})
+    prediction = ClipLabels(
+        ["car"],
+        [
+            type(f)(
+                Boxes3D(
+                    f.boxes3d.center + [0.5, 0.3, 0], f.boxes3d.size, f.boxes3d.yaw, score=np.array([0.7], np.float32)
+                ),
+                {},
+            )
+            for f in clip.labels.frames
+        ],
+        {},
+    )
     image = render_frame(clip, 3, pred_labels=prediction, tile_width=128)
     assert image.ndim == 3 and image.shape[0] >= 96 and image.shape[1] > 2 * 128
     assert len(boxes) == 1 and image.std() > 10
     prediction.save(tmp_path / "pred.json")
     out = tmp_path / "preview.mp4"
-    assert main([str(tmp_path / "clip"), "--out", str(out), "--labels", str(tmp_path / "pred.json"), "--max-frames", "4",
-                 "--tile-width", "128"]) == 0
+    assert (
+        main(
+            [
+                str(tmp_path / "clip"),
+                "--out",
+                str(out),
+                "--labels",
+                str(tmp_path / "pred.json"),
+                "--max-frames",
+                "4",
+                "--tile-width",
+                "128",
+            ]
+        )
+        == 0
+    )
     from perception.video import VideoReader
 
     with VideoReader(out) as reader:

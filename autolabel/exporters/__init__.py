@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
-from autolabel.exporters.common import ExportContext
 from autolabel.exporters.coco_video import export_coco_video
+from autolabel.exporters.common import ExportContext
 from autolabel.exporters.cvat import export_cvat_video
 from autolabel.exporters.mot import export_mot
 from autolabel.exporters.yolo import export_yolo
 from perception.labels import ClipLabels
 
-__all__ = ["EXPORTERS", "ExportContext", "export_all", "export_coco_video", "export_cvat_video", "export_mot", "export_yolo"]
+__all__ = [
+    "EXPORTERS",
+    "ExportContext",
+    "export_all",
+    "export_coco_video",
+    "export_cvat_video",
+    "export_mot",
+    "export_yolo",
+]
 
 EXPORTERS: dict[str, Callable[[ClipLabels, ExportContext, Path], list[Path]]] = {
     "coco": export_coco_video,

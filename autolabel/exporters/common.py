@@ -5,15 +5,16 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO
 
 import numpy as np
 
 from perception.labels import Boxes2D, ClipLabels
 
-__all__ = ["ExportContext", "camera_tracks", "camera_boxes", "atomic_text_stream"]
+__all__ = ["ExportContext", "atomic_text_stream", "camera_boxes", "camera_tracks"]
 
 
 @contextlib.contextmanager
@@ -41,7 +42,7 @@ class ExportContext:
     num_frames: int
 
     @classmethod
-    def from_clip(cls, clip) -> "ExportContext":
+    def from_clip(cls, clip) -> ExportContext:
         """From a ``perception.clip.DriveClip``."""
         sizes = {camera.name: (int(camera.width), int(camera.height)) for camera in clip.rig}
         times = np.asarray(clip.timestamps, dtype=np.float64)
@@ -63,5 +64,7 @@ def camera_tracks(labels: ClipLabels, camera: str) -> dict[int, list[tuple[int, 
             track_id = int(boxes.track_id[row])
             if track_id < 0:
                 continue
-            tracks.setdefault(track_id, []).append((index, boxes.xyxy[row], int(boxes.class_id[row]), float(boxes.score[row])))
+            tracks.setdefault(track_id, []).append(
+                (index, boxes.xyxy[row], int(boxes.class_id[row]), float(boxes.score[row]))
+            )
     return dict(sorted(tracks.items()))

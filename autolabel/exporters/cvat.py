@@ -3,27 +3,31 @@ where the track is absent (after its end and across gaps), so CVAT shows exactly
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 from xml.sax.saxutils import quoteattr
 
 from autolabel.exporters.common import ExportContext, atomic_text_stream, camera_tracks
 from perception.labels import ClipLabels
 
-__all__ = ["export_cvat_video", "cvat_video_xml", "cvat_video_lines"]
+__all__ = ["cvat_video_lines", "cvat_video_xml", "export_cvat_video"]
 
 
 def _box(frame: int, xyxy, outside: int, keyframe: int = 1) -> str:
     x1, y1, x2, y2 = (float(v) for v in xyxy)
-    return (f'    <box frame="{frame}" keyframe="{keyframe}" outside="{outside}" occluded="0" '
-            f'xtl="{x1:.2f}" ytl="{y1:.2f}" xbr="{x2:.2f}" ybr="{y2:.2f}" z_order="0"></box>')
+    return (
+        f'    <box frame="{frame}" keyframe="{keyframe}" outside="{outside}" occluded="0" '
+        f'xtl="{x1:.2f}" ytl="{y1:.2f}" xbr="{x2:.2f}" ybr="{y2:.2f}" z_order="0"></box>'
+    )
 
 
 def cvat_video_lines(labels: ClipLabels, context: ExportContext, camera: str) -> Iterator[str]:
     """Lines of the CVAT-for-video-1.1 document for one camera (no dates, so reruns give identical bytes)."""
     width, height = context.image_sizes[camera]
-    label_xml = "\n".join(f"      <label><name>{name}</name><type>rectangle</type><attributes></attributes></label>"
-                          for name in labels.classes)
+    label_xml = "\n".join(
+        f"      <label><name>{name}</name><type>rectangle</type><attributes></attributes></label>"
+        for name in labels.classes
+    )
     yield from [
         '<?xml version="1.0" encoding="utf-8"?>',
         "<annotations>",

@@ -20,8 +20,14 @@ def mot_lines(labels: ClipLabels, camera: str) -> list[str]:
             if track_id < 0:
                 continue
             x1, y1, x2, y2 = (float(v) for v in boxes.xyxy[row])
-            rows.append((frame + 1, track_id, f"{frame + 1},{track_id},{x1:.2f},{y1:.2f},{x2 - x1:.2f},{y2 - y1:.2f},"
-                                             f"{float(boxes.score[row]):.4f},-1,-1,-1"))
+            rows.append(
+                (
+                    frame + 1,
+                    track_id,
+                    f"{frame + 1},{track_id},{x1:.2f},{y1:.2f},{x2 - x1:.2f},{y2 - y1:.2f},"
+                    f"{float(boxes.score[row]):.4f},-1,-1,-1",
+                )
+            )
     return [text for _, _, text in sorted(rows)]
 
 

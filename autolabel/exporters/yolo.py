@@ -22,8 +22,10 @@ def yolo_lines(xyxy: np.ndarray, class_id: np.ndarray, width: int, height: int) 
     for (x1, y1, x2, y2), cls in zip(boxes, class_id):
         if x2 - x1 <= 0 or y2 - y1 <= 0:
             continue
-        lines.append(f"{int(cls)} {(x1 + x2) / 2 / width:.6f} {(y1 + y2) / 2 / height:.6f} "
-                     f"{(x2 - x1) / width:.6f} {(y2 - y1) / height:.6f}")
+        lines.append(
+            f"{int(cls)} {(x1 + x2) / 2 / width:.6f} {(y1 + y2) / 2 / height:.6f} "
+            f"{(x2 - x1) / width:.6f} {(y2 - y1) / height:.6f}"
+        )
     return lines
 
 

@@ -8,6 +8,13 @@ from autolabel.refine.shapes import hold_stationary, unify_rigid_size
 from autolabel.refine.smooth import rts_smooth_series, rts_smooth_tracklet
 
 __all__ = [
-    "EMBEDDING_DIM", "colour_histogram_embedding", "extend_tracklets", "interpolate_linear", "link_tracklets",
-    "hold_stationary", "unify_rigid_size", "rts_smooth_series", "rts_smooth_tracklet",
+    "EMBEDDING_DIM",
+    "colour_histogram_embedding",
+    "extend_tracklets",
+    "hold_stationary",
+    "interpolate_linear",
+    "link_tracklets",
+    "rts_smooth_series",
+    "rts_smooth_tracklet",
+    "unify_rigid_size",
 ]  # fmt: skip

@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-__all__ = ["colour_histogram_embedding", "EMBEDDING_DIM"]
+__all__ = ["EMBEDDING_DIM", "colour_histogram_embedding"]
 
 _STRIPES = 4
 _BINS = 4  # per Lab channel

@@ -3,7 +3,7 @@ passes disagree about which boxes belong together (identity switches are rarely 
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -11,7 +11,7 @@ from autolabel.detections import Detections
 from autolabel.tracking.byte_tracker import ByteTracker, run_tracker
 from autolabel.tracking.tracklet import Tracklet
 
-__all__ = ["backward_tracklets", "reconcile_with_backward", "invert_affine"]
+__all__ = ["backward_tracklets", "invert_affine", "reconcile_with_backward"]
 
 
 def invert_affine(affine: np.ndarray) -> np.ndarray:

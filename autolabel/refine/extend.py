@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -14,8 +14,18 @@ __all__ = ["extend_tracklets"]
 
 
 def _grow(
-    tracklet: Tracklet, direction: int, per_frame: Sequence[Detections], offsets: np.ndarray, used: np.ndarray,
-    embeddings: np.ndarray | None, *, min_score: float, min_iou: float, max_miss: int, history: int, kalman: KalmanBoxFilter,
+    tracklet: Tracklet,
+    direction: int,
+    per_frame: Sequence[Detections],
+    offsets: np.ndarray,
+    used: np.ndarray,
+    embeddings: np.ndarray | None,
+    *,
+    min_score: float,
+    min_iou: float,
+    max_miss: int,
+    history: int,
+    kalman: KalmanBoxFilter,
 ) -> Tracklet:
     observed = tracklet.select(tracklet.observed)
     if len(observed) == 0:
@@ -92,9 +102,31 @@ def extend_tracklets(
         used[index] = True
     result = {}
     for tracklet in sorted(tracklets, key=len, reverse=True):
-        grown = _grow(tracklet, -1, per_frame, offsets, used, embeddings, min_score=min_score, min_iou=min_iou,
-                      max_miss=max_miss, history=history, kalman=kalman)
-        grown = _grow(grown, +1, per_frame, offsets, used, embeddings, min_score=min_score, min_iou=min_iou,
-                      max_miss=max_miss, history=history, kalman=kalman)
+        grown = _grow(
+            tracklet,
+            -1,
+            per_frame,
+            offsets,
+            used,
+            embeddings,
+            min_score=min_score,
+            min_iou=min_iou,
+            max_miss=max_miss,
+            history=history,
+            kalman=kalman,
+        )
+        grown = _grow(
+            grown,
+            +1,
+            per_frame,
+            offsets,
+            used,
+            embeddings,
+            min_score=min_score,
+            min_iou=min_iou,
+            max_miss=max_miss,
+            history=history,
+            kalman=kalman,
+        )
         result[tracklet.track_id] = grown
     return [result[t.track_id] for t in tracklets]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -10,7 +10,7 @@ from autolabel.detections import xyxy_to_cxcywh
 from autolabel.tracking.association import appearance_distance, match
 from autolabel.tracking.tracklet import Tracklet
 
-__all__ = ["link_tracklets", "endpoint_motion"]
+__all__ = ["endpoint_motion", "link_tracklets"]
 
 
 def endpoint_motion(tracklet: Tracklet, at_end: bool, window: int = 10) -> tuple[np.ndarray, np.ndarray, int]:
@@ -31,11 +31,20 @@ def endpoint_motion(tracklet: Tracklet, at_end: bool, window: int = 10) -> tuple
 
 
 def _majority_class(tracklet: Tracklet) -> int:
-    return int(np.bincount(tracklet.class_id[tracklet.class_id >= 0]).argmax()) if (tracklet.class_id >= 0).any() else -1
+    return (
+        int(np.bincount(tracklet.class_id[tracklet.class_id >= 0]).argmax()) if (tracklet.class_id >= 0).any() else -1
+    )
 
 
 def _pair_cost(
-    a: Tracklet, b: Tracklet, *, max_gap: int, gate_base: float, gate_per_frame: float, max_size_ratio: float, max_speed: float
+    a: Tracklet,
+    b: Tracklet,
+    *,
+    max_gap: int,
+    gate_base: float,
+    gate_per_frame: float,
+    max_size_ratio: float,
+    max_speed: float,
 ) -> float:
     """Normalised motion error (in box heights, over the gate) of linking a's end to b's start; inf if gated out."""
     gap = b.start - a.end  # <= 0 for overlapping ends; the fits then extrapolate backwards
@@ -95,8 +104,15 @@ def link_tracklets(
                     continue
                 if b.start <= a.end and (a.end - b.start + 1 > max_overlap or b.end <= a.end or b.start <= a.start):
                     continue
-                motion = _pair_cost(a, b, max_gap=max_gap, gate_base=gate_base, gate_per_frame=gate_per_frame,
-                                    max_size_ratio=max_size_ratio, max_speed=max_speed)
+                motion = _pair_cost(
+                    a,
+                    b,
+                    max_gap=max_gap,
+                    gate_base=gate_base,
+                    gate_per_frame=gate_per_frame,
+                    max_size_ratio=max_size_ratio,
+                    max_speed=max_speed,
+                )
                 if not np.isfinite(motion):
                     continue
                 appearance = 0.0

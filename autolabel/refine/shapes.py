@@ -7,7 +7,7 @@ import numpy as np
 from autolabel.detections import cxcywh_to_xyxy, xyxy_to_cxcywh
 from autolabel.tracking.tracklet import Tracklet
 
-__all__ = ["unify_rigid_size", "hold_stationary"]
+__all__ = ["hold_stationary", "unify_rigid_size"]
 
 
 def unify_rigid_size(tracklet: Tracklet, *, max_scale_change: float = 0.15) -> Tracklet:
@@ -45,7 +45,14 @@ def hold_stationary(tracklet: Tracklet, *, max_motion: float = 0.05, min_length:
 
 def _with_boxes(tracklet: Tracklet, xyxy: np.ndarray) -> Tracklet:
     return Tracklet(
-        track_id=tracklet.track_id, frames=tracklet.frames, xyxy=xyxy, score=tracklet.score, class_id=tracklet.class_id,
-        observed=tracklet.observed, det_index=tracklet.det_index, embedding=tracklet.embedding,
-        track_score=tracklet.track_score, track_class=tracklet.track_class,
+        track_id=tracklet.track_id,
+        frames=tracklet.frames,
+        xyxy=xyxy,
+        score=tracklet.score,
+        class_id=tracklet.class_id,
+        observed=tracklet.observed,
+        det_index=tracklet.det_index,
+        embedding=tracklet.embedding,
+        track_score=tracklet.track_score,
+        track_class=tracklet.track_class,
     )

@@ -11,7 +11,12 @@ __all__ = ["rts_smooth_series", "rts_smooth_tracklet"]
 
 
 def rts_smooth_series(
-    times: np.ndarray, values: np.ndarray, *, process_std: np.ndarray | float, measurement_std: np.ndarray | float, fill_gaps: bool = True
+    times: np.ndarray,
+    values: np.ndarray,
+    *,
+    process_std: np.ndarray | float,
+    measurement_std: np.ndarray | float,
+    fill_gaps: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Smooth (T,D) measurements at integer times (T,) with a constant-velocity model per dimension.
 
@@ -61,7 +66,12 @@ def rts_smooth_series(
 
 
 def rts_smooth_tracklet(
-    tracklet: Tracklet, *, process_noise: float = 0.02, measurement_noise: float = 0.05, fill_gaps: bool = True, max_gap: int = 30
+    tracklet: Tracklet,
+    *,
+    process_noise: float = 0.02,
+    measurement_noise: float = 0.05,
+    fill_gaps: bool = True,
+    max_gap: int = 30,
 ) -> Tracklet:
     """RTS-smooth a tracklet's [cx, cy, w, h]; noise stds are fractions of the median box height.
 

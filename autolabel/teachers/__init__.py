@@ -3,5 +3,5 @@
 from autolabel.teachers.base import Teacher, class_wise_nms, letterbox, load_class_map
 from autolabel.teachers.coco import COCO80_NAMES, COCO91_NAMES
 
-__all__ = ["Teacher", "class_wise_nms", "letterbox", "load_class_map", "COCO80_NAMES", "COCO91_NAMES"]
+__all__ = ["COCO80_NAMES", "COCO91_NAMES", "Teacher", "class_wise_nms", "letterbox", "load_class_map"]
 # Heavy teachers are imported from their modules: autolabel.teachers.onnx_yolox, autolabel.teachers.torchvision_teacher

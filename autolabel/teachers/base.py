@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import cv2
 import numpy as np
 
 from autolabel.detections import Detections, box_iou
 
-__all__ = ["Teacher", "ClassMapper", "letterbox", "class_wise_nms", "nms", "load_class_map"]
+__all__ = ["ClassMapper", "Teacher", "class_wise_nms", "letterbox", "load_class_map", "nms"]
 
 
 class Teacher(ABC):
@@ -58,7 +58,9 @@ def load_class_map(path: str | Path, source_names: Sequence[str]) -> dict[int, s
         document = yaml.safe_load(handle)
     mapping = document.get("mapping") if isinstance(document, dict) else None
     if not isinstance(mapping, dict):
-        raise ValueError(f"{path}: field 'mapping': expected a dict source name -> output name, found {type(mapping).__name__}")
+        raise ValueError(
+            f"{path}: field 'mapping': expected a dict source name -> output name, found {type(mapping).__name__}"
+        )
     index_of = {name: i for i, name in enumerate(source_names)}
     result: dict[int, str] = {}
     for source_name, output_name in mapping.items():

@@ -10,8 +10,8 @@ to the input pixels.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -30,8 +30,10 @@ def _radtan5(camera) -> np.ndarray:
     if camera.distortion_model == "none" or not np.any(camera.distortion):
         return out
     if camera.distortion_model != "radtan":
-        raise ClipError(f"camera {camera.name!r}: distortion model {camera.distortion_model!r} is not supported by the "
-                        "BEV model (radtan only): undistort first")
+        raise ClipError(
+            f"camera {camera.name!r}: distortion model {camera.distortion_model!r} is not supported by the "
+            "BEV model (radtan only): undistort first"
+        )
     out[: min(5, len(camera.distortion))] = camera.distortion[:5]
     return out
 
@@ -39,8 +41,9 @@ def _radtan5(camera) -> np.ndarray:
 class FleetvisionTeacher(Teacher):
     """BEV video model from a LOCAL checkpoint; ``predict_frame`` (3D, stateful) and ``predict_batch`` (2D)."""
 
-    def __init__(self, checkpoint_path: str | Path, *, score_threshold: float = 0.3, max_boxes: int = 100,
-                 device: str = "cpu") -> None:
+    def __init__(
+        self, checkpoint_path: str | Path, *, score_threshold: float = 0.3, max_boxes: int = 100, device: str = "cpu"
+    ) -> None:
         import torch
 
         from perception.training.checkpoint import load_model_checkpoint
@@ -58,8 +61,10 @@ class FleetvisionTeacher(Teacher):
         self.predicts_2d = self.classes2d is not None
         self.class_names = list(self.classes3d if self.predicts_3d else (self.classes2d or []))
         if self.predicts_3d and self.predicts_2d and list(self.classes2d) != list(self.classes3d):
-            raise ValueError(f"{checkpoint_path}: detection2d classes {self.classes2d} differ from detection3d "
-                             f"{self.classes3d}; one class list per teacher is supported")
+            raise ValueError(
+                f"{checkpoint_path}: detection2d classes {self.classes2d} differ from detection3d "
+                f"{self.classes3d}; one class list per teacher is supported"
+            )
         self.cameras = list(meta.get("cameras") or [])
         self.image_size = (int(meta["image_size"][0]), int(meta["image_size"][1]))  # H, W
         self.score_threshold = score_threshold
@@ -83,7 +88,9 @@ class FleetvisionTeacher(Teacher):
         height, width = self.image_size
         present = [name for name in self.cameras if name in frame.images]
         if not present:
-            raise ClipError(f"{clip.path}: none of the model's cameras {self.cameras} in the clip (rig: {clip.rig.names})")
+            raise ClipError(
+                f"{clip.path}: none of the model's cameras {self.cameras} in the clip (rig: {clip.rig.names})"
+            )
         n = len(self.cameras)
         images = np.zeros((1, n, 3, height, width), np.float32)
         intrinsics = np.tile(np.eye(3, dtype=np.float32), (1, n, 1, 1))
@@ -106,9 +113,14 @@ class FleetvisionTeacher(Teacher):
         state = self._state if has_state else self.model.initial_state(1)
         as_tensor = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)).to(self.device)  # noqa: E731
         return {
-            "images": as_tensor(images), "intrinsics": as_tensor(intrinsics), "camera_from_ego": as_tensor(camera_from_ego),
-            "distortion": as_tensor(distortion), "camera_valid": as_tensor(valid), "prev_state": state,
-            "prev_from_curr": as_tensor(prev_from_curr[None]), "state_valid": as_tensor([1.0 if has_state else 0.0]),
+            "images": as_tensor(images),
+            "intrinsics": as_tensor(intrinsics),
+            "camera_from_ego": as_tensor(camera_from_ego),
+            "distortion": as_tensor(distortion),
+            "camera_valid": as_tensor(valid),
+            "prev_state": state,
+            "prev_from_curr": as_tensor(prev_from_curr[None]),
+            "state_valid": as_tensor([1.0 if has_state else 0.0]),
         }
 
     def predict_frame(self, clip, frame) -> Boxes3D:
@@ -122,10 +134,17 @@ class FleetvisionTeacher(Teacher):
             outputs = self.model(**inputs)
         self._state = outputs["state"]
         self._previous_pose = np.asarray(frame.world_from_ego, dtype=np.float64)
-        decoded = decode_bev_detections(outputs, grid=self.model.head_grid(), k=self.max_boxes,
-                                        score_threshold=self.score_threshold)[0]
-        return Boxes3D(center=decoded["center"], size=decoded["size"], yaw=decoded["yaw"], velocity=decoded["velocity"],
-                       class_id=decoded["class_id"], score=decoded["score"])
+        decoded = decode_bev_detections(
+            outputs, grid=self.model.head_grid(), k=self.max_boxes, score_threshold=self.score_threshold
+        )[0]
+        return Boxes3D(
+            center=decoded["center"],
+            size=decoded["size"],
+            yaw=decoded["yaw"],
+            velocity=decoded["velocity"],
+            class_id=decoded["class_id"],
+            score=decoded["score"],
+        )
 
     # ------------------------------------------------------------------ 2D, per image
     def predict_batch(self, frames: Sequence[np.ndarray]) -> list[Detections]:
@@ -135,8 +154,10 @@ class FleetvisionTeacher(Teacher):
         from perception.models.decode import decode_det2d
 
         if not self.predicts_2d:
-            raise ValueError(f"{self.model_name}: the checkpoint has no 2D detection head (3D models label drive clips "
-                             f"with cameras {self.cameras})")
+            raise ValueError(
+                f"{self.model_name}: the checkpoint has no 2D detection head (3D models label drive clips "
+                f"with cameras {self.cameras})"
+            )
         torch = self.torch
         height, width = self.image_size
         n = max(len(self.cameras), 1)
@@ -148,10 +169,14 @@ class FleetvisionTeacher(Teacher):
             valid = np.zeros((1, n), np.float32)
             valid[0, 0] = 1.0
             inputs = {
-                "images": torch.from_numpy(images), "intrinsics": torch.eye(3).repeat(1, n, 1, 1),
-                "camera_from_ego": torch.eye(4).repeat(1, n, 1, 1), "distortion": torch.zeros(1, n, 5),
-                "camera_valid": torch.from_numpy(valid), "prev_state": self.model.initial_state(1),
-                "prev_from_curr": torch.eye(4)[None], "state_valid": torch.zeros(1),
+                "images": torch.from_numpy(images),
+                "intrinsics": torch.eye(3).repeat(1, n, 1, 1),
+                "camera_from_ego": torch.eye(4).repeat(1, n, 1, 1),
+                "distortion": torch.zeros(1, n, 5),
+                "camera_valid": torch.from_numpy(valid),
+                "prev_state": self.model.initial_state(1),
+                "prev_from_curr": torch.eye(4)[None],
+                "state_valid": torch.zeros(1),
             }
             with torch.inference_mode():
                 outputs = self.model(**{k: v.to(self.device) for k, v in inputs.items()})

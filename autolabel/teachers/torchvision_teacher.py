@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -11,7 +12,7 @@ from autolabel.detections import Detections
 from autolabel.teachers.base import ClassMapper, Teacher, class_wise_nms
 from autolabel.teachers.coco import COCO91_NAMES
 
-__all__ = ["TorchvisionTeacher", "TORCHVISION_ARCHS"]
+__all__ = ["TORCHVISION_ARCHS", "TorchvisionTeacher"]
 
 # arch -> (builder name in torchvision.models.detection, score-threshold kwarg, nms kwarg, max-detections kwarg)
 TORCHVISION_ARCHS: dict[str, tuple[str, str, str, str]] = {
@@ -75,7 +76,9 @@ class TorchvisionTeacher(Teacher):
         try:
             model.load_state_dict(state, strict=True)
         except RuntimeError as error:
-            raise ValueError(f"{weights_path}: state_dict does not match {arch} (num_classes={num_classes}): {error}") from error
+            raise ValueError(
+                f"{weights_path}: state_dict does not match {arch} (num_classes={num_classes}): {error}"
+            ) from error
         self.model = model.eval().to(device)
         self.device = device
         self.nms_iou = nms_iou

@@ -7,6 +7,13 @@ from autolabel.tracking.kalman import KalmanBoxFilter
 from autolabel.tracking.tracklet import Tracklet, detections_to_tracklets, tracklets_to_detections
 
 __all__ = [
-    "appearance_distance", "match", "ByteTracker", "run_tracker", "CameraMotionEstimator", "KalmanBoxFilter",
-    "Tracklet", "detections_to_tracklets", "tracklets_to_detections",
+    "ByteTracker",
+    "CameraMotionEstimator",
+    "KalmanBoxFilter",
+    "Tracklet",
+    "appearance_distance",
+    "detections_to_tracklets",
+    "match",
+    "run_tracker",
+    "tracklets_to_detections",
 ]  # fmt: skip

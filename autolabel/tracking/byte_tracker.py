@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 
@@ -95,7 +95,14 @@ class ByteTracker:
         for i, track in enumerate(self._live):
             track.mean, track.covariance = mean[i], cov[i]
 
-    def _cost(self, tracks: list[_Track], detections: Detections, min_iou: float, use_extras: bool, boxes: np.ndarray | None = None) -> np.ndarray:
+    def _cost(
+        self,
+        tracks: list[_Track],
+        detections: Detections,
+        min_iou: float,
+        use_extras: bool,
+        boxes: np.ndarray | None = None,
+    ) -> np.ndarray:
         """(T,N) cost = 1 - IoU (+ direction and appearance terms); inf where IoU < min_iou or classes differ."""
         if boxes is None:
             boxes = cxcywh_to_xyxy(np.stack([t.mean[:4] for t in tracks])) if tracks else np.zeros((0, 4))
@@ -109,7 +116,9 @@ class ByteTracker:
                 if has.any():
                     dim = detections.embedding.shape[1]
                     track_emb = np.stack([t.embedding if t.embedding is not None else np.ones(dim) for t in tracks])
-                    cost = cost + np.where(has[:, None], self.appearance_weight * appearance_distance(track_emb, detections.embedding), 0.0)
+                    cost = cost + np.where(
+                        has[:, None], self.appearance_weight * appearance_distance(track_emb, detections.embedding), 0.0
+                    )
         valid = iou >= min_iou
         if self.class_aware and tracks:
             track_class = np.array([t.history[-1][4] for t in tracks])
@@ -151,10 +160,19 @@ class ByteTracker:
             else:
                 track.embedding = self.embedding_momentum * track.embedding + (1 - self.embedding_momentum) * embedding
         track.history.append(
-            (self._frame, det_index, detections.xyxy[row].copy(), float(detections.score[row]), int(detections.class_id[row]), embedding)
+            (
+                self._frame,
+                det_index,
+                detections.xyxy[row].copy(),
+                float(detections.score[row]),
+                int(detections.class_id[row]),
+                embedding,
+            )
         )
 
-    def update(self, detections: Detections, *, warp: np.ndarray | None = None, det_index: np.ndarray | None = None) -> Detections:
+    def update(
+        self, detections: Detections, *, warp: np.ndarray | None = None, det_index: np.ndarray | None = None
+    ) -> Detections:
         """Advance one frame; returns the boxes matched to confirmed tracks, with track_id set.
 
         warp: optional 2x3 affine previous->current frame (camera motion). det_index: (N,) ids to record per box.
@@ -191,7 +209,9 @@ class ByteTracker:
         newly_lost = [t for t in left_tracks if t.state == _CONFIRMED]
         unmatched_lost = [t for t in left_tracks if t.state == _LOST]
         # Stage 4: leftover high-score boxes vs tentative tracks.
-        pairs, free_tentative, free_left = match(self._cost(tentative, detections[leftover], self.tentative_match_iou, False), 1e6)
+        pairs, free_tentative, free_left = match(
+            self._cost(tentative, detections[leftover], self.tentative_match_iou, False), 1e6
+        )
         matched_tentative = [(tentative[r], int(leftover[c])) for r, c in pairs]
 
         for track, row in matched + matched_tentative:
@@ -255,7 +275,10 @@ class ByteTracker:
 
 
 def run_tracker(
-    per_frame: Sequence[Detections], *, tracker: ByteTracker | None = None, warps: Sequence[np.ndarray | None] | None = None
+    per_frame: Sequence[Detections],
+    *,
+    tracker: ByteTracker | None = None,
+    warps: Sequence[np.ndarray | None] | None = None,
 ) -> list[Tracklet]:
     """Run a fresh tracker over a sequence; det_index refers to rows of `Detections.concat(per_frame)`."""
     tracker = tracker or ByteTracker()

@@ -11,7 +11,9 @@ __all__ = ["CameraMotionEstimator"]
 class CameraMotionEstimator:
     """Estimates the 2x3 affine mapping previous-frame pixels to current-frame pixels (full resolution)."""
 
-    def __init__(self, *, max_width: int = 320, max_corners: int = 400, min_inliers: int = 12, ransac_threshold: float = 1.5) -> None:
+    def __init__(
+        self, *, max_width: int = 320, max_corners: int = 400, min_inliers: int = 12, ransac_threshold: float = 1.5
+    ) -> None:
         self.max_width = max_width
         self.max_corners = max_corners
         self.min_inliers = min_inliers
@@ -27,14 +29,18 @@ class CameraMotionEstimator:
             grey = cv2.resize(grey, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
         return grey, scale
 
-    def estimate_pair(self, previous: np.ndarray, current: np.ndarray, scale: float = 1.0, exclude_xyxy: np.ndarray | None = None) -> np.ndarray:
+    def estimate_pair(
+        self, previous: np.ndarray, current: np.ndarray, scale: float = 1.0, exclude_xyxy: np.ndarray | None = None
+    ) -> np.ndarray:
         """Affine between two grey (downscaled) images; identity when too few reliable inliers."""
         identity = np.eye(2, 3)
         mask = np.full(previous.shape, 255, np.uint8)
         if exclude_xyxy is not None:
             for x1, y1, x2, y2 in np.asarray(exclude_xyxy, dtype=np.float64).reshape(-1, 4) * scale:
                 mask[max(int(y1), 0) : max(int(y2), 0), max(int(x1), 0) : max(int(x2), 0)] = 0
-        corners = cv2.goodFeaturesToTrack(previous, self.max_corners, qualityLevel=0.01, minDistance=5, blockSize=3, mask=mask)
+        corners = cv2.goodFeaturesToTrack(
+            previous, self.max_corners, qualityLevel=0.01, minDistance=5, blockSize=3, mask=mask
+        )
         if corners is None or len(corners) < self.min_inliers:
             return identity
         moved, status, _ = cv2.calcOpticalFlowPyrLK(previous, current, corners, None)

@@ -13,7 +13,9 @@ class KalmanBoxFilter:
     All methods are vectorised over a leading batch axis: mean (B,8), covariance (B,8,8), measurement (B,4).
     """
 
-    def __init__(self, *, position_noise: float = 1 / 20, velocity_noise: float = 1 / 160, measurement_noise: float = 1 / 20) -> None:
+    def __init__(
+        self, *, position_noise: float = 1 / 20, velocity_noise: float = 1 / 160, measurement_noise: float = 1 / 20
+    ) -> None:
         self.position_noise = position_noise
         self.velocity_noise = velocity_noise
         self.measurement_noise = measurement_noise
@@ -51,7 +53,9 @@ class KalmanBoxFilter:
         projected_cov = self.observation @ covariance @ self.observation.T + np.einsum("bi,ij->bij", std**2, np.eye(4))
         return mean @ self.observation.T, projected_cov
 
-    def update(self, mean: np.ndarray, covariance: np.ndarray, measurement: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def update(
+        self, mean: np.ndarray, covariance: np.ndarray, measurement: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Correct (B,8) states with (B,4) cxcywh measurements."""
         projected_mean, projected_cov = self.project(mean, covariance)
         cross = covariance @ self.observation.T  # (B,8,4)

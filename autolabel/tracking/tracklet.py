@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Sequence
 
 import numpy as np
 
 from autolabel.detections import Detections
 
-__all__ = ["Tracklet", "tracklets_to_detections", "detections_to_tracklets"]
+__all__ = ["Tracklet", "detections_to_tracklets", "tracklets_to_detections"]
 
 
 @dataclass
@@ -40,7 +40,9 @@ class Tracklet:
         if self.embedding is not None:
             self.embedding = np.asarray(self.embedding, dtype=np.float32).reshape(n, -1)
         if n > 1 and np.any(np.diff(self.frames) <= 0):
-            raise ValueError(f"Tracklet {self.track_id}: frames must be strictly increasing, found {self.frames[:10]}...")
+            raise ValueError(
+                f"Tracklet {self.track_id}: frames must be strictly increasing, found {self.frames[:10]}..."
+            )
 
     def __len__(self) -> int:
         return len(self.frames)
@@ -53,7 +55,7 @@ class Tracklet:
     def end(self) -> int:
         return int(self.frames[-1])
 
-    def select(self, mask: np.ndarray) -> "Tracklet":
+    def select(self, mask: np.ndarray) -> Tracklet:
         """Sub-tracklet by boolean mask or index array."""
         return replace(
             self,
@@ -67,10 +69,12 @@ class Tracklet:
         )
 
     @staticmethod
-    def merge(first: "Tracklet", second: "Tracklet") -> "Tracklet":
+    def merge(first: Tracklet, second: Tracklet) -> Tracklet:
         """Concatenate two tracklets (second starts after first ends); keeps first's id."""
         if second.start <= first.end:
-            raise ValueError(f"Tracklet.merge: {second.track_id} starts at {second.start} <= {first.track_id} end {first.end}")
+            raise ValueError(
+                f"Tracklet.merge: {second.track_id} starts at {second.start} <= {first.track_id} end {first.end}"
+            )
         embedding = None
         if first.embedding is not None and second.embedding is not None:
             embedding = np.concatenate([first.embedding, second.embedding])

@@ -68,7 +68,7 @@ class DeployedModel:
         intra_op_threads: int = 0,
         inter_op_threads: int = 0,
         allow_spinning: bool = True,
-    ) -> "DeployedModel":
+    ) -> DeployedModel:
         """Open an exported ONNX file; ``MetadataError`` (with the reason) when it lacks fleetvision metadata.
         ``allow_spinning=False`` makes idle onnxruntime workers sleep instead of spin (better on shared cores)."""
         path = Path(path)

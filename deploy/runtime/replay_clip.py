@@ -68,7 +68,7 @@ class ReplayClip:
     pose_stream: np.ndarray | None = None
 
     @classmethod
-    def open(cls, path: str | Path) -> "ReplayClip":
+    def open(cls, path: str | Path) -> ReplayClip:
         """Read rig.yaml, frames.csv (and poses.csv); cameras without a video are recorded in ``missing``."""
         path = Path(path)
         if not path.is_dir():

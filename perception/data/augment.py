@@ -55,7 +55,9 @@ class ImageAugmentation:
         offset_x = rng.uniform(0, spare_x) if spare_x > 0 else spare_x / 2
         offset_y = rng.uniform(0, spare_y) if spare_y > 0 else spare_y / 2
         # pixel centres: new = scale * (old + 0.5) - 0.5 - offset
-        return np.array([[scale, 0.0, 0.5 * scale - 0.5 - offset_x], [0.0, scale, 0.5 * scale - 0.5 - offset_y], [0, 0, 1.0]])
+        return np.array(
+            [[scale, 0.0, 0.5 * scale - 0.5 - offset_x], [0.0, scale, 0.5 * scale - 0.5 - offset_y], [0, 0, 1.0]]
+        )
 
     @property
     def has_photometric(self) -> bool:
@@ -65,12 +67,14 @@ class ImageAugmentation:
         """The albumentations pipeline of the photometric part (built on demand: albumentations imports slowly)."""
         import albumentations as A
 
-        return A.Compose([
-            A.ColorJitter(brightness=0.3, contrast=0.3, saturation=0.3, hue=0.03, p=self.color_jitter_prob),
-            A.GaussianBlur(blur_limit=(3, 5), p=self.blur_prob),
-            A.GaussNoise(std_range=(0.01, 0.05), p=self.noise_prob),
-            A.ImageCompression(quality_range=(40, 95), p=self.jpeg_prob),
-        ])
+        return A.Compose(
+            [
+                A.ColorJitter(brightness=0.3, contrast=0.3, saturation=0.3, hue=0.03, p=self.color_jitter_prob),
+                A.GaussianBlur(blur_limit=(3, 5), p=self.blur_prob),
+                A.GaussNoise(std_range=(0.01, 0.05), p=self.noise_prob),
+                A.ImageCompression(quality_range=(40, 95), p=self.jpeg_prob),
+            ]
+        )
 
 
 def warp_image(image: np.ndarray, new_pixel_from_pixel: np.ndarray) -> np.ndarray:
@@ -80,12 +84,23 @@ def warp_image(image: np.ndarray, new_pixel_from_pixel: np.ndarray) -> np.ndarra
     if np.allclose(new_pixel_from_pixel, np.eye(3)):
         return np.ascontiguousarray(image)
     height, width = image.shape[:2]
-    return cv2.warpAffine(np.ascontiguousarray(image), new_pixel_from_pixel[:2], (width, height),
-                          flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    return cv2.warpAffine(
+        np.ascontiguousarray(image),
+        new_pixel_from_pixel[:2],
+        (width, height),
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=0,
+    )
 
 
-def transform_boxes2d(boxes: Boxes2D, new_pixel_from_pixel: np.ndarray, size_hw: tuple[int, int],
-                      min_visible_fraction: float = 0.3, min_size_px: float = 2.0) -> Boxes2D:
+def transform_boxes2d(
+    boxes: Boxes2D,
+    new_pixel_from_pixel: np.ndarray,
+    size_hw: tuple[int, int],
+    min_visible_fraction: float = 0.3,
+    min_size_px: float = 2.0,
+) -> Boxes2D:
     """Map 2D boxes by a scale+translate pixel affine, clip to the image, drop mostly-cut or tiny ones."""
     if len(boxes) == 0:
         return boxes
@@ -99,7 +114,11 @@ def transform_boxes2d(boxes: Boxes2D, new_pixel_from_pixel: np.ndarray, size_hw:
     clipped[:, [0, 2]] = clipped[:, [0, 2]].clip(0, width)
     clipped[:, [1, 3]] = clipped[:, [1, 3]].clip(0, height)
     box_w, box_h = clipped[:, 2] - clipped[:, 0], clipped[:, 3] - clipped[:, 1]
-    keep = (box_w >= min_size_px) & (box_h >= min_size_px) & (box_w * box_h >= min_visible_fraction * np.maximum(area, 1e-9))
+    keep = (
+        (box_w >= min_size_px)
+        & (box_h >= min_size_px)
+        & (box_w * box_h >= min_visible_fraction * np.maximum(area, 1e-9))
+    )
     kept = boxes[keep]
     kept.xyxy = clipped[keep]
     return kept
@@ -114,11 +133,14 @@ def transform_boxes3d(boxes: Boxes3D, new_ego_from_ego: np.ndarray) -> Boxes3D:
     heading = np.stack([np.cos(boxes.yaw), np.sin(boxes.yaw), np.zeros(len(boxes))], -1) @ rotation.T
     yaw = np.arctan2(heading[:, 1], heading[:, 0])
     velocity = boxes.velocity @ rotation[:2, :2].T
-    return Boxes3D(center, boxes.size.copy(), yaw, velocity, boxes.class_id.copy(), boxes.score.copy(), boxes.track_id.copy())
+    return Boxes3D(
+        center, boxes.size.copy(), yaw, velocity, boxes.class_id.copy(), boxes.score.copy(), boxes.track_id.copy()
+    )
 
 
-def resample_bev(data: np.ndarray, source_grid: BevGrid, target_grid: BevGrid,
-                 target_from_source: np.ndarray | None = None) -> np.ndarray:
+def resample_bev(
+    data: np.ndarray, source_grid: BevGrid, target_grid: BevGrid, target_from_source: np.ndarray | None = None
+) -> np.ndarray:
     """Nearest-neighbour resample (C, H, W) maps from ``source_grid`` to ``target_grid`` through an ego transform.
 
     ``target_from_source`` (4x4, e.g. the BEV augmentation) maps source-ego points to target-ego points; outside -> 0.

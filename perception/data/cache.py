@@ -50,10 +50,16 @@ class FrameCache:
     def key(self, clip: DriveClip, camera: str, size_hw: tuple[int, int]) -> str:
         """Stable cache key of one camera stream of ``clip`` at ``size_hw`` (height, width) pixels."""
         source = clip.sources[camera]
-        text = "|".join([
-            str(CACHE_FORMAT_VERSION), str(Path(clip.path).resolve()), camera, _source_identity(source),
-            f"{size_hw[0]}x{size_hw[1]}", str(clip.num_frames),
-        ])
+        text = "|".join(
+            [
+                str(CACHE_FORMAT_VERSION),
+                str(Path(clip.path).resolve()),
+                camera,
+                _source_identity(source),
+                f"{size_hw[0]}x{size_hw[1]}",
+                str(clip.num_frames),
+            ]
+        )
         return hashlib.sha1(text.encode()).hexdigest()
 
     def path_for(self, clip: DriveClip, camera: str, size_hw: tuple[int, int]) -> Path:
@@ -71,7 +77,9 @@ class FrameCache:
         array = np.load(path, mmap_mode="r")
         expected = (clip.num_frames, size_hw[0], size_hw[1], 3)
         if array.shape != expected or array.dtype != np.uint8:
-            raise ValueError(f"{path}: cache entry has shape {array.shape} {array.dtype}, expected {expected} uint8; delete it")
+            raise ValueError(
+                f"{path}: cache entry has shape {array.shape} {array.dtype}, expected {expected} uint8; delete it"
+            )
         self._open[str(path)] = array
         return array
 
@@ -83,7 +91,9 @@ class FrameCache:
         handle, temporary = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".npy.tmp", dir=path.parent)
         os.close(handle)
         try:
-            array = np.lib.format.open_memmap(temporary, mode="w+", dtype=np.uint8, shape=(clip.num_frames, height, width, 3))
+            array = np.lib.format.open_memmap(
+                temporary, mode="w+", dtype=np.uint8, shape=(clip.num_frames, height, width, 3)
+            )
             count = 0
             for frame in clip.frames(cameras=[camera]):
                 image = frame.images[camera]

@@ -8,8 +8,9 @@ a clip whose rig lacks the model's cameras raises ``RigMismatchError`` (that is 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import lightning as L
 from torch.utils.data import DataLoader
@@ -47,9 +48,11 @@ def resolve_clip_paths(entries: str | Sequence[str] | None) -> list[Path]:
                 LOG.warning("%s: no drive clips found (folders with rig.yaml and frames.csv)", path)
             paths += found
         else:
-            raise FileNotFoundError(f"data split entry {entry!r}: no such clip folder or folder of clips "
-                                    f"(generate synthetic clips with: perception synth --rig configs/rigs/nuscenes_like_6cam.yaml "
-                                    f"--clips N --frames F --out {entry})")
+            raise FileNotFoundError(
+                f"data split entry {entry!r}: no such clip folder or folder of clips "
+                f"(generate synthetic clips with: perception synth --rig configs/rigs/nuscenes_like_6cam.yaml "
+                f"--clips N --frames F --out {entry})"
+            )
     return paths
 
 
@@ -95,7 +98,9 @@ class ClipDataModule(L.LightningDataModule):
     ) -> None:
         super().__init__()
         self.splits = {"train": train, "val": val, "test": test, "predict": predict}
-        self.train_labels = Path(train_labels) if train_labels else None  # e.g. autolabel output: <clip name>/labels.json
+        self.train_labels = (
+            Path(train_labels) if train_labels else None
+        )  # e.g. autolabel output: <clip name>/labels.json
         self.cameras = list(cameras) if cameras is not None else None
         self.window, self.train_stride = int(window), int(train_stride)
         self.eval_stride = int(eval_stride) if eval_stride is not None else self.window
@@ -122,7 +127,9 @@ class ClipDataModule(L.LightningDataModule):
 
         for path in tqdm(paths, desc=f"{split} clips (frame cache)", disable=len(paths) < 4, leave=False):
             try:
-                labels_path = self.train_labels / path.name / "labels.json" if split == "train" and self.train_labels else None
+                labels_path = (
+                    self.train_labels / path.name / "labels.json" if split == "train" and self.train_labels else None
+                )
                 clip = DriveClip.open(path, labels_path=labels_path)
             except BAD_CLIP_ERRORS as error:
                 self._skip(path, error)
@@ -155,8 +162,10 @@ class ClipDataModule(L.LightningDataModule):
 
     def _spec(self) -> dict[str, Any]:
         if self.target_spec is None:
-            raise ValueError("ClipDataModule: target_spec is None; it comes from the model (the CLI links it from "
-                             "model.model_name/model_overrides), or pass perception.data.spec.target_spec_for(name)")
+            raise ValueError(
+                "ClipDataModule: target_spec is None; it comes from the model (the CLI links it from "
+                "model.model_name/model_overrides), or pass perception.data.spec.target_spec_for(name)"
+            )
         return self.target_spec
 
     def build_dataset(self, split: str) -> ClipWindowDataset:
@@ -184,10 +193,17 @@ class ClipDataModule(L.LightningDataModule):
         for split in wanted.get(stage or "fit", ["train", "val", "test", "predict"]):
             if split not in self.datasets and _as_list(self.splits[split]):
                 self.datasets[split] = self.build_dataset(split)
-                LOG.info("data.%s: %d clips, %d windows of %d frames", split, len(self.datasets[split].clips),
-                         len(self.datasets[split]), self.window)
+                LOG.info(
+                    "data.%s: %d clips, %d windows of %d frames",
+                    split,
+                    len(self.datasets[split].clips),
+                    len(self.datasets[split]),
+                    self.window,
+                )
         if self.skipped:
-            LOG.warning("%d clips skipped as unusable: %s", len(self.skipped), "; ".join(f"{p} ({r})" for p, r in self.skipped))
+            LOG.warning(
+                "%d clips skipped as unusable: %s", len(self.skipped), "; ".join(f"{p} ({r})" for p, r in self.skipped)
+            )
 
     # ------------------------------------------------------------------ loaders
     def _loader(self, split: str, sampler: Any, batch_size: int, drop_last: bool = False) -> DataLoader:
@@ -199,8 +215,10 @@ class ClipDataModule(L.LightningDataModule):
         trainer = self.trainer
         connector = getattr(trainer, "_accelerator_connector", None)
         if trainer is not None and trainer.world_size > 1 and getattr(connector, "use_distributed_sampler", False):
-            raise ValueError("trainer.use_distributed_sampler: expected false with ClipDataModule (its samplers shard by "
-                             "rank themselves and resume exactly), found true")
+            raise ValueError(
+                "trainer.use_distributed_sampler: expected false with ClipDataModule (its samplers shard by "
+                "rank themselves and resume exactly), found true"
+            )
         loader_class = ResumableDataLoader if split == "train" else DataLoader
         return loader_class(
             self.datasets[split],
@@ -264,4 +282,4 @@ def window_clip_names(dataset: ClipWindowDataset) -> list[str]:
     return [dataset.clips[c].name for c, _ in dataset.windows]
 
 
-__all__ = ["ClipDataModule", "resolve_clip_paths", "RigMismatchError", "window_clip_names"]
+__all__ = ["ClipDataModule", "RigMismatchError", "resolve_clip_paths", "window_clip_names"]

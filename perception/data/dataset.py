@@ -21,15 +21,22 @@ A sample (numpy; the default collate stacks it into a batch with a leading B):
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from perception.clip import DriveClip
-from perception.data.augment import (BevAugmentation, ImageAugmentation, resample_bev, transform_boxes2d,
-                                     transform_boxes3d, warp_image)
+from perception.data.augment import (
+    BevAugmentation,
+    ImageAugmentation,
+    resample_bev,
+    transform_boxes2d,
+    transform_boxes3d,
+    warp_image,
+)
 from perception.data.cache import FrameCache
 from perception.geometry import BevGrid, invert_se3
 from perception.labels import Boxes2D, Boxes3D, ClipLabels
@@ -75,7 +82,9 @@ class _ClassMap:
     def __call__(self, label_classes: Sequence[str], class_id: np.ndarray) -> np.ndarray:
         if self.model_classes is None:
             return np.full(len(class_id), -1, dtype=np.int64)
-        lookup = np.array([self.model_classes.index(c) if c in self.model_classes else -1 for c in label_classes] + [-1])
+        lookup = np.array(
+            [self.model_classes.index(c) if c in self.model_classes else -1 for c in label_classes] + [-1]
+        )
         return lookup[np.asarray(class_id, dtype=np.int64)]
 
 
@@ -120,8 +129,10 @@ class ClipWindowDataset:
             for camera in self.cameras:
                 distortion_radtan5(clip, camera)
             self.windows += [(clip_index, start) for start in window_starts(clip.num_frames, self.window, self.stride)]
-        self._resized = [{name: clip.rig[name].resized(self.size_hw[1], self.size_hw[0]) for name in self.cameras}
-                         for clip in self.clips]
+        self._resized = [
+            {name: clip.rig[name].resized(self.size_hw[1], self.size_hw[0]) for name in self.cameras}
+            for clip in self.clips
+        ]
 
     def __len__(self) -> int:
         return len(self.windows)
@@ -136,7 +147,7 @@ class ClipWindowDataset:
         return self.image_augmentation is not None or self.bev_augmentation is not None
 
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
-        index, sample_seed = (key if isinstance(key, tuple) else (key, self.seed * 1_000_003 + key))
+        index, sample_seed = key if isinstance(key, tuple) else (key, self.seed * 1_000_003 + key)
         clip_index, start = self.windows[int(index)]
         rng = np.random.default_rng(int(sample_seed)) if self.augments else None
         return self.build_sample(clip_index, list(range(start, start + self.window)), rng)
@@ -149,8 +160,12 @@ class ClipWindowDataset:
         height, width = self.size_hw
         aug = self.bev_augmentation.sample(rng) if (rng is not None and self.bev_augmentation) else np.eye(4)
         ego_from_new = np.linalg.inv(aug)
-        pixel_maps = [self.image_augmentation.sample_affine(rng, self.size_hw) if (rng is not None and self.image_augmentation)
-                      else np.eye(3) for _ in self.cameras]
+        pixel_maps = [
+            self.image_augmentation.sample_affine(rng, self.size_hw)
+            if (rng is not None and self.image_augmentation)
+            else np.eye(3)
+            for _ in self.cameras
+        ]
         photometric = None
         if rng is not None and self.image_augmentation is not None and self.image_augmentation.has_photometric:
             if self._photometric is None:
@@ -193,8 +208,9 @@ class ClipWindowDataset:
             sample.update(self._targets(clip_index, labels, frames, aug, pixel_maps))
         return sample
 
-    def _targets(self, clip_index: int, labels: ClipLabels, frames: list[int], aug: np.ndarray,
-                 pixel_maps: list[np.ndarray]) -> dict[str, np.ndarray]:
+    def _targets(
+        self, clip_index: int, labels: ClipLabels, frames: list[int], aug: np.ndarray, pixel_maps: list[np.ndarray]
+    ) -> dict[str, np.ndarray]:
         from perception.models.targets import encode_bev_targets, encode_det2d_targets
 
         spec, clip = self.spec, self.clips[clip_index]
@@ -210,9 +226,17 @@ class ClipWindowDataset:
                 inside = self.bev_grid.contains(boxes.center[:, :2])
                 boxes, model_class = boxes[inside], model_class[inside]
             if spec.get("detection3d_classes") is not None:
-                out.update(encode_bev_targets(
-                    center=boxes.center, size=boxes.size, yaw=boxes.yaw, velocity=boxes.velocity, class_id=model_class,
-                    num_classes=len(spec["detection3d_classes"]), grid=spec["head_grid"]))
+                out.update(
+                    encode_bev_targets(
+                        center=boxes.center,
+                        size=boxes.size,
+                        yaw=boxes.yaw,
+                        velocity=boxes.velocity,
+                        class_id=model_class,
+                        num_classes=len(spec["detection3d_classes"]),
+                        grid=spec["head_grid"],
+                    )
+                )
             out["gt_boxes3d"], out["gt_class3d"] = _pad_boxes3d(boxes, model_class, self.max_boxes3d)
             if spec.get("segmentation_classes") is not None:
                 out["segmentation"] = self._segmentation(labels, frame, aug)
@@ -232,9 +256,15 @@ class ClipWindowDataset:
                 count = min(len(boxes2d), self.max_boxes2d)
                 gt2d[n, :count], cls2d[n, :count] = boxes2d.xyxy[:count], mapped[:count]
                 if spec.get("detection2d_classes") is not None:
-                    det2d.append(encode_det2d_targets(
-                        boxes_xyxy=boxes2d.xyxy, class_id=mapped, num_classes=len(spec["detection2d_classes"]),
-                        image_size=self.size_hw, stride=int(spec["image_stride"])))
+                    det2d.append(
+                        encode_det2d_targets(
+                            boxes_xyxy=boxes2d.xyxy,
+                            class_id=mapped,
+                            num_classes=len(spec["detection2d_classes"]),
+                            image_size=self.size_hw,
+                            stride=int(spec["image_stride"]),
+                        )
+                    )
             out["gt_boxes2d"], out["gt_class2d"] = gt2d, cls2d
             if det2d:
                 out.update({key: np.stack([d[key] for d in det2d]) for key in det2d[0]})

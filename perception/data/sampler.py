@@ -8,7 +8,7 @@ mid-epoch exactly.
 
 from __future__ import annotations
 
-from typing import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -27,9 +27,17 @@ def _rank_and_world() -> tuple[int, int]:
 class WindowSampler:
     """Shuffled (or ordered) window indices for this rank; each epoch = a permutation drawn from (seed, epoch)."""
 
-    def __init__(self, num_windows: int, *, shuffle: bool, seed: int = 0, drop_last: bool = False,
-                 rank: int | None = None, world_size: int | None = None,
-                 position: Callable[[], tuple[int, int]] | None = None) -> None:
+    def __init__(
+        self,
+        num_windows: int,
+        *,
+        shuffle: bool,
+        seed: int = 0,
+        drop_last: bool = False,
+        rank: int | None = None,
+        world_size: int | None = None,
+        position: Callable[[], tuple[int, int]] | None = None,
+    ) -> None:
         self.num_windows, self.shuffle, self.seed, self.drop_last = num_windows, shuffle, seed, drop_last
         self._rank, self._world = rank, world_size
         self.epoch = 0
@@ -72,7 +80,9 @@ class ClipShardSampler:
         self._rank, self._world = rank, world_size
 
     def _indices(self) -> list[int]:
-        rank, world = (self._rank, self._world) if self._rank is not None and self._world is not None else _rank_and_world()
+        rank, world = (
+            (self._rank, self._world) if self._rank is not None and self._world is not None else _rank_and_world()
+        )
         return [i for i, clip in enumerate(self.window_clips) if clip % world == rank]
 
     def set_epoch(self, epoch: int) -> None:

@@ -6,8 +6,15 @@ from typing import Any
 
 from perception.geometry import BevGrid
 
-SPEC_FIELDS = ("image_size", "bev_grid", "head_grid", "detection3d_classes", "segmentation_classes",
-               "detection2d_classes", "image_stride")
+SPEC_FIELDS = (
+    "image_size",
+    "bev_grid",
+    "head_grid",
+    "detection3d_classes",
+    "segmentation_classes",
+    "detection2d_classes",
+    "image_stride",
+)
 
 
 def target_spec_from_model_config(config: dict[str, Any]) -> dict[str, Any]:
@@ -16,9 +23,13 @@ def target_spec_from_model_config(config: dict[str, Any]) -> dict[str, Any]:
     grid = None
     head = None
     if bev:
-        grid = {"x_min": float(config["x_range"][0]), "x_max": float(config["x_range"][1]),
-                "y_min": float(config["y_range"][0]), "y_max": float(config["y_range"][1]),
-                "resolution": float(config["resolution"])}
+        grid = {
+            "x_min": float(config["x_range"][0]),
+            "x_max": float(config["x_range"][1]),
+            "y_min": float(config["y_range"][0]),
+            "y_max": float(config["y_range"][1]),
+            "resolution": float(config["resolution"]),
+        }
         head = {**grid, "resolution": grid["resolution"] * int(config.get("head_stride", 1))}
     return {
         "image_size": [int(v) for v in config["image_size"]],

@@ -44,7 +44,12 @@ def parse_pattern(text: str) -> tuple[int, int]:
 
 
 def calibrate_chessboard(
-    images: list[Path], pattern: tuple[int, int], square: float, *, name: str = "camera", min_images: int = 3,
+    images: list[Path],
+    pattern: tuple[int, int],
+    square: float,
+    *,
+    name: str = "camera",
+    min_images: int = 3,
     progress: bool = True,
 ) -> CalibrationResult:
     """Calibrate from chessboard pictures; ``square`` is the square side in metres (scales the extrinsics only)."""
@@ -67,7 +72,9 @@ def calibrate_chessboard(
         if abs(image_size[0] / size[0] - 1) > 0.01 or abs(image_size[1] / size[1] - 1) > 0.01:
             rejected.append(f"{path.name} (size {image_size[0]}x{image_size[1]}, others are {size[0]}x{size[1]})")
             continue
-        found, corners = cv2.findChessboardCorners(image, pattern, flags=cv2.CALIB_CB_ADAPTIVE_THRESH + cv2.CALIB_CB_NORMALIZE_IMAGE)
+        found, corners = cv2.findChessboardCorners(
+            image, pattern, flags=cv2.CALIB_CB_ADAPTIVE_THRESH + cv2.CALIB_CB_NORMALIZE_IMAGE
+        )
         if not found:
             rejected.append(f"{path.name} (no {pattern[0]}x{pattern[1]} pattern found)")
             continue
@@ -114,7 +121,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from perception.atomic import atomic_write_text
 
-    parser = argparse.ArgumentParser(prog="perception calibrate", description="Calibrate a camera from chessboard images.")
+    parser = argparse.ArgumentParser(
+        prog="perception calibrate", description="Calibrate a camera from chessboard images."
+    )
     parser.add_argument("images", type=Path, help="folder of chessboard pictures taken with the camera")
     parser.add_argument("--pattern", default="9x6", help="inner corners COLUMNSxROWS (default 9x6)")
     parser.add_argument("--square", type=float, default=0.025, help="square side in metres (default 0.025)")
@@ -122,7 +131,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True, help="output YAML: a rig.yaml with this one camera")
     args = parser.parse_args(argv)
     try:
-        result = calibrate_chessboard(list_images(args.images), parse_pattern(args.pattern), args.square, name=args.name)
+        result = calibrate_chessboard(
+            list_images(args.images), parse_pattern(args.pattern), args.square, name=args.name
+        )
     except CalibrationError as error:
         print(f"perception calibrate: error: {error}", file=sys.stderr)
         return 1
@@ -135,10 +146,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"rejected: {item}")
     K, d = result.camera.K, result.camera.distortion
     print(f"used {len(result.per_image_error)} images, rejected {len(result.rejected)}; RMS {result.rms:.3f} px")
-    print(f"fx {K[0, 0]:.1f} fy {K[1, 1]:.1f} cx {K[0, 2]:.1f} cy {K[1, 2]:.1f}; k1 {d[0]:.4f} k2 {d[1]:.4f} p1 {d[2]:.5f} p2 {d[3]:.5f} k3 {d[4]:.4f}")
+    print(
+        f"fx {K[0, 0]:.1f} fy {K[1, 1]:.1f} cx {K[0, 2]:.1f} cy {K[1, 2]:.1f}; k1 {d[0]:.4f} k2 {d[1]:.4f} p1 {d[2]:.5f} p2 {d[3]:.5f} k3 {d[4]:.4f}"
+    )
     document = Rig([result.camera]).to_dict()
-    document["calibration"] = {"rms_px": round(result.rms, 4), "images_used": len(result.per_image_error),
-                               "rejected": result.rejected, "resized": result.resized, "pattern": args.pattern, "square_m": args.square}
+    document["calibration"] = {
+        "rms_px": round(result.rms, 4),
+        "images_used": len(result.per_image_error),
+        "rejected": result.rejected,
+        "resized": result.resized,
+        "pattern": args.pattern,
+        "square_m": args.square,
+    }
     atomic_write_text(args.out, yaml.safe_dump(document, sort_keys=False, default_flow_style=None))
     print(f"wrote {args.out} (ego_from_camera is identity: set the mounting pose before using it in a rig)")
     return 0

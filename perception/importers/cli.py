@@ -1,8 +1,8 @@
 """``perception import``: nuScenes (mmdet3d info files or raw tables) and plain videos to drive clips.
 
-    perception import nuscenes INFO.json|INFO.pkl --out CLIP [--data-root DIR] [--keep-other]
-    perception import nuscenes NUSCENES_ROOT --version v1.0-mini --out CLIPS_DIR [--scenes scene-0061 ...] [--no-interpolate]
-    perception import video VIDEO_OR_IMAGE_FOLDER --out CLIP [--fps 30] [--camera-yaml camera.yaml]
+perception import nuscenes INFO.json|INFO.pkl --out CLIP [--data-root DIR] [--keep-other]
+perception import nuscenes NUSCENES_ROOT --version v1.0-mini --out CLIPS_DIR [--scenes scene-0061 ...] [--no-interpolate]
+perception import video VIDEO_OR_IMAGE_FOLDER --out CLIP [--fps 30] [--camera-yaml camera.yaml]
 """
 
 from __future__ import annotations
@@ -13,27 +13,43 @@ from pathlib import Path
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="perception import", description="Convert datasets and videos to drive clips.")
+    parser = argparse.ArgumentParser(
+        prog="perception import", description="Convert datasets and videos to drive clips."
+    )
     sub = parser.add_subparsers(dest="source", required=True)
-    nus = sub.add_parser("nuscenes", help="nuScenes: an mmdet3d info file (.json/.pkl) or a raw dataset root (v1.0-* tables)")
+    nus = sub.add_parser(
+        "nuscenes", help="nuScenes: an mmdet3d info file (.json/.pkl) or a raw dataset root (v1.0-* tables)"
+    )
     nus.add_argument("path", type=Path, help="info file, or the folder holding v1.0-*/, samples/, sweeps/")
-    nus.add_argument("--out", type=Path, required=True, help="clip folder (info file) or folder of clips, one per scene (raw)")
-    nus.add_argument("--data-root", type=Path, help="info file: folder the image paths are relative to (default: the info file's)")
+    nus.add_argument(
+        "--out", type=Path, required=True, help="clip folder (info file) or folder of clips, one per scene (raw)"
+    )
+    nus.add_argument(
+        "--data-root", type=Path, help="info file: folder the image paths are relative to (default: the info file's)"
+    )
     nus.add_argument("--version", default="v1.0-mini", help="raw: table folder name (default v1.0-mini)")
     nus.add_argument("--scenes", nargs="+", help="raw: scene names or tokens to import (default: all)")
     nus.add_argument("--cameras", nargs="+", help="camera channels to keep (default: the six surround cameras)")
     nus.add_argument("--reference-camera", default="CAM_FRONT", help="raw: camera whose images define the frames")
-    nus.add_argument("--no-interpolate", action="store_true", help="raw: label only keyframes' exact times (others empty)")
-    nus.add_argument("--keep-other", action="store_true", help="keep objects outside the 10 detection classes as class 'other'")
+    nus.add_argument(
+        "--no-interpolate", action="store_true", help="raw: label only keyframes' exact times (others empty)"
+    )
+    nus.add_argument(
+        "--keep-other", action="store_true", help="keep objects outside the 10 detection classes as class 'other'"
+    )
     nus.add_argument("--overwrite", action="store_true", help="replace existing clip folders")
     video = sub.add_parser("video", help="a video file or image folder -> one-camera clip")
     video.add_argument("path", type=Path, help="video file (.mp4 .avi .mov .mkv .webm) or folder of images")
     video.add_argument("--out", type=Path, required=True, help="clip folder to write")
     video.add_argument("--fps", type=float, help="frame rate (default: the container's; 10 for image folders)")
-    video.add_argument("--camera-yaml", type=Path, help="rig.yaml or 'perception calibrate' output with the camera's K and distortion")
+    video.add_argument(
+        "--camera-yaml", type=Path, help="rig.yaml or 'perception calibrate' output with the camera's K and distortion"
+    )
     video.add_argument("--name", default="camera", help="camera name in the clip (default 'camera')")
     video.add_argument("--max-frames", type=int, help="import at most this many frames")
-    video.add_argument("--format", default="mp4", choices=["mp4", "avi", "jpg", "png"], help="how frames are stored (default mp4)")
+    video.add_argument(
+        "--format", default="mp4", choices=["mp4", "avi", "jpg", "png"], help="how frames are stored (default mp4)"
+    )
     video.add_argument("--overwrite", action="store_true", help="replace an existing clip folder")
     return parser
 
@@ -49,19 +65,43 @@ def main(argv: list[str] | None = None) -> int:
         if args.source == "video":
             from perception.importers.video import import_video
 
-            written = [import_video(args.path, args.out, fps=args.fps, camera_yaml=args.camera_yaml, camera_name=args.name,
-                                    max_frames=args.max_frames, image_format=args.format, overwrite=args.overwrite)]
+            written = [
+                import_video(
+                    args.path,
+                    args.out,
+                    fps=args.fps,
+                    camera_yaml=args.camera_yaml,
+                    camera_name=args.name,
+                    max_frames=args.max_frames,
+                    image_format=args.format,
+                    overwrite=args.overwrite,
+                )
+            ]
         elif args.path.is_file():
             from perception.importers.nuscenes_info import import_nuscenes_info
 
-            written = import_nuscenes_info(args.path, args.out, data_root=args.data_root, cameras=args.cameras,
-                                           keep_other=args.keep_other, overwrite=args.overwrite)
+            written = import_nuscenes_info(
+                args.path,
+                args.out,
+                data_root=args.data_root,
+                cameras=args.cameras,
+                keep_other=args.keep_other,
+                overwrite=args.overwrite,
+            )
         else:
             from perception.importers.nuscenes_raw import import_nuscenes_raw
 
-            written = import_nuscenes_raw(args.path, args.out, version=args.version, scenes=args.scenes, cameras=args.cameras,
-                                          reference_camera=args.reference_camera, interpolate=not args.no_interpolate,
-                                          keep_other=args.keep_other, overwrite=args.overwrite)
+            written = import_nuscenes_raw(
+                args.path,
+                args.out,
+                version=args.version,
+                scenes=args.scenes,
+                cameras=args.cameras,
+                reference_camera=args.reference_camera,
+                interpolate=not args.no_interpolate,
+                keep_other=args.keep_other,
+                overwrite=args.overwrite,
+            )
     except (ClipError, InfoFileError, UnsafePickleError, RigError) as error:
         print(f"perception import: error: {error}", file=sys.stderr)
         return 1

@@ -15,7 +15,16 @@ from perception.labels import ClipLabels
 from perception.rig import Rig
 
 NUSCENES_CLASSES = (
-    "car", "truck", "trailer", "bus", "construction_vehicle", "bicycle", "motorcycle", "pedestrian", "traffic_cone", "barrier",
+    "car",
+    "truck",
+    "trailer",
+    "bus",
+    "construction_vehicle",
+    "bicycle",
+    "motorcycle",
+    "pedestrian",
+    "traffic_cone",
+    "barrier",
 )
 NUSCENES_CAMERAS = ("CAM_FRONT", "CAM_FRONT_RIGHT", "CAM_FRONT_LEFT", "CAM_BACK", "CAM_BACK_LEFT", "CAM_BACK_RIGHT")
 
@@ -88,7 +97,9 @@ def write_jpeg_clip(
         for name, image_path in frame.images.items():
             size = jpeg_size(image_path)
             if size != (rig[name].width, rig[name].height):
-                raise ClipError(f"{image_path}: image is {size[0]}x{size[1]}, camera {name!r} is {rig[name].width}x{rig[name].height}")
+                raise ClipError(
+                    f"{image_path}: image is {size[0]}x{size[1]}, camera {name!r} is {rig[name].width}x{rig[name].height}"
+                )
     try:
         with ClipWriter(staging, rig, image_format="jpg") as writer:
             for frame in tqdm(frames, desc=f"writing {out.name}", unit="frame", disable=not progress):

@@ -55,8 +55,10 @@ def load_info_file(path: str | os.PathLike) -> dict:
         raise InfoFileError(f"{path}: expected a .json or .pkl info file, found suffix {path.suffix!r}")
     data = _to_plain(data)
     if not isinstance(data, dict) or "data_list" not in data:
-        raise InfoFileError(f"{path}: field 'data_list': expected an mmdet3d v1.x info dict, found {type(data).__name__}"
-                            + (f" with keys {sorted(data)[:8]}" if isinstance(data, dict) else ""))
+        raise InfoFileError(
+            f"{path}: field 'data_list': expected an mmdet3d v1.x info dict, found {type(data).__name__}"
+            + (f" with keys {sorted(data)[:8]}" if isinstance(data, dict) else "")
+        )
     return data
 
 
@@ -82,17 +84,25 @@ def _field(entry: dict, key: str, source: str, where: str) -> object:
 def _matrix(entry: dict, key: str, source: str, where: str, shape: tuple[int, int]) -> np.ndarray:
     value = np.asarray(_field(entry, key, source, where), dtype=np.float64)
     if value.shape != shape:
-        raise InfoFileError(f"{source}: field '{where}.{key}': expected a {shape[0]}x{shape[1]} matrix, found shape {value.shape}")
+        raise InfoFileError(
+            f"{source}: field '{where}.{key}': expected a {shape[0]}x{shape[1]} matrix, found shape {value.shape}"
+        )
     return value
 
 
 def resolve_image(data_root: Path, camera: str, img_path: str, source: str) -> Path:
     """Find a camera image: ``root/img_path``, ``root/samples/CAM/img_path`` or ``root/samples/CAM/<file name>``."""
-    candidates = [data_root / img_path, data_root / "samples" / camera / img_path, data_root / "samples" / camera / Path(img_path).name]
+    candidates = [
+        data_root / img_path,
+        data_root / "samples" / camera / img_path,
+        data_root / "samples" / camera / Path(img_path).name,
+    ]
     for candidate in candidates:
         if candidate.is_file():
             return candidate
-    raise InfoFileError(f"{source}: image for {camera} not found; tried {[str(c) for c in candidates]} (pass --data-root)")
+    raise InfoFileError(
+        f"{source}: image for {camera} not found; tried {[str(c) for c in candidates]} (pass --data-root)"
+    )
 
 
 OTHER_CLASS = "other"
@@ -101,7 +111,11 @@ OTHER_CLASS = "other"
 def classes_of(info: dict, keep_other: bool = False) -> list[str]:
     """Class names ordered by label index from ``metainfo.categories`` (nuScenes's 10 if absent), + "other" if kept."""
     categories = info.get("metainfo", {}).get("categories")
-    names = list(NUSCENES_CLASSES) if not categories else [n for n, _ in sorted(categories.items(), key=lambda item: item[1])]
+    names = (
+        list(NUSCENES_CLASSES)
+        if not categories
+        else [n for n, _ in sorted(categories.items(), key=lambda item: item[1])]
+    )
     return names + [OTHER_CLASS] if keep_other else names
 
 
@@ -115,8 +129,16 @@ def lidar_boxes_to_ego(bbox_3d: np.ndarray, velocity: np.ndarray, lidar2ego: np.
     return center, bbox_3d[:, 3:6].copy(), yaw, velocity_3d[:, :2]
 
 
-def _frame_labels(entry: dict, cameras: list[str], num_classes: int, source: str, where: str, lidar2ego: np.ndarray,
-                  track_ids: dict[str, int], keep_other: bool) -> FrameLabels:
+def _frame_labels(
+    entry: dict,
+    cameras: list[str],
+    num_classes: int,
+    source: str,
+    where: str,
+    lidar2ego: np.ndarray,
+    track_ids: dict[str, int],
+    keep_other: bool,
+) -> FrameLabels:
     """Labels of one info entry; ``track_ids`` maps instance tokens (when the file has them) to stable ints."""
     other = num_classes - 1 if keep_other else None
 
@@ -131,7 +153,9 @@ def _frame_labels(entry: dict, cameras: list[str], num_classes: int, source: str
         center, size, yaw, velocity_ego = lidar_boxes_to_ego(bbox, velocity, lidar2ego)
         class_id = np.array([label(i, "bbox_label_3d") for i in instances])
         tokens = [i.get("instance_token") for i in instances]
-        track_id = np.array([track_ids.setdefault(t, len(track_ids)) if isinstance(t, str) else -1 for t in tokens], dtype=np.int64)
+        track_id = np.array(
+            [track_ids.setdefault(t, len(track_ids)) if isinstance(t, str) else -1 for t in tokens], dtype=np.int64
+        )
         boxes3d = Boxes3D(center, size, yaw, velocity_ego, class_id, np.ones(len(instances), np.float32), track_id)
     else:
         boxes3d = Boxes3D.empty()
@@ -150,7 +174,9 @@ def _rig(entry: dict, cameras: list[str], data_root: Path, source: str) -> Rig:
         where = f"data_list[].images.{camera}"
         width, height = jpeg_size(resolve_image(data_root, camera, image["img_path"], source))
         K = _matrix(image, "cam2img", source, where, (3, 3))
-        result.append(Camera(camera, width, height, K, orthonormalize(_matrix(image, "cam2ego", source, where, (4, 4)))))
+        result.append(
+            Camera(camera, width, height, K, orthonormalize(_matrix(image, "cam2ego", source, where, (4, 4))))
+        )
     return Rig(result)
 
 
@@ -201,29 +227,48 @@ def import_nuscenes_info(
             entry = entries[index]
             where = f"data_list[{index}]"
             ego2global = orthonormalize(_matrix(entry, "ego2global", source, where, (4, 4)))
-            lidar2ego = orthonormalize(_matrix(entry["lidar_points"], "lidar2ego", source, f"{where}.lidar_points", (4, 4)))
+            lidar2ego = orthonormalize(
+                _matrix(entry["lidar_points"], "lidar2ego", source, f"{where}.lidar_points", (4, 4))
+            )
             t_ref = float(entry["timestamp"])
             images, times = {}, {}
             poses.append((t_ref, ego2global))
             for camera in cameras:
                 if camera not in entry["images"]:
-                    raise InfoFileError(f"{source}: field '{where}.images': camera {camera} missing (found {sorted(entry['images'])})")
+                    raise InfoFileError(
+                        f"{source}: field '{where}.images': camera {camera} missing (found {sorted(entry['images'])})"
+                    )
                 image = entry["images"][camera]
                 cam2ego = orthonormalize(_matrix(image, "cam2ego", source, f"{where}.images.{camera}", (4, 4)))
                 if not np.allclose(cam2ego, rig[camera].ego_from_camera, atol=1e-4):
-                    raise ClipError(f"{source}: {where}.images.{camera}.cam2ego differs from the first sample's: a clip has one rig")
+                    raise ClipError(
+                        f"{source}: {where}.images.{camera}.cam2ego differs from the first sample's: a clip has one rig"
+                    )
                 lidar2cam = orthonormalize(_matrix(image, "lidar2cam", source, f"{where}.images.{camera}", (4, 4)))
                 images[camera] = resolve_image(data_root, camera, image["img_path"], source)
                 times[camera] = float(image.get("timestamp", t_ref))
                 poses.append((times[camera], ego2global @ lidar2ego @ invert_se3(lidar2cam) @ invert_se3(cam2ego)))
             frames.append(JpegFrame(images, t_ref, ego2global, times))
-            frame_labels.append(_frame_labels(entry, cameras, len(classes), source, where, lidar2ego, track_ids, keep_other))
+            frame_labels.append(
+                _frame_labels(entry, cameras, len(classes), source, where, lidar2ego, track_ids, keep_other)
+            )
         labels = ClipLabels(
             classes,
             frame_labels,
-            make_provenance("ground_truth", "perception.importers.nuscenes_info", dataset=info.get("metainfo", {}).get("dataset", "nuscenes"),
-                            info_file=info_path.name, sample_tokens=[entries[i].get("token") for i in indices]),
+            make_provenance(
+                "ground_truth",
+                "perception.importers.nuscenes_info",
+                dataset=info.get("metainfo", {}).get("dataset", "nuscenes"),
+                info_file=info_path.name,
+                sample_tokens=[entries[i].get("token") for i in indices],
+            ),
         )
-        target = Path(out) if len(segments) == 1 else Path(out) / f"segment_{number:03d}_{str(first.get('token', number))[:8]}"
-        written.append(write_jpeg_clip(target, rig, frames, dedupe_poses(poses), labels, overwrite=overwrite, progress=progress))
+        target = (
+            Path(out)
+            if len(segments) == 1
+            else Path(out) / f"segment_{number:03d}_{str(first.get('token', number))[:8]}"
+        )
+        written.append(
+            write_jpeg_clip(target, rig, frames, dedupe_poses(poses), labels, overwrite=overwrite, progress=progress)
+        )
     return written

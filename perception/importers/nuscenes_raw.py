@@ -32,7 +32,18 @@ from perception.importers.common import NUSCENES_CLASSES, JpegFrame, dedupe_pose
 from perception.labels import Boxes3D, ClipLabels, FrameLabels, make_provenance
 from perception.rig import Camera, Rig
 
-TABLES = ("scene", "sample", "sample_data", "calibrated_sensor", "ego_pose", "sample_annotation", "instance", "category", "sensor", "log")
+TABLES = (
+    "scene",
+    "sample",
+    "sample_data",
+    "calibrated_sensor",
+    "ego_pose",
+    "sample_annotation",
+    "instance",
+    "category",
+    "sensor",
+    "log",
+)
 CATEGORY_TO_CLASS = {
     "vehicle.car": "car",
     "vehicle.truck": "truck",
@@ -67,7 +78,9 @@ class NuScenesTables:
             try:
                 rows = json.loads(path.read_text())
             except FileNotFoundError as error:
-                raise ClipError(f"{path}: table missing (a raw nuScenes version folder holds {', '.join(TABLES)})") from error
+                raise ClipError(
+                    f"{path}: table missing (a raw nuScenes version folder holds {', '.join(TABLES)})"
+                ) from error
             except json.JSONDecodeError as error:
                 raise ClipError(f"{path}: not valid JSON ({error})") from error
             self.tables[name] = {row["token"]: row for row in rows}
@@ -145,7 +158,9 @@ class _Track:
         self.rotations: list[np.ndarray] = []
         self.velocities: list[np.ndarray] = []
 
-    def add(self, t: float, center: np.ndarray, size_lwh: np.ndarray, rotation_wxyz: np.ndarray, velocity: np.ndarray) -> None:
+    def add(
+        self, t: float, center: np.ndarray, size_lwh: np.ndarray, rotation_wxyz: np.ndarray, velocity: np.ndarray
+    ) -> None:
         self.times.append(t)
         self.centers.append(center)
         self.sizes.append(size_lwh)
@@ -168,7 +183,9 @@ class _Track:
         return lerp(self.centers), lerp(self.sizes), rotation, lerp(self.velocities)
 
 
-def _tracks(tables: NuScenesTables, samples: list[dict], classes: list[str], keep_other: bool) -> tuple[dict[str, _Track], dict[str, int], dict[str, int]]:
+def _tracks(
+    tables: NuScenesTables, samples: list[dict], classes: list[str], keep_other: bool
+) -> tuple[dict[str, _Track], dict[str, int], dict[str, int]]:
     tracks: dict[str, _Track] = {}
     class_of: dict[str, int] = {}
     track_ids: dict[str, int] = {}
@@ -185,14 +202,23 @@ def _tracks(tables: NuScenesTables, samples: list[dict], classes: list[str], kee
             track_ids.setdefault(token, len(track_ids))
             w, l, h = annotation["size"]
             tracks.setdefault(token, _Track()).add(
-                t, np.asarray(annotation["translation"], dtype=np.float64), np.array([l, w, h], dtype=np.float64),
-                np.asarray(annotation["rotation"], dtype=np.float64), _annotation_velocity(tables, annotation),
+                t,
+                np.asarray(annotation["translation"], dtype=np.float64),
+                np.array([l, w, h], dtype=np.float64),
+                np.asarray(annotation["rotation"], dtype=np.float64),
+                _annotation_velocity(tables, annotation),
             )
     return tracks, class_of, track_ids
 
 
-def _boxes_at(t: float, world_from_ego: np.ndarray, tracks: dict[str, _Track], class_of: dict[str, int],
-              track_ids: dict[str, int], interpolate: bool) -> Boxes3D:
+def _boxes_at(
+    t: float,
+    world_from_ego: np.ndarray,
+    tracks: dict[str, _Track],
+    class_of: dict[str, int],
+    track_ids: dict[str, int],
+    interpolate: bool,
+) -> Boxes3D:
     ego_from_world = invert_se3(world_from_ego)
     rows = []
     for token, track in tracks.items():
@@ -207,7 +233,15 @@ def _boxes_at(t: float, world_from_ego: np.ndarray, tracks: dict[str, _Track], c
     if not rows:
         return Boxes3D.empty()
     center, size, yaw, velocity, class_id, track_id = (np.array(column) for column in zip(*rows))
-    return Boxes3D(center, size, yaw, velocity, class_id.astype(np.int64), np.ones(len(rows), np.float32), track_id.astype(np.int64))
+    return Boxes3D(
+        center,
+        size,
+        yaw,
+        velocity,
+        class_id.astype(np.int64),
+        np.ones(len(rows), np.float32),
+        track_id.astype(np.int64),
+    )
 
 
 def _rig(tables: NuScenesTables, keyframes: dict[str, dict], cameras: list[str]) -> Rig:
@@ -217,7 +251,9 @@ def _rig(tables: NuScenesTables, keyframes: dict[str, dict], cameras: list[str])
         sensor = tables.get("calibrated_sensor", data["calibrated_sensor_token"])
         K = np.asarray(sensor.get("camera_intrinsic") or [], dtype=np.float64)
         if K.shape != (3, 3):
-            raise ClipError(f"{tables.folder / 'calibrated_sensor.json'}: token {sensor['token']}: field 'camera_intrinsic': expected 3x3, found {K.tolist()}")
+            raise ClipError(
+                f"{tables.folder / 'calibrated_sensor.json'}: token {sensor['token']}: field 'camera_intrinsic': expected 3x3, found {K.tolist()}"
+            )
         ego_from_camera = se3(quat_to_matrix(sensor["rotation"]), sensor["translation"])
         result.append(Camera(channel, int(data["width"]), int(data["height"]), K, ego_from_camera))
     return Rig(result)
@@ -237,8 +273,15 @@ def import_scene(
 ) -> Path:
     """Write one scene as a drive clip (see the module docstring for frames, timing and labels)."""
     samples = tables.scene_samples(scene)
-    cameras = list(cameras or [c for c in ("CAM_FRONT", "CAM_FRONT_RIGHT", "CAM_FRONT_LEFT", "CAM_BACK", "CAM_BACK_LEFT", "CAM_BACK_RIGHT")
-                               if c in tables.camera_channels()] or sorted(tables.camera_channels()))
+    cameras = list(
+        cameras
+        or [
+            c
+            for c in ("CAM_FRONT", "CAM_FRONT_RIGHT", "CAM_FRONT_LEFT", "CAM_BACK", "CAM_BACK_LEFT", "CAM_BACK_RIGHT")
+            if c in tables.camera_channels()
+        ]
+        or sorted(tables.camera_channels())
+    )
     if reference_camera not in cameras:
         raise ClipError(f"reference camera {reference_camera!r} is not among the cameras {cameras}")
     keyframes = []
@@ -287,12 +330,23 @@ def import_scene(
         frames.append(JpegFrame(images, t_ref, world_from_ego, {c: _seconds(chosen[c]["timestamp"]) for c in cameras}))
         frame_labels.append(FrameLabels(_boxes_at(t_ref, world_from_ego, tracks, class_of, track_ids, interpolate), {}))
     log = tables.get("log", scene["log_token"]) if scene.get("log_token") in tables.tables["log"] else {}
-    labels = ClipLabels(classes, frame_labels, make_provenance(
-        "ground_truth", "perception.importers.nuscenes_raw", dataset="nuscenes", nuscenes_version=tables.folder.name,
-        scene=scene.get("name"), scene_token=scene["token"], log=log.get("logfile"), interpolated=interpolate,
-        reference_camera=reference_camera, keyframe_indices=[i for i, f in enumerate(frames) if _is_keyframe(f, samples)],
-        skipped_frames=skipped,
-    ))
+    labels = ClipLabels(
+        classes,
+        frame_labels,
+        make_provenance(
+            "ground_truth",
+            "perception.importers.nuscenes_raw",
+            dataset="nuscenes",
+            nuscenes_version=tables.folder.name,
+            scene=scene.get("name"),
+            scene_token=scene["token"],
+            log=log.get("logfile"),
+            interpolated=interpolate,
+            reference_camera=reference_camera,
+            keyframe_indices=[i for i, f in enumerate(frames) if _is_keyframe(f, samples)],
+            skipped_frames=skipped,
+        ),
+    )
     return write_jpeg_clip(Path(out), rig, frames, dedupe_poses(poses), labels, overwrite=overwrite, progress=progress)
 
 
@@ -314,7 +368,10 @@ def import_nuscenes_raw(
     if not selected:
         known = sorted(s["name"] for s in tables.tables["scene"].values())
         raise ClipError(f"{tables.folder / 'scene.json'}: no scene matches {scenes} (scenes: {known[:20]})")
-    return [import_scene(tables, scene, Path(out) / scene["name"], **options) for scene in sorted(selected, key=lambda s: s["name"])]
+    return [
+        import_scene(tables, scene, Path(out) / scene["name"], **options)
+        for scene in sorted(selected, key=lambda s: s["name"])
+    ]
 
 
-__all__ = ["import_nuscenes_raw", "import_scene", "NuScenesTables", "CATEGORY_TO_CLASS"]
+__all__ = ["CATEGORY_TO_CLASS", "NuScenesTables", "import_nuscenes_raw", "import_scene"]

@@ -9,7 +9,9 @@ from perception.labels import Boxes3D
 from perception.rig import Camera
 
 
-def project_boxes(boxes3d: Boxes3D, camera: Camera, camera_from_ego: np.ndarray, min_depth: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
+def project_boxes(
+    boxes3d: Boxes3D, camera: Camera, camera_from_ego: np.ndarray, min_depth: float = 0.1
+) -> tuple[np.ndarray, np.ndarray]:
     """2D boxes (N,4) xyxy pixels spanning each box's projected corners in front of the camera, clipped to the image.
 
     Returns (xyxy, valid); a box is invalid when no corner is in front of the camera or the clipped box is empty.
@@ -56,8 +58,13 @@ def match_by_iou(projected: np.ndarray, reference: np.ndarray) -> tuple[np.ndarr
     return rows[keep], cols[keep]
 
 
-def reference_box_ious(boxes3d: Boxes3D, camera: Camera, camera_from_ego: np.ndarray, reference_xyxy: np.ndarray,
-                       reference_class: np.ndarray | None = None) -> np.ndarray:
+def reference_box_ious(
+    boxes3d: Boxes3D,
+    camera: Camera,
+    camera_from_ego: np.ndarray,
+    reference_xyxy: np.ndarray,
+    reference_class: np.ndarray | None = None,
+) -> np.ndarray:
     """IoU of each reference 2D box with its matched projected 3D box (0 when unmatched); one value per reference box.
 
     Matching is Hungarian on IoU within each class (when classes are given), so every reference box counts once.

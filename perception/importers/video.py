@@ -51,14 +51,32 @@ def import_video(
     camera = view.rig.cameras[0]
     if camera_yaml is not None:
         calibrated = load_camera_yaml(camera_yaml, camera.width, camera.height)
-        camera = Camera(camera_name, camera.width, camera.height, calibrated.K, calibrated.ego_from_camera,
-                        calibrated.distortion_model, calibrated.distortion)
+        camera = Camera(
+            camera_name,
+            camera.width,
+            camera.height,
+            calibrated.K,
+            calibrated.ego_from_camera,
+            calibrated.distortion_model,
+            calibrated.distortion,
+        )
     rig = Rig([camera])
     count = view.num_frames if max_frames is None else min(view.num_frames, max_frames)
     identity = np.eye(4)
-    with ClipWriter(out, rig, fps=1.0 / np.median(np.diff(view.timestamps)) if count > 1 else 10.0,
-                    image_format=image_format, overwrite=overwrite) as writer:
-        for frame in tqdm(view.frames(stop=count), total=count, desc=f"importing {Path(source).name}", unit="frame", disable=not progress):
+    with ClipWriter(
+        out,
+        rig,
+        fps=1.0 / np.median(np.diff(view.timestamps)) if count > 1 else 10.0,
+        image_format=image_format,
+        overwrite=overwrite,
+    ) as writer:
+        for frame in tqdm(
+            view.frames(stop=count),
+            total=count,
+            desc=f"importing {Path(source).name}",
+            unit="frame",
+            disable=not progress,
+        ):
             writer.add_frame({camera_name: frame.images[camera_name]}, float(view.timestamps[frame.index]), identity)
     return Path(out)
 

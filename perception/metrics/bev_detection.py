@@ -111,8 +111,10 @@ class BevDetectionEvaluator:
         if not classes:
             raise ValueError("BevDetectionEvaluator: classes is empty, expected at least one class name")
         if not 0 <= min_precision < 1 or not 0 <= min_recall <= 1:
-            raise ValueError(f"BevDetectionEvaluator: min_precision in [0,1) and min_recall in [0,1], "
-                             f"found {min_precision}, {min_recall}")
+            raise ValueError(
+                f"BevDetectionEvaluator: min_precision in [0,1) and min_recall in [0,1], "
+                f"found {min_precision}, {min_recall}"
+            )
         self.classes = list(classes)
         self.distance_thresholds = tuple(float(t) for t in distance_thresholds)
         if isinstance(max_range, Mapping):
@@ -129,8 +131,10 @@ class BevDetectionEvaluator:
         for name, metrics in exclusions.items():
             unknown = set(metrics) - set(TP_METRICS)
             if unknown:
-                raise ValueError(f"BevDetectionEvaluator: tp_exclusions[{name!r}] has {sorted(unknown)}, "
-                                 f"expected names from {TP_METRICS}")
+                raise ValueError(
+                    f"BevDetectionEvaluator: tp_exclusions[{name!r}] has {sorted(unknown)}, "
+                    f"expected names from {TP_METRICS}"
+                )
         self.tp_exclusions = {k: tuple(v) for k, v in exclusions.items()}
         self.reset()
 
@@ -195,9 +199,14 @@ class BevDetectionEvaluator:
             errors["aoe"].append(float(yaw_difference(gt["yaw"][g], pred["yaw"][row], period)))
             errors["ave"].append(float(np.linalg.norm(gt["velocity"][g] - pred["velocity"][row])))
             tp_scores.append(float(scores[pred_index]))
-        return {"num_gt": np.array(num_gt), "num_pred": np.array(len(preds)), "is_tp": is_tp,
-                "scores": scores[order], "tp_scores": np.array(tp_scores),
-                **{m: np.array(v, dtype=np.float64) for m, v in errors.items()}}
+        return {
+            "num_gt": np.array(num_gt),
+            "num_pred": np.array(len(preds)),
+            "is_tp": is_tp,
+            "scores": scores[order],
+            "tp_scores": np.array(tp_scores),
+            **{m: np.array(v, dtype=np.float64) for m, v in errors.items()},
+        }
 
     def _curves(self, match: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Precision, confidence and cumulative-mean TP errors sampled at the 101 recall points (devkit)."""
@@ -217,7 +226,7 @@ class BevDetectionEvaluator:
 
     def _average_precision(self, precision: np.ndarray) -> float:
         """Devkit calc_ap: mean of clipped precision above min_recall, normalised by (1 - min_precision)."""
-        clipped = precision[round(100 * self.min_recall) + 1:] - self.min_precision
+        clipped = precision[round(100 * self.min_recall) + 1 :] - self.min_precision
         return float(np.mean(np.maximum(clipped, 0.0))) / (1.0 - self.min_precision)
 
     def _tp_error(self, curves: dict[str, np.ndarray], metric: str) -> float:
@@ -227,7 +236,7 @@ class BevDetectionEvaluator:
         last = int(nonzero[-1]) if len(nonzero) else 0
         if last < first:
             return 1.0
-        return float(np.mean(curves[metric][first:last + 1]))
+        return float(np.mean(curves[metric][first : last + 1]))
 
     def compute(self) -> dict[str, Any]:
         """Metrics as a JSON-serialisable dict (nan for classes without GT; see module doc for definitions)."""
@@ -238,8 +247,9 @@ class BevDetectionEvaluator:
             matches = {t: self._match(class_index, t) for t in {*thresholds, self.tp_threshold}}
             for threshold in thresholds:
                 match = matches[threshold]
-                entry["ap"][str(threshold)] = math.nan if match is None else self._average_precision(
-                    self._curves(match)["precision"])
+                entry["ap"][str(threshold)] = (
+                    math.nan if match is None else self._average_precision(self._curves(match)["precision"])
+                )
             tp_match = matches[self.tp_threshold]
             tp_curves = None if tp_match is None else self._curves(tp_match)
             if tp_match is not None:
@@ -271,14 +281,20 @@ class BevDetectionEvaluator:
         }
         for metric in TP_METRICS:
             result["m" + metric.upper()] = mean([e[metric] for e in valid])
-        tp_scores = [0.0 if math.isnan(result["m" + m.upper()]) else max(0.0, 1.0 - result["m" + m.upper()])
-                     for m in TP_METRICS]
+        tp_scores = [
+            0.0 if math.isnan(result["m" + m.upper()]) else max(0.0, 1.0 - result["m" + m.upper()]) for m in TP_METRICS
+        ]
         weighted = self.mean_ap_weight * result["mAP"] + sum(tp_scores)
         result["NDS"] = math.nan if math.isnan(result["mAP"]) else weighted / (self.mean_ap_weight + len(tp_scores))
         result["per_class"] = per_class
         max_range = dict(self.max_range) if isinstance(self.max_range, Mapping) else self.max_range
-        result["config"] = {"classes": list(self.classes), "distance_thresholds": thresholds,
-                            "tp_threshold": self.tp_threshold, "min_recall": self.min_recall,
-                            "min_precision": self.min_precision, "num_frames": len(self._frames),
-                            "max_range": max_range}
+        result["config"] = {
+            "classes": list(self.classes),
+            "distance_thresholds": thresholds,
+            "tp_threshold": self.tp_threshold,
+            "min_recall": self.min_recall,
+            "min_precision": self.min_precision,
+            "num_frames": len(self._frames),
+            "max_range": max_range,
+        }
         return result

@@ -20,7 +20,11 @@ import numpy as np
 COCO_IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)
 COCO_RECALL_POINTS = np.linspace(0.0, 1.0, 101)
 COCO_AREA_RANGES: dict[str, tuple[float, float]] = {
-    "all": (0.0, 1e5**2), "small": (0.0, 32.0**2), "medium": (32.0**2, 96.0**2), "large": (96.0**2, 1e5**2)}
+    "all": (0.0, 1e5**2),
+    "small": (0.0, 32.0**2),
+    "medium": (32.0**2, 96.0**2),
+    "large": (96.0**2, 1e5**2),
+}
 
 
 def box_iou_xyxy(pred_xyxy: np.ndarray, gt_xyxy: np.ndarray, gt_iscrowd: np.ndarray | None = None) -> np.ndarray:
@@ -39,8 +43,9 @@ def box_iou_xyxy(pred_xyxy: np.ndarray, gt_xyxy: np.ndarray, gt_iscrowd: np.ndar
     return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
 
 
-def _match_image(ious: np.ndarray, gt_ignore: np.ndarray, gt_crowd: np.ndarray,
-                 thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _match_image(
+    ious: np.ndarray, gt_ignore: np.ndarray, gt_crowd: np.ndarray, thresholds: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Greedy COCO matching; ious (D, G), D in score order, G non-ignored first -> (matched, matched_ignored) (T, D)."""
     num_dt, num_gt = ious.shape
     matched = np.zeros((len(thresholds), num_dt), dtype=bool)
@@ -75,9 +80,14 @@ def _match_image(ious: np.ndarray, gt_ignore: np.ndarray, gt_crowd: np.ndarray,
 class CocoDetectionEvaluator:
     """Accumulates per-image 2D detections and GT and computes COCO AP/AR (matches pycocotools to float rounding)."""
 
-    def __init__(self, classes: int | Sequence[str], *, iou_thresholds: Sequence[float] | None = None,
-                 max_dets: Sequence[int] = (1, 10, 100),
-                 area_ranges: dict[str, tuple[float, float]] | None = None) -> None:
+    def __init__(
+        self,
+        classes: int | Sequence[str],
+        *,
+        iou_thresholds: Sequence[float] | None = None,
+        max_dets: Sequence[int] = (1, 10, 100),
+        area_ranges: dict[str, tuple[float, float]] | None = None,
+    ) -> None:
         self.class_names = [str(i) for i in range(classes)] if isinstance(classes, int) else list(classes)
         if not self.class_names:
             raise ValueError("CocoDetectionEvaluator: classes is empty, expected a count >= 1 or class names")
@@ -85,8 +95,9 @@ class CocoDetectionEvaluator:
         self.max_dets = tuple(int(m) for m in max_dets)
         self.area_ranges = dict(COCO_AREA_RANGES if area_ranges is None else area_ranges)
         if "all" not in self.area_ranges:
-            raise ValueError(f"CocoDetectionEvaluator: area_ranges needs an 'all' entry, "
-                             f"found {list(self.area_ranges)}")
+            raise ValueError(
+                f"CocoDetectionEvaluator: area_ranges needs an 'all' entry, found {list(self.area_ranges)}"
+            )
         self.reset()
 
     def reset(self) -> None:
@@ -102,12 +113,22 @@ class CocoDetectionEvaluator:
         if out.size == 0:
             return out.reshape((0, *shape_tail))
         if out.ndim != 1 + len(shape_tail) or out.shape[1:] != shape_tail:
-            raise ValueError(f"CocoDetectionEvaluator.add_image: {field} expected shape (N, {shape_tail}), "
-                             f"found {out.shape}")
+            raise ValueError(
+                f"CocoDetectionEvaluator.add_image: {field} expected shape (N, {shape_tail}), found {out.shape}"
+            )
         return out
 
-    def add_image(self, pred_xyxy: Any, pred_scores: Any, pred_class_ids: Any, gt_xyxy: Any, gt_class_ids: Any,
-                  gt_iscrowd: Any = None, *, gt_area: Any = None) -> None:
+    def add_image(
+        self,
+        pred_xyxy: Any,
+        pred_scores: Any,
+        pred_class_ids: Any,
+        gt_xyxy: Any,
+        gt_class_ids: Any,
+        gt_iscrowd: Any = None,
+        *,
+        gt_area: Any = None,
+    ) -> None:
         """Add one image's predictions and GT: boxes x1,y1,x2,y2 pixels, class ids 0-based (others dropped)."""
         pred_boxes = self._check(pred_xyxy, (4,), "pred_xyxy", np.float64)
         pred_scores = self._check(pred_scores, (), "pred_scores", np.float64)
@@ -117,9 +138,13 @@ class CocoDetectionEvaluator:
         crowd = np.zeros(len(gt_boxes), bool) if gt_iscrowd is None else self._check(gt_iscrowd, (), "gt_iscrowd", bool)
         box_area = (gt_boxes[:, 2] - gt_boxes[:, 0]) * (gt_boxes[:, 3] - gt_boxes[:, 1])
         area = box_area if gt_area is None else self._check(gt_area, (), "gt_area", np.float64)
-        for name, column, n in (("pred_scores", pred_scores, len(pred_boxes)),
-                                ("pred_class_ids", pred_cls, len(pred_boxes)), ("gt_class_ids", gt_cls, len(gt_boxes)),
-                                ("gt_iscrowd", crowd, len(gt_boxes)), ("gt_area", area, len(gt_boxes))):
+        for name, column, n in (
+            ("pred_scores", pred_scores, len(pred_boxes)),
+            ("pred_class_ids", pred_cls, len(pred_boxes)),
+            ("gt_class_ids", gt_cls, len(gt_boxes)),
+            ("gt_iscrowd", crowd, len(gt_boxes)),
+            ("gt_area", area, len(gt_boxes)),
+        ):
             if len(column) != n:
                 raise ValueError(f"CocoDetectionEvaluator.add_image: {name} has {len(column)} rows, expected {n}")
         self.num_images += 1
@@ -137,13 +162,15 @@ class CocoDetectionEvaluator:
                 gt_ignore = crowd[gt_rows] | (area[gt_rows] < low) | (area[gt_rows] > high)
                 if gt_ignore.tobytes() not in matches:
                     order = np.argsort(gt_ignore, kind="mergesort")
-                    matches[gt_ignore.tobytes()] = _match_image(ious[:, order], gt_ignore[order], crowd[gt_rows][order],
-                                                                self.iou_thresholds)
+                    matches[gt_ignore.tobytes()] = _match_image(
+                        ious[:, order], gt_ignore[order], crowd[gt_rows][order], self.iou_thresholds
+                    )
                 matched, matched_ignored = matches[gt_ignore.tobytes()]
                 outside = (dt_area < low) | (dt_area > high)
                 ignored = matched_ignored | (~matched & outside[None, :])
                 self._records[area_name][class_id].append(
-                    (pred_scores[dt_rows], matched, ignored, int((~gt_ignore).sum())))
+                    (pred_scores[dt_rows], matched, ignored, int((~gt_ignore).sum()))
+                )
 
     def _accumulate(self, area_name: str, class_id: int, max_det: int) -> tuple[np.ndarray, np.ndarray] | None:
         """Precision (T, R) and recall (T,) for one class / area range / max_det; None without non-ignored GT."""
@@ -204,7 +231,8 @@ class CocoDetectionEvaluator:
                                 "AP": math.nan if c is None else float(c[0].mean()),
                                 "AP50": math.nan if c is None or t50 is None else float(c[0][t50].mean()),
                                 "AP75": math.nan if c is None or t75 is None else float(c[0][t75].mean()),
-                                "AR": math.nan if c is None else float(c[1].mean())}
+                                "AR": math.nan if c is None else float(c[1].mean()),
+                            }
                 ar_key = f"AR{max_det}" if area_name == "all" else f"AR{suffix}"
                 result[ar_key] = mean([c[1].mean() for c in valid])
         result["per_class"] = per_class
@@ -214,6 +242,18 @@ class CocoDetectionEvaluator:
     def coco_stats(self) -> list[float]:
         """The 12 numbers in pycocotools ``COCOeval.stats`` order (default settings); nan where it prints -1."""
         r = self.compute()
-        keys = ["AP", "AP50", "AP75", "AP_small", "AP_medium", "AP_large", "AR1", "AR10", "AR100",
-                "AR_small", "AR_medium", "AR_large"]
+        keys = [
+            "AP",
+            "AP50",
+            "AP75",
+            "AP_small",
+            "AP_medium",
+            "AP_large",
+            "AR1",
+            "AR10",
+            "AR100",
+            "AR_small",
+            "AR_medium",
+            "AR_large",
+        ]
         return [float(r.get(k, math.nan)) for k in keys]

@@ -19,8 +19,14 @@ class SegmentationIoU:
     A class whose union is 0 over everything seen has IoU nan and is left out of mIoU.
     """
 
-    def __init__(self, class_names: Sequence[str], *, mode: str = "multilabel", threshold: float = 0.5,
-                 ignore_index: int | None = 255) -> None:
+    def __init__(
+        self,
+        class_names: Sequence[str],
+        *,
+        mode: str = "multilabel",
+        threshold: float = 0.5,
+        ignore_index: int | None = 255,
+    ) -> None:
         if mode not in ("multilabel", "multiclass"):
             raise ValueError(f"SegmentationIoU: mode expected 'multilabel' or 'multiclass', found {mode!r}")
         if not class_names:
@@ -48,8 +54,10 @@ class SegmentationIoU:
         """Binary channels: (..., C, H, W)."""
         num_classes = len(self.class_names)
         if pred.shape != gt.shape or pred.ndim < 3 or pred.shape[-3] != num_classes:
-            raise ValueError(f"SegmentationIoU.update: multilabel pred and gt expected the same shape "
-                             f"(..., {num_classes}, H, W), found pred {pred.shape}, gt {gt.shape}")
+            raise ValueError(
+                f"SegmentationIoU.update: multilabel pred and gt expected the same shape "
+                f"(..., {num_classes}, H, W), found pred {pred.shape}, gt {gt.shape}"
+            )
         pred_on = pred >= self.threshold if np.issubdtype(pred.dtype, np.floating) else pred != 0
         gt_on = gt != 0
         if valid_mask is not None:
@@ -65,8 +73,10 @@ class SegmentationIoU:
         if np.issubdtype(pred.dtype, np.floating) and pred.ndim == gt.ndim + 1:
             pred = np.argmax(pred, axis=-3)
         if pred.shape != gt.shape:
-            raise ValueError(f"SegmentationIoU.update: multiclass pred and gt expected the same shape (..., H, W), "
-                             f"found pred {pred.shape}, gt {gt.shape}")
+            raise ValueError(
+                f"SegmentationIoU.update: multiclass pred and gt expected the same shape (..., H, W), "
+                f"found pred {pred.shape}, gt {gt.shape}"
+            )
         valid = np.ones(gt.shape, dtype=bool)
         if valid_mask is not None:
             valid = np.broadcast_to(np.asarray(valid_mask, dtype=bool), gt.shape)
@@ -75,8 +85,10 @@ class SegmentationIoU:
         gt_valid, pred_valid = gt[valid].astype(np.int64), pred[valid].astype(np.int64)
         bad = (gt_valid < 0) | (gt_valid >= num_classes)
         if bad.any():
-            raise ValueError(f"SegmentationIoU.update: gt class ids expected in [0, {num_classes}) or ignore_index "
-                             f"{self.ignore_index}, found {np.unique(gt_valid[bad])[:5].tolist()}")
+            raise ValueError(
+                f"SegmentationIoU.update: gt class ids expected in [0, {num_classes}) or ignore_index "
+                f"{self.ignore_index}, found {np.unique(gt_valid[bad])[:5].tolist()}"
+            )
         pred_in = (pred_valid >= 0) & (pred_valid < num_classes)
         both = pred_in & (pred_valid == gt_valid)
         inter = np.bincount(gt_valid[both], minlength=num_classes)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["generate_clip", "generate_dataset", "clip_seed", "camera_times", "BEV_CHANNELS"]
+__all__ = ["BEV_CHANNELS", "camera_times", "clip_seed", "generate_clip", "generate_dataset"]
 
 
 def __getattr__(name: str) -> Any:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -92,8 +92,10 @@ def generate_clip(
     if fps <= 0:
         raise ValueError(f"generate_clip: fps: expected > 0, found {fps}")
     if capture_offset < 0 or capture_offset * (len(rig) - 1) >= 1.0 / fps:
-        raise ValueError(f"generate_clip: capture_offset: expected 0 <= offset and all cameras within one frame "
-                         f"period ({1.0 / fps:.4f} s for {len(rig)} cameras), found {capture_offset}")
+        raise ValueError(
+            f"generate_clip: capture_offset: expected 0 <= offset and all cameras within one frame "
+            f"period ({1.0 / fps:.4f} s for {len(rig)} cameras), found {capture_offset}"
+        )
     bev_grid = bev_grid or BevGrid()
     clock = _Stopwatch(timings)
     clock.start("world")
@@ -114,8 +116,10 @@ def generate_clip(
     scenery = sample_scenery(scenery_rng, road, s_min=-250.0, s_max=25.0 * duration + 300.0)
     scenery_poses = np.array([_pose(x, y, yaw) for (x, y), yaw in zip(scenery.xy, scenery.yaw)]).reshape(-1, 4, 4)
     object_ids = list(range(1, len(builders) + 1)) + [0] * len(scenery.builders)
-    batches = {level: SceneBatch.build([b.build(level) for b in builders + scenery.builders], object_ids)
-               for level in sorted({subdivision_for(camera) for camera in rig})}
+    batches = {
+        level: SceneBatch.build([b.build(level) for b in builders + scenery.builders], object_ids)
+        for level in sorted({subdivision_for(camera) for camera in rig})
+    }
     setups = {camera.name: camera_setup(camera) for camera in rig}
     looks = {name: camera_look(setup, look, sensor_rng) for name, setup in setups.items()}
     class_ids = traffic.class_ids
@@ -138,14 +142,23 @@ def generate_clip(
                 world_from_object = np.concatenate([_poses(x[1:], y[1:], yaw[1:]), scenery_poses])
                 in_range = np.hypot(*(world_from_object[:, :2, 3] - world_from_ego_t[:2, 3]).T) < MAX_RANGE + 30
                 in_range[:n_actors] = True
-                result = render_camera(setups[camera.name], look, looks[camera.name], ground, world_from_ego_t,
-                                       batches[subdivision_for(camera)],
-                                       ego_from_world_t[None] @ world_from_object, world_from_object[:, :3, :3],
-                                       in_range, sensor_rng)
+                result = render_camera(
+                    setups[camera.name],
+                    look,
+                    looks[camera.name],
+                    ground,
+                    world_from_ego_t,
+                    batches[subdivision_for(camera)],
+                    ego_from_world_t[None] @ world_from_object,
+                    world_from_object[:, :3, :3],
+                    in_range,
+                    sensor_rng,
+                )
                 images[camera.name] = result.image
                 clock.start("labels")
-                boxes2d[camera.name] = boxes2d_from_render(result, class_ids, camera.width, camera.height,
-                                                           min_visible_pixels=min_visible_pixels)
+                boxes2d[camera.name] = boxes2d_from_render(
+                    result, class_ids, camera.width, camera.height, min_visible_pixels=min_visible_pixels
+                )
             boxes3d = boxes3d_at(traffic, frame_time, world_from_ego, label_range=label_range)
             label_frames.append(FrameLabels(boxes3d, boxes2d))
             bev[index] = bev_maps_at(road, bev_grid, world_from_ego, traffic.ego_s(frame_time))
@@ -158,10 +171,18 @@ def generate_clip(
             if on_frame is not None:
                 on_frame()
         provenance = make_provenance(
-            "ground_truth", PRODUCER, seed=int(seed), fps=float(fps), capture_offset=float(capture_offset),
-            condition=look.condition, lanes=len(road.lanes), actors=n_actors,
+            "ground_truth",
+            PRODUCER,
+            seed=int(seed),
+            fps=float(fps),
+            capture_offset=float(capture_offset),
+            condition=look.condition,
+            lanes=len(road.lanes),
+            actors=n_actors,
         )
-        writer.set_labels(ClipLabels(list(DRIVING_CLASSES), label_frames, provenance, BevMaps(bev_grid, list(BEV_CHANNELS), bev)))
+        writer.set_labels(
+            ClipLabels(list(DRIVING_CLASSES), label_frames, provenance, BevMaps(bev_grid, list(BEV_CHANNELS), bev))
+        )
     clock.stop()
     return Path(path)
 
@@ -205,21 +226,35 @@ def generate_dataset(
     todo = [i for i, p in enumerate(paths) if not clip_is_complete(p)]
     foreign = [str(paths[i]) for i in todo if paths[i].exists()]
     if foreign:  # ClipWriter renames finished clips into place, so these were not written by an earlier run
-        raise FileExistsError(f"{out_dir}: expected clip folders written by 'perception synth' (with labels.json) or "
-                              f"none, found other folders: {foreign[:3]}{' ...' if len(foreign) > 3 else ''}")
+        raise FileExistsError(
+            f"{out_dir}: expected clip folders written by 'perception synth' (with labels.json) or "
+            f"none, found other folders: {foreign[:3]}{' ...' if len(foreign) > 3 else ''}"
+        )
     for i in todo:  # leftovers of an interrupted run: ClipWriter's temporary folders
         for stale in out_dir.glob(f".{paths[i].name}.*.tmp"):
             shutil.rmtree(stale, ignore_errors=True)
     skipped = clips - len(todo)
-    bar = tqdm(total=clips * frames, initial=skipped * frames, unit="frame", disable=not progress,
-               desc=f"synth {clips} clips", dynamic_ncols=True)
+    bar = tqdm(
+        total=clips * frames,
+        initial=skipped * frames,
+        unit="frame",
+        disable=not progress,
+        desc=f"synth {clips} clips",
+        dynamic_ncols=True,
+    )
     done = skipped
     bar.set_postfix(clips=f"{done}/{clips}")
     try:
         if workers <= 1:
             for i in todo:
-                generate_clip(paths[i], rig, frames=frames, seed=clip_seed(seed, i),
-                              on_frame=lambda: bar.update(1), **clip_options)
+                generate_clip(
+                    paths[i],
+                    rig,
+                    frames=frames,
+                    seed=clip_seed(seed, i),
+                    on_frame=lambda: bar.update(1),
+                    **clip_options,
+                )
                 done += 1
                 bar.set_postfix(clips=f"{done}/{clips}")
         else:
@@ -229,7 +264,9 @@ def generate_dataset(
             options = dict(clip_options)
             context = multiprocessing.get_context("spawn")
             with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-                futures = [pool.submit(_generate_one, (paths[i], rig, frames, clip_seed(seed, i), options)) for i in todo]
+                futures = [
+                    pool.submit(_generate_one, (paths[i], rig, frames, clip_seed(seed, i), options)) for i in todo
+                ]
                 for future in as_completed(futures):
                     future.result()
                     done += 1

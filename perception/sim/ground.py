@@ -39,8 +39,16 @@ def _noise(rng: np.random.Generator, shape: tuple[int, int], cell: int) -> np.nd
     return cv2.resize(small, (shape[1], shape[0]), interpolation=cv2.INTER_CUBIC)
 
 
-def build_ground_texture(road: Road, look: Look, rng: np.random.Generator, *, s_min: float, s_max: float,
-                         margin: float = 30.0, resolution: float = 0.1) -> GroundTexture:
+def build_ground_texture(
+    road: Road,
+    look: Look,
+    rng: np.random.Generator,
+    *,
+    s_min: float,
+    s_max: float,
+    margin: float = 30.0,
+    resolution: float = 0.1,
+) -> GroundTexture:
     """Paint the ground between road positions ``s_min`` and ``s_max`` (metres), ``margin`` beyond the sidewalks."""
     d_out_right = road.sidewalk_right[1] - margin
     d_out_left = road.sidewalk_left[1] + margin
@@ -51,9 +59,12 @@ def build_ground_texture(road: Road, look: Look, rng: np.random.Generator, *, s_
     u0, v0 = rotated.min(0)
     u1, v1 = rotated.max(0)
     width, height = int(np.ceil((u1 - u0) / resolution)) + 1, int(np.ceil((v1 - v0) / resolution)) + 1
-    texel_from_world = GroundTexture(np.zeros((1, 1, 3), np.uint8), angle, float(u0), float(v0), resolution,
-                                     (0.0, 0.0, 0.0)).texel_from_world()
-    terrain = np.array([(70, 120, 80), (95, 140, 150), (140, 145, 150), (60, 100, 110)][rng.integers(4)], dtype=np.float64)
+    texel_from_world = GroundTexture(
+        np.zeros((1, 1, 3), np.uint8), angle, float(u0), float(v0), resolution, (0.0, 0.0, 0.0)
+    ).texel_from_world()
+    terrain = np.array(
+        [(70, 120, 80), (95, 140, 150), (140, 145, 150), (60, 100, 110)][rng.integers(4)], dtype=np.float64
+    )
     terrain = terrain * rng.uniform(0.85, 1.15)
     image = np.empty((height, width, 3), dtype=np.uint8)
     image[:] = terrain.astype(np.uint8)

@@ -39,8 +39,9 @@ def boxes3d_at(traffic: Traffic, t: float, world_from_ego: np.ndarray, *, label_
     )
 
 
-def boxes2d_from_render(result: RenderResult, class_ids: np.ndarray, width: int, height: int, *,
-                        min_visible_pixels: int) -> Boxes2D:
+def boxes2d_from_render(
+    result: RenderResult, class_ids: np.ndarray, width: int, height: int, *, min_visible_pixels: int
+) -> Boxes2D:
     """2D boxes of actors seen in a rendered image; object id = track id + 1.
 
     The box is the actor's unoccluded silhouette clipped to the image; visibility = visible pixels (id buffer) /

@@ -29,8 +29,13 @@ def sample_look(rng: np.random.Generator) -> Look:
     """Random lighting and weather; dusk, night and fog stay mild enough that actors remain visible."""
     condition = str(rng.choice(["day", "overcast", "dusk", "night", "fog"], p=[0.45, 0.2, 0.15, 0.08, 0.12]))
     azimuth = float(rng.uniform(-np.pi, np.pi))
-    elevation = {"day": rng.uniform(0.5, 1.3), "overcast": rng.uniform(0.6, 1.3), "dusk": rng.uniform(0.05, 0.25),
-                 "night": rng.uniform(0.3, 1.0), "fog": rng.uniform(0.4, 1.2)}[condition]
+    elevation = {
+        "day": rng.uniform(0.5, 1.3),
+        "overcast": rng.uniform(0.6, 1.3),
+        "dusk": rng.uniform(0.05, 0.25),
+        "night": rng.uniform(0.3, 1.0),
+        "fog": rng.uniform(0.4, 1.2),
+    }[condition]
     sun = np.array([np.cos(azimuth) * np.cos(elevation), np.sin(azimuth) * np.cos(elevation), np.sin(elevation)])
     if condition == "day":
         ambient, diffuse, exposure = rng.uniform(0.45, 0.6), rng.uniform(0.4, 0.6), rng.uniform(0.9, 1.1)
@@ -68,7 +73,7 @@ def sample_look(rng: np.random.Generator) -> Look:
         condition=condition,
     )
 
-    
+
 def shade(look: Look, colour: np.ndarray, normal_world: np.ndarray) -> np.ndarray:
     """Lambert-shaded BGR colours (N, 3) of faces with base colours (N, 3) and world normals (N, 3)."""
     light = look.ambient + look.diffuse * np.clip(normal_world @ look.sun, 0.0, None)

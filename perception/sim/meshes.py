@@ -41,8 +41,15 @@ class MeshBuilder:
         self._parts: list[tuple[np.ndarray, np.ndarray]] = []
         self._flat: list[bool] = []
 
-    def box(self, center_xy: tuple[float, float], z0: float, size: tuple[float, float, float], colour: Colour,
-            top: Colour | None = None, sides: Colour | None = None) -> int:
+    def box(
+        self,
+        center_xy: tuple[float, float],
+        z0: float,
+        size: tuple[float, float, float],
+        colour: Colour,
+        top: Colour | None = None,
+        sides: Colour | None = None,
+    ) -> int:
         """Add an axis-aligned box part (length along x, width along y, height) standing at height ``z0``."""
         l, w, h = size
         cx, cy = center_xy
@@ -55,8 +62,9 @@ class MeshBuilder:
             self._faces.append((corners[list(ring)], face_colour, False, part))
         return part
 
-    def frustum(self, center_xy: tuple[float, float], z0: float, base: float, top: float, height: float,
-                colour: Colour) -> int:
+    def frustum(
+        self, center_xy: tuple[float, float], z0: float, base: float, top: float, height: float, colour: Colour
+    ) -> int:
         """Add a square frustum (a cone's stand-in): base/top side lengths (m), height (m)."""
         cx, cy = center_xy
         signs = np.array([[1, 1], [1, -1], [-1, -1], [-1, 1]], dtype=np.float64)
@@ -74,8 +82,14 @@ class MeshBuilder:
 
     def shadow(self, length: float, width: float, colour: Colour = (28.0, 28.0, 30.0)) -> None:
         """Add a dark contact-shadow quad on the ground under the object (drawn before every solid part)."""
-        corners = np.array([[length / 2, width / 2, 0.02], [-length / 2, width / 2, 0.02], [-length / 2, -width / 2, 0.02],
-                            [length / 2, -width / 2, 0.02]])
+        corners = np.array(
+            [
+                [length / 2, width / 2, 0.02],
+                [-length / 2, width / 2, 0.02],
+                [-length / 2, -width / 2, 0.02],
+                [length / 2, -width / 2, 0.02],
+            ]
+        )
         part = self._new_part(corners, flat=True)
         self._faces.append((corners, colour, False, part))
 
@@ -132,8 +146,17 @@ def _jitter(rng: np.random.Generator, colour: Colour, amount: float = 12.0) -> C
 
 
 CAR_PAINTS: list[Colour] = [
-    (235, 235, 235), (30, 30, 30), (170, 170, 165), (110, 110, 110), (40, 40, 170), (140, 70, 30),
-    (50, 80, 40), (150, 190, 200), (40, 160, 215), (90, 40, 100), (20, 40, 90),
+    (235, 235, 235),
+    (30, 30, 30),
+    (170, 170, 165),
+    (110, 110, 110),
+    (40, 40, 170),
+    (140, 70, 30),
+    (50, 80, 40),
+    (150, 190, 200),
+    (40, 160, 215),
+    (90, 40, 100),
+    (20, 40, 90),
 ]
 GLASS: Colour = (55, 45, 40)
 TYRE: Colour = (25, 25, 25)
@@ -176,8 +199,18 @@ def truck_mesh(rng: np.random.Generator, size: np.ndarray) -> MeshBuilder:
     cab = b.box((l / 2 - cab_l / 2, 0), 0.5, (cab_l, w, h * 0.78 - 0.5), paint)
     x = l / 2 + 0.01
     zc = h * 0.78
-    b.decal(cab, np.array([[x, w / 2 - 0.1, zc - 0.9], [x, -w / 2 + 0.1, zc - 0.9], [x, -w / 2 + 0.1, zc - 0.15],
-                           [x, w / 2 - 0.1, zc - 0.15]]), GLASS)
+    b.decal(
+        cab,
+        np.array(
+            [
+                [x, w / 2 - 0.1, zc - 0.9],
+                [x, -w / 2 + 0.1, zc - 0.9],
+                [x, -w / 2 + 0.1, zc - 0.15],
+                [x, w / 2 - 0.1, zc - 0.15],
+            ]
+        ),
+        GLASS,
+    )
     _lights(b, cab, l, w, 0.7, 0.9)
     b.box((-cab_l / 2 - 0.1, 0), 0.6, (l - cab_l - 0.2, w, h - 0.6), cargo)
     return b
@@ -186,7 +219,9 @@ def truck_mesh(rng: np.random.Generator, size: np.ndarray) -> MeshBuilder:
 def bus_mesh(rng: np.random.Generator, size: np.ndarray) -> MeshBuilder:
     """Bus: chassis, one long body with a window band on both sides and the front."""
     l, w, h = size
-    paint = _jitter(rng, [(40, 140, 230), (200, 200, 200), (40, 40, 180), (150, 90, 30), (60, 150, 60)][rng.integers(5)])
+    paint = _jitter(
+        rng, [(40, 140, 230), (200, 200, 200), (40, 40, 180), (150, 90, 30), (60, 150, 60)][rng.integers(5)]
+    )
     b = MeshBuilder()
     b.shadow(l + 0.3, w + 0.3)
     b.box((0, 0), 0.0, (l * 0.9, w * 0.94, 0.45), TYRE)
@@ -194,17 +229,35 @@ def bus_mesh(rng: np.random.Generator, size: np.ndarray) -> MeshBuilder:
     z0, z1 = h * 0.5, h * 0.85
     for side in (1, -1):
         y = side * (w / 2 + 0.01)
-        b.decal(body, np.array([[l / 2 - 0.3, y, z0], [-l / 2 + 0.5, y, z0], [-l / 2 + 0.5, y, z1], [l / 2 - 0.3, y, z1]]), GLASS)
+        b.decal(
+            body,
+            np.array([[l / 2 - 0.3, y, z0], [-l / 2 + 0.5, y, z0], [-l / 2 + 0.5, y, z1], [l / 2 - 0.3, y, z1]]),
+            GLASS,
+        )
     x = l / 2 + 0.01
-    b.decal(body, np.array([[x, w / 2 - 0.1, z0 - 0.3], [x, -w / 2 + 0.1, z0 - 0.3], [x, -w / 2 + 0.1, z1],
-                           [x, w / 2 - 0.1, z1]]), GLASS)
+    b.decal(
+        body,
+        np.array(
+            [[x, w / 2 - 0.1, z0 - 0.3], [x, -w / 2 + 0.1, z0 - 0.3], [x, -w / 2 + 0.1, z1], [x, w / 2 - 0.1, z1]]
+        ),
+        GLASS,
+    )
     _lights(b, body, l, w, 0.6, 0.85)
     return b
 
 
 SKIN: list[Colour] = [(150, 180, 220), (110, 140, 190), (70, 100, 140), (50, 70, 100)]
-CLOTHES: list[Colour] = [(40, 40, 40), (180, 60, 30), (60, 60, 170), (200, 200, 200), (40, 130, 40), (30, 150, 200),
-                         (120, 120, 120), (90, 50, 110), (150, 110, 70)]
+CLOTHES: list[Colour] = [
+    (40, 40, 40),
+    (180, 60, 30),
+    (60, 60, 170),
+    (200, 200, 200),
+    (40, 130, 40),
+    (30, 150, 200),
+    (120, 120, 120),
+    (90, 50, 110),
+    (150, 110, 70),
+]
 
 
 def pedestrian_mesh(rng: np.random.Generator, size: np.ndarray) -> MeshBuilder:
@@ -227,10 +280,21 @@ def cyclist_mesh(rng: np.random.Generator, size: np.ndarray) -> MeshBuilder:
     b.shadow(l, 0.5)
     bike = _jitter(rng, [(30, 30, 30), (40, 40, 160), (150, 90, 30), (180, 180, 180)][rng.integers(4)])
     b.box((0, 0), 0.0, (l, 0.12, 0.95), bike)
-    b.box((-l * 0.08, 0), 0.75, (l * 0.35, w * 0.55, h * 0.3), _jitter(rng, [(60, 40, 30), (40, 40, 40)][rng.integers(2)]))
-    b.box((-l * 0.05, 0), 0.75 + h * 0.3 - 0.05, (l * 0.3, w * 0.7, h - 0.75 - h * 0.3 - 0.2),
-          _jitter(rng, CLOTHES[rng.integers(len(CLOTHES))]))
-    b.box((l * 0.02, 0), h - 0.25, (0.25, 0.22, 0.25), _jitter(rng, [(40, 40, 40), (30, 30, 200), (220, 220, 220)][rng.integers(3)]))
+    b.box(
+        (-l * 0.08, 0), 0.75, (l * 0.35, w * 0.55, h * 0.3), _jitter(rng, [(60, 40, 30), (40, 40, 40)][rng.integers(2)])
+    )
+    b.box(
+        (-l * 0.05, 0),
+        0.75 + h * 0.3 - 0.05,
+        (l * 0.3, w * 0.7, h - 0.75 - h * 0.3 - 0.2),
+        _jitter(rng, CLOTHES[rng.integers(len(CLOTHES))]),
+    )
+    b.box(
+        (l * 0.02, 0),
+        h - 0.25,
+        (0.25, 0.22, 0.25),
+        _jitter(rng, [(40, 40, 40), (30, 30, 200), (220, 220, 220)][rng.integers(3)]),
+    )
     return b
 
 
@@ -247,13 +311,20 @@ def cone_mesh(rng: np.random.Generator, size: np.ndarray) -> MeshBuilder:
 def building_mesh(rng: np.random.Generator, size: np.ndarray) -> MeshBuilder:
     """Building: a box facade with a darker roof and a band of windows on the street side (+y)."""
     l, w, h = size
-    wall = _jitter(rng, [(170, 190, 210), (120, 130, 150), (90, 110, 160), (200, 200, 200), (110, 110, 100)][rng.integers(5)], 20)
+    wall = _jitter(
+        rng, [(170, 190, 210), (120, 130, 150), (90, 110, 160), (200, 200, 200), (110, 110, 100)][rng.integers(5)], 20
+    )
     b = MeshBuilder()
     part = b.box((0, 0), 0.0, (l, w, h), wall, top=(80, 80, 85))
     y = w / 2 + 0.02
     for z0 in np.arange(1.2, h - 1.0, 3.2):
-        b.decal(part, np.array([[l / 2 - 0.8, y, z0], [-l / 2 + 0.8, y, z0], [-l / 2 + 0.8, y, z0 + 1.4],
-                               [l / 2 - 0.8, y, z0 + 1.4]]), (95, 80, 70))
+        b.decal(
+            part,
+            np.array(
+                [[l / 2 - 0.8, y, z0], [-l / 2 + 0.8, y, z0], [-l / 2 + 0.8, y, z0 + 1.4], [l / 2 - 0.8, y, z0 + 1.4]]
+            ),
+            (95, 80, 70),
+        )
     return b
 
 

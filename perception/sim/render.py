@@ -60,8 +60,16 @@ _SETUP_CACHE: dict[bytes, CameraSetup] = {}
 
 def camera_setup(camera: Camera) -> CameraSetup:
     """Cached ``CameraSetup`` of a camera (keyed by its parameters)."""
-    key = repr((camera.width, camera.height, camera.K.tolist(), camera.ego_from_camera.tolist(),
-                camera.distortion_model, camera.distortion.tolist())).encode()
+    key = repr(
+        (
+            camera.width,
+            camera.height,
+            camera.K.tolist(),
+            camera.ego_from_camera.tolist(),
+            camera.distortion_model,
+            camera.distortion.tolist(),
+        )
+    ).encode()
     if key not in _SETUP_CACHE:
         if len(_SETUP_CACHE) > 32:
             _SETUP_CACHE.clear()
@@ -163,7 +171,7 @@ class SceneBatch:
     sphere_radius: np.ndarray  # (I,)
 
     @classmethod
-    def build(cls, meshes: list[Mesh], object_ids: list[int]) -> "SceneBatch":
+    def build(cls, meshes: list[Mesh], object_ids: list[int]) -> SceneBatch:
         vertices, vertex_instance, rings, face_instance, face_part = [], [], [], [], []
         part_min, part_max, part_instance, centres, radii = [], [], [], [], []
         v_offset = p_offset = 0
@@ -182,14 +190,22 @@ class SceneBatch:
             v_offset += len(mesh.vertices)
             p_offset += len(mesh.part_min)
         return cls(
-            vertices=np.concatenate(vertices), vertex_instance=np.concatenate(vertex_instance),
-            rings=np.concatenate(rings), face_instance=np.concatenate(face_instance), face_part=np.concatenate(face_part),
-            normal=np.concatenate([m.normal for m in meshes]), anchor=np.concatenate([m.anchor for m in meshes]),
-            colour=np.concatenate([m.colour for m in meshes]), emissive=np.concatenate([m.emissive for m in meshes]),
-            part_min=np.concatenate(part_min), part_max=np.concatenate(part_max),
-            part_instance=np.concatenate(part_instance), part_flat=np.concatenate([m.part_flat for m in meshes]),
+            vertices=np.concatenate(vertices),
+            vertex_instance=np.concatenate(vertex_instance),
+            rings=np.concatenate(rings),
+            face_instance=np.concatenate(face_instance),
+            face_part=np.concatenate(face_part),
+            normal=np.concatenate([m.normal for m in meshes]),
+            anchor=np.concatenate([m.anchor for m in meshes]),
+            colour=np.concatenate([m.colour for m in meshes]),
+            emissive=np.concatenate([m.emissive for m in meshes]),
+            part_min=np.concatenate(part_min),
+            part_max=np.concatenate(part_max),
+            part_instance=np.concatenate(part_instance),
+            part_flat=np.concatenate([m.part_flat for m in meshes]),
             object_id=np.asarray(object_ids, dtype=np.int64),
-            sphere_centre=np.array(centres), sphere_radius=np.array(radii),
+            sphere_centre=np.array(centres),
+            sphere_radius=np.array(radii),
         )
 
 
@@ -232,9 +248,18 @@ def _project(camera: Camera, points: np.ndarray) -> np.ndarray:
     return xy @ camera.K[:2, :2].T + camera.K[:2, 2]
 
 
-def render_camera(setup: CameraSetup, look: Look, cam_look: CameraLook, ground: GroundTexture,
-                  world_from_ego: np.ndarray, batch: SceneBatch, ego_from_object: np.ndarray,
-                  world_rotation: np.ndarray, in_range: np.ndarray, rng: np.random.Generator) -> RenderResult:
+def render_camera(
+    setup: CameraSetup,
+    look: Look,
+    cam_look: CameraLook,
+    ground: GroundTexture,
+    world_from_ego: np.ndarray,
+    batch: SceneBatch,
+    ego_from_object: np.ndarray,
+    world_rotation: np.ndarray,
+    in_range: np.ndarray,
+    rng: np.random.Generator,
+) -> RenderResult:
     """Render one camera image at one capture time.
 
     ``world_from_ego`` and ``ego_from_object`` (I, 4, 4) are at the camera's capture time; ``world_rotation``
@@ -244,23 +269,40 @@ def render_camera(setup: CameraSetup, look: Look, cam_look: CameraLook, ground: 
     h, w = camera.height, camera.width
     # ground: ego-frame hit points -> world -> texel, then one remap
     texel_from_ego = ground.texel_from_world() @ np.array(
-        [[world_from_ego[0, 0], world_from_ego[0, 1], world_from_ego[0, 3]],
-         [world_from_ego[1, 0], world_from_ego[1, 1], world_from_ego[1, 3]], [0, 0, 1.0]])
+        [
+            [world_from_ego[0, 0], world_from_ego[0, 1], world_from_ego[0, 3]],
+            [world_from_ego[1, 0], world_from_ego[1, 1], world_from_ego[1, 3]],
+            [0, 0, 1.0],
+        ]
+    )
     r0, r1 = cam_look.ground_from_row, cam_look.blend_until_row
     image = cam_look.background.copy()
     if r0 < h:
         maps = cv2.transform(setup.ground_xy[r0:], texel_from_ego[:2].astype(np.float32))
-        terrain = cv2.remap(ground.image, maps, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
-                            borderValue=ground.border)
+        terrain = cv2.remap(
+            ground.image, maps, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=ground.border
+        )
         if r1 > r0:
-            image[r0:r1] = cv2.blendLinear(terrain[: r1 - r0], cam_look.background[r0:r1],
-                                           cam_look.ground_weight[r0:r1], cam_look.background_weight[r0:r1])
-        image[r1:] = terrain[r1 - r0:]
+            image[r0:r1] = cv2.blendLinear(
+                terrain[: r1 - r0],
+                cam_look.background[r0:r1],
+                cam_look.ground_weight[r0:r1],
+                cam_look.background_weight[r0:r1],
+            )
+        image[r1:] = terrain[r1 - r0 :]
     ids = np.zeros((h, w), dtype=np.uint16)
 
     camera_from_ego = camera.camera_from_ego
-    planes = np.array([[0, 0, 1, -NEAR], [-1, 0, setup.limit_x, 0], [1, 0, setup.limit_x, 0],
-                       [0, -1, setup.limit_y, 0], [0, 1, setup.limit_y, 0]], dtype=np.float64)
+    planes = np.array(
+        [
+            [0, 0, 1, -NEAR],
+            [-1, 0, setup.limit_x, 0],
+            [1, 0, setup.limit_x, 0],
+            [0, -1, setup.limit_y, 0],
+            [0, 1, setup.limit_y, 0],
+        ],
+        dtype=np.float64,
+    )
     camera_from_object = camera_from_ego[None] @ ego_from_object  # (I, 4, 4)
     rotation, translation = camera_from_object[:, :3, :3], camera_from_object[:, :3, 3]
     # cull whole instances with their bounding spheres
@@ -272,8 +314,10 @@ def render_camera(setup: CameraSetup, look: Look, cam_look: CameraLook, ground: 
     active = np.all(signed > -r[:, None], axis=1) & (np.linalg.norm(centre, axis=1) < MAX_RANGE + r) & in_range
     camera_in_object = -np.einsum("iba,ib->ia", rotation, translation)  # camera centre in each object frame
     faces = np.nonzero(active[batch.face_instance])[0]
-    faces = faces[np.einsum("fk,fk->f", batch.normal[faces],
-                            camera_in_object[batch.face_instance[faces]] - batch.anchor[faces]) > 1e-9]
+    faces = faces[
+        np.einsum("fk,fk->f", batch.normal[faces], camera_in_object[batch.face_instance[faces]] - batch.anchor[faces])
+        > 1e-9
+    ]
     used_mask = np.zeros(len(batch.vertices), dtype=bool)
     used_mask[batch.rings[faces].ravel()] = True
     used = np.nonzero(used_mask)[0]
@@ -281,8 +325,9 @@ def render_camera(setup: CameraSetup, look: Look, cam_look: CameraLook, ground: 
     vi = batch.vertex_instance[used]
     vertices[used] = np.einsum("vab,vb->va", rotation[vi], batch.vertices[used]) + translation[vi]
     x, y, z = vertices[:, 0], vertices[:, 1], vertices[:, 2]
-    outside = np.stack([z < NEAR, x > setup.limit_x * z, -x > setup.limit_x * z, y > setup.limit_y * z,
-                        -y > setup.limit_y * z], -1)
+    outside = np.stack(
+        [z < NEAR, x > setup.limit_x * z, -x > setup.limit_x * z, y > setup.limit_y * z, -y > setup.limit_y * z], -1
+    )
     face_outside = outside[batch.rings[faces]]  # (F, R, 5)
     faces = faces[~np.any(np.all(face_outside, axis=1), axis=1)]
     face_inside = ~np.any(outside[batch.rings[faces]], axis=(1, 2))
@@ -348,7 +393,12 @@ def render_camera(setup: CameraSetup, look: Look, cam_look: CameraLook, ground: 
         if visible[object_id] == 0:
             continue
         points = np.concatenate(extents[object_id]).reshape(-1, 2) / _ONE
-        full = (float(points[:, 0].min()), float(points[:, 1].min()), float(points[:, 0].max() + 1), float(points[:, 1].max() + 1))
+        full = (
+            float(points[:, 0].min()),
+            float(points[:, 1].min()),
+            float(points[:, 0].max() + 1),
+            float(points[:, 1].max() + 1),
+        )
         x0, y0 = max(int(full[0]) - 1, 0), max(int(full[1]) - 1, 0)
         x1, y1 = min(int(np.ceil(full[2])) + 1, w), min(int(np.ceil(full[3])) + 1, h)
         if x1 <= x0 or y1 <= y0:
@@ -367,6 +417,6 @@ def render_camera(setup: CameraSetup, look: Look, cam_look: CameraLook, ground: 
         image = cv2.GaussianBlur(image, (0, 0), look.blur_sigma)
     image = cv2.convertScaleAbs(image, alpha=cam_look.gain)
     dy, dx = int(rng.integers(_NOISE_PAD)), int(rng.integers(_NOISE_PAD))
-    noise = cam_look.noise[int(rng.integers(len(cam_look.noise))), dy:dy + h, dx:dx + w]
+    noise = cam_look.noise[int(rng.integers(len(cam_look.noise))), dy : dy + h, dx : dx + w]
     image = np.clip(image.astype(np.int16) + noise, 0, 255).astype(np.uint8)
     return RenderResult(image, ids, visible, silhouettes)

@@ -121,12 +121,16 @@ def sample_road(rng: np.random.Generator, *, s_min: float, s_max: float) -> Road
     white = (235, 235, 235)
     yellow = (40, 200, 235)
     markings = []
-    boundaries = sorted({round(lane.d - lane.width / 2, 6) for lane in lanes} | {round(lane.d + lane.width / 2, 6) for lane in lanes})
+    boundaries = sorted(
+        {round(lane.d - lane.width / 2, 6) for lane in lanes} | {round(lane.d + lane.width / 2, 6) for lane in lanes}
+    )
     for d in boundaries[1:-1]:
         right_dir = [lane.direction for lane in lanes if abs(lane.d + lane.width / 2 - d) < 1e-3]
         left_dir = [lane.direction for lane in lanes if abs(lane.d - lane.width / 2 - d) < 1e-3]
         if right_dir and left_dir and right_dir[0] != left_dir[0]:
-            markings.append(Marking(d, "double" if rng.random() < 0.6 else "solid", yellow if rng.random() < 0.5 else white))
+            markings.append(
+                Marking(d, "double" if rng.random() < 0.6 else "solid", yellow if rng.random() < 0.5 else white)
+            )
         else:
             markings.append(Marking(d, "dashed", white))
     markings.append(Marking(right_lanes_edge, "solid", white))

@@ -42,8 +42,12 @@ def sample_scenery(rng: np.random.Generator, road: Road, *, s_min: float, s_max:
                 setback = float(rng.uniform(1.0, 8.0))
                 height = float(rng.uniform(4.0, 18.0))
                 # building_mesh puts its windows on +y: face the street by turning it for the left side
-                place(building_mesh(rng, np.array([length, depth, height])), s + length / 2,
-                      outer + side * (setback + depth / 2), 0.0 if side < 0 else np.pi)
+                place(
+                    building_mesh(rng, np.array([length, depth, height])),
+                    s + length / 2,
+                    outer + side * (setback + depth / 2),
+                    0.0 if side < 0 else np.pi,
+                )
             elif rng.random() < 0.5:
                 place(tree_mesh(rng, float(rng.uniform(4.0, 8.0))), s + length / 2, outer + side * 2.0, 0.0)
             s += length + float(rng.uniform(2.0, 12.0))

@@ -20,8 +20,14 @@ EGO_SIZE = np.array([4.6, 1.9, 1.6])
 EGO_REAR_AXLE_TO_CENTRE = 1.35  # metres: box centre ahead of the ego origin (rear axle)
 
 _CATEGORY_WEIGHTS = {
-    "moving_car": 0.36, "parked_car": 0.12, "truck": 0.07, "bus": 0.04, "walker": 0.18, "crosser": 0.05,
-    "cyclist": 0.06, "cones": 0.04,
+    "moving_car": 0.36,
+    "parked_car": 0.12,
+    "truck": 0.07,
+    "bus": 0.04,
+    "walker": 0.18,
+    "crosser": 0.05,
+    "cyclist": 0.06,
+    "cones": 0.04,
 }
 
 
@@ -96,7 +102,9 @@ def _free(positions: list[tuple[float, float, float]], s: float, d: float, lengt
     return all(abs(s - s2) > (length + l2) / 2 + margin or abs(d - d2) > 1.6 for s2, d2, l2 in positions)
 
 
-def sample_agents(rng: np.random.Generator, road: Road, times: np.ndarray, *, num_actors: tuple[int, int] = (5, 20)) -> list[Agent]:
+def sample_agents(
+    rng: np.random.Generator, road: Road, times: np.ndarray, *, num_actors: tuple[int, int] = (5, 20)
+) -> list[Agent]:
     """Ego plus 5-20 actors placed mostly within ~30 m of the ego, with plausible motion."""
     n_times = len(times)
     duration = float(times[-1])
@@ -117,14 +125,34 @@ def sample_agents(rng: np.random.Generator, road: Road, times: np.ndarray, *, nu
     while len(actors) < target and attempts < 200:
         attempts += 1
         category = str(rng.choice(categories, p=weights / weights.sum()))
-        actors += _sample_category(rng, category, road, times, ego_speed, forward, backward, occupied,
-                                   max_new=target - len(actors), duration=duration)
+        actors += _sample_category(
+            rng,
+            category,
+            road,
+            times,
+            ego_speed,
+            forward,
+            backward,
+            occupied,
+            max_new=target - len(actors),
+            duration=duration,
+        )
     return agents + actors
 
 
-def _sample_category(rng: np.random.Generator, category: str, road: Road, times: np.ndarray, ego_speed: float,
-                     forward: list[Lane], backward: list[Lane], occupied: list[tuple[float, float, float]], *,
-                     max_new: int, duration: float) -> list[Agent]:
+def _sample_category(
+    rng: np.random.Generator,
+    category: str,
+    road: Road,
+    times: np.ndarray,
+    ego_speed: float,
+    forward: list[Lane],
+    backward: list[Lane],
+    occupied: list[tuple[float, float, float]],
+    *,
+    max_new: int,
+    duration: float,
+) -> list[Agent]:
     """Agents of one category (a cone group may add several), placed relative to the ego at s = 0."""
     n_times = len(times)
     out: list[Agent] = []
@@ -137,11 +165,19 @@ def _sample_category(rng: np.random.Generator, category: str, road: Road, times:
         lanes = backward if oncoming else forward
         lane = lanes[int(rng.integers(len(lanes)))]
         direction = lane.direction
-        s = float(rng.uniform(15.0, 90.0)) + anchor * (ego_speed + 10.0) if oncoming else float(rng.uniform(-25.0, 45.0))
+        s = (
+            float(rng.uniform(15.0, 90.0)) + anchor * (ego_speed + 10.0)
+            if oncoming
+            else float(rng.uniform(-25.0, 45.0))
+        )
         if not _free(occupied, s, lane.d, size[0], 6.0):
             return out
         speed_scale = {"car": 1.0, "truck": 0.85, "bus": 0.8}[class_name]
-        v_desired = float(rng.uniform(6.0, 14.0)) * speed_scale if oncoming else ego_speed * float(rng.uniform(0.7, 1.3)) * speed_scale
+        v_desired = (
+            float(rng.uniform(6.0, 14.0)) * speed_scale
+            if oncoming
+            else ego_speed * float(rng.uniform(0.7, 1.3)) * speed_scale
+        )
         d_profile = np.full(n_times, lane.d)
         same_dir = [ln for ln in lanes if abs(abs(ln.d - lane.d) - ln.width) < 0.1]
         if same_dir and class_name == "car" and rng.random() < 0.3:  # lane change somewhere in the clip
@@ -149,7 +185,9 @@ def _sample_category(rng: np.random.Generator, category: str, road: Road, times:
             start, length = float(rng.uniform(0.0, max(duration - 1.0, 0.5))), float(rng.uniform(2.5, 4.0))
             d_profile = lane.d + (other.d - lane.d) * _smoothstep((times - start) / length)
         occupied.append((s, lane.d, size[0]))
-        out.append(Agent(class_name, size, direction, True, s, v_desired * float(rng.uniform(0.9, 1.1)), v_desired, d_profile))
+        out.append(
+            Agent(class_name, size, direction, True, s, v_desired * float(rng.uniform(0.9, 1.1)), v_desired, d_profile)
+        )
     elif category == "parked_car":
         sides = [(road.right_edge, road.right_shoulder, +1)] if road.right_shoulder else []
         if road.left_shoulder:
@@ -175,8 +213,20 @@ def _sample_category(rng: np.random.Generator, category: str, road: Road, times:
         s_script = s + direction * speed * times
         wobble = 0.15 * np.sin(times * float(rng.uniform(0.5, 1.5)) + float(rng.uniform(0, 6.3)))
         rest = float(rng.uniform(-np.pi, np.pi)) if speed == 0 else (0.0 if direction > 0 else np.pi)
-        out.append(Agent("pedestrian", size, direction, False, s, speed, speed, np.clip(d + wobble, min(side), max(side)),
-                         s_script, rest_yaw=rest))
+        out.append(
+            Agent(
+                "pedestrian",
+                size,
+                direction,
+                False,
+                s,
+                speed,
+                speed,
+                np.clip(d + wobble, min(side), max(side)),
+                s_script,
+                rest_yaw=rest,
+            )
+        )
     elif category == "crosser":
         size = sample_size(rng, "pedestrian")
         start = float(rng.uniform(-1.0, max(duration - 2.0, 0.0)))
@@ -266,8 +316,20 @@ def simulate(road: Road, agents: list[Agent], times: np.ndarray, rng: np.random.
     moving_yaw = np.arctan2(vy, vx)
     vehicle_like = np.array([a.class_name in ("car", "truck", "bus", "cyclist") and a.idm for a in agents])
     # vehicles point along the road plus the lane-change slip; everything else faces where it walks
-    slip = np.arctan2(np.gradient(d, times, axis=1), np.maximum(np.abs(np.gradient(s, times, axis=1)), 1.0) * direction[:, None])
+    slip = np.arctan2(
+        np.gradient(d, times, axis=1), np.maximum(np.abs(np.gradient(s, times, axis=1)), 1.0) * direction[:, None]
+    )
     vehicle_yaw = road_heading + slip
     yaw = np.where(vehicle_like[:, None], vehicle_yaw, np.where(speed > 0.3, moving_yaw, rest))
     yaw = np.unwrap(yaw, axis=1)
-    return Traffic(times, s, x, y, yaw, vx, vy, [a.class_name for a in agents[1:]], np.stack([a.size for a in agents[1:]]) if len(agents) > 1 else np.zeros((0, 3)))
+    return Traffic(
+        times,
+        s,
+        x,
+        y,
+        yaw,
+        vx,
+        vy,
+        [a.class_name for a in agents[1:]],
+        np.stack([a.size for a in agents[1:]]) if len(agents) > 1 else np.zeros((0, 3)),
+    )

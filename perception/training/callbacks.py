@@ -43,11 +43,14 @@ class DataWaitTimer(L.Callback):
         self._last_end = time.perf_counter()
         self._seen = 0
 
-    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_index: int) -> None:
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_index: int
+    ) -> None:
         self._start = time.perf_counter()
 
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
-                           batch_index: int) -> None:
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_index: int
+    ) -> None:
         end = time.perf_counter()
         if self._last_end is not None and self._start is not None:
             self._seen += 1
@@ -57,8 +60,12 @@ class DataWaitTimer(L.Callback):
                 self.total_s += total
                 self.batches += 1
                 if self.batches % self.log_every_n_steps == 0 or self.batches == 1:
-                    pl_module.log_dict({"perf/data_wait_fraction": self.fraction, "perf/step_time_s": total,
-                                        "perf/data_wait_s": wait}, on_step=True, on_epoch=False, batch_size=1)
+                    pl_module.log_dict(
+                        {"perf/data_wait_fraction": self.fraction, "perf/step_time_s": total, "perf/data_wait_s": wait},
+                        on_step=True,
+                        on_epoch=False,
+                        batch_size=1,
+                    )
         self._last_end = end
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -84,12 +91,20 @@ class LabelWriter(BasePredictionWriter):
         super().__init__(write_interval="epoch")
         self.output_dir = Path(output_dir)
 
-    def write_on_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, predictions: Any,
-                           batch_indices: Any) -> None:
+    def write_on_epoch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, predictions: Any, batch_indices: Any
+    ) -> None:
         datamodule = trainer.datamodule
         dataset = datamodule.datasets["predict"]
         by_clip: dict[int, dict[int, dict[str, Any]]] = defaultdict(dict)
-        flat = predictions[0] if predictions and isinstance(predictions[0], list) and predictions[0] and isinstance(predictions[0][0], list) else predictions
+        flat = (
+            predictions[0]
+            if predictions
+            and isinstance(predictions[0], list)
+            and predictions[0]
+            and isinstance(predictions[0][0], list)
+            else predictions
+        )
         for batch_records in flat:
             for record in batch_records:
                 by_clip[record["clip_index"]][record["frame_index"]] = record  # later windows overwrite earlier
@@ -137,7 +152,9 @@ class LabelWriter(BasePredictionWriter):
             from perception.training.checkpoint import file_sha256
 
             extra["weights_sha256"] = file_sha256(ckpt_path)
-        provenance = make_provenance("model", f"perception predict ({getattr(pl_module, 'model_name', 'model')})", **extra)
+        provenance = make_provenance(
+            "model", f"perception predict ({getattr(pl_module, 'model_name', 'model')})", **extra
+        )
         out = self.output_dir / clip.name / "labels.json"
         out.parent.mkdir(parents=True, exist_ok=True)
         ClipLabels(classes, labels_frames, provenance, bev_maps).save(out)

@@ -31,32 +31,44 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def model_metadata(model: torch.nn.Module, *, model_name: str | None, rig: dict | None, cameras: list[str] | None,
-                   window: int | None = None) -> dict[str, Any]:
+def model_metadata(
+    model: torch.nn.Module,
+    *,
+    model_name: str | None,
+    rig: dict | None,
+    cameras: list[str] | None,
+    window: int | None = None,
+) -> dict[str, Any]:
     """Everything but the weights: how to build the model and feed it (cameras, resolution, normalisation)."""
     from perception import __version__
 
     config = model.config()
-    return _plain({
-        "format": CHECKPOINT_FORMAT,
-        "model_name": model_name,
-        "model_config": config,
-        "rig": rig,
-        "cameras": cameras,
-        "classes": {
-            "detection3d": config.get("detection3d_classes"),
-            "segmentation": config.get("segmentation_classes"),
-            "detection2d": config.get("detection2d_classes"),
-        },
-        "image_size": config["image_size"],
-        "normalisation": {"input_color": "RGB float32 0..255", "mean": config["pixel_mean"], "std": config["pixel_std"]},
-        "bev_grid": model.bev_grid() if getattr(model, "has_bev", False) else None,
-        "head_grid": model.head_grid() if config.get("detection3d_classes") is not None else None,
-        "state_shape": list(model.state_shape()),
-        "window": window,
-        "producer": "perception.training",
-        "version": __version__,
-    })
+    return _plain(
+        {
+            "format": CHECKPOINT_FORMAT,
+            "model_name": model_name,
+            "model_config": config,
+            "rig": rig,
+            "cameras": cameras,
+            "classes": {
+                "detection3d": config.get("detection3d_classes"),
+                "segmentation": config.get("segmentation_classes"),
+                "detection2d": config.get("detection2d_classes"),
+            },
+            "image_size": config["image_size"],
+            "normalisation": {
+                "input_color": "RGB float32 0..255",
+                "mean": config["pixel_mean"],
+                "std": config["pixel_std"],
+            },
+            "bev_grid": model.bev_grid() if getattr(model, "has_bev", False) else None,
+            "head_grid": model.head_grid() if config.get("detection3d_classes") is not None else None,
+            "state_shape": list(model.state_shape()),
+            "window": window,
+            "producer": "perception.training",
+            "version": __version__,
+        }
+    )
 
 
 def export_checkpoint(module: Any, path: str | os.PathLike, *, use_ema: bool = True) -> Path:
@@ -64,8 +76,13 @@ def export_checkpoint(module: Any, path: str | os.PathLike, *, use_ema: bool = T
     model = module.model
     if use_ema and getattr(module, "ema", None) is not None:
         model = module.ema.shadow
-    meta = model_metadata(model, model_name=getattr(module, "model_name", None), rig=getattr(module, "rig", None),
-                          cameras=getattr(module, "cameras", None), window=getattr(module, "window", None))
+    meta = model_metadata(
+        model,
+        model_name=getattr(module, "model_name", None),
+        rig=getattr(module, "rig", None),
+        cameras=getattr(module, "cameras", None),
+        window=getattr(module, "window", None),
+    )
     payload = {**meta, "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -88,8 +105,9 @@ def file_sha256(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
-def load_model_checkpoint(path: str | os.PathLike, *, map_location: str | torch.device = "cpu",
-                          use_ema: bool = True) -> tuple[torch.nn.Module, dict[str, Any]]:
+def load_model_checkpoint(
+    path: str | os.PathLike, *, map_location: str | torch.device = "cpu", use_ema: bool = True
+) -> tuple[torch.nn.Module, dict[str, Any]]:
     """(model in eval mode, metadata) from an exported checkpoint or a Lightning ``.ckpt`` of ``PerceptionModule``."""
     from perception.models.bevnet import BevVideoNet
 
@@ -111,13 +129,20 @@ def load_model_checkpoint(path: str | os.PathLike, *, map_location: str | torch.
         model = build_model(hparams["model_name"], **_module_overrides(hparams))
         state = payload["state_dict"]
         prefix = "ema.shadow." if use_ema and any(k.startswith("ema.shadow.") for k in state) else "model."
-        model.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
+        model.load_state_dict({k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)})
         extra = payload.get("fleetvision", {})
-        meta = model_metadata(model, model_name=hparams["model_name"], rig=extra.get("rig"), cameras=extra.get("cameras"),
-                              window=extra.get("window"))
+        meta = model_metadata(
+            model,
+            model_name=hparams["model_name"],
+            rig=extra.get("rig"),
+            cameras=extra.get("cameras"),
+            window=extra.get("window"),
+        )
         return model.eval(), meta
-    raise ValueError(f"{path}: not a fleetvision checkpoint (expected key 'format' = {CHECKPOINT_FORMAT!r} "
-                     f"or a Lightning checkpoint with 'state_dict' and 'hyper_parameters'; found keys {sorted(payload)[:10]})")
+    raise ValueError(
+        f"{path}: not a fleetvision checkpoint (expected key 'format' = {CHECKPOINT_FORMAT!r} "
+        f"or a Lightning checkpoint with 'state_dict' and 'hyper_parameters'; found keys {sorted(payload)[:10]})"
+    )
 
 
 def _module_overrides(hparams: dict[str, Any]) -> dict[str, Any]:

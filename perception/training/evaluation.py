@@ -19,8 +19,16 @@ def _flat(x: torch.Tensor) -> torch.Tensor:
 class EvaluationRecords:
     """Collects per-frame predictions and ground truth of one evaluation epoch."""
 
-    def __init__(self, spec: dict[str, Any], *, head_grid: dict | None, image_stride: int, score_threshold: float,
-                 det2d_score_threshold: float, max_detections: int) -> None:
+    def __init__(
+        self,
+        spec: dict[str, Any],
+        *,
+        head_grid: dict | None,
+        image_stride: int,
+        score_threshold: float,
+        det2d_score_threshold: float,
+        max_detections: int,
+    ) -> None:
         self.spec = spec
         self.head_grid, self.image_stride = head_grid, image_stride
         self.score_threshold, self.det2d_score_threshold = score_threshold, det2d_score_threshold
@@ -35,20 +43,29 @@ class EvaluationRecords:
 
         if "heatmap" in outputs:
             flat = {k: _flat(outputs[k]).float() for k in ("heatmap", "offset", "z", "size", "yaw", "velocity")}
-            preds = decode_bev_detections(flat, grid=self.head_grid, k=self.max_detections, score_threshold=self.score_threshold)
+            preds = decode_bev_detections(
+                flat, grid=self.head_grid, k=self.max_detections, score_threshold=self.score_threshold
+            )
             boxes = _flat(batch["gt_boxes3d"]).cpu().numpy().astype(np.float64)
             classes = _flat(batch["gt_class3d"]).cpu().numpy()
             for pred, gt_boxes, gt_classes in zip(preds, boxes, classes):
                 keep = gt_classes >= 0
-                gt = {"center": gt_boxes[keep, :3], "size": gt_boxes[keep, 3:6], "yaw": gt_boxes[keep, 6],
-                      "velocity": gt_boxes[keep, 7:9], "class_id": gt_classes[keep]}
+                gt = {
+                    "center": gt_boxes[keep, :3],
+                    "size": gt_boxes[keep, 3:6],
+                    "yaw": gt_boxes[keep, 6],
+                    "velocity": gt_boxes[keep, 7:9],
+                    "class_id": gt_classes[keep],
+                }
                 self.bev.append((pred, gt))
         if "segmentation" in outputs and self.segmentation is not None:
             probability = torch.sigmoid(_flat(outputs["segmentation"]).float()).cpu().numpy()
             self.segmentation.update(probability, _flat(batch["segmentation"]).cpu().numpy())
         if "det2d_heatmap" in outputs:
             flat = {k: _flat(outputs[k]).float() for k in ("det2d_heatmap", "det2d_box")}
-            preds = decode_det2d(flat, stride=self.image_stride, k=self.max_detections, score_threshold=self.det2d_score_threshold)
+            preds = decode_det2d(
+                flat, stride=self.image_stride, k=self.max_detections, score_threshold=self.det2d_score_threshold
+            )
             boxes = _flat(batch["gt_boxes2d"]).cpu().numpy()
             classes = _flat(batch["gt_class2d"]).cpu().numpy()
             for cameras, gt_boxes, gt_classes in zip(preds, boxes, classes):

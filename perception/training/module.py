@@ -86,8 +86,9 @@ class PerceptionModule(L.LightningModule):
 
     # ------------------------------------------------------------------ forward
     @staticmethod
-    def run_window(model: torch.nn.Module, batch: dict[str, torch.Tensor],
-                   prev_state: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    def run_window(
+        model: torch.nn.Module, batch: dict[str, torch.Tensor], prev_state: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
         """``forward_window`` on a batch of windows; the state starts empty at each window's first frame unless
         ``prev_state`` (the state after the frame before the window) is given."""
         images = batch["images"].float()
@@ -97,8 +98,16 @@ class PerceptionModule(L.LightningModule):
         else:
             state_valid = state_valid.clone()
             state_valid[:, 0] = 1.0
-        return model.forward_window(images, batch["intrinsics"], batch["camera_from_ego"], batch["distortion"],
-                                    batch["camera_valid"], prev_state, batch["prev_from_curr"], state_valid)
+        return model.forward_window(
+            images,
+            batch["intrinsics"],
+            batch["camera_from_ego"],
+            batch["distortion"],
+            batch["camera_valid"],
+            prev_state,
+            batch["prev_from_curr"],
+            state_valid,
+        )
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return self.run_window(self.model, batch)
@@ -125,15 +134,25 @@ class PerceptionModule(L.LightningModule):
         for param in self.model.parameters():
             if param.requires_grad:
                 (decay if param.ndim >= 2 else no_decay).append(param)
-        optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": self.hparams.weight_decay},
-                                       {"params": no_decay, "weight_decay": 0.0}], lr=self.hparams.lr)
+        optimizer = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": self.hparams.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=self.hparams.lr,
+        )
         total = self.hparams.schedule_steps or int(self.trainer.estimated_stepping_batches)
         total = max(total, 1)
         if self.hparams.schedule == "onecycle":
-            scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=self.hparams.lr, total_steps=total + 1,
-                                                            pct_start=max(self.hparams.warmup_steps / total, 0.05))
+            scheduler = torch.optim.lr_scheduler.OneCycleLR(
+                optimizer,
+                max_lr=self.hparams.lr,
+                total_steps=total + 1,
+                pct_start=max(self.hparams.warmup_steps / total, 0.05),
+            )
         else:
-            warmup, floor, cosine = self.hparams.warmup_steps, self.hparams.min_lr_ratio, self.hparams.schedule == "cosine"
+            warmup, floor, cosine = (
+                self.hparams.warmup_steps,
+                self.hparams.min_lr_ratio,
+                self.hparams.schedule == "cosine",
+            )
 
             def factor(step: int) -> float:
                 if step < warmup:
@@ -150,9 +169,13 @@ class PerceptionModule(L.LightningModule):
     def _start_records(self) -> None:
         config = self.model.config()
         self._records = EvaluationRecords(
-            self.spec, head_grid=self.model.head_grid() if config.get("detection3d_classes") else None,
-            image_stride=config["image_stride"], score_threshold=self.hparams.score_threshold,
-            det2d_score_threshold=self.hparams.det2d_score_threshold, max_detections=self.hparams.max_detections)
+            self.spec,
+            head_grid=self.model.head_grid() if config.get("detection3d_classes") else None,
+            image_stride=config["image_stride"],
+            score_threshold=self.hparams.score_threshold,
+            det2d_score_threshold=self.hparams.det2d_score_threshold,
+            max_detections=self.hparams.max_detections,
+        )
         self._picture_batch = None
 
     def _eval_step(self, batch: dict[str, torch.Tensor], prefix: str) -> None:
@@ -162,8 +185,10 @@ class PerceptionModule(L.LightningModule):
         assert self._records is not None
         self._records.add_batch(outputs, batch)
         if self._picture_batch is None:
-            self._picture_batch = {"batch": {k: v[:1].detach().cpu() for k, v in batch.items()},
-                                   "outputs": {k: v[:1].detach().float().cpu() for k, v in outputs.items() if k != "state"}}
+            self._picture_batch = {
+                "batch": {k: v[:1].detach().cpu() for k, v in batch.items()},
+                "outputs": {k: v[:1].detach().float().cpu() for k, v in outputs.items() if k != "state"},
+            }
 
     def _end_records(self, prefix: str) -> dict[str, float]:
         assert self._records is not None
@@ -176,7 +201,10 @@ class PerceptionModule(L.LightningModule):
             out.mkdir(parents=True, exist_ok=True)
             name = f"{prefix}_epoch{self.current_epoch:03d}_step{self.global_step:06d}.json"
             (out / name).write_text(json.dumps(report, indent=1, default=float))
-            if self._picture_batch is not None and self.current_epoch % max(self.hparams.picture_every_n_epochs, 1) == 0:
+            if (
+                self._picture_batch is not None
+                and self.current_epoch % max(self.hparams.picture_every_n_epochs, 1) == 0
+            ):
                 self._log_picture(prefix, Path(log_dir))
         self._records = None
         return scalars
@@ -185,10 +213,15 @@ class PerceptionModule(L.LightningModule):
         from perception.training.visualize import validation_picture
 
         try:
-            picture = validation_picture(self._picture_batch["batch"], self._picture_batch["outputs"], self.spec,
-                                         head_grid=self.model.head_grid() if self.spec.get("head_grid") else None,
-                                         image_stride=self.model.config()["image_stride"],
-                                         score_threshold=max(self.hparams.score_threshold, 0.3), camera_names=self.cameras)
+            picture = validation_picture(
+                self._picture_batch["batch"],
+                self._picture_batch["outputs"],
+                self.spec,
+                head_grid=self.model.head_grid() if self.spec.get("head_grid") else None,
+                image_stride=self.model.config()["image_stride"],
+                score_threshold=max(self.hparams.score_threshold, 0.3),
+                camera_names=self.cameras,
+            )
         except Exception as error:  # a picture must never stop training
             LOG.warning("validation picture failed: %s", error)
             return
@@ -245,8 +278,15 @@ class PerceptionModule(L.LightningModule):
         per_frame: list[dict[str, Any]] = [{} for _ in range(b * t)]
         if "heatmap" in outputs:
             flat = {k: outputs[k].flatten(0, 1).float() for k in ("heatmap", "offset", "z", "size", "yaw", "velocity")}
-            for record, boxes in zip(per_frame, decode_bev_detections(flat, grid=self.model.head_grid(), k=self.hparams.max_detections,
-                                                                      score_threshold=self.hparams.score_threshold)):
+            for record, boxes in zip(
+                per_frame,
+                decode_bev_detections(
+                    flat,
+                    grid=self.model.head_grid(),
+                    k=self.hparams.max_detections,
+                    score_threshold=self.hparams.score_threshold,
+                ),
+            ):
                 record["boxes3d"] = boxes
         if "segmentation" in outputs:
             maps = (torch.sigmoid(outputs["segmentation"].flatten(0, 1).float()) >= 0.5).to(torch.uint8).cpu().numpy()
@@ -254,8 +294,15 @@ class PerceptionModule(L.LightningModule):
                 record["bev"] = bev
         if "det2d_heatmap" in outputs:
             flat = {k: outputs[k].flatten(0, 1).float() for k in ("det2d_heatmap", "det2d_box")}
-            for record, cameras in zip(per_frame, decode_det2d(flat, stride=config["image_stride"], k=self.hparams.max_detections,
-                                                               score_threshold=self.hparams.det2d_score_threshold)):
+            for record, cameras in zip(
+                per_frame,
+                decode_det2d(
+                    flat,
+                    stride=config["image_stride"],
+                    k=self.hparams.max_detections,
+                    score_threshold=self.hparams.det2d_score_threshold,
+                ),
+            ):
                 record["boxes2d"] = cameras
         for i, record in enumerate(per_frame):
             record["clip_index"] = clip_index[i // t]

@@ -9,8 +9,15 @@ from autolabel.uncertainty import box_uncertainty, frame_uncertainty, rank_frame
 def _track(track_id, scores, classes=None, observed=None) -> Tracklet:
     n = len(scores)
     xyxy = np.tile([0.0, 0.0, 10.0, 20.0], (n, 1)) + np.arange(n)[:, None]
-    return Tracklet(track_id, np.arange(n), xyxy, scores, np.zeros(n) if classes is None else classes,
-                    np.ones(n, bool) if observed is None else observed, np.arange(n))
+    return Tracklet(
+        track_id,
+        np.arange(n),
+        xyxy,
+        scores,
+        np.zeros(n) if classes is None else classes,
+        np.ones(n, bool) if observed is None else observed,
+        np.arange(n),
+    )
 
 
 def test_decisions_length_score_class():

@@ -71,9 +71,8 @@ def test_offline_without_frames_and_config_io(tmp_path):
 
 def test_end_to_end_on_real_video_with_video_reader(shared_data):
     """YOLOX teacher -> offline chain over the first 30 frames of TUD-Campus read by perception's VideoReader."""
-    from perception.video import VideoReader
-
     from autolabel.teachers.onnx_yolox import OnnxYoloxTeacher
+    from perception.video import VideoReader
 
     model = shared_data / "models/yolox_nano_coco/yolox_nano.onnx"
     video = shared_data / "mot15/TUD-Campus/TUD-Campus.mp4"

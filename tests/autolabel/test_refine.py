@@ -2,7 +2,12 @@ import numpy as np
 
 from autolabel.detections import Detections
 from autolabel.refine import (
-    extend_tracklets, hold_stationary, interpolate_linear, link_tracklets, rts_smooth_series, rts_smooth_tracklet,
+    extend_tracklets,
+    hold_stationary,
+    interpolate_linear,
+    link_tracklets,
+    rts_smooth_series,
+    rts_smooth_tracklet,
     unify_rigid_size,
 )  # fmt: skip
 from autolabel.refine.bidirectional import invert_affine, reconcile_with_backward
@@ -14,8 +19,16 @@ def _linear_track(frames, track_id=1, x0=0.0, vx=4.0, y=50.0, w=20.0, h=50.0, em
     x = x0 + vx * frames
     xyxy = np.stack([x, np.full_like(x, y), x + w, np.full_like(x, y + h)], axis=1)
     emb = None if embedding is None else np.repeat(np.asarray(embedding, np.float32)[None], len(frames), axis=0)
-    return Tracklet(track_id, frames, xyxy, np.full(len(frames), 0.9), np.zeros(len(frames)), np.ones(len(frames), bool),
-                    np.arange(len(frames)), embedding=emb)
+    return Tracklet(
+        track_id,
+        frames,
+        xyxy,
+        np.full(len(frames), 0.9),
+        np.zeros(len(frames)),
+        np.ones(len(frames), bool),
+        np.arange(len(frames)),
+        embedding=emb,
+    )
 
 
 def test_interpolation_fills_gaps_exactly_for_linear_motion():
@@ -69,8 +82,15 @@ def test_extension_rescues_low_score_boxes_at_both_ends():
         per_frame.append(Detections([[x, 40, x + 20, 90], [300, 300, 320, 350]], [score, 0.15], [0, 0]))
     offsets = np.arange(num_frames) * 2
     middle = np.arange(8, 22)
-    seed = Tracklet(1, middle, np.array([per_frame[f].xyxy[0] for f in middle]), np.full(14, 0.9), np.zeros(14),
-                    np.ones(14, bool), offsets[middle])
+    seed = Tracklet(
+        1,
+        middle,
+        np.array([per_frame[f].xyxy[0] for f in middle]),
+        np.full(14, 0.9),
+        np.zeros(14),
+        np.ones(14, bool),
+        offsets[middle],
+    )
     (grown,) = extend_tracklets([seed], per_frame, min_score=0.1)
     assert grown.frames.tolist() == list(range(num_frames))
     assert set(grown.det_index.tolist()) == set(offsets.tolist())  # never grabbed the static distractor

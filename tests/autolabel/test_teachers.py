@@ -95,8 +95,13 @@ def test_torchvision_teacher_loads_local_state_dict(tmp_path):
     weights = tmp_path / "ssdlite.pt"
     torch.save(model.state_dict(), weights)
     teacher = TorchvisionTeacher(
-        "ssdlite320_mobilenet_v3_large", weights, num_classes=3, class_map={1: "pedestrian", 2: "car"},
-        source_class_names=("__background__", "person", "car"), score_floor=0.0, max_detections=50,
+        "ssdlite320_mobilenet_v3_large",
+        weights,
+        num_classes=3,
+        class_map={1: "pedestrian", 2: "car"},
+        source_class_names=("__background__", "person", "car"),
+        score_floor=0.0,
+        max_detections=50,
     )
     assert teacher.class_names == ["pedestrian", "car"]
     frames = [np.random.default_rng(i).integers(0, 255, (96, 128, 3), dtype=np.uint8) for i in range(2)]

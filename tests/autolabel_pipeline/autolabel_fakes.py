@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import cv2
 import numpy as np
@@ -53,8 +53,9 @@ def write_blob_clip(path: Path, frames: int = 12) -> Path:
     rig = Rig([Camera("front", WIDTH, HEIGHT, K, front), Camera("rear", WIDTH, HEIGHT, K, rear)])
     with ClipWriter(path, rig, fps=10.0, image_format="png") as writer:
         for i in range(frames):
-            writer.add_frame({"front": blob_frame(i), "rear": blob_frame(i, offset=20)}, 0.1 * i,
-                             se3(np.eye(3), [0.5 * i, 0, 0]))
+            writer.add_frame(
+                {"front": blob_frame(i), "rear": blob_frame(i, offset=20)}, 0.1 * i, se3(np.eye(3), [0.5 * i, 0, 0])
+            )
     return path
 
 
@@ -79,6 +80,11 @@ class BlobTeacher(Teacher):
                     if area >= 40 and w >= 4 and h >= 4:
                         boxes.append([x, y, x + w, y + h])
                         classes.append(class_id)
-            out.append(Detections(xyxy=np.array(boxes, float).reshape(-1, 4), score=np.full(len(boxes), 0.9, np.float32),
-                                  class_id=np.array(classes, np.int64)))
+            out.append(
+                Detections(
+                    xyxy=np.array(boxes, float).reshape(-1, 4),
+                    score=np.full(len(boxes), 0.9, np.float32),
+                    class_id=np.array(classes, np.int64),
+                )
+            )
         return out

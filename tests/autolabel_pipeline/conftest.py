@@ -14,7 +14,6 @@ if str(HERE) not in sys.path:
 from autolabel_fakes import write_blob_clip, write_blob_images, write_blob_video  # noqa: E402
 
 
-
 @pytest.fixture(scope="session")
 def input_tree(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("inputs")

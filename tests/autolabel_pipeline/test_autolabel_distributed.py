@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from autolabel_fakes import write_blob_clip, write_blob_video
 
 from autolabel.distributed import ShardSampler
-from autolabel_fakes import write_blob_clip, write_blob_video
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -34,11 +34,23 @@ def test_two_process_ddp_equals_single_process(tmp_path: Path) -> None:
     write_blob_clip(inputs / "clips" / "clip_0", frames=8)
     (inputs / "broken.mp4").write_bytes(b"")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), str(REPO)]), "SOURCE_DATE_EPOCH": "1700000000"}
-    base = [sys.executable, "-m", "autolabel", str(inputs), "--teacher", "class_path:autolabel_fakes.BlobTeacher",
-            "--no-progress"]
+    base = [
+        sys.executable,
+        "-m",
+        "autolabel",
+        str(inputs),
+        "--teacher",
+        "class_path:autolabel_fakes.BlobTeacher",
+        "--no-progress",
+    ]
     single = subprocess.run(base + ["--out", str(tmp_path / "single")], env=env, capture_output=True, timeout=300)
-    ddp = subprocess.run(base + ["--out", str(tmp_path / "ddp"), "--workers", "2"], env=env, capture_output=True,
-                         timeout=300, cwd=tmp_path)
+    ddp = subprocess.run(
+        base + ["--out", str(tmp_path / "ddp"), "--workers", "2"],
+        env=env,
+        capture_output=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
     assert single.returncode == 3 and ddp.returncode == 3, ddp.stderr.decode()[-2000:]
     expected, found = _tree_bytes(tmp_path / "single"), _tree_bytes(tmp_path / "ddp")
     assert sorted(found) == sorted(expected)

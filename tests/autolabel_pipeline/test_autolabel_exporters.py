@@ -19,9 +19,18 @@ def exported(tmp_path: Path) -> tuple[Path, ClipLabels]:
     frames = []
     for i in range(4):
         rows = [[10 + i, 20, 50 + i, 60]] + ([[100, 10, 120, 70]] if i != 2 else [])  # track 7 absent on frame 2
-        frames.append(FrameLabels(boxes2d={"front": Boxes2D(
-            xyxy=np.array(rows, float), class_id=[0] + ([1] if i != 2 else []),
-            score=[0.9] + ([0.6] if i != 2 else []), track_id=[3] + ([7] if i != 2 else []))}))
+        frames.append(
+            FrameLabels(
+                boxes2d={
+                    "front": Boxes2D(
+                        xyxy=np.array(rows, float),
+                        class_id=[0] + ([1] if i != 2 else []),
+                        score=[0.9] + ([0.6] if i != 2 else []),
+                        track_id=[3] + ([7] if i != 2 else []),
+                    )
+                }
+            )
+        )
     labels = ClipLabels(CLASSES, frames, {"source": "autolabel"})
     context = ExportContext("clip_a", {"front": (200, 100)}, 10.0, 4)
     export_all(labels, context, tmp_path, ["coco", "mot", "cvat", "yolo"])

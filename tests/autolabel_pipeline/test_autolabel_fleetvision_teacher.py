@@ -9,18 +9,32 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from autolabel.cli import main  # noqa: E402
 from autolabel_fakes import write_blob_clip  # noqa: E402
+
+from autolabel.cli import main  # noqa: E402
 from perception.clip import DriveClip  # noqa: E402
 from perception.geometry import invert_se3  # noqa: E402
 from perception.labels import ClipLabels  # noqa: E402
 
 TINY = {
-    "backbone": "resnet18", "backbone_stages": 2, "image_channels": 8, "image_stride": 4, "image_size": [32, 64],
-    "x_range": [-8.0, 8.0], "y_range": [-8.0, 8.0], "resolution": 1.0, "z_range": [-1.0, 3.0], "num_heights": 2,
-    "bev_channels": 8, "bev_blocks": 1, "head_channels": 8, "head_stride": 1,
+    "backbone": "resnet18",
+    "backbone_stages": 2,
+    "image_channels": 8,
+    "image_stride": 4,
+    "image_size": [32, 64],
+    "x_range": [-8.0, 8.0],
+    "y_range": [-8.0, 8.0],
+    "resolution": 1.0,
+    "z_range": [-1.0, 3.0],
+    "num_heights": 2,
+    "bev_channels": 8,
+    "bev_blocks": 1,
+    "head_channels": 8,
+    "head_stride": 1,
     "detection3d_classes": ["car", "truck", "bus", "pedestrian", "cyclist", "traffic_cone"],
-    "segmentation_classes": None, "detection2d_classes": None, "temporal": True,
+    "segmentation_classes": None,
+    "detection2d_classes": None,
+    "temporal": True,
 }
 
 
@@ -62,8 +76,10 @@ def test_fleetvision_teacher_labels_a_clip_in_3d(checkpoint: Path, tmp_path: Pat
     inputs = tmp_path / "in"
     write_blob_clip(inputs / "clip_a", frames=6)
     config = tmp_path / "job.yaml"
-    config.write_text(f"teacher: {{kind: fleetvision, path: {checkpoint}, score_threshold: 0.0, max_boxes: 3}}\n"
-                      "tracking3d: {min_score: 0.0, new_track_score: 0.0, min_track_score: 0.0, min_length: 1}\n")
+    config.write_text(
+        f"teacher: {{kind: fleetvision, path: {checkpoint}, score_threshold: 0.0, max_boxes: 3}}\n"
+        "tracking3d: {min_score: 0.0, new_track_score: 0.0, min_track_score: 0.0, min_length: 1}\n"
+    )
     assert main([str(inputs), "--out", str(tmp_path / "out"), "-c", str(config), "--no-progress"]) == 0
     labels = ClipLabels.load(tmp_path / "out" / "clip_a" / "labels.json")
     assert labels.provenance["teacher"] == "fleetvision:tiny_test"

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from autolabel_fakes import BLOB_TEACHER
 
 from autolabel.cli import main
 from autolabel.sources import discover_sources
-from autolabel_fakes import BLOB_TEACHER
 from perception.labels import ClipLabels
 
 
@@ -47,8 +47,11 @@ def test_failures_logged_and_exit_code_3(labelled: tuple[Path, int]) -> None:
 
 def test_every_good_input_labelled_with_tracks(labelled: tuple[Path, int]) -> None:
     out, _ = labelled
-    for relative, cameras, frames in [("drive_a", ["camera"], 24), ("seq/images", ["camera"], 12),
-                                      ("clips/clip_0000", ["front", "rear"], 10)]:
+    for relative, cameras, frames in [
+        ("drive_a", ["camera"], 24),
+        ("seq/images", ["camera"], 12),
+        ("clips/clip_0000", ["front", "rear"], 10),
+    ]:
         folder = out / relative
         assert (folder / "done").is_file(), relative
         labels = ClipLabels.load(folder / "labels.json")
@@ -94,7 +97,10 @@ def test_changed_config_relabels(tmp_path: Path, input_tree: Path) -> None:
 
 
 def test_bad_teacher_is_exit_code_1(tmp_path: Path, input_tree: Path) -> None:
-    assert main([str(input_tree), "--out", str(tmp_path), "--teacher", str(tmp_path / "missing.onnx"), "--no-progress"]) == 1
+    assert (
+        main([str(input_tree), "--out", str(tmp_path), "--teacher", str(tmp_path / "missing.onnx"), "--no-progress"])
+        == 1
+    )
 
 
 def test_preview_and_output_inside_input_tree(tmp_path: Path, input_tree: Path) -> None:
@@ -118,8 +124,9 @@ def test_windowed_long_video_keeps_one_id_per_object(tmp_path: Path) -> None:
 
     video = write_blob_video(tmp_path / "in" / "long.mp4", frames=40)
     config = tmp_path / "job.yaml"
-    config.write_text("teacher: {kind: class_path, class_path: autolabel_fakes.BlobTeacher}\n"
-                      "window_frames: 14\nwindow_overlap: 6\n")  # windows 0-14, 8-22, 16-30, 24-38, 32-40
+    config.write_text(
+        "teacher: {kind: class_path, class_path: autolabel_fakes.BlobTeacher}\nwindow_frames: 14\nwindow_overlap: 6\n"
+    )  # windows 0-14, 8-22, 16-30, 24-38, 32-40
     assert main([str(video), "--out", str(tmp_path / "out"), "-c", str(config), "--no-progress"]) == 0
     labels = ClipLabels.load(tmp_path / "out" / "long" / "labels.json")
     per_class: dict[int, set[int]] = {}

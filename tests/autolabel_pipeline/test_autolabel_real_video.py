@@ -20,7 +20,9 @@ def test_yolox_pseudo_labels_on_tud_campus(tmp_path: Path) -> None:
     inputs.mkdir(parents=True)
     (inputs / "TUD-Campus.mp4").symlink_to(SEQUENCE / "TUD-Campus.mp4")
     out = tmp_path / "labels"
-    assert main([str(tmp_path / "in"), "--out", str(out), "--teacher", str(MODEL), "--batch", "8", "--no-progress"]) == 0
+    assert (
+        main([str(tmp_path / "in"), "--out", str(out), "--teacher", str(MODEL), "--batch", "8", "--no-progress"]) == 0
+    )
     assert main(["eval", str(out), "--gt", str(SHARED / "mot15")]) == 0
     clip = json.loads((out / "metrics.json").read_text())["clips"]["TUD-Campus/TUD-Campus"]
     assert clip["det2d"]["AP50"] > 0.6  # measured 0.88 (YOLOX-Nano + offline refinement)

@@ -20,8 +20,19 @@ def _tree_bytes(root: Path) -> dict[str, bytes]:
 
 
 def _command(inputs: Path, out: Path, config: Path) -> list[str]:
-    return [sys.executable, "-m", "autolabel", str(inputs), "--out", str(out), "-c", str(config), "--batch", "4",
-            "--no-progress"]
+    return [
+        sys.executable,
+        "-m",
+        "autolabel",
+        str(inputs),
+        "--out",
+        str(out),
+        "-c",
+        str(config),
+        "--batch",
+        "4",
+        "--no-progress",
+    ]
 
 
 def test_sigkill_then_rerun_equals_uninterrupted(tmp_path: Path) -> None:
@@ -29,16 +40,18 @@ def test_sigkill_then_rerun_equals_uninterrupted(tmp_path: Path) -> None:
     for k in range(3):
         write_blob_video(inputs / f"run_{k}.mp4", frames=32, offset=5 * k)
     config = tmp_path / "job.yaml"
-    config.write_text("teacher:\n  kind: class_path\n  class_path: autolabel_fakes.BlobTeacher\n"
-                      "  init_args: {delay_s: 0.08}\n")
+    config.write_text(
+        "teacher:\n  kind: class_path\n  class_path: autolabel_fakes.BlobTeacher\n  init_args: {delay_s: 0.08}\n"
+    )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), str(REPO)]), "SOURCE_DATE_EPOCH": "1700000000"}
 
     reference = tmp_path / "reference"
     subprocess.run(_command(inputs, reference, config), env=env, check=True, capture_output=True, timeout=120)
 
     killed = tmp_path / "killed"
-    process = subprocess.Popen(_command(inputs, killed, config), env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        _command(inputs, killed, config), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.monotonic() + 60
     while not list(killed.glob("*/done")) and time.monotonic() < deadline and process.poll() is None:
         time.sleep(0.02)

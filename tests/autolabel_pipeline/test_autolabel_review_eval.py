@@ -8,17 +8,19 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from autolabel_fakes import BLOB_TEACHER
 
 from autolabel.cli import main
 from autolabel.review import collect_review_items
-from autolabel_fakes import BLOB_TEACHER
 from perception.labels import Boxes2D, ClipLabels, FrameLabels
 
 
 def _write_labels(folder: Path, uncertainties: list[float]) -> None:
     folder.mkdir(parents=True)
-    frames = [FrameLabels(boxes2d={"camera": Boxes2D(xyxy=[[1, 1, 5, 5]], track_id=[1])}, uncertainty=u)
-              for u in uncertainties]
+    frames = [
+        FrameLabels(boxes2d={"camera": Boxes2D(xyxy=[[1, 1, 5, 5]], track_id=[1])}, uncertainty=u)
+        for u in uncertainties
+    ]
     ClipLabels(["car"], frames, {"source": "autolabel"}).save(folder / "labels.json")
     (folder / "done").write_text("{}")
 
@@ -58,8 +60,17 @@ def test_eval_against_clip_ground_truth(input_tree: Path, tmp_path: Path) -> Non
         xyxy = boxes.xyxy.copy()
         if index == 0:
             xyxy[0] += 100
-        frames.append(FrameLabels(boxes2d={"camera": Boxes2D(
-            xyxy=xyxy, class_id=[names.index(labels.classes[c]) for c in boxes.class_id], track_id=boxes.track_id)}))
+        frames.append(
+            FrameLabels(
+                boxes2d={
+                    "camera": Boxes2D(
+                        xyxy=xyxy,
+                        class_id=[names.index(labels.classes[c]) for c in boxes.class_id],
+                        track_id=boxes.track_id,
+                    )
+                }
+            )
+        )
     ClipLabels(names, frames, {"source": "ground_truth"}).save(gt / "labels.json")
     assert main(["eval", str(out), "--gt", str(tmp_path / "gt")]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
@@ -78,10 +89,21 @@ def test_eval_bev_map_for_3d_labels(tmp_path: Path) -> None:
     frames_pred, frames_gt = [], []
     for _ in range(5):
         centre = np.c_[rng.uniform(-20, 20, (4, 2)), np.full(4, 0.8)]
-        gt = Boxes3D(center=centre, size=np.tile([4.5, 1.9, 1.6], (4, 1)), yaw=np.zeros(4), class_id=[0, 0, 3, 3],
-                     track_id=[1, 2, 3, 4])
-        pred = Boxes3D(center=centre + [0.3, 0.0, 0.0], size=gt.size, yaw=gt.yaw, class_id=gt.class_id,
-                       score=[0.9, 0.8, 0.7, 0.6], track_id=gt.track_id)
+        gt = Boxes3D(
+            center=centre,
+            size=np.tile([4.5, 1.9, 1.6], (4, 1)),
+            yaw=np.zeros(4),
+            class_id=[0, 0, 3, 3],
+            track_id=[1, 2, 3, 4],
+        )
+        pred = Boxes3D(
+            center=centre + [0.3, 0.0, 0.0],
+            size=gt.size,
+            yaw=gt.yaw,
+            class_id=gt.class_id,
+            score=[0.9, 0.8, 0.7, 0.6],
+            track_id=gt.track_id,
+        )
         frames_gt.append(FrameLabels(boxes3d=gt))
         frames_pred.append(FrameLabels(boxes3d=pred))
     (tmp_path / "labels" / "clip").mkdir(parents=True)

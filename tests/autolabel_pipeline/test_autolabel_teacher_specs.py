@@ -16,7 +16,10 @@ YOLOX = SHARED / "models/yolox_nano_coco/yolox_nano.onnx"
 def test_parse_teacher_spec() -> None:
     assert parse_teacher_spec("m/yolox_nano.onnx") == {"kind": "yolox_onnx", "path": "m/yolox_nano.onnx"}
     assert parse_teacher_spec("torchvision:fcos_resnet50_fpn:/w.pth") == {
-        "kind": "torchvision", "arch": "fcos_resnet50_fpn", "path": "/w.pth"}
+        "kind": "torchvision",
+        "arch": "fcos_resnet50_fpn",
+        "path": "/w.pth",
+    }
     assert parse_teacher_spec("runs/teacher.ckpt") == {"kind": "fleetvision", "path": "runs/teacher.ckpt"}
     with pytest.raises(ValueError, match="expected a .onnx"):
         parse_teacher_spec("weights.bin")

@@ -10,7 +10,7 @@ from perception.labels import DRIVING_CLASSES, Boxes3D
 
 # world boxes: start x, y, velocity vx, vy (m/s), class
 OBJECTS = [
-    (20.0, 3.0, 0.0, 0.0, 0),   # parked car
+    (20.0, 3.0, 0.0, 0.0, 0),  # parked car
     (10.0, -3.5, 6.0, 0.0, 0),  # car driving the same way
     (25.0, 6.0, 0.0, -1.2, 3),  # pedestrian crossing
 ]
@@ -38,9 +38,15 @@ def _scene(seed: int = 0):
             ego = transform_points(ego_from_world, world[None])[0] + rng.normal(0, 0.15, 3) * [1, 1, 0]
             rows.append((ego, [4.5, 1.9, 1.6] if cls == 0 else [0.7, 0.7, 1.8], -ego_yaw, cls))
             ids.append(index)
-        detections.append(Boxes3D(center=np.stack([r[0] for r in rows]), size=np.array([r[1] for r in rows]),
-                                  yaw=np.array([r[2] for r in rows]), class_id=np.array([r[3] for r in rows]),
-                                  score=np.full(len(rows), 0.8, np.float32)))
+        detections.append(
+            Boxes3D(
+                center=np.stack([r[0] for r in rows]),
+                size=np.array([r[1] for r in rows]),
+                yaw=np.array([r[2] for r in rows]),
+                class_id=np.array([r[3] for r in rows]),
+                score=np.full(len(rows), 0.8, np.float32),
+            )
+        )
         poses.append(world_from_ego)
         truth.append(ids)
     return np.stack(poses), detections, truth
@@ -48,8 +54,9 @@ def _scene(seed: int = 0):
 
 def test_one_track_id_per_object_on_moving_ego() -> None:
     poses, detections, _ = _scene()
-    tracked, uncertainty = track_and_refine_3d(detections, poses, np.arange(FRAMES) * DT, classes=DRIVING_CLASSES,
-                                               config=Tracker3DConfig())
+    tracked, uncertainty = track_and_refine_3d(
+        detections, poses, np.arange(FRAMES) * DT, classes=DRIVING_CLASSES, config=Tracker3DConfig()
+    )
     assert len(tracked) == FRAMES and uncertainty.shape == (FRAMES,)
     ids_per_object: dict[int, set[int]] = {0: set(), 1: set(), 2: set()}
     for frame, boxes in enumerate(tracked):

@@ -85,7 +85,9 @@ def test_distortion_matches_opencv():
     np.testing.assert_allclose(ours, theirs.reshape(-1, 2), atol=1e-6)
     fisheye = CAMERAS[3]
     ours, _ = fisheye.project(points)
-    theirs, _ = cv2.fisheye.projectPoints(points.reshape(-1, 1, 3), np.zeros(3), np.zeros(3), fisheye.K, fisheye.distortion)
+    theirs, _ = cv2.fisheye.projectPoints(
+        points.reshape(-1, 1, 3), np.zeros(3), np.zeros(3), fisheye.K, fisheye.distortion
+    )
     np.testing.assert_allclose(ours, theirs.reshape(-1, 2), atol=1e-6)
 
 

@@ -3,8 +3,15 @@
 import subprocess
 import sys
 
-CORE = ["perception", "perception.geometry", "perception.rig", "perception.labels", "perception.video", "perception.clip",
-        "perception.cli"]
+CORE = [
+    "perception",
+    "perception.geometry",
+    "perception.rig",
+    "perception.labels",
+    "perception.video",
+    "perception.clip",
+    "perception.cli",
+]
 
 
 def test_core_imports_without_torch():
@@ -14,6 +21,8 @@ def test_core_imports_without_torch():
 
 
 def test_cli_help_lists_commands():
-    out = subprocess.run([sys.executable, "-m", "perception", "--help"], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "perception", "--help"], capture_output=True, text=True, check=True
+    ).stdout
     for command in ("synth", "viz", "import", "calibrate", "fit"):
         assert command in out

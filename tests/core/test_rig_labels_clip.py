@@ -17,10 +17,12 @@ FRONT = np.array([[0, 0, 1], [-1, 0, 0], [0, -1, 0]], dtype=float)  # ego_R_came
 def small_rig() -> Rig:
     K = [[40.0, 0, 32], [0, 40.0, 24], [0, 0, 1]]
     back = yaw_matrix(np.pi) @ FRONT
-    return Rig([
-        Camera("front", 64, 48, K, se3(FRONT, [1.5, 0, 1.5]), "radtan", [0.05, 0.0, 0.0, 0.0, 0.0]),
-        Camera("back", 64, 48, K, se3(back, [-0.5, 0, 1.5])),
-    ])
+    return Rig(
+        [
+            Camera("front", 64, 48, K, se3(FRONT, [1.5, 0, 1.5]), "radtan", [0.05, 0.0, 0.0, 0.0, 0.0]),
+            Camera("back", 64, 48, K, se3(back, [-0.5, 0, 1.5])),
+        ]
+    )
 
 
 def write_clip(path: Path, frames: int = 4, labels: bool = True) -> Path:
@@ -37,10 +39,16 @@ def write_clip(path: Path, frames: int = 4, labels: bool = True) -> Path:
     with ClipWriter(path, rig) as writer:
         for i in range(frames):
             image = np.full((48, 64, 3), 30 * i, np.uint8)
-            writer.add_frame({"front": image, "back": image}, 0.1 * i, se3(np.eye(3), [i, 0, 0]),
-                             {"front": 0.1 * i + 0.01, "back": 0.1 * i + 0.03})
+            writer.add_frame(
+                {"front": image, "back": image},
+                0.1 * i,
+                se3(np.eye(3), [i, 0, 0]),
+                {"front": 0.1 * i + 0.01, "back": 0.1 * i + 0.03},
+            )
         if labels:
-            writer.set_labels(ClipLabels(["car", "pedestrian"], frame_labels, make_provenance("ground_truth", "test"), bev))
+            writer.set_labels(
+                ClipLabels(["car", "pedestrian"], frame_labels, make_provenance("ground_truth", "test"), bev)
+            )
     return path
 
 
@@ -62,8 +70,11 @@ def test_rig_round_trip(tmp_path):
         (lambda c: c["K"][0].__setitem__(0, -5.0), "cameras[0].K", "positive focal"),
         (lambda c: c.update(width=0), "cameras[0].width", "0"),
         (lambda c: c["ego_from_camera"].update(rotation_wxyz=[1, 1, 0, 0]), "rotation_wxyz", "unit quaternion"),
-        (lambda c: c.update(ego_from_camera={"matrix": [[2, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]]}),
-         "cameras[0].ego_from_camera", "orthonormal"),
+        (
+            lambda c: c.update(ego_from_camera={"matrix": [[2, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]]}),
+            "cameras[0].ego_from_camera",
+            "orthonormal",
+        ),
         (lambda c: c.pop("K"), "cameras[0].K", "required"),
         (lambda c: c.update(distortion={"model": "kannala"}), "distortion.model", "kannala"),
         (lambda c: c.update(name="back"), "cameras[].name", "back"),

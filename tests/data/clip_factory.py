@@ -21,13 +21,15 @@ SPEED = 5.0
 FPS = 10.0
 COLORS = [(255, 40, 40), (40, 255, 40), (40, 40, 255), (255, 255, 40), (255, 40, 255)]
 # world-frame boxes: centre x, y, z, l, w, h, yaw, class (DRIVING_CLASSES index)
-WORLD_BOXES = np.array([
-    [14.0, 0.5, 0.8, 4.2, 1.8, 1.6, 0.3, 0],
-    [20.0, -4.0, 0.9, 4.5, 1.9, 1.8, -0.2, 0],
-    [9.0, 3.5, 0.9, 0.6, 0.6, 1.8, 0.0, 3],
-    [3.0, 9.0, 0.8, 4.0, 1.8, 1.6, 1.2, 0],
-    [-1.0, 12.0, 0.9, 4.4, 2.0, 1.8, 0.1, 1],
-])
+WORLD_BOXES = np.array(
+    [
+        [14.0, 0.5, 0.8, 4.2, 1.8, 1.6, 0.3, 0],
+        [20.0, -4.0, 0.9, 4.5, 1.9, 1.8, -0.2, 0],
+        [9.0, 3.5, 0.9, 0.6, 0.6, 1.8, 0.0, 3],
+        [3.0, 9.0, 0.8, 4.0, 1.8, 1.6, 1.2, 0],
+        [-1.0, 12.0, 0.9, 4.4, 2.0, 1.8, 0.1, 1],
+    ]
+)
 
 
 def make_rig(cameras: tuple[str, ...] = ("front", "left")) -> Rig:
@@ -44,7 +46,9 @@ def world_from_ego_at(t: float) -> np.ndarray:
     return se3(np.eye(3), [SPEED * t, 0.0, 0.0])
 
 
-def make_clip(path: Path, *, frames: int = 4, cameras: tuple[str, ...] = ("front", "left"), with_bev: bool = True) -> Path:
+def make_clip(
+    path: Path, *, frames: int = 4, cameras: tuple[str, ...] = ("front", "left"), with_bev: bool = True
+) -> Path:
     """Write the clip to ``path`` and return it."""
     rig = make_rig(cameras)
     offsets = {name: 0.02 * i for i, name in enumerate(rig.names)}
@@ -59,8 +63,14 @@ def make_clip(path: Path, *, frames: int = 4, cameras: tuple[str, ...] = ("front
             world_from_ego = world_from_ego_at(t)
             ego_from_world = np.linalg.inv(world_from_ego)
             centers = transform_points(ego_from_world, WORLD_BOXES[:, :3])
-            boxes3d = Boxes3D(centers, WORLD_BOXES[:, 3:6], WORLD_BOXES[:, 6], np.zeros((len(centers), 2)),
-                              WORLD_BOXES[:, 7].astype(np.int64), track_id=np.arange(len(centers)))
+            boxes3d = Boxes3D(
+                centers,
+                WORLD_BOXES[:, 3:6],
+                WORLD_BOXES[:, 6],
+                np.zeros((len(centers), 2)),
+                WORLD_BOXES[:, 7].astype(np.int64),
+                track_id=np.arange(len(centers)),
+            )
             images, boxes2d = {}, {}
             for camera in rig:
                 t_camera = t + offsets[camera.name]
@@ -82,19 +92,27 @@ def make_clip(path: Path, *, frames: int = 4, cameras: tuple[str, ...] = ("front
                     # pixel (u, v) centre at integer coords: fill pixels whose centre lies inside the box
                     u0, v0 = max(int(np.ceil(x1)), 0), max(int(np.ceil(y1)), 0)
                     u1, v1 = min(int(np.floor(x2)), WIDTH - 1), min(int(np.floor(y2)), HEIGHT - 1)
-                    image[v0:v1 + 1, u0:u1 + 1] = c
+                    image[v0 : v1 + 1, u0 : u1 + 1] = c
                     xyxy.append([max(x1, 0), max(y1, 0), min(x2, WIDTH), min(y2, HEIGHT)])
                     classes.append(int(WORLD_BOXES[i, 7]))
                     tracks.append(int(i))
                 images[camera.name] = image
-                boxes2d[camera.name] = Boxes2D(np.asarray(xyxy).reshape(-1, 4), np.asarray(classes, np.int64),
-                                               track_id=np.asarray(tracks, np.int64))
+                boxes2d[camera.name] = Boxes2D(
+                    np.asarray(xyxy).reshape(-1, 4),
+                    np.asarray(classes, np.int64),
+                    track_id=np.asarray(tracks, np.int64),
+                )
             writer.add_frame(images, t, world_from_ego, {n: t + o for n, o in offsets.items()})
             frame_labels.append(FrameLabels(boxes3d, boxes2d))
             bev.append(np.stack([drivable, lane]))
-        writer.set_labels(ClipLabels(
-            list(DRIVING_CLASSES), frame_labels, make_provenance("ground_truth", "tests.clip_factory"),
-            BevMaps(grid, ["drivable", "lane"], np.stack(bev)) if with_bev else None))
+        writer.set_labels(
+            ClipLabels(
+                list(DRIVING_CLASSES),
+                frame_labels,
+                make_provenance("ground_truth", "tests.clip_factory"),
+                BevMaps(grid, ["drivable", "lane"], np.stack(bev)) if with_bev else None,
+            )
+        )
     return path
 
 

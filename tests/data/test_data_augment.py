@@ -57,17 +57,24 @@ def _check_sample(sample: dict, size_hw: tuple[int, int], wrong_geometry: bool =
             image = sample["images"][t, n].transpose(1, 2, 0)
             nonblack = np.argwhere(image.sum(-1) > 0)
             if len(nonblack):
-                valid = np.array([nonblack[:, 1].min(), nonblack[:, 0].min(), nonblack[:, 1].max() + 1, nonblack[:, 0].max() + 1], float)
+                valid = np.array(
+                    [nonblack[:, 1].min(), nonblack[:, 0].min(), nonblack[:, 1].max() + 1, nonblack[:, 0].max() + 1],
+                    float,
+                )
             mask = sample["gt_class2d"][t, n] >= 0
             for box, cls in zip(sample["gt_boxes2d"][t, n][mask], sample["gt_class2d"][t, n][mask]):
-                candidates = [np.r_[np.maximum(p[:2], valid[:2]), np.minimum(p[2:], valid[2:])]
-                              for p, ok, c in zip(projected, in_front, sample["gt_class3d"][t][sample["gt_class3d"][t] >= 0])
-                              if ok and c == cls]
+                candidates = [
+                    np.r_[np.maximum(p[:2], valid[:2]), np.minimum(p[2:], valid[2:])]
+                    for p, ok, c in zip(projected, in_front, sample["gt_class3d"][t][sample["gt_class3d"][t] >= 0])
+                    if ok and c == cls
+                ]
                 best = max((_iou(box, c) for c in candidates), default=0.0)
                 ious.append(best)
                 if not wrong_geometry:
                     cx, cy = int((box[0] + box[2]) / 2), int((box[1] + box[3]) / 2)
-                    assert np.any(np.abs(image[cy, cx].astype(int) - BACKGROUND) > 40), "projected box centre is background"
+                    assert np.any(np.abs(image[cy, cx].astype(int) - BACKGROUND) > 40), (
+                        "projected box centre is background"
+                    )
     return ious
 
 
@@ -75,15 +82,23 @@ def _check_sample(sample: dict, size_hw: tuple[int, int], wrong_geometry: bool =
 def test_augmented_boxes_project_onto_their_pixels(clip: DriveClip, tmp_path: Path, seed: int) -> None:
     size_hw = (48, 72)  # resized from 64x96: exercises K scaling too
     dataset = ClipWindowDataset(
-        [clip], cameras=["front", "left"], spec=tiny_spec(size_hw), window=2, cache=FrameCache(tmp_path),
+        [clip],
+        cameras=["front", "left"],
+        spec=tiny_spec(size_hw),
+        window=2,
+        cache=FrameCache(tmp_path),
         image_augmentation=ImageAugmentation(scale_range=(0.75, 1.4)),
-        bev_augmentation=BevAugmentation(rotation_deg=60.0, flip_y_prob=0.5), seed=seed)
+        bev_augmentation=BevAugmentation(rotation_deg=60.0, flip_y_prob=0.5),
+        seed=seed,
+    )
     sample = dataset[(0, 1000 + seed)]
     ious = _check_sample(sample, size_hw)
     assert len(ious) >= 4
     assert min(ious) > 0.85, ious
     # the same check fails when camera_from_ego is left in the un-augmented ego frame (the test can fail)
-    aug_free = ClipWindowDataset([clip], cameras=["front", "left"], spec=tiny_spec(size_hw), window=2, cache=FrameCache(tmp_path))
+    aug_free = ClipWindowDataset(
+        [clip], cameras=["front", "left"], spec=tiny_spec(size_hw), window=2, cache=FrameCache(tmp_path)
+    )
     plain = aug_free[0]
     sample["_unaugmented_camera_from_ego"] = plain["camera_from_ego"].astype(np.float64)
     aug = np.linalg.inv(sample["camera_from_ego"][0, 0].astype(np.float64)) @ plain["camera_from_ego"][0, 0]
@@ -94,8 +109,14 @@ def test_augmented_boxes_project_onto_their_pixels(clip: DriveClip, tmp_path: Pa
 def test_ego_motion_and_bev_maps_follow_the_augmentation(clip: DriveClip, tmp_path: Path) -> None:
     spec = tiny_spec((64, 96))
     plain = ClipWindowDataset([clip], cameras=["front"], spec=spec, window=3, cache=FrameCache(tmp_path))[0]
-    augmented = ClipWindowDataset([clip], cameras=["front"], spec=spec, window=3, cache=FrameCache(tmp_path),
-                                  bev_augmentation=BevAugmentation(rotation_deg=90.0, flip_y_prob=1.0))[(0, 7)]
+    augmented = ClipWindowDataset(
+        [clip],
+        cameras=["front"],
+        spec=spec,
+        window=3,
+        cache=FrameCache(tmp_path),
+        bev_augmentation=BevAugmentation(rotation_deg=90.0, flip_y_prob=1.0),
+    )[(0, 7)]
     # aug = new_ego_from_ego recovered from the camera pose: camera_from_ego_new = camera_from_ego @ inv(aug)
     aug = np.linalg.inv(augmented["camera_from_ego"][0, 0].astype(np.float64)) @ plain["camera_from_ego"][0, 0]
     assert np.isclose(np.linalg.det(aug[:3, :3]), -1.0, atol=1e-4)  # mirrored

@@ -27,8 +27,14 @@ def root(tmp_path_factory) -> Path:
 
 
 def test_batch_shapes_and_geometry(root: Path, tmp_path: Path) -> None:
-    dm = ClipDataModule(train=str(root / "train"), val=str(root / "train"), window=3, batch_size=2,
-                        cache_dir=str(tmp_path), target_spec=tiny_spec())
+    dm = ClipDataModule(
+        train=str(root / "train"),
+        val=str(root / "train"),
+        window=3,
+        batch_size=2,
+        cache_dir=str(tmp_path),
+        target_spec=tiny_spec(),
+    )
     dm.setup("fit")
     assert dm.cameras == ["front", "left"] and len(dm.datasets["train"]) == 4 and len(dm.datasets["val"]) == 4
     batch = next(iter(dm.train_dataloader()))
@@ -48,7 +54,9 @@ def test_batch_shapes_and_geometry(root: Path, tmp_path: Path) -> None:
     clip = dataset.clips[0]
     for t, frame in enumerate(sample["frame_index"]):
         for n, camera in enumerate(dataset.cameras):
-            np.testing.assert_allclose(sample["camera_from_ego"][t, n], clip.camera_from_ego(int(frame), camera), atol=1e-5)
+            np.testing.assert_allclose(
+                sample["camera_from_ego"][t, n], clip.camera_from_ego(int(frame), camera), atol=1e-5
+            )
     expected = invert_se3(clip.world_from_ego[0]) @ clip.world_from_ego[1]
     np.testing.assert_allclose(sample["prev_from_curr"][1], expected, atol=1e-5)
     assert abs(sample["prev_from_curr"][1][0, 3] - 0.5) < 1e-5  # 5 m/s at 10 Hz
@@ -68,7 +76,9 @@ def test_sampler_is_epoch_seeded_and_sharded() -> None:
 
 
 def test_rig_mismatch_names_both_camera_lists(root: Path, tmp_path: Path) -> None:
-    dm = ClipDataModule(train=str(root / "train"), cameras=["front", "rear"], cache_dir=str(tmp_path), target_spec=tiny_spec())
+    dm = ClipDataModule(
+        train=str(root / "train"), cameras=["front", "rear"], cache_dir=str(tmp_path), target_spec=tiny_spec()
+    )
     with pytest.raises(RigMismatchError) as error:
         dm.setup("fit")
     message = str(error.value)

@@ -89,7 +89,8 @@ def tiny_model(tmp_path_factory) -> Path:
         helper.make_node("Add", ["z", "bias"], ["y"], name="head_add"),
     ]
     graph = helper.make_graph(
-        nodes, "tiny",
+        nodes,
+        "tiny",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 8])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4])],
         initializer=[w1, w2, bias],
@@ -103,8 +104,15 @@ def tiny_model(tmp_path_factory) -> Path:
 
 
 REPO = Path(__file__).resolve().parents[2]
-QUICK = BenchConfig(warmup_runs=2, warmup_s=0.0, min_runs=12, min_duration_s=0.0, throughput_s=0.05,
-                    intra_op_threads=1, inter_op_threads=1)
+QUICK = BenchConfig(
+    warmup_runs=2,
+    warmup_s=0.0,
+    min_runs=12,
+    min_duration_s=0.0,
+    throughput_s=0.05,
+    intra_op_threads=1,
+    inter_op_threads=1,
+)
 
 
 def _assert_ordered(stats: LatencyStats) -> None:
@@ -181,8 +189,9 @@ def test_synthesize_inputs_seeded_and_symbolic_dims():
 
 
 def test_benchmark_model_structure(tiny_model):
-    result = benchmark_model(tiny_model, label="tiny", config=QUICK,
-                             budget=Budget(name="loose", deadline_ms=1000.0, p99_ms=1000.0))
+    result = benchmark_model(
+        tiny_model, label="tiny", config=QUICK, budget=Budget(name="loose", deadline_ms=1000.0, p99_ms=1000.0)
+    )
     assert result.stats.runs >= QUICK.min_runs == len(result.latencies_ms)
     _assert_ordered(result.stats)
     assert result.throughput_per_s > 0
@@ -205,8 +214,7 @@ def test_benchmark_model_caller_inputs_cycle_and_validate(tiny_model):
 
 def test_benchmark_callable_uses_same_methodology():
     calls = []
-    result = benchmark_callable(lambda: calls.append(1), label="eager", config=QUICK, accuracy=0.5,
-                                accuracy_name="mAP")
+    result = benchmark_callable(lambda: calls.append(1), label="eager", config=QUICK, accuracy=0.5, accuracy_name="mAP")
     assert len(calls) >= QUICK.warmup_runs + QUICK.min_runs
     _assert_ordered(result.stats)
     assert result.model_path is None and result.accuracy == 0.5
@@ -285,8 +293,22 @@ def test_main_bench_exit_codes(tiny_model, tmp_path):
     strict.write_text(yaml.safe_dump({"name": "strict", "p99_ms": 1e-6, "deadline_ms": 1e-6}))
     loose = tmp_path / "loose.yaml"
     loose.write_text(yaml.safe_dump({"name": "loose", "rate_hz": 0.01, "p99_ms": 1e5}))
-    common = [str(tiny_model), "--min-runs", "5", "--min-duration-s", "0", "--warmup-runs", "1", "--warmup-s", "0",
-              "--throughput-s", "0.02", "--out", str(tmp_path / "r"), "--no-plot"]
+    common = [
+        str(tiny_model),
+        "--min-runs",
+        "5",
+        "--min-duration-s",
+        "0",
+        "--warmup-runs",
+        "1",
+        "--warmup-s",
+        "0",
+        "--throughput-s",
+        "0.02",
+        "--out",
+        str(tmp_path / "r"),
+        "--no-plot",
+    ]
     assert main_bench([*common, "--budget", str(strict)]) == EXIT_BUDGET_EXCEEDED
     assert main_bench([*common, "--budget", str(loose)]) == 0
     assert main_bench(common) == 0
@@ -303,8 +325,12 @@ def test_main_bench_exit_codes(tiny_model, tmp_path):
 
 def test_benchmark_variants_mixes_onnx_callables_and_failures(tiny_model, tmp_path):
     missing = tmp_path / "missing.onnx"
-    results = benchmark_variants({"eager": lambda: None, "fp32": tiny_model, "int8": missing}, config=QUICK,
-                                 accuracy={"fp32": 0.5}, accuracy_name="agreement")
+    results = benchmark_variants(
+        {"eager": lambda: None, "fp32": tiny_model, "int8": missing},
+        config=QUICK,
+        accuracy={"fp32": 0.5},
+        accuracy_name="agreement",
+    )
     assert [r.label for r in results] == ["eager", "fp32", "int8"]
     assert results[1].accuracy == 0.5 and results[1].model_path == str(tiny_model)
     assert results[2].stats is None and "not found" in results[2].error
@@ -318,9 +344,15 @@ def test_candidate_float_nodes(tiny_model):
 
 
 def test_real_models_short_bench(twinlitenet_path, yolox_path, tmp_path):
-    results = [benchmark_model(path, config=BenchConfig(warmup_runs=1, warmup_s=0.0, min_runs=3, min_duration_s=0.0,
-                                                         throughput_s=0.0, profile_runs=1))
-               for path in (yolox_path, twinlitenet_path)]
+    results = [
+        benchmark_model(
+            path,
+            config=BenchConfig(
+                warmup_runs=1, warmup_s=0.0, min_runs=3, min_duration_s=0.0, throughput_s=0.0, profile_runs=1
+            ),
+        )
+        for path in (yolox_path, twinlitenet_path)
+    ]
     for result in results:
         _assert_ordered(result.stats)
         assert result.profile.by_op_type and result.profile.by_op_type[0].key  # Conv-heavy models
@@ -329,8 +361,10 @@ def test_real_models_short_bench(twinlitenet_path, yolox_path, tmp_path):
 
 
 def test_bench_and_quantize_do_not_import_torch_or_pyplot():
-    code = ("import sys; import deploy.bench, deploy.bench_cli, deploy.bench_report, deploy.quantize, "
-            "deploy.quant_accuracy, deploy.budget; "
-            "bad = [m for m in ('torch', 'matplotlib.pyplot', 'matplotlib') if m in sys.modules]; "
-            "assert not bad, bad")
+    code = (
+        "import sys; import deploy.bench, deploy.bench_cli, deploy.bench_report, deploy.quantize, "
+        "deploy.quant_accuracy, deploy.budget; "
+        "bad = [m for m in ('torch', 'matplotlib.pyplot', 'matplotlib') if m in sys.modules]; "
+        "assert not bad, bad"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)

@@ -83,7 +83,8 @@ def tiny_model(tmp_path_factory) -> Path:
         helper.make_node("Add", ["z", "bias"], ["y"], name="head_add"),
     ]
     graph = helper.make_graph(
-        nodes, "tiny",
+        nodes,
+        "tiny",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 8])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4])],
         initializer=[w1, w2, bias],
@@ -106,8 +107,9 @@ def test_preprocess_spec_rgb_scale_and_letterbox():
     plain = PreprocessSpec(width=8, height=4).apply(image)
     assert plain.shape == (1, 3, 4, 8) and plain.dtype == np.float32
     assert np.allclose(plain[0, 2], 200 / 255) and np.allclose(plain[0, :2], 0.0)  # RGB: blue is last
-    boxed = PreprocessSpec(width=16, height=16, channel_order="BGR", scale=1.0, letterbox=True,
-                           layout="NHWC").apply(image)
+    boxed = PreprocessSpec(width=16, height=16, channel_order="BGR", scale=1.0, letterbox=True, layout="NHWC").apply(
+        image
+    )
     assert boxed.shape == (1, 16, 16, 3)
     assert np.allclose(boxed[0, :8, :, 0], 200) and np.allclose(boxed[0, 8:], 114)  # top-left aligned, pad 114
     with pytest.raises(QuantizeError, match="channel_order"):
@@ -124,8 +126,9 @@ def test_calibration_reader_rewinds_lists():
 
 def test_quantize_tiny_model_qdq_and_excluded_nodes(tiny_model, tmp_path):
     feeds = synthetic_inputs(tiny_model, count=4, default_dim=2)
-    result = quantize_static(tiny_model, tmp_path / "tiny_int8.onnx", calibration_inputs=feeds,
-                             nodes_to_exclude=["fc2"], pre_process=False)
+    result = quantize_static(
+        tiny_model, tmp_path / "tiny_int8.onnx", calibration_inputs=feeds, nodes_to_exclude=["fc2"], pre_process=False
+    )
     assert result.calibration_samples == 4 and result.nodes_excluded == ["fc2"]
     model = onnx.load(str(result.path))
     consumers = {inp: node for node in model.graph.node for inp in node.input}
@@ -136,8 +139,9 @@ def test_quantize_tiny_model_qdq_and_excluded_nodes(tiny_model, tmp_path):
     assert "w2" in fc2.input  # kept float: the original float weight feeds it directly
     assert consumers and not list(tmp_path.glob(".*"))
     with pytest.raises(QuantizeError, match="not in the graph of"):
-        quantize_static(tiny_model, tmp_path / "x.onnx", calibration_inputs=feeds, nodes_to_exclude=["nope"],
-                        pre_process=False)
+        quantize_static(
+            tiny_model, tmp_path / "x.onnx", calibration_inputs=feeds, nodes_to_exclude=["nope"], pre_process=False
+        )
     with pytest.raises(QuantizeError, match="method"):
         quantize_static(tiny_model, tmp_path / "x.onnx", calibration_inputs=feeds, method="kl")
 
@@ -145,16 +149,19 @@ def test_quantize_tiny_model_qdq_and_excluded_nodes(tiny_model, tmp_path):
 def test_sensitivity_and_greedy_on_tiny_model(tiny_model):
     feeds = synthetic_inputs(tiny_model, count=4, default_dim=2)
     candidates = candidate_float_nodes(tiny_model, last_k=2)
-    baseline, rows = node_sensitivity(tiny_model, candidates=candidates, calibration_inputs=feeds, eval_inputs=feeds,
-                                      pre_process=False)
+    baseline, rows = node_sensitivity(
+        tiny_model, candidates=candidates, calibration_inputs=feeds, eval_inputs=feeds, pre_process=False
+    )
     assert sorted(n for row in rows for n in row.nodes) == sorted(candidates)
     assert [r.improvement for r in rows] == sorted((r.improvement for r in rows), reverse=True)
     assert baseline.average_mean_abs() > 0.0
-    kept, final = greedy_float_nodes(tiny_model, sensitivities=rows, tolerance=0.0, calibration_inputs=feeds,
-                                     eval_inputs=feeds, pre_process=False)
+    kept, final = greedy_float_nodes(
+        tiny_model, sensitivities=rows, tolerance=0.0, calibration_inputs=feeds, eval_inputs=feeds, pre_process=False
+    )
     assert set(kept) <= set(candidates) and final >= 0.0
-    kept_none, _ = greedy_float_nodes(tiny_model, sensitivities=rows, tolerance=1e9, calibration_inputs=feeds,
-                                      eval_inputs=feeds, pre_process=False)
+    kept_none, _ = greedy_float_nodes(
+        tiny_model, sensitivities=rows, tolerance=1e9, calibration_inputs=feeds, eval_inputs=feeds, pre_process=False
+    )
     assert kept_none == []
 
 
@@ -173,14 +180,20 @@ def test_argmax_miou_metric():
 def test_twinlitenet_int8_vs_fp32(twinlitenet_path, twinlitenet_samples, twinlitenet_int8_shipped_path, tmp_path):
     feeds = image_folder_inputs(twinlitenet_samples, input_name="input", spec=PreprocessSpec(width=320, height=320))
     assert len(feeds) == 7 and feeds[0]["input"].shape == (1, 3, 320, 320) and feeds[0]["input"].max() <= 1.0
-    result = quantize_static(twinlitenet_path, tmp_path / "twinlitenet_int8.onnx", calibration_inputs=feeds,
-                             method="minmax", per_channel=True)
+    result = quantize_static(
+        twinlitenet_path,
+        tmp_path / "twinlitenet_int8.onnx",
+        calibration_inputs=feeds,
+        method="minmax",
+        per_channel=True,
+    )
     ops = _op_counts(result.path)
     assert ops["QuantizeLinear"] > 0 and ops["DequantizeLinear"] > ops["QuantizeLinear"]
     assert result.size_mb < 0.5 * twinlitenet_path.stat().st_size / 1e6
     candidates = {"int8": make_session(result.path), "int8_shipped": make_session(twinlitenet_int8_shipped_path)}
-    report = compare_outputs(make_session(twinlitenet_path), candidates, feeds,
-                             metric=argmax_miou_metric("drivable_area", num_classes=2))
+    report = compare_outputs(
+        make_session(twinlitenet_path), candidates, feeds, metric=argmax_miou_metric("drivable_area", num_classes=2)
+    )
     by_label = {v.label: v for v in report}
     assert by_label["fp32"].metric == 1.0
     assert [e.output for e in by_label["int8"].errors] == ["drivable_area", "lanes"]

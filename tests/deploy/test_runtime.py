@@ -20,6 +20,8 @@ from deploy.runtime.preprocess import resize_like_training
 from deploy.runtime.synthetic import ring_rig, write_synthetic_clip
 
 REPO = Path(__file__).resolve().parents[2]
+
+
 @pytest.fixture(scope="module")
 def long_clip(tmp_path_factory) -> Path:
     """20 frames at 20 Hz, the tiny model's 2-camera rig."""

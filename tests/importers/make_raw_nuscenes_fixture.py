@@ -32,9 +32,16 @@ from perception.importers.nuscenes_info import load_info_file
 
 VERSION = "v1.0-fixture"
 CLASS_TO_CATEGORY = {
-    "car": "vehicle.car", "truck": "vehicle.truck", "trailer": "vehicle.trailer", "bus": "vehicle.bus.rigid",
-    "construction_vehicle": "vehicle.construction", "bicycle": "vehicle.bicycle", "motorcycle": "vehicle.motorcycle",
-    "pedestrian": "human.pedestrian.adult", "traffic_cone": "movable_object.trafficcone", "barrier": "movable_object.barrier",
+    "car": "vehicle.car",
+    "truck": "vehicle.truck",
+    "trailer": "vehicle.trailer",
+    "bus": "vehicle.bus.rigid",
+    "construction_vehicle": "vehicle.construction",
+    "bicycle": "vehicle.bicycle",
+    "motorcycle": "vehicle.motorcycle",
+    "pedestrian": "human.pedestrian.adult",
+    "traffic_cone": "movable_object.trafficcone",
+    "barrier": "movable_object.barrier",
 }
 OTHER_CATEGORY = "movable_object.pushable_pullable"
 KEYFRAME_INTERVAL_S = 0.5
@@ -49,12 +56,17 @@ def _us(seconds: float) -> int:
 
 
 def _pose_row(token: str, t: float, world_from_ego: np.ndarray) -> dict:
-    return {"token": token, "timestamp": _us(t), "translation": world_from_ego[:3, 3].tolist(),
-            "rotation": matrix_to_quat(world_from_ego[:3, :3]).tolist()}
+    return {
+        "token": token,
+        "timestamp": _us(t),
+        "translation": world_from_ego[:3, 3].tolist(),
+        "rotation": matrix_to_quat(world_from_ego[:3, :3]).tolist(),
+    }
 
 
-def write_raw_fixture(info_path: str | os.PathLike, out_root: str | os.PathLike, *, num_keyframes: int = 2,
-                      sweeps_per_interval: int = 5) -> Path:
+def write_raw_fixture(
+    info_path: str | os.PathLike, out_root: str | os.PathLike, *, num_keyframes: int = 2, sweeps_per_interval: int = 5
+) -> Path:
     """Write the fixture under ``out_root`` (tables in ``out_root/v1.0-fixture``); returns ``out_root``."""
     info_path, out_root = Path(info_path), Path(out_root)
     info = load_info_file(info_path)
@@ -64,8 +76,10 @@ def write_raw_fixture(info_path: str | os.PathLike, out_root: str | os.PathLike,
     lidar2ego = np.asarray(entry["lidar_points"]["lidar2ego"])
     t_lidar = float(entry["timestamp"])
     cameras = list(entry["images"])
-    real_pose = {cam: ego2global @ lidar2ego @ invert_se3(np.asarray(img["lidar2cam"])) @ invert_se3(np.asarray(img["cam2ego"]))
-                 for cam, img in entry["images"].items()}
+    real_pose = {
+        cam: ego2global @ lidar2ego @ invert_se3(np.asarray(img["lidar2cam"])) @ invert_se3(np.asarray(img["cam2ego"]))
+        for cam, img in entry["images"].items()
+    }
     times = np.array([t_lidar, *[entry["images"][c]["timestamp"] for c in cameras]])
     positions = np.array([ego2global[:3, 3], *[real_pose[c][:3, 3] for c in cameras]])
     design = np.stack([np.ones_like(times), times - t_lidar], axis=1)
@@ -77,37 +91,85 @@ def write_raw_fixture(info_path: str | os.PathLike, out_root: str | os.PathLike,
         pose[:3, 3] = ego2global[:3, 3] + ego_velocity * (t - t_lidar)
         return pose
 
-    tables: dict[str, list[dict]] = {name: [] for name in
-                                     ("scene", "sample", "sample_data", "calibrated_sensor", "ego_pose", "sample_annotation",
-                                      "instance", "category", "sensor", "log")}
+    tables: dict[str, list[dict]] = {
+        name: []
+        for name in (
+            "scene",
+            "sample",
+            "sample_data",
+            "calibrated_sensor",
+            "ego_pose",
+            "sample_annotation",
+            "instance",
+            "category",
+            "sensor",
+            "log",
+        )
+    }
     log_token = _token("log")
-    tables["log"].append({"token": log_token, "logfile": Path(entry["lidar_points"]["lidar_path"]).name.split("__")[0],
-                          "vehicle": "n015", "date_captured": "2018-07-24", "location": "singapore-onenorth"})
+    tables["log"].append(
+        {
+            "token": log_token,
+            "logfile": Path(entry["lidar_points"]["lidar_path"]).name.split("__")[0],
+            "vehicle": "n015",
+            "date_captured": "2018-07-24",
+            "location": "singapore-onenorth",
+        }
+    )
     categories = {name: _token("category", name) for name in [*CLASS_TO_CATEGORY.values(), OTHER_CATEGORY]}
     tables["category"] = [{"token": token, "name": name, "description": ""} for name, token in categories.items()]
     calibrated = {}
     for channel in [*cameras, "LIDAR_TOP"]:
         sensor_token = _token("sensor", channel)
-        tables["sensor"].append({"token": sensor_token, "channel": channel, "modality": "lidar" if channel == "LIDAR_TOP" else "camera"})
+        tables["sensor"].append(
+            {"token": sensor_token, "channel": channel, "modality": "lidar" if channel == "LIDAR_TOP" else "camera"}
+        )
         ego_from_sensor = lidar2ego if channel == "LIDAR_TOP" else np.asarray(entry["images"][channel]["cam2ego"])
         calibrated[channel] = _token("calibrated_sensor", channel)
-        tables["calibrated_sensor"].append({
-            "token": calibrated[channel], "sensor_token": sensor_token, "translation": ego_from_sensor[:3, 3].tolist(),
-            "rotation": matrix_to_quat(ego_from_sensor[:3, :3]).tolist(),
-            "camera_intrinsic": [] if channel == "LIDAR_TOP" else entry["images"][channel]["cam2img"],
-        })
+        tables["calibrated_sensor"].append(
+            {
+                "token": calibrated[channel],
+                "sensor_token": sensor_token,
+                "translation": ego_from_sensor[:3, 3].tolist(),
+                "rotation": matrix_to_quat(ego_from_sensor[:3, :3]).tolist(),
+                "camera_intrinsic": [] if channel == "LIDAR_TOP" else entry["images"][channel]["cam2img"],
+            }
+        )
 
     sample_tokens = [_token("sample", k) for k in range(num_keyframes)]
     scene_token = _token("scene")
     for k, token in enumerate(sample_tokens):
-        tables["sample"].append({"token": token, "timestamp": _us(t_lidar + KEYFRAME_INTERVAL_S * k), "scene_token": scene_token,
-                                 "prev": sample_tokens[k - 1] if k else "", "next": sample_tokens[k + 1] if k + 1 < num_keyframes else ""})
-    tables["scene"].append({"token": scene_token, "log_token": log_token, "nbr_samples": num_keyframes, "name": "scene-fixture",
-                            "description": "derived from the mmdet3d nuScenes demo sample", "first_sample_token": sample_tokens[0],
-                            "last_sample_token": sample_tokens[-1]})
+        tables["sample"].append(
+            {
+                "token": token,
+                "timestamp": _us(t_lidar + KEYFRAME_INTERVAL_S * k),
+                "scene_token": scene_token,
+                "prev": sample_tokens[k - 1] if k else "",
+                "next": sample_tokens[k + 1] if k + 1 < num_keyframes else "",
+            }
+        )
+    tables["scene"].append(
+        {
+            "token": scene_token,
+            "log_token": log_token,
+            "nbr_samples": num_keyframes,
+            "name": "scene-fixture",
+            "description": "derived from the mmdet3d nuScenes demo sample",
+            "first_sample_token": sample_tokens[0],
+            "last_sample_token": sample_tokens[-1],
+        }
+    )
 
-    def add_sample_data(channel: str, t: float, pose: np.ndarray, sample_k: int, key: bool, source: Path, folder: str,
-                        size: tuple[int, int]) -> dict:
+    def add_sample_data(
+        channel: str,
+        t: float,
+        pose: np.ndarray,
+        sample_k: int,
+        key: bool,
+        source: Path,
+        folder: str,
+        size: tuple[int, int],
+    ) -> dict:
         token = _token("sample_data", channel, _us(t))
         pose_token = _token("ego_pose", channel, _us(t))
         tables["ego_pose"].append(_pose_row(pose_token, t, pose))
@@ -116,9 +178,20 @@ def write_raw_fixture(info_path: str | os.PathLike, out_root: str | os.PathLike,
         link.parent.mkdir(parents=True, exist_ok=True)
         if not link.exists():
             os.symlink(source.resolve(), link)
-        row = {"token": token, "sample_token": sample_tokens[sample_k], "ego_pose_token": pose_token,
-               "calibrated_sensor_token": calibrated[channel], "timestamp": _us(t), "fileformat": source.suffix.lstrip("."),
-               "is_key_frame": key, "height": size[1], "width": size[0], "filename": f"{folder}/{channel}/{name}", "prev": "", "next": ""}
+        row = {
+            "token": token,
+            "sample_token": sample_tokens[sample_k],
+            "ego_pose_token": pose_token,
+            "calibrated_sensor_token": calibrated[channel],
+            "timestamp": _us(t),
+            "fileformat": source.suffix.lstrip("."),
+            "is_key_frame": key,
+            "height": size[1],
+            "width": size[0],
+            "filename": f"{folder}/{channel}/{name}",
+            "prev": "",
+            "next": "",
+        }
         tables["sample_data"].append(row)
         return row
 
@@ -133,13 +206,27 @@ def write_raw_fixture(info_path: str | os.PathLike, out_root: str | os.PathLike,
                 pose = real_pose[channel] if (k, j) == (0, 0) else extrapolated(t)
                 key = j == 0
                 # sweeps belong to the next keyframe's sample, like nuScenes
-                chain.append(add_sample_data(channel, t, pose, k if key else k + 1, key, source,
-                                             "samples" if key else "sweeps", (1600, 900)))
+                chain.append(
+                    add_sample_data(
+                        channel, t, pose, k if key else k + 1, key, source, "samples" if key else "sweeps", (1600, 900)
+                    )
+                )
         for a, b in zip(chain, chain[1:]):
             a["next"], b["prev"] = b["token"], a["token"]
     lidar_source = info_path.parent / entry["lidar_points"]["lidar_path"]
-    lidar_chain = [add_sample_data("LIDAR_TOP", t_lidar + KEYFRAME_INTERVAL_S * k, ego2global if k == 0 else extrapolated(t_lidar + KEYFRAME_INTERVAL_S * k),
-                                   k, True, lidar_source, "samples", (0, 0)) for k in range(num_keyframes)]
+    lidar_chain = [
+        add_sample_data(
+            "LIDAR_TOP",
+            t_lidar + KEYFRAME_INTERVAL_S * k,
+            ego2global if k == 0 else extrapolated(t_lidar + KEYFRAME_INTERVAL_S * k),
+            k,
+            True,
+            lidar_source,
+            "samples",
+            (0, 0),
+        )
+        for k in range(num_keyframes)
+    ]
     for a, b in zip(lidar_chain, lidar_chain[1:]):
         a["next"], b["prev"] = b["token"], a["token"]
 
@@ -154,14 +241,31 @@ def write_raw_fixture(info_path: str | os.PathLike, out_root: str | os.PathLike,
         instance_token = _token("instance", index)
         tokens = [_token("annotation", index, k) for k in range(num_keyframes)]
         for k, token in enumerate(tokens):
-            tables["sample_annotation"].append({
-                "token": token, "sample_token": sample_tokens[k], "instance_token": instance_token, "visibility_token": "4",
-                "attribute_tokens": [], "translation": (centre + velocity * KEYFRAME_INTERVAL_S * k).tolist(), "size": [w, l, h],
-                "rotation": rotation, "prev": tokens[k - 1] if k else "", "next": tokens[k + 1] if k + 1 < num_keyframes else "",
-                "num_lidar_pts": instance.get("num_lidar_pts", 0), "num_radar_pts": instance.get("num_radar_pts", 0),
-            })
-        tables["instance"].append({"token": instance_token, "category_token": categories[category], "nbr_annotations": num_keyframes,
-                                   "first_annotation_token": tokens[0], "last_annotation_token": tokens[-1]})
+            tables["sample_annotation"].append(
+                {
+                    "token": token,
+                    "sample_token": sample_tokens[k],
+                    "instance_token": instance_token,
+                    "visibility_token": "4",
+                    "attribute_tokens": [],
+                    "translation": (centre + velocity * KEYFRAME_INTERVAL_S * k).tolist(),
+                    "size": [w, l, h],
+                    "rotation": rotation,
+                    "prev": tokens[k - 1] if k else "",
+                    "next": tokens[k + 1] if k + 1 < num_keyframes else "",
+                    "num_lidar_pts": instance.get("num_lidar_pts", 0),
+                    "num_radar_pts": instance.get("num_radar_pts", 0),
+                }
+            )
+        tables["instance"].append(
+            {
+                "token": instance_token,
+                "category_token": categories[category],
+                "nbr_annotations": num_keyframes,
+                "first_annotation_token": tokens[0],
+                "last_annotation_token": tokens[-1],
+            }
+        )
     folder = out_root / VERSION
     folder.mkdir(parents=True, exist_ok=True)
     for name, rows in tables.items():
@@ -170,7 +274,9 @@ def write_raw_fixture(info_path: str | os.PathLike, out_root: str | os.PathLike,
 
 
 if __name__ == "__main__":
-    default_info = Path(__file__).resolve().parents[2] / "../shared/data/nuscenes_sample/n015-2018-07-24-11-22-45+0800.json"
+    default_info = (
+        Path(__file__).resolve().parents[2] / "../shared/data/nuscenes_sample/n015-2018-07-24-11-22-45+0800.json"
+    )
     if len(sys.argv) != 2:
         sys.exit(f"usage: python {Path(__file__).name} OUT_DIR   (reads {default_info})")
     print(write_raw_fixture(default_info, sys.argv[1]))

@@ -78,7 +78,9 @@ def test_box_centre_and_velocity_in_ego_frame(nuscenes_clip, nuscenes_info_json)
     centre_lidar = np.array([i["bbox_3d"][:3] for i in kept])
     centre_back = (invert_se3(lidar2ego)[:3, :3] @ boxes.center.T).T + invert_se3(lidar2ego)[:3, 3]
     np.testing.assert_allclose(centre_back, centre_lidar, atol=1e-3)
-    speed_lidar = np.linalg.norm(np.nan_to_num([i["velocity"] for i in kept]), axis=1)  # nan = unknown -> 0 (as mmdet3d)
+    speed_lidar = np.linalg.norm(
+        np.nan_to_num([i["velocity"] for i in kept]), axis=1
+    )  # nan = unknown -> 0 (as mmdet3d)
     np.testing.assert_allclose(np.linalg.norm(boxes.velocity, axis=1), speed_lidar, atol=1e-2)
     # lidar x right / y forward: a box ahead of the car in lidar +y is ahead in ego +x
     ahead = centre_lidar[:, 1] > 5
@@ -89,7 +91,9 @@ def test_pkl_and_json_give_same_clip(nuscenes_info_json, nuscenes_clip, tmp_path
     pkl = nuscenes_info_json.with_suffix(".pkl")
     clip = DriveClip.open(import_nuscenes_info(pkl, tmp_path / "from_pkl", progress=False)[0])
     reference = DriveClip.open(nuscenes_clip)
-    np.testing.assert_allclose(clip.labels.frames[0].boxes3d.center, reference.labels.frames[0].boxes3d.center, atol=1e-6)
+    np.testing.assert_allclose(
+        clip.labels.frames[0].boxes3d.center, reference.labels.frames[0].boxes3d.center, atol=1e-6
+    )
     np.testing.assert_allclose(clip.world_from_ego, reference.world_from_ego, atol=1e-9)
 
 

@@ -45,11 +45,13 @@ def test_keyframe_matches_info_import(raw_clip, nuscenes_clip):
 def test_sweeps_are_interpolated_by_instance(raw_clip):
     frames = raw_clip.labels.frames
     assert all(len(f.boxes3d) == 68 for f in frames)
+
     # world position of each track at frame i lies on the segment between the two keyframes
     def world_centres(i):
         boxes = frames[i].boxes3d
         pose = raw_clip.world_from_ego[i]
         return {int(t): pose[:3, :3] @ c + pose[:3, 3] for t, c in zip(boxes.track_id, boxes.center)}
+
     first, last = world_centres(0), world_centres(6)
     alpha = (raw_clip.timestamps[3] - raw_clip.timestamps[0]) / (raw_clip.timestamps[6] - raw_clip.timestamps[0])
     for track, centre in world_centres(3).items():
@@ -60,7 +62,9 @@ def test_sweeps_are_interpolated_by_instance(raw_clip):
 
 def test_other_class_and_missing_version(nuscenes_info_json, tmp_path):
     root = write_raw_fixture(nuscenes_info_json, tmp_path / "raw", sweeps_per_interval=1)
-    clip = DriveClip.open(import_nuscenes_raw(root, tmp_path / "clips", version=VERSION, keep_other=True, progress=False)[0])
+    clip = DriveClip.open(
+        import_nuscenes_raw(root, tmp_path / "clips", version=VERSION, keep_other=True, progress=False)[0]
+    )
     assert clip.num_frames == 3 and len(clip.labels.frames[0].boxes3d) == 69 and clip.labels.classes[-1] == "other"
     with pytest.raises(ClipError, match=r"v1.0-trainval: nuScenes table folder not found.*v1.0-fixture"):
         import_nuscenes_raw(root, tmp_path / "x", version="v1.0-trainval")
@@ -73,7 +77,9 @@ def test_dropped_camera_frames_skip_frames_instead_of_repeating_images(nuscenes_
     path = root / VERSION / "sample_data.json"
     rows = json.loads(path.read_text())
     by_token = {r["token"]: r for r in rows}
-    back = sorted((r for r in rows if "CAM_BACK__" in r["filename"] and not r["is_key_frame"]), key=lambda r: r["timestamp"])
+    back = sorted(
+        (r for r in rows if "CAM_BACK__" in r["filename"] and not r["is_key_frame"]), key=lambda r: r["timestamp"]
+    )
     dropped = back[2]  # CAM_BACK loses one sweep: relink its neighbours
     by_token[dropped["prev"]]["next"], by_token[dropped["next"]]["prev"] = dropped["next"], dropped["prev"]
     path.write_text(json.dumps([r for r in rows if r["token"] != dropped["token"]]))

@@ -39,15 +39,35 @@ def test_image_folder_with_camera_yaml_rescaled(small_video, tmp_path):
     folder.mkdir()
     for i in range(5):
         cv2.imwrite(str(folder / f"{i:04d}.png"), np.full((64, 96, 3), 40 * i, np.uint8))
-    calibrated = Camera("dashcam", 192, 128, [[150.0, 0, 97], [0, 151, 63], [0, 0, 1]], distortion_model="radtan",
-                        distortion=[-0.2, 0.05, 0.0, 0.0, 0.0])
+    calibrated = Camera(
+        "dashcam",
+        192,
+        128,
+        [[150.0, 0, 97], [0, 151, 63], [0, 0, 1]],
+        distortion_model="radtan",
+        distortion=[-0.2, 0.05, 0.0, 0.0, 0.0],
+    )
     (tmp_path / "camera.yaml").write_text(yaml.safe_dump(Rig([calibrated]).to_dict()))
-    code = main(["video", str(folder), "--out", str(tmp_path / "clip"), "--fps", "5", "--camera-yaml", str(tmp_path / "camera.yaml"),
-                 "--format", "jpg"])
+    code = main(
+        [
+            "video",
+            str(folder),
+            "--out",
+            str(tmp_path / "clip"),
+            "--fps",
+            "5",
+            "--camera-yaml",
+            str(tmp_path / "camera.yaml"),
+            "--format",
+            "jpg",
+        ]
+    )
     assert code == 0
     clip = DriveClip.open(tmp_path / "clip")
     camera = clip.rig["camera"]
-    np.testing.assert_allclose([camera.K[0, 0], camera.K[1, 2]], [75.0, (63 + 0.5) * 0.5 - 0.5])  # pixel-centre convention
+    np.testing.assert_allclose(
+        [camera.K[0, 0], camera.K[1, 2]], [75.0, (63 + 0.5) * 0.5 - 0.5]
+    )  # pixel-centre convention
     assert camera.distortion_model == "radtan" and camera.distortion[0] == pytest.approx(-0.2)
     np.testing.assert_allclose(clip.timestamps, np.arange(5) / 5)
 
@@ -64,6 +84,8 @@ def test_real_dashcam_video_imports(tmp_path):
 
 
 def test_bad_aspect_camera_yaml_is_refused(small_video, tmp_path):
-    (tmp_path / "camera.yaml").write_text(yaml.safe_dump(Rig([Camera("c", 100, 100, [[99.0, 0, 50], [0, 99, 50], [0, 0, 1]])]).to_dict()))
+    (tmp_path / "camera.yaml").write_text(
+        yaml.safe_dump(Rig([Camera("c", 100, 100, [[99.0, 0, 50], [0, 99, 50], [0, 0, 1]])]).to_dict())
+    )
     with pytest.raises(ClipError, match="same aspect ratio"):
         import_video(small_video, tmp_path / "clip", camera_yaml=tmp_path / "camera.yaml", progress=False)

@@ -17,11 +17,14 @@ def boxes(center, class_id, score=None, size=None, yaw=None, velocity=None) -> d
     """Dict-form box table (the evaluator also accepts perception.labels.Boxes3D)."""
     center = np.asarray(center, float).reshape(-1, 3)
     n = len(center)
-    return {"center": center, "class_id": np.asarray(class_id, int).reshape(n),
-            "size": np.tile([4.0, 2.0, 1.5], (n, 1)) if size is None else np.asarray(size, float).reshape(n, 3),
-            "yaw": np.zeros(n) if yaw is None else np.asarray(yaw, float).reshape(n),
-            "velocity": np.zeros((n, 2)) if velocity is None else np.asarray(velocity, float).reshape(n, 2),
-            "score": np.ones(n) if score is None else np.asarray(score, float).reshape(n)}
+    return {
+        "center": center,
+        "class_id": np.asarray(class_id, int).reshape(n),
+        "size": np.tile([4.0, 2.0, 1.5], (n, 1)) if size is None else np.asarray(size, float).reshape(n, 3),
+        "yaw": np.zeros(n) if yaw is None else np.asarray(yaw, float).reshape(n),
+        "velocity": np.zeros((n, 2)) if velocity is None else np.asarray(velocity, float).reshape(n, 2),
+        "score": np.ones(n) if score is None else np.asarray(score, float).reshape(n),
+    }
 
 
 def random_scene(seed: int, frames: int = 5) -> list[tuple[dict, dict]]:
@@ -30,8 +33,13 @@ def random_scene(seed: int, frames: int = 5) -> list[tuple[dict, dict]]:
     out = []
     for _ in range(frames):
         n = 8
-        gt = boxes(np.c_[rng.uniform(-30, 30, (n, 2)), np.ones(n)], rng.integers(0, 4, n),
-                   size=rng.uniform(0.5, 5, (n, 3)), yaw=rng.uniform(-3, 3, n), velocity=rng.normal(0, 2, (n, 2)))
+        gt = boxes(
+            np.c_[rng.uniform(-30, 30, (n, 2)), np.ones(n)],
+            rng.integers(0, 4, n),
+            size=rng.uniform(0.5, 5, (n, 3)),
+            yaw=rng.uniform(-3, 3, n),
+            velocity=rng.normal(0, 2, (n, 2)),
+        )
         out.append((gt, gt))
     return out
 
@@ -143,8 +151,14 @@ def test_barrier_orientation_period_is_pi() -> None:
 
 def test_accepts_boxes3d() -> None:
     labels = pytest.importorskip("perception.labels")
-    gt = labels.Boxes3D(center=np.array([[5.0, 1.0, 0.5]]), size=np.array([[4.0, 2.0, 1.5]]), yaw=np.array([0.2]),
-                        velocity=np.array([[1.0, 0.0]]), class_id=np.array([0]), score=np.array([1.0], np.float32))
+    gt = labels.Boxes3D(
+        center=np.array([[5.0, 1.0, 0.5]]),
+        size=np.array([[4.0, 2.0, 1.5]]),
+        yaw=np.array([0.2]),
+        velocity=np.array([[1.0, 0.0]]),
+        class_id=np.array([0]),
+        score=np.array([1.0], np.float32),
+    )
     evaluator = BevDetectionEvaluator(["car"])
     evaluator.add_frame(gt, gt)
     assert evaluator.compute()["mAP"] == pytest.approx(1.0)
@@ -170,29 +184,46 @@ def test_equals_nuscenes_devkit_when_installed() -> None:
     frames = []
     for _ in range(20):
         n = int(rng.integers(0, 10))
-        gt = boxes(np.c_[rng.uniform(-40, 40, (n, 2)), np.ones(n)], rng.integers(0, 4, n),
-                   size=rng.uniform(0.5, 5, (n, 3)), yaw=rng.uniform(-3, 3, n), velocity=rng.normal(0, 3, (n, 2)))
+        gt = boxes(
+            np.c_[rng.uniform(-40, 40, (n, 2)), np.ones(n)],
+            rng.integers(0, 4, n),
+            size=rng.uniform(0.5, 5, (n, 3)),
+            yaw=rng.uniform(-3, 3, n),
+            velocity=rng.normal(0, 3, (n, 2)),
+        )
         keep = rng.random(n) > 0.25
         m, fp = int(keep.sum()), int(rng.integers(0, 5))
-        pred = boxes(np.r_[gt["center"][keep] + rng.normal(0, 0.8, (m, 3)), rng.uniform(-40, 40, (fp, 3))],
-                     np.r_[gt["class_id"][keep], rng.integers(0, 4, fp)],
-                     score=np.round(rng.uniform(0, 1, m + fp), 2),
-                     size=np.r_[gt["size"][keep] * rng.uniform(0.8, 1.2, (m, 3)), rng.uniform(0.5, 5, (fp, 3))],
-                     yaw=np.r_[gt["yaw"][keep] + rng.normal(0, 0.3, m), rng.uniform(-3, 3, fp)],
-                     velocity=np.r_[gt["velocity"][keep] + rng.normal(0, 1, (m, 2)), rng.normal(0, 3, (fp, 2))])
+        pred = boxes(
+            np.r_[gt["center"][keep] + rng.normal(0, 0.8, (m, 3)), rng.uniform(-40, 40, (fp, 3))],
+            np.r_[gt["class_id"][keep], rng.integers(0, 4, fp)],
+            score=np.round(rng.uniform(0, 1, m + fp), 2),
+            size=np.r_[gt["size"][keep] * rng.uniform(0.8, 1.2, (m, 3)), rng.uniform(0.5, 5, (fp, 3))],
+            yaw=np.r_[gt["yaw"][keep] + rng.normal(0, 0.3, m), rng.uniform(-3, 3, fp)],
+            velocity=np.r_[gt["velocity"][keep] + rng.normal(0, 1, (m, 2)), rng.normal(0, 3, (fp, 2))],
+        )
         frames.append((pred, gt))
 
     def to_eval_boxes(role: int) -> EvalBoxes:
         eval_boxes = EvalBoxes()
         for f, frame in enumerate(frames):
             t = frame[role]
-            eval_boxes.add_boxes(f"s{f}", [DetectionBox(
-                sample_token=f"s{f}", translation=tuple(t["center"][i]),
-                size=(t["size"][i][1], t["size"][i][0], t["size"][i][2]),
-                rotation=tuple(Quaternion(axis=[0, 0, 1], angle=t["yaw"][i]).elements),
-                velocity=tuple(t["velocity"][i]), ego_translation=tuple(t["center"][i]),
-                detection_name=CLASSES[t["class_id"][i]], detection_score=float(t["score"][i]) if role == 0 else -1.0,
-                attribute_name="") for i in range(len(t["center"]))])
+            eval_boxes.add_boxes(
+                f"s{f}",
+                [
+                    DetectionBox(
+                        sample_token=f"s{f}",
+                        translation=tuple(t["center"][i]),
+                        size=(t["size"][i][1], t["size"][i][0], t["size"][i][2]),
+                        rotation=tuple(Quaternion(axis=[0, 0, 1], angle=t["yaw"][i]).elements),
+                        velocity=tuple(t["velocity"][i]),
+                        ego_translation=tuple(t["center"][i]),
+                        detection_name=CLASSES[t["class_id"][i]],
+                        detection_score=float(t["score"][i]) if role == 0 else -1.0,
+                        attribute_name="",
+                    )
+                    for i in range(len(t["center"]))
+                ],
+            )
         return eval_boxes
 
     evaluator = BevDetectionEvaluator(CLASSES)

@@ -13,8 +13,20 @@ import pytest
 from perception.metrics import CocoDetectionEvaluator, box_iou_xyxy
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "../shared/data"
-STAT_KEYS = ["AP", "AP50", "AP75", "AP_small", "AP_medium", "AP_large", "AR1", "AR10", "AR100",
-             "AR_small", "AR_medium", "AR_large"]
+STAT_KEYS = [
+    "AP",
+    "AP50",
+    "AP75",
+    "AP_small",
+    "AP_medium",
+    "AP_large",
+    "AR1",
+    "AR10",
+    "AR100",
+    "AR_small",
+    "AR_medium",
+    "AR_large",
+]
 
 
 def _random_boxes(rng: np.random.Generator, n: int, image_wh: tuple[int, int]) -> np.ndarray:
@@ -52,11 +64,20 @@ def make_fixture(seed: int, num_images: int = 40, num_classes: int = 4, with_cro
         fp_boxes = _random_boxes(rng, n_fp, (640, 480))
         pred = np.concatenate([tp_boxes, dup_boxes, fp_boxes]).reshape(-1, 4)
         pred_cls = np.concatenate([tp_cls, tp_cls[dup_idx] if len(dup_idx) else [], rng.integers(0, num_classes, n_fp)])
-        scores = np.concatenate([rng.uniform(0.3, 1.0, len(tp_boxes)), rng.uniform(0.05, 0.8, n_dup),
-                                 rng.uniform(0.0, 0.7, n_fp)])
+        scores = np.concatenate(
+            [rng.uniform(0.3, 1.0, len(tp_boxes)), rng.uniform(0.05, 0.8, n_dup), rng.uniform(0.0, 0.7, n_fp)]
+        )
         order = rng.permutation(len(pred))
-        images.append({"pred": pred[order], "scores": scores[order], "pred_cls": pred_cls[order].astype(int),
-                       "gt": gt, "gt_cls": gt_cls, "crowd": crowd})
+        images.append(
+            {
+                "pred": pred[order],
+                "scores": scores[order],
+                "pred_cls": pred_cls[order].astype(int),
+                "gt": gt,
+                "gt_cls": gt_cls,
+                "crowd": crowd,
+            }
+        )
     return images
 
 
@@ -74,12 +95,25 @@ def pycocotools_eval(images: list[dict], num_classes: int, gt_area: list | None 
         for j, (box, cls, crowd) in enumerate(zip(image["gt"], image["gt_cls"], image["crowd"])):
             w, h = box[2] - box[0], box[3] - box[1]
             area = float(w * h) if gt_area is None else gt_area[image_id - 1][j]
-            gt_json["annotations"].append({"id": len(gt_json["annotations"]) + 1, "image_id": image_id,
-                                           "category_id": int(cls) + 1, "bbox": [box[0], box[1], w, h],
-                                           "area": area, "iscrowd": int(crowd)})
+            gt_json["annotations"].append(
+                {
+                    "id": len(gt_json["annotations"]) + 1,
+                    "image_id": image_id,
+                    "category_id": int(cls) + 1,
+                    "bbox": [box[0], box[1], w, h],
+                    "area": area,
+                    "iscrowd": int(crowd),
+                }
+            )
         for box, score, cls in zip(image["pred"], image["scores"], image["pred_cls"]):
-            dets.append({"image_id": image_id, "category_id": int(cls) + 1, "score": float(score),
-                         "bbox": [box[0], box[1], box[2] - box[0], box[3] - box[1]]})
+            dets.append(
+                {
+                    "image_id": image_id,
+                    "category_id": int(cls) + 1,
+                    "score": float(score),
+                    "bbox": [box[0], box[1], box[2] - box[0], box[3] - box[1]],
+                }
+            )
     with contextlib.redirect_stdout(io.StringIO()):
         coco_gt = COCO()
         coco_gt.dataset = gt_json
@@ -96,8 +130,15 @@ def ours(images: list[dict], num_classes: int, gt_area: list | None = None) -> d
     """Run our evaluator on the fixture."""
     evaluator = CocoDetectionEvaluator(num_classes)
     for i, image in enumerate(images):
-        evaluator.add_image(image["pred"], image["scores"], image["pred_cls"], image["gt"], image["gt_cls"],
-                            image["crowd"], gt_area=None if gt_area is None else gt_area[i])
+        evaluator.add_image(
+            image["pred"],
+            image["scores"],
+            image["pred_cls"],
+            image["gt"],
+            image["gt_cls"],
+            image["crowd"],
+            gt_area=None if gt_area is None else gt_area[i],
+        )
     return evaluator.compute()
 
 
@@ -147,15 +188,24 @@ def test_equals_pycocotools_on_nuscenes_sample_gt() -> None:
     images, areas = [], []
     for image_id in image_ids:
         anns = [a for a in coco["annotations"] if a["image_id"] == image_id]
-        gt = np.array([[a["bbox"][0], a["bbox"][1], a["bbox"][0] + a["bbox"][2], a["bbox"][1] + a["bbox"][3]]
-                       for a in anns]).reshape(-1, 4)
+        gt = np.array(
+            [[a["bbox"][0], a["bbox"][1], a["bbox"][0] + a["bbox"][2], a["bbox"][1] + a["bbox"][3]] for a in anns]
+        ).reshape(-1, 4)
         gt_cls = np.array([a["category_id"] - 1 for a in anns], dtype=int)
         keep = rng.random(len(gt)) > 0.15
         pred = np.concatenate([_perturb(rng, gt[keep], 0.06), _random_boxes(rng, 3, (1600, 900))])
         pred_cls = np.concatenate([gt_cls[keep], rng.integers(0, 10, 3)])
         scores = np.concatenate([rng.uniform(0.2, 1.0, keep.sum()), rng.uniform(0.0, 0.6, 3)])
-        images.append({"pred": pred, "scores": scores, "pred_cls": pred_cls, "gt": gt, "gt_cls": gt_cls,
-                       "crowd": np.zeros(len(gt), bool)})
+        images.append(
+            {
+                "pred": pred,
+                "scores": scores,
+                "pred_cls": pred_cls,
+                "gt": gt,
+                "gt_cls": gt_cls,
+                "crowd": np.zeros(len(gt), bool),
+            }
+        )
         areas.append([a["area"] for a in anns])
     stats, coco_eval = pycocotools_eval(images, 10, gt_area=areas)
     result = ours(images, 10, gt_area=areas)

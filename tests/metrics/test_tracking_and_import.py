@@ -16,8 +16,10 @@ REPO = Path(__file__).resolve().parents[2]
 def test_video_box_ap50_hand_computed() -> None:
     """Frame 0: GT hit (score .9). Frame 1: FP (score .8), GT hit (score .7): same curve as det2d's hand case."""
     gt = [{"xyxy": [[0, 0, 10, 10]], "class_id": [0]}, {"xyxy": [[100, 100, 120, 120]], "class_id": [0]}]
-    pred = [{"xyxy": [[0, 0, 10, 10]], "class_id": [0], "score": [0.9]},
-            {"xyxy": [[50, 50, 60, 60], [101, 100, 121, 120]], "class_id": [0, 0], "score": [0.8, 0.7]}]
+    pred = [
+        {"xyxy": [[0, 0, 10, 10]], "class_id": [0], "score": [0.9]},
+        {"xyxy": [[50, 50, 60, 60], [101, 100, 121, 120]], "class_id": [0, 0], "score": [0.8, 0.7]},
+    ]
     result = video_box_ap(pred, gt, ["person"])
     assert result["AP"] == pytest.approx((51 + 50 * 2 / 3) / 101, abs=1e-12)
     assert result["AR"] == pytest.approx(1.0)

@@ -34,9 +34,10 @@ def expected_shapes(model: BevVideoNet, batch: int, cams: int) -> dict[str, tupl
     cfg = model.config()
     rows, cols = BevVideoNet.bev_shape_of(cfg)
     hs = cfg["head_stride"]
-    h, w = (cfg["image_size"][0] + cfg["image_stride"] - 1) // cfg["image_stride"], (
-        cfg["image_size"][1] + cfg["image_stride"] - 1
-    ) // cfg["image_stride"]
+    h, w = (
+        (cfg["image_size"][0] + cfg["image_stride"] - 1) // cfg["image_stride"],
+        (cfg["image_size"][1] + cfg["image_stride"] - 1) // cfg["image_stride"],
+    )
     shapes: dict[str, tuple[int, ...]] = {}
     if cfg["detection3d_classes"]:
         k = len(cfg["detection3d_classes"])

@@ -56,7 +56,12 @@ def _centres_project_into_boxes(clip: DriveClip) -> int:
                 uv, depth = clip.rig[name].project(transform_points(camera_from_ego, boxes3d.center[match]))
                 assert depth[0] > 0
                 u, v = uv[0]
-                assert xyxy[0] - 1.5 <= u <= xyxy[2] + 1.5 and xyxy[1] - 1.5 <= v <= xyxy[3] + 1.5, (name, track, uv, xyxy)
+                assert xyxy[0] - 1.5 <= u <= xyxy[2] + 1.5 and xyxy[1] - 1.5 <= v <= xyxy[3] + 1.5, (
+                    name,
+                    track,
+                    uv,
+                    xyxy,
+                )
                 checked += 1
     return checked
 
@@ -128,30 +133,54 @@ def test_same_seed_same_clip_different_seed_different_clip(tmp_path: Path) -> No
     images_c, labels_c = content(paths[2])
     assert labels_a == labels_b
     assert all(np.array_equal(a, b) for a, b in zip(images_a, images_b))
-    assert np.load(paths[0] / "labels_bev.npz")["data"].tobytes() == np.load(paths[1] / "labels_bev.npz")["data"].tobytes()
+    assert (
+        np.load(paths[0] / "labels_bev.npz")["data"].tobytes() == np.load(paths[1] / "labels_bev.npz")["data"].tobytes()
+    )
     assert labels_a["frames"] != labels_c["frames"]
     assert not np.array_equal(images_a[0], images_c[0])
 
 
 def test_occluded_object_has_visibility_below_one() -> None:
     """Two boxes straight ahead of a camera: the far one is partly hidden by the near one."""
+    from perception.sim.ground import GroundTexture
     from perception.sim.look import Look
     from perception.sim.meshes import MeshBuilder
     from perception.sim.render import SceneBatch, camera_look, camera_setup, render_camera
-    from perception.sim.ground import GroundTexture
 
     camera = _rig("front_1cam")["front"]
     near, far = MeshBuilder(), MeshBuilder()
     near.box((0, 0), 0.0, (1.0, 1.0, 1.0), (200, 50, 50))
     far.box((0, 0), 0.0, (4.0, 2.0, 1.6), (50, 50, 200))
     batch = SceneBatch.build([near.build(1), far.build(1)], [1, 2])
-    look = Look(np.array([0.3, 0.2, 0.9]), 0.5, 0.5, 1.0, np.ones(3), np.array([200.0, 150, 100]),
-                np.array([230.0, 220, 200]), 1000.0, 0.0, 0.0, False, "day")
+    look = Look(
+        np.array([0.3, 0.2, 0.9]),
+        0.5,
+        0.5,
+        1.0,
+        np.ones(3),
+        np.array([200.0, 150, 100]),
+        np.array([230.0, 220, 200]),
+        1000.0,
+        0.0,
+        0.0,
+        False,
+        "day",
+    )
     ground = GroundTexture(np.full((10, 10, 3), 90, np.uint8), 0.0, -50.0, -50.0, 10.0, (90.0, 90.0, 90.0))
     rng = np.random.default_rng(0)
     poses = np.stack([se3(np.eye(3), [8.0, 0.3, 0.0]), se3(np.eye(3), [16.0, 0.0, 0.0])])
-    result = render_camera(camera_setup(camera), look, camera_look(camera_setup(camera), look, rng), ground, np.eye(4),
-                           batch, poses, poses[:, :3, :3], np.ones(2, bool), rng)
+    result = render_camera(
+        camera_setup(camera),
+        look,
+        camera_look(camera_setup(camera), look, rng),
+        ground,
+        np.eye(4),
+        batch,
+        poses,
+        poses[:, :3, :3],
+        np.ones(2, bool),
+        rng,
+    )
     visible_near, visible_far = result.visible_pixels[1], result.visible_pixels[2]
     assert visible_near == result.silhouettes[1][0]  # nothing in front of the near box
     assert 0 < visible_far < result.silhouettes[2][0]  # the far box is partly hidden
@@ -165,8 +194,9 @@ def test_capture_offset_is_honoured_by_camera_from_ego(tmp_path: Path) -> None:
     """Cameras captured 35 ms apart (5 Hz frames): boxes projected with clip.camera_from_ego land on the rendered
     2D boxes, while the static rig transform misses them (the ego and the actors moved in between)."""
     path = tmp_path / "timed"
-    generate_clip(path, _rig("nuscenes_like_6cam"), frames=3, fps=5.0, seed=26, capture_offset=0.035,
-                  num_actors=(14, 20))
+    generate_clip(
+        path, _rig("nuscenes_like_6cam"), frames=3, fps=5.0, seed=26, capture_offset=0.035, num_actors=(14, 20)
+    )
     clip = DriveClip.open(path)
     assert clip.camera_timestamps["back_right"][1] - clip.timestamps[1] == pytest.approx(0.175)
     timed, static = [], []
@@ -209,8 +239,20 @@ def test_synth_cli_writes_openable_clips_and_resumes(tmp_path: Path) -> None:
     from perception.cli import main
 
     out = tmp_path / "dataset"
-    argv = ["synth", "--rig", str(RIGS / "front_1cam.yaml"), "--clips", "2", "--frames", "2", "--out", str(out),
-            "--seed", "4", "--quiet"]
+    argv = [
+        "synth",
+        "--rig",
+        str(RIGS / "front_1cam.yaml"),
+        "--clips",
+        "2",
+        "--frames",
+        "2",
+        "--out",
+        str(out),
+        "--seed",
+        "4",
+        "--quiet",
+    ]
     assert main(argv) == 0
     clips = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))
     assert clips == ["clip_0000", "clip_0001"]

@@ -10,12 +10,21 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data"))
 
-from clip_factory import make_clip  # noqa: E402
+from clip_factory import make_clip
 
 TINY_OVERRIDES = {
-    "backbone": "resnet18", "backbone_stages": 2, "image_channels": 16, "image_stride": 8, "image_size": [64, 96],
-    "x_range": [-24.0, 24.0], "y_range": [-24.0, 24.0], "resolution": 2.0, "num_heights": 2,
-    "bev_channels": 16, "bev_blocks": 1, "head_channels": 16,
+    "backbone": "resnet18",
+    "backbone_stages": 2,
+    "image_channels": 16,
+    "image_stride": 8,
+    "image_size": [64, 96],
+    "x_range": [-24.0, 24.0],
+    "y_range": [-24.0, 24.0],
+    "resolution": 2.0,
+    "num_heights": 2,
+    "bev_channels": 16,
+    "bev_blocks": 1,
+    "head_channels": 16,
 }
 
 
@@ -31,15 +40,39 @@ def clip_root(tmp_path_factory) -> Path:
 def write_config(path: Path, clip_root: Path, cache: Path, **data_overrides) -> Path:
     config = {
         "seed_everything": 0,
-        "model": {"model_name": "bev_tiny", "model_overrides": TINY_OVERRIDES, "lr": 0.002, "ema_decay": 0.9,
-                  "schedule": "cosine", "warmup_steps": 1},
-        "data": {"train": str(clip_root / "train"), "val": str(clip_root / "val"), "test": str(clip_root / "val"),
-                 "predict": str(clip_root / "val"), "window": 2, "batch_size": 1, "num_workers": 0,
-                 "cache_dir": str(cache), "image_augmentation": {"scale_range": [0.9, 1.1], "color_jitter_prob": 0.5},
-                 "bev_augmentation": {"rotation_deg": 10.0, "flip_y_prob": 0.5}, **data_overrides},
-        "trainer": {"accelerator": "cpu", "devices": 1, "precision": "32-true", "max_epochs": 10, "gradient_clip_val": 5.0,
-                    "log_every_n_steps": 1, "use_distributed_sampler": False, "enable_progress_bar": False,
-                    "enable_model_summary": False, "logger": True},
+        "model": {
+            "model_name": "bev_tiny",
+            "model_overrides": TINY_OVERRIDES,
+            "lr": 0.002,
+            "ema_decay": 0.9,
+            "schedule": "cosine",
+            "warmup_steps": 1,
+        },
+        "data": {
+            "train": str(clip_root / "train"),
+            "val": str(clip_root / "val"),
+            "test": str(clip_root / "val"),
+            "predict": str(clip_root / "val"),
+            "window": 2,
+            "batch_size": 1,
+            "num_workers": 0,
+            "cache_dir": str(cache),
+            "image_augmentation": {"scale_range": [0.9, 1.1], "color_jitter_prob": 0.5},
+            "bev_augmentation": {"rotation_deg": 10.0, "flip_y_prob": 0.5},
+            **data_overrides,
+        },
+        "trainer": {
+            "accelerator": "cpu",
+            "devices": 1,
+            "precision": "32-true",
+            "max_epochs": 10,
+            "gradient_clip_val": 5.0,
+            "log_every_n_steps": 1,
+            "use_distributed_sampler": False,
+            "enable_progress_bar": False,
+            "enable_model_summary": False,
+            "logger": True,
+        },
     }
     path.write_text(yaml.safe_dump(config))
     return path

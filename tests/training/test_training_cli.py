@@ -40,10 +40,23 @@ def test_fit_validate_predict(tiny_config: Path, tmp_path: Path) -> None:
     assert meta["classes"]["segmentation"] == ["drivable", "lane"]
     # validate and predict from the Lightning checkpoint
     ckpt = str(root / "checkpoints" / "last.ckpt")
-    assert run_cli(["validate", "-c", str(tiny_config), f"--ckpt_path={ckpt}", f"--trainer.default_root_dir={root}"]) == 0
+    assert (
+        run_cli(["validate", "-c", str(tiny_config), f"--ckpt_path={ckpt}", f"--trainer.default_root_dir={root}"]) == 0
+    )
     out = tmp_path / "predicted"
-    assert run_cli(["predict", "-c", str(tiny_config), f"--ckpt_path={ckpt}", f"--trainer.default_root_dir={root}",
-                    f"--predict_writer.output_dir={out}"]) == 0
+    assert (
+        run_cli(
+            [
+                "predict",
+                "-c",
+                str(tiny_config),
+                f"--ckpt_path={ckpt}",
+                f"--trainer.default_root_dir={root}",
+                f"--predict_writer.output_dir={out}",
+            ]
+        )
+        == 0
+    )
     labels = ClipLabels.load(out / "clip_val" / "labels.json", camera_names=["front", "left"])
     assert labels.provenance["source"] == "model" and len(labels.frames) == 3
     assert labels.bev is not None and labels.bev.data.shape == (3, 2, 24, 24)
@@ -51,13 +64,22 @@ def test_fit_validate_predict(tiny_config: Path, tmp_path: Path) -> None:
 
 
 def test_resume_continues_exactly(tiny_config: Path, tmp_path: Path) -> None:
-    common = ["-c", str(tiny_config), "--model.schedule_steps=4", "--data.val=null", "--trainer.limit_val_batches=0",
-              "--model.export_on_fit_end=false"]
+    common = [
+        "-c",
+        str(tiny_config),
+        "--model.schedule_steps=4",
+        "--data.val=null",
+        "--trainer.limit_val_batches=0",
+        "--model.export_on_fit_end=false",
+    ]
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
     assert run_cli(["fit", *common, "--trainer.max_steps=4", f"--trainer.default_root_dir={straight}"]) == 0
     assert run_cli(["fit", *common, "--trainer.max_steps=2", f"--trainer.default_root_dir={resumed}"]) == 0
     half = _state(resumed / "checkpoints" / "last.ckpt")
-    assert run_cli(["fit", *common, "--trainer.max_steps=4", f"--trainer.default_root_dir={resumed}", "--ckpt_path=last"]) == 0
+    assert (
+        run_cli(["fit", *common, "--trainer.max_steps=4", f"--trainer.default_root_dir={resumed}", "--ckpt_path=last"])
+        == 0
+    )
     a, b = _state(straight / "checkpoints" / "last.ckpt"), _state(resumed / "checkpoints" / "last.ckpt")
     assert a.keys() == b.keys()
     for key in a:

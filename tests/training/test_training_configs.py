@@ -24,14 +24,31 @@ def test_cam2d_single_camera_no_bev(tiny_config: Path, tmp_path: Path) -> None:
     """Only YAML changes: a 2D-only preset, one camera, T=1, another backbone size."""
     config = yaml.safe_load(tiny_config.read_text())
     config["model"]["model_name"] = "cam2d"
-    config["model"]["model_overrides"] = {"backbone": "resnet18", "backbone_stages": 2, "image_channels": 16,
-                                          "head_channels": 16, "image_size": [64, 96]}
+    config["model"]["model_overrides"] = {
+        "backbone": "resnet18",
+        "backbone_stages": 2,
+        "image_channels": 16,
+        "head_channels": 16,
+        "image_size": [64, 96],
+    }
     config["data"].update({"cameras": ["front"], "window": 1})
     path = tmp_path / "cam2d.yaml"
     path.write_text(yaml.safe_dump(config))
     root = tmp_path / "run"
-    assert run_cli(["fit", "-c", str(path), "--trainer.max_steps=2", "--trainer.limit_val_batches=2",
-                    "--trainer.val_check_interval=2", f"--trainer.default_root_dir={root}"]) == 0
+    assert (
+        run_cli(
+            [
+                "fit",
+                "-c",
+                str(path),
+                "--trainer.max_steps=2",
+                "--trainer.limit_val_batches=2",
+                "--trainer.val_check_interval=2",
+                f"--trainer.default_root_dir={root}",
+            ]
+        )
+        == 0
+    )
     metrics = sorted((root / "logs" / "version_0" / "metrics").glob("val_*.json"))
     report = yaml.safe_load(metrics[-1].read_text())
     assert set(report) == {"detection2d"}

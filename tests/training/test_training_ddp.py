@@ -16,9 +16,21 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.mark.slow
 def test_ddp_two_cpu_processes(tiny_config: Path, tmp_path: Path) -> None:
     root = tmp_path / "ddp"
-    command = [sys.executable, "-m", "perception", "fit", "-c", str(tiny_config), "--trainer.strategy=ddp",
-               "--trainer.devices=2", "--trainer.accelerator=cpu", "--trainer.max_steps=2", "--data.val=null",
-               "--trainer.limit_val_batches=0", f"--trainer.default_root_dir={root}"]
+    command = [
+        sys.executable,
+        "-m",
+        "perception",
+        "fit",
+        "-c",
+        str(tiny_config),
+        "--trainer.strategy=ddp",
+        "--trainer.devices=2",
+        "--trainer.accelerator=cpu",
+        "--trainer.max_steps=2",
+        "--data.val=null",
+        "--trainer.limit_val_batches=0",
+        f"--trainer.default_root_dir={root}",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]

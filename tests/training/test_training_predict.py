@@ -20,8 +20,15 @@ def test_predict_state_flows_across_windows(tmp_path: Path) -> None:
     torch.manual_seed(0)
     module = PerceptionModule(model_name="bev_tiny", model_overrides=TINY_OVERRIDES, ema_decay=None).eval()
     clip = DriveClip.open(make_clip(tmp_path / "clip", frames=4))
-    dataset = ClipWindowDataset([clip], cameras=["front", "left"], spec=module.spec, window=2, stride=2,
-                                cache=FrameCache(tmp_path / "cache"), with_targets=False)
+    dataset = ClipWindowDataset(
+        [clip],
+        cameras=["front", "left"],
+        spec=module.spec,
+        window=2,
+        stride=2,
+        cache=FrameCache(tmp_path / "cache"),
+        with_targets=False,
+    )
     assert dataset.windows == [(0, 0), (0, 2)]
     first, second = (default_collate([dataset[i]]) for i in range(2))
     # the window starting at frame 2 still knows the ego motion from frame 1
