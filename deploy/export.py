@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from deploy.metadata import METADATA_SCHEMA_VERSION, set_metadata, tensor_spec
+from perception import model_input
 from perception.rig import Rig
 
 LOG = logging.getLogger(__name__)
@@ -243,14 +244,14 @@ def build_metadata(
             [1, n, height, width, 3],
             "uint8",
             f"camera images in 'cameras' order, BGR as decoded by OpenCV, resized to {width}x{height} "
-            "(cv2.INTER_AREA when the source is taller, else INTER_LINEAR); the graph converts to RGB float",
+            f"({model_input.RESIZE_RULE}); the graph converts to RGB float",
             units="pixel value 0..255",
         ),
         tensor_spec(
             "intrinsics",
             [1, n, 3, 3],
             "float32",
-            "K of each camera for the resized HxW image (rig K scaled by W/w, H/h)",
+            f"K of each camera for the resized HxW image ({model_input.INTRINSICS_RULE})",
             frame="image",
             units="pixels",
         ),
@@ -262,7 +263,12 @@ def build_metadata(
             frame="ego (x fwd, y left, z up) -> OpenCV camera",
             units="metres",
         ),
-        tensor_spec("distortion", [1, n, 5], "float32", "OpenCV radtan k1, k2, p1, p2, k3 (zeros = pinhole)"),
+        tensor_spec(
+            "distortion",
+            [1, n, len(model_input.MODEL_DISTORTION_COEFFICIENTS)],
+            "float32",
+            f"OpenCV radtan {', '.join(model_input.MODEL_DISTORTION_COEFFICIENTS)} (zeros = pinhole)",
+        ),
         tensor_spec("camera_valid", [1, n], "float32", "1 = camera image present, 0 = missing (features masked)"),
         tensor_spec(
             "prev_state",
@@ -354,11 +360,7 @@ def build_metadata(
             "std": config["pixel_std"],
             "formula": "(rgb - mean) / std, inside the model",
         },
-        "preprocess": {
-            "resize": "cv2.resize to (W, H): INTER_AREA if source height > H else INTER_LINEAR",
-            "intrinsics": "Camera.resized(W, H).K",
-            "distortion": "radtan k1,k2,p1,p2,k3",
-        },
+        "preprocess": model_input.describe((height, width)),
         "model": {
             "name": model_name or "BevVideoNet",
             "class": type(model).__name__,

@@ -105,6 +105,7 @@ class DriveClip:
         pose_times: np.ndarray,
         pose_stream: np.ndarray,
         labels_path: Path | None = None,
+        missing: dict[str, str] | None = None,
     ) -> None:
         self.path = Path(path)
         self.rig = rig
@@ -116,14 +117,23 @@ class DriveClip:
         self._pose_stream = pose_stream
         self._labels_path = labels_path
         self._labels: ClipLabels | None = None
+        self.missing: dict[str, str] = dict(missing or {})  # lenient clips: camera -> why it has no usable video
 
     # ------------------------------------------------------------------ opening
     @classmethod
-    def open(cls, path: str | os.PathLike, labels_path: str | os.PathLike | None = None) -> DriveClip:
+    def open(
+        cls, path: str | os.PathLike, labels_path: str | os.PathLike | None = None, *, lenient: bool = False
+    ) -> DriveClip:
         """Open and check a clip folder (rig, timing table, camera files, frame counts).
 
         ``labels_path`` reads labels from another file (e.g. pseudo-labels written by ``autolabel`` elsewhere)
         instead of the clip's own ``labels.json``.
+
+        ``lenient=True`` (the in-vehicle runtime, which must keep going on the cameras it has): a camera whose video
+        is absent, unreadable or of another size than rig.yaml says is left out of ``sources`` and reported with the
+        reason in ``missing`` instead of failing; a video holding fewer frames than frames.csv is kept (``frames``
+        and readers report where it ends); a camera without a ``t_<camera>`` column in frames.csv is taken to be
+        captured at the frame's reference time. Rig, timing table and poses are checked as strictly as ever.
         """
         path = Path(path)
         if not path.is_dir():
@@ -132,7 +142,7 @@ class DriveClip:
             rig = Rig.load(path / "rig.yaml")
         except RigError as error:
             raise ClipError(str(error)) from error
-        camera_columns = [f"t_{name}" for name in rig.names]
+        camera_columns = [] if lenient else [f"t_{name}" for name in rig.names]
         header, table = _read_table(path / "frames.csv", ["index", "timestamp", *POSE_COLUMNS, *camera_columns])
         column = {name: i for i, name in enumerate(header)}
         if len(table) == 0:
@@ -140,7 +150,9 @@ class DriveClip:
         if not np.array_equal(table[:, column["index"]], np.arange(len(table))):
             raise ClipError(f"{path / 'frames.csv'}: column 'index': expected 0..{len(table) - 1} in order")
         timestamps = table[:, column["timestamp"]]
-        camera_timestamps = {name: table[:, column[f"t_{name}"]] for name in rig.names}
+        camera_timestamps = {
+            name: table[:, column[f"t_{name}"]] if f"t_{name}" in column else timestamps for name in rig.names
+        }
         for name, values in [("timestamp", timestamps), *[(f"t_{n}", v) for n, v in camera_timestamps.items()]]:
             bad = np.nonzero(np.diff(values) <= 0)[0]
             if len(bad):
@@ -159,15 +171,19 @@ class DriveClip:
             if np.any(np.diff(pose_times) <= 0):
                 raise ClipError(f"{path / 'poses.csv'}: column 'timestamp': expected distinct times, found duplicates")
             pose_stream = np.stack([_pose_from_row(r) for r in pose_table[order][:, [pc[c] for c in POSE_COLUMNS]]])
-        sources = {}
+        sources, missing = {}, {}
         for name in rig.names:
             source = camera_source(path, name)
             if source is None:
-                raise ClipError(
+                problem = (
                     f"{path}: camera {name!r} of rig.yaml has no video: expected cameras/{name}.mp4 "
                     f"(or {'/'.join(VIDEO_EXTENSIONS)}) or an image folder cameras/{name}/"
                 )
-            sources[name] = source
+                if not lenient:
+                    raise ClipError(problem)
+                missing[name] = problem
+            else:
+                sources[name] = source
         if labels_path is not None:
             labels_path = Path(labels_path)
             if not labels_path.is_file():
@@ -175,9 +191,26 @@ class DriveClip:
         else:
             labels_path = path / "labels.json" if (path / "labels.json").is_file() else None
         clip = cls(
-            path, rig, sources, timestamps, world_from_ego, camera_timestamps, pose_times, pose_stream, labels_path
+            path,
+            rig,
+            sources,
+            timestamps,
+            world_from_ego,
+            camera_timestamps,
+            pose_times,
+            pose_stream,
+            labels_path,
+            missing,
         )
-        clip.validate(deep=False)
+        if not lenient:
+            clip.validate(deep=False)
+            return clip
+        for name in list(clip.sources):
+            try:
+                clip._check_source(name, deep=False, frame_count=False)
+            except ClipError as error:
+                clip.missing[name] = str(error)
+                del clip.sources[name]
         return clip
 
     @classmethod
@@ -236,16 +269,23 @@ class DriveClip:
         alpha = (t - times[i]) / (times[i + 1] - times[i])
         return interpolate_pose(poses[i], poses[i + 1], float(alpha))
 
-    def camera_from_ego(self, frame_index: int, camera: str) -> np.ndarray:
-        """Maps ego-frame points at the frame's reference time into ``camera`` at its own capture time."""
-        t_camera = float(self.camera_timestamps[camera][frame_index])
+    @property
+    def frame_period_s(self) -> float:
+        """Median interval between frame reference times (s); 0.05 for a one-frame clip."""
+        return float(np.median(np.diff(self.timestamps))) if self.num_frames > 1 else 0.05
+
+    def camera_from_ego(self, frame_index: int, camera: str, capture_time: float | None = None) -> np.ndarray:
+        """Maps ego-frame points at the frame's reference time into ``camera`` at its own capture time
+        (frames.csv's ``t_<camera>``, or ``capture_time`` in s when given, e.g. a late frame of another index)."""
+        t_camera = float(self.camera_timestamps[camera][frame_index] if capture_time is None else capture_time)
         ego_at_camera_from_world = invert_se3(self.pose_at(t_camera))
         return self.rig[camera].camera_from_ego @ ego_at_camera_from_world @ self.world_from_ego[frame_index]
 
     # ------------------------------------------------------------------ frames
     def frames(self, cameras: Sequence[str] | None = None, start: int = 0, stop: int | None = None) -> Iterator[Frame]:
         """Stream frames ``start``..``stop`` of the given cameras (all by default), decoding sequentially."""
-        cameras = list(cameras or self.rig.names)
+        cameras = list(cameras or self.sources)
+        self._require_sources(cameras)
         stop = self.num_frames if stop is None else min(stop, self.num_frames)
         readers = [VideoReader(self.sources[name]) for name in cameras]
         iterators = [iter(reader) for reader in readers]
@@ -272,14 +312,23 @@ class DriveClip:
         """Random access to one frame (seeks in every camera's video)."""
         if not 0 <= index < self.num_frames:
             raise IndexError(f"{self.path}: frame {index} out of range 0..{self.num_frames - 1}")
+        cameras = list(cameras or self.sources)
+        self._require_sources(cameras)
         images = {}
-        for name in cameras or self.rig.names:
+        for name in cameras:
             with VideoReader(self.sources[name]) as reader:
                 try:
                     images[name] = reader.read(index)
                 except VideoError as error:
                     raise ClipError(str(error)) from error
         return self._frame(index, images)
+
+    def _require_sources(self, cameras: Sequence[str]) -> None:
+        """``ClipError`` naming the reason when a requested camera has no usable video (lenient clips)."""
+        for name in cameras:
+            if name not in self.sources:
+                reason = self.missing.get(name, f"not a camera of rig.yaml (cameras: {self.rig.names})")
+                raise ClipError(f"{self.path}: camera {name!r} cannot be read: {reason}")
 
     def _frame(self, index: int, images: dict[str, np.ndarray]) -> Frame:
         return Frame(
@@ -293,34 +342,39 @@ class DriveClip:
     # ------------------------------------------------------------------ checks
     def validate(self, deep: bool = False) -> None:
         """Check camera files against frames.csv; ``deep`` decodes every frame to find truncation."""
-        for name, source in self.sources.items():
-            camera = self.rig[name]
-            try:
-                with VideoReader(source) as reader:
-                    if (reader.width, reader.height) != (camera.width, camera.height):
-                        raise ClipError(
-                            f"{source}: frame size {reader.width}x{reader.height} differs from rig.yaml camera "
-                            f"{name!r} ({camera.width}x{camera.height})"
-                        )
-                    declared = reader.frame_count
-                    if declared > 0 and declared != self.num_frames:
-                        raise ClipError(f"{source}: holds {declared} frames but frames.csv lists {self.num_frames}")
-                    if deep:
-                        decoded = 0
-                        try:
-                            for _ in reader:
-                                decoded += 1
-                        except VideoError as error:
-                            raise ClipError(str(error)) from error
-                        if decoded != self.num_frames:
-                            raise ClipError(
-                                f"{source}: decoded {decoded} frames but frames.csv lists {self.num_frames} "
-                                f"(last good frame: {decoded - 1})"
-                            )
-            except VideoError as error:
-                raise ClipError(str(error)) from error
+        for name in self.sources:
+            self._check_source(name, deep=deep)
         if deep:
             _ = self.labels
+
+    def _check_source(self, name: str, *, deep: bool, frame_count: bool = True) -> None:
+        """``ClipError`` unless camera ``name``'s video opens, has the rig's frame size and (``frame_count``) holds
+        as many frames as frames.csv lists (by its header; ``deep``: by decoding every frame)."""
+        source, camera = self.sources[name], self.rig[name]
+        try:
+            with VideoReader(source) as reader:
+                if (reader.width, reader.height) != (camera.width, camera.height):
+                    raise ClipError(
+                        f"{source}: frame size {reader.width}x{reader.height} differs from rig.yaml camera "
+                        f"{name!r} ({camera.width}x{camera.height})"
+                    )
+                declared = reader.frame_count
+                if frame_count and declared > 0 and declared != self.num_frames:
+                    raise ClipError(f"{source}: holds {declared} frames but frames.csv lists {self.num_frames}")
+                if deep:
+                    decoded = 0
+                    try:
+                        for _ in reader:
+                            decoded += 1
+                    except VideoError as error:
+                        raise ClipError(str(error)) from error
+                    if frame_count and decoded != self.num_frames:
+                        raise ClipError(
+                            f"{source}: decoded {decoded} frames but frames.csv lists {self.num_frames} "
+                            f"(last good frame: {decoded - 1})"
+                        )
+        except VideoError as error:
+            raise ClipError(str(error)) from error
 
 
 def find_clips(root: str | os.PathLike) -> list[Path]:

@@ -341,3 +341,27 @@ class Rig:
         import yaml
 
         atomic_write_text(Path(path), yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=None))
+
+
+RING_NAMES = ("front", "front_left", "back_left", "back", "back_right", "front_right")
+
+
+def ring_rig(
+    *, num_cameras: int = 6, width: int = 384, height: int = 224, hfov_deg: float = 80.0, mount_height_m: float = 1.6
+) -> Rig:
+    """A synthetic rig of pinhole cameras evenly spaced in yaw (0 = forward, counter-clockwise), looking outwards.
+
+    Cameras sit 0.5 m out from (1.0, 0, ``mount_height_m``) metres in the ego frame; the focal length gives
+    ``hfov_deg`` horizontally; six cameras are named ``RING_NAMES``, other counts ``cam0``, ``cam1``, ..."""
+    focal = 0.5 * width / np.tan(np.radians(hfov_deg) / 2)
+    K = np.array([[focal, 0.0, width / 2 - 0.5], [0.0, focal, height / 2 - 0.5], [0.0, 0.0, 1.0]])
+    names = RING_NAMES if num_cameras == 6 else tuple(f"cam{i}" for i in range(num_cameras))
+    cameras = []
+    for i, name in enumerate(names):
+        yaw = 2 * np.pi * i / num_cameras
+        forward = np.array([np.cos(yaw), np.sin(yaw), 0.0])
+        right = np.array([np.sin(yaw), -np.cos(yaw), 0.0])
+        down = np.array([0.0, 0.0, -1.0])
+        position = np.array([1.0, 0.0, mount_height_m]) + 0.5 * forward
+        cameras.append(Camera(name, width, height, K, se3(np.stack([right, down, forward], axis=1), position)))
+    return Rig(cameras)

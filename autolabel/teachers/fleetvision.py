@@ -1,7 +1,8 @@
 """A fleetvision checkpoint (``perception.training.load_model_checkpoint``) as a teacher.
 
 3D (BEV detection head) on multi-camera clips: the temporal BEV model runs over the clip frame by frame carrying its
-state: each frame's images are resized to the model's image size (intrinsics scaled), placed with
+state: each frame's images are prepared exactly as in training (``perception.model_input``: resize rule, RGB,
+intrinsics scaled, lens model as the model's distortion input), placed with
 ``clip.camera_from_ego(frame, camera)`` (per-camera capture time honoured), and the ego motion
 ``prev_from_curr = inv(world_from_ego[t-1]) @ world_from_ego[t]`` warps the previous state; the decoded boxes are in
 the ego frame of each frame. 2D (per-camera detection head): ``predict_batch`` on single images, boxes mapped back
@@ -20,22 +21,9 @@ from autolabel.teachers.base import Teacher
 from perception.clip import ClipError
 from perception.geometry import invert_se3
 from perception.labels import Boxes3D
+from perception.model_input import UnsupportedDistortionError, model_distortion, model_intrinsics, prepare_image
 
 __all__ = ["FleetvisionTeacher"]
-
-
-def _radtan5(camera) -> np.ndarray:
-    """Camera distortion as the model's radtan (k1, k2, p1, p2, k3); zeros for 'none'."""
-    out = np.zeros(5, np.float32)
-    if camera.distortion_model == "none" or not np.any(camera.distortion):
-        return out
-    if camera.distortion_model != "radtan":
-        raise ClipError(
-            f"camera {camera.name!r}: distortion model {camera.distortion_model!r} is not supported by the "
-            "BEV model (radtan only): undistort first"
-        )
-    out[: min(5, len(camera.distortion))] = camera.distortion[:5]
-    return out
 
 
 class FleetvisionTeacher(Teacher):
@@ -82,8 +70,6 @@ class FleetvisionTeacher(Teacher):
         return self.predicts_3d and any(name in clip.rig.names for name in self.cameras)
 
     def _inputs(self, clip, frame) -> dict:
-        import cv2
-
         torch = self.torch
         height, width = self.image_size
         present = [name for name in self.cameras if name in frame.images]
@@ -101,11 +87,13 @@ class FleetvisionTeacher(Teacher):
             if name not in frame.images:
                 continue
             camera = clip.rig[name]
-            rgb = cv2.resize(frame.images[name], (width, height), interpolation=cv2.INTER_AREA)[..., ::-1]
-            images[0, i] = rgb.transpose(2, 0, 1)
-            intrinsics[0, i] = camera.resized(width, height).K
+            try:
+                distortion[0, i] = model_distortion(camera, source=str(Path(clip.path) / "rig.yaml"))
+            except UnsupportedDistortionError as error:
+                raise ClipError(str(error)) from error  # the job skips this clip and goes on
+            images[0, i] = prepare_image(frame.images[name], self.image_size).transpose(2, 0, 1)
+            intrinsics[0, i] = model_intrinsics(camera, self.image_size)
             camera_from_ego[0, i] = clip.camera_from_ego(frame.index, name)
-            distortion[0, i] = _radtan5(camera)
             valid[0, i] = 1.0
         pose = np.asarray(frame.world_from_ego, dtype=np.float64)
         has_state = self._state is not None and self._previous_pose is not None
@@ -149,8 +137,6 @@ class FleetvisionTeacher(Teacher):
     # ------------------------------------------------------------------ 2D, per image
     def predict_batch(self, frames: Sequence[np.ndarray]) -> list[Detections]:
         """Per-camera 2D boxes (input pixels) from the model's 2D head, one image at a time as camera 0."""
-        import cv2
-
         from perception.models.decode import decode_det2d
 
         if not self.predicts_2d:
@@ -163,9 +149,8 @@ class FleetvisionTeacher(Teacher):
         n = max(len(self.cameras), 1)
         results = []
         for frame in frames:
-            rgb = cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA)[..., ::-1]
             images = np.zeros((1, n, 3, height, width), np.float32)
-            images[0, 0] = rgb.transpose(2, 0, 1)
+            images[0, 0] = prepare_image(frame, self.image_size).transpose(2, 0, 1)
             valid = np.zeros((1, n), np.float32)
             valid[0, 0] = 1.0
             inputs = {

@@ -1,5 +1,6 @@
 """Offline model inputs from a clip, frame by frame, preprocessed exactly like the runtime (for parity checks,
-INT8 calibration and accuracy evaluation): the caller carries the recurrent state."""
+INT8 calibration and accuracy evaluation): the caller carries the recurrent state. Clips are read by
+``perception.clip.DriveClip`` (lenient: cameras the model does not use may lack videos)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from deploy.runtime.preprocess import FramePreprocessor
-from deploy.runtime.replay_clip import ReplayClip
-from perception.clip import ClipError
+from perception.clip import ClipError, DriveClip
 from perception.geometry import invert_se3
-from perception.video import VideoReader
 
 
 @dataclass
@@ -38,49 +37,34 @@ def clip_steps(
     stride: int = 1,
 ) -> Iterator[ClipStep]:
     """Sequential steps of a clip (every ``stride``-th frame from ``start``); state_valid = 0 on the first step."""
-    clip = ReplayClip.open(clip_path)
+    clip = DriveClip.open(clip_path, lenient=True)
     missing = [name for name in cameras if name not in clip.sources]
     if missing:
+        reasons = "; ".join(clip.missing.get(name, f"{name!r} is not in rig.yaml") for name in missing)
         raise ClipError(
-            f"{clip.path}: the model's cameras {missing} have no video here "
-            f"(clip cameras with video: {sorted(clip.sources)})"
+            f"{clip.path}: the model's cameras {missing} have no usable video here "
+            f"(clip cameras with video: {sorted(clip.sources)}): {reasons}"
         )
-    preprocessor = FramePreprocessor(clip.rig, cameras, size_hw)
-    stop = clip.num_frames if stop is None else min(stop, clip.num_frames)
-    readers = [VideoReader(clip.sources[name]) for name in cameras]
-    iterators = [iter(reader) for reader in readers]
+    preprocessor = FramePreprocessor(clip.rig, cameras, size_hw, source=str(clip.path / "rig.yaml"))
     previous: int | None = None
-    try:
-        for index in range(stop):
-            images = {}
-            for name, iterator in zip(cameras, iterators):
-                try:
-                    images[name] = next(iterator)
-                except StopIteration:
-                    raise ClipError(
-                        f"{clip.sources[name]}: ends after {index} frames (frames.csv lists {clip.num_frames})"
-                    ) from None
-            if index < start or (index - start) % stride:
-                continue
-            camera_from_ego = np.stack([clip.camera_from_ego(index, name) for name in cameras])
-            prev_from_curr = (
-                np.eye(4)
-                if previous is None
-                else invert_se3(clip.world_from_ego[previous]) @ clip.world_from_ego[index]
-            )
-            feeds = preprocessor.feeds(
-                images,
-                camera_from_ego=camera_from_ego,
-                prev_state=np.zeros(1, np.float32),
-                prev_from_curr=prev_from_curr,
-                state_valid=previous is not None,
-            )
-            del feeds["prev_state"]
-            yield ClipStep(index, float(clip.timestamps[index]), feeds, images)
-            previous = index
-    finally:
-        for reader in readers:
-            reader.close()
+    for frame in clip.frames(cameras=cameras, start=start, stop=stop):
+        index = frame.index
+        if (index - start) % stride:
+            continue
+        camera_from_ego = np.stack([clip.camera_from_ego(index, name) for name in cameras])
+        prev_from_curr = (
+            np.eye(4) if previous is None else invert_se3(clip.world_from_ego[previous]) @ clip.world_from_ego[index]
+        )
+        feeds = preprocessor.feeds(
+            frame.images,
+            camera_from_ego=camera_from_ego,
+            prev_state=np.zeros(1, np.float32),
+            prev_from_curr=prev_from_curr,
+            state_valid=previous is not None,
+        )
+        del feeds["prev_state"]
+        yield ClipStep(index, frame.timestamp, feeds, frame.images)
+        previous = index
 
 
 def run_sequence(

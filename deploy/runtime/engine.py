@@ -1,5 +1,7 @@
 """The in-vehicle loop: synchronise camera frames by timestamp, preprocess, infer with the recurrent state carried
 frame to frame, threshold the in-graph decoded outputs, and record per-stage timing, drops and deadline misses.
+The loop is ``Runtime._run``: camera sources -> frame sets (``_next_set``) -> ``FrameStep`` (``deploy.runtime.step``)
+-> sinks (``deploy.runtime.sinks``: JSON lines, video, statistics). Clips are read by ``DriveClip`` (lenient).
 
 Timing definitions (ms): ``decode`` and ``camera_resize`` per camera frame, in that camera's thread (slowest
 camera of the set); ``sync_wait`` from the first to the last camera frame of the set arriving; ``preprocess`` ego
@@ -12,8 +14,6 @@ from the oldest image; ``overhead`` = set complete -> output minus inference.
 from __future__ import annotations
 
 import functools
-import json
-import os
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -24,25 +24,15 @@ import numpy as np
 
 from deploy.runtime.deadline import DropFilter
 from deploy.runtime.model import DeployedModel
-from deploy.runtime.postprocess import boxes2d_from_outputs, boxes3d_from_outputs
-from deploy.runtime.preprocess import FramePreprocessor, resize_like_training
-from deploy.runtime.replay_clip import ReplayClip
+from deploy.runtime.sinks import STAGES, JsonlSink, RunStats, VideoOutput
 from deploy.runtime.sources import CameraFrame, CameraSource, LiveCameraSource, ReplayCameraSource, ReplayClock
-from deploy.stats import LatencyStats
+from deploy.runtime.step import FrameStep
 from perception.atomic import atomic_write_json
-from perception.geometry import invert_se3
+from perception.clip import DriveClip
+from perception.model_input import resize_image
+from perception.rig import Rig
 
-STAGES = (
-    "decode",
-    "camera_resize",
-    "sync_wait",
-    "preprocess",
-    "inference",
-    "postprocess",
-    "sensor_to_output",
-    "data_age",
-    "overhead",
-)
+__all__ = ["STAGES", "Runtime", "RuntimeConfig", "RuntimeSummary"]
 
 
 @dataclass
@@ -113,7 +103,7 @@ class Runtime:
         self, clip_path: str | Path, *, out_dir: str | Path | None = None, video_path: str | Path | None = None
     ) -> RuntimeSummary:
         """Replay a clip folder (real time or fast); write ``detections.jsonl`` + ``summary.json`` into ``out_dir``."""
-        clip = ReplayClip.open(clip_path)
+        clip = DriveClip.open(clip_path, lenient=True)
         absent_model_cameras = [c for c in self.model.cameras if c not in clip.rig.names]
         rig = clip.rig if not absent_model_cameras else self.model.rig
         missing = dict(clip.missing)
@@ -204,8 +194,8 @@ class Runtime:
         self,
         sources: list[CameraSource],
         *,
-        rig,
-        clip: ReplayClip | None,
+        rig: Rig,
+        clip: DriveClip | None,
         clock: ReplayClock | None,
         stop_event: threading.Event,
         notify: threading.Event,
@@ -217,17 +207,9 @@ class Runtime:
         video_fps: float,
         first_index: int | None,
     ) -> RuntimeSummary:
+        """Sources -> frame sets -> ``FrameStep`` -> sinks, until the sources end or ``stop_event`` is set."""
         cfg, model = self.config, self.model
-        period = cfg.period_s
-        source_period = clip.frame_period_s if clip is not None else period
-        rig_spread = clip.capture_spread_s([c for c in model.cameras if c in clip.sources]) if clip is not None else 0.0
-        tolerance = (
-            cfg.sync_tolerance_s if cfg.sync_tolerance_s is not None else rig_spread + 0.5 * max(period, source_period)
-        )
-        sync_timeout = cfg.sync_timeout_s if cfg.sync_timeout_s is not None else max(period, source_period)
-        max_gap = cfg.max_gap_periods * max(period, source_period)
-        preprocessor = FramePreprocessor(rig, model.cameras, model.size_hw)
-        sizes_wh = {name: (rig[name].width, rig[name].height) for name in model.cameras}
+        tolerance, sync_timeout, max_gap = self._sync_windows(clip)
         summary = RuntimeSummary(
             model=str(model.path or "<session>"),
             source=source_name,
@@ -235,33 +217,40 @@ class Runtime:
             rate_hz=cfg.rate_hz,
             deadline_ms=self.deadline_ms,
             frames_in_source=frames_in_source,
+            sync_tolerance_ms=1e3 * tolerance,
             missing_cameras=dict(missing),
         )
-        summary.sync_tolerance_ms = 1e3 * tolerance
-        drop_filter = DropFilter(period_s=period, tau_s=cfg.drop_filter_tau_s, alert_threshold=cfg.drop_alert_threshold)
-        samples: dict[str, list[float]] = {stage: [] for stage in STAGES}
-        out_dir = Path(out_dir) if out_dir is not None else None
-        jsonl_tmp = jsonl = None
-        if out_dir is not None:
-            out_dir.mkdir(parents=True, exist_ok=True)
-            jsonl = out_dir / "detections.jsonl"
-            jsonl_tmp = out_dir / f".detections.jsonl.{os.getpid()}.tmp"
-        sink = None
-        if video_path is not None:
-            from deploy.runtime.render import VideoSink
-
-            sink = VideoSink(Path(video_path), video_fps)
-            sink.start()
-        state = model.initial_state()
-        last_index: int | None = first_index - 1 if first_index is not None else None  # skipped at start = dropped
-        last_reference: float | None = None
-        last_world_from_ego: np.ndarray | None = None
-        seen_ended: set[str] = set()
+        drop_filter = DropFilter(
+            period_s=cfg.period_s, tau_s=cfg.drop_filter_tau_s, alert_threshold=cfg.drop_alert_threshold
+        )
+        step = FrameStep(
+            model,
+            rig=rig,
+            clip=clip,
+            clock=clock,
+            drop_filter=drop_filter,
+            sync_tolerance_s=tolerance,
+            max_gap_s=max_gap,
+            deadline_ms=self.deadline_ms,
+            score_threshold=cfg.score_threshold,
+            score_threshold_2d=cfg.score_threshold_2d,
+            first_index=first_index,
+        )
+        stats = RunStats()
+        jsonl = JsonlSink(Path(out_dir), model.cameras) if out_dir is not None else None
+        video = (
+            VideoOutput(
+                Path(video_path), video_fps, rig=rig, cameras=model.cameras, classes=model.classes, grid=model.bev_grid
+            )
+            if video_path is not None
+            else None
+        )
+        sinks = [sink for sink in (stats, jsonl, video) if sink is not None]
         started = time.perf_counter()
-        for source in sources:  # resize in each camera's thread: same function as training, off the critical path
-            source.transform = functools.partial(resize_like_training, size_hw=model.size_hw)
+        for source in sources:  # resize in each camera's thread: the training rule, off the critical path
+            source.transform = functools.partial(resize_image, size_hw=model.size_hw)
             source.start()
-        stream = open(jsonl_tmp, "w") if jsonl_tmp is not None else None
+        seen_ended: set[str] = set()
         try:
             while True:
                 frames = self._next_set(sources, notify, sync_timeout, summary)
@@ -272,120 +261,46 @@ class Runtime:
                             summary.missing_cameras[source.camera] = source.error
                 if frames is None:
                     break
-                set_complete = time.perf_counter()
-                index = max(frame.index for frame in frames.values())
-                if last_index is not None and index <= last_index:  # only late frames of a processed index
-                    summary.stale_sets += 1
+                result = step.process(frames, set_complete=time.perf_counter())
+                if result is None:  # stale set: nothing new
                     continue
-                capture_times = {name: frame.capture_time for name, frame in frames.items()}
-                if max(capture_times.values()) - min(capture_times.values()) > tolerance:
-                    summary.out_of_sync_sets += 1
-                reference = float(clip.timestamps[index]) if clip is not None else max(capture_times.values())
-                dropped = 0 if last_index is None else max(0, index - last_index - 1)
-                summary.frames_dropped += dropped
-                drop_filter.update(dropped)
-                continuing = last_reference is not None and reference - last_reference <= max_gap
-                if not continuing and last_reference is not None:
-                    summary.state_resets += 1
-                t_pre = time.perf_counter()
-                world_from_ego, prev_from_curr, camera_from_ego = _set_geometry(
-                    clip, rig, model.cameras, index, capture_times, last_world_from_ego if continuing else None
-                )
-                images = {name: frame.image for name, frame in frames.items()}
-                model_images = {
-                    name: frame.image if frame.model_image is None else frame.model_image
-                    for name, frame in frames.items()
-                }
-                feeds = preprocessor.feeds(
-                    model_images,
-                    camera_from_ego=camera_from_ego,
-                    prev_state=state,
-                    prev_from_curr=prev_from_curr,
-                    state_valid=continuing,
-                )
-                t_inf = time.perf_counter()
-                outputs = model.run(feeds)
-                t_post = time.perf_counter()
-                if "state" in outputs:
-                    state = outputs["state"]
-                boxes3d = boxes3d_from_outputs(outputs, cfg.score_threshold)
-                boxes2d = boxes2d_from_outputs(
-                    outputs, model.cameras, model.size_hw, sizes_wh, cfg.score_threshold_2d, feeds["camera_valid"][0]
-                )
-                t_out = time.perf_counter()
-                latency = _latency(
-                    frames,
-                    clock,
-                    set_complete=set_complete,
-                    preprocess=t_pre,
-                    inference=t_inf,
-                    postprocess=t_post,
-                    output=t_out,
-                )
-                sensor_to_output = latency["sensor_to_output"]
-                for stage, value in latency.items():
-                    samples[stage].append(value)
-                late = sensor_to_output > self.deadline_ms
-                summary.deadline_misses += int(late)
-                summary.frames_processed += 1
-                record = {
-                    "index": int(index),
-                    "timestamp": reference,
-                    "camera_timestamps": capture_times,
-                    "camera_valid": {name: bool(v) for name, v in zip(model.cameras, feeds["camera_valid"][0])},
-                    "state_reset": not continuing,
-                    "frames_dropped_before": int(dropped),
-                    "frame_drop_filtered": round(drop_filter.value, 4),
-                    "drop_alert": drop_filter.alerting,
-                    "deadline_miss": bool(late),
-                    "boxes3d": boxes3d.to_dict(),
-                    "boxes2d": {name: boxes.to_dict() for name, boxes in boxes2d.items()},
-                    "latency_ms": {k: round(v, 3) for k, v in latency.items()},
-                }
-                if stream is not None:
-                    stream.write(json.dumps(record) + "\n")
-                if sink is not None:
-                    extrinsics = {
-                        name: camera_from_ego[model.cameras.index(name)]
-                        if camera_from_ego is not None
-                        else rig[name].camera_from_ego
-                        for name in images
-                    }
-                    segmentation = outputs.get("segmentation")
-                    sink.submit(
-                        images=images,
-                        boxes3d=boxes3d,
-                        rig=rig,
-                        camera_from_ego=extrinsics,
-                        classes=model.classes.get("detection3d"),
-                        grid=model.bev_grid,
-                        segmentation=None if segmentation is None else segmentation[0],
-                        segmentation_classes=model.classes.get("segmentation"),
-                        caption=f"frame {index} t={reference:.3f}s  {latency['sensor_to_output']:.1f} ms",
-                    )
-                last_index, last_reference, last_world_from_ego = index, reference, world_from_ego
+                for sink in sinks:
+                    sink.write(result)
         finally:
             stop_event.set()
             for source in sources:
                 source.join(timeout=2.0)
-            if stream is not None:
-                stream.close()
-            if sink is not None:
+            for sink in sinks:
                 sink.close()
         summary.wall_s = time.perf_counter() - started
+        for name, value in stats.counts().items():
+            setattr(summary, name, value)
+        summary.stale_sets = step.stale_sets
         total = summary.frames_processed + summary.frames_dropped
         summary.drop_percent = 100.0 * summary.frames_dropped / total if total else 0.0
         summary.drop_filtered_peak_percent = 100.0 * drop_filter.peak
         summary.drop_alerts = drop_filter.alerts
-        summary.stages_ms = {stage: _stats(values) for stage, values in samples.items() if values}
-        if sink is not None:
-            summary.video = str(video_path) if sink.error is None else None
-            summary.video_error = None if sink.error is None else repr(sink.error)
-        if out_dir is not None:
-            assert jsonl_tmp is not None and jsonl is not None
-            os.replace(jsonl_tmp, jsonl)
-            atomic_write_json(out_dir / "summary.json", summary.to_dict())
+        summary.stages_ms = stats.stages_ms()
+        if video is not None:
+            summary.video = str(video_path) if video.error is None else None
+            summary.video_error = None if video.error is None else repr(video.error)
+        if jsonl is not None:
+            jsonl.commit()
+            atomic_write_json(Path(out_dir) / "summary.json", summary.to_dict())
         return summary
+
+    def _sync_windows(self, clip: DriveClip | None) -> tuple[float, float, float]:
+        """(sync tolerance, sync timeout, max gap before a state reset), seconds, from the config and the clip."""
+        cfg = self.config
+        period = cfg.period_s
+        source_period = clip.frame_period_s if clip is not None else period
+        cameras = [c for c in self.model.cameras if clip is not None and c in clip.sources]
+        rig_spread = capture_spread_s(clip, cameras) if clip is not None else 0.0
+        tolerance = (
+            cfg.sync_tolerance_s if cfg.sync_tolerance_s is not None else rig_spread + 0.5 * max(period, source_period)
+        )
+        sync_timeout = cfg.sync_timeout_s if cfg.sync_timeout_s is not None else max(period, source_period)
+        return tolerance, sync_timeout, cfg.max_gap_periods * max(period, source_period)
 
     def _next_set(
         self, sources: list[CameraSource], notify: threading.Event, sync_timeout: float, summary: RuntimeSummary
@@ -423,62 +338,9 @@ class Runtime:
             notify.wait(timeout=max(1e-4, remaining))
 
 
-def _set_geometry(
-    clip: ReplayClip | None,
-    rig,
-    cameras: list[str],
-    index: int,
-    capture_times: dict[str, float],
-    prev_world_from_ego: np.ndarray | None,
-) -> tuple[np.ndarray | None, np.ndarray, np.ndarray | None]:
-    """(world_from_ego, prev_from_curr, camera_from_ego (N,4,4) at each camera's capture time) of a frame set;
-    live sources have no poses: identity ego motion and the rig's static extrinsics (None)."""
-    if clip is None:
-        return None, np.eye(4), None
-    world_from_ego = clip.world_from_ego[index]
-    prev_from_curr = np.eye(4) if prev_world_from_ego is None else invert_se3(prev_world_from_ego) @ world_from_ego
-    camera_from_ego = np.stack(
-        [
-            clip.camera_from_ego(index, name, capture_times.get(name))
-            if name in clip.rig.names
-            else rig[name].camera_from_ego
-            for name in cameras
-        ]
-    )
-    return world_from_ego, prev_from_curr, camera_from_ego
-
-
-def _latency(
-    frames: dict[str, CameraFrame],
-    clock: ReplayClock | None,
-    *,
-    set_complete: float,
-    preprocess: float,
-    inference: float,
-    postprocess: float,
-    output: float,
-) -> dict[str, float]:
-    """Per-stage times (ms) of one frame set from perf_counter() stamps (see the module doc for definitions)."""
-    captures = [frame.capture_time for frame in frames.values()]
-    if clock is not None:
-        sensor_to_output = (output - clock.wall_of(max(captures))) * 1e3
-        data_age = (output - clock.wall_of(min(captures))) * 1e3
-    else:
-        sensor_to_output = data_age = (output - set_complete) * 1e3
-    arrivals = [frame.arrival for frame in frames.values()]
-    return {
-        "decode": max(frame.decode_ms for frame in frames.values()),
-        "camera_resize": max(frame.transform_ms for frame in frames.values()),
-        "sync_wait": (max(arrivals) - min(arrivals)) * 1e3,
-        "preprocess": (inference - preprocess) * 1e3,
-        "inference": (postprocess - inference) * 1e3,
-        "postprocess": (output - postprocess) * 1e3,
-        "sensor_to_output": sensor_to_output,
-        "data_age": data_age,
-        "overhead": (output - set_complete - (postprocess - inference)) * 1e3,
-    }
-
-
-def _stats(values: list[float]) -> dict[str, float]:
-    stats = LatencyStats.from_samples(np.asarray(values))
-    return {"p50": stats.p50_ms, "p90": stats.p90_ms, "p99": stats.p99_ms, "max": stats.max_ms, "mean": stats.mean_ms}
+def capture_spread_s(clip: DriveClip, cameras: list[str]) -> float:
+    """Median over frames of (latest - earliest) capture time of ``cameras`` (s): the rig's rolling timing."""
+    if len(cameras) < 2:
+        return 0.0
+    times = np.stack([clip.camera_timestamps[name] for name in cameras])
+    return float(np.median(times.max(axis=0) - times.min(axis=0)))

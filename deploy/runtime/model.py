@@ -9,6 +9,7 @@ import numpy as np
 
 from deploy.metadata import METADATA_KEY, MetadataError, parse_metadata
 from perception.geometry import BevGrid
+from perception.model_input import check_description
 from perception.rig import Rig
 
 
@@ -49,6 +50,12 @@ class DeployedModel:
         self.path = path
         self.cameras: list[str] = list(metadata["cameras"])
         self.size_hw: tuple[int, int] = (int(metadata["image_size"][0]), int(metadata["image_size"][1]))
+        try:  # the input rule the model was exported with must be the one this runtime applies
+            self.preprocess = check_description(
+                metadata.get("preprocess"), size_hw=self.size_hw, source=str(path or "<model>")
+            )
+        except ValueError as error:
+            raise MetadataError(str(error)) from error
         self.rig = Rig.from_dict(metadata["rig"], source=f"{path or '<model>'}: metadata 'rig'")
         self.output_names: list[str] = [entry["name"] for entry in metadata["outputs"]]
         self.state_shape: tuple[int, ...] = tuple(

@@ -1,6 +1,8 @@
 """Frame cache: decode and resize every frame of a camera ONCE into a memory-mapped uint8 RGB array on disk.
 
-Key = (resolved clip path, camera, video file/folder identity (mtime_ns, size), target resolution, format version),
+Frames are prepared by ``perception.model_input.prepare_image`` (the rule every path shares).
+Key = (resolved clip path, camera, video file/folder identity (mtime_ns, size), target resolution, format version,
+input rule version),
 so an edited clip gets a fresh entry. Entries are ``.npy`` files written to a temporary name and renamed, so
 concurrent workers or runs never read half an entry; the array is reopened read-only with ``mmap_mode="r"``.
 """
@@ -15,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from perception.clip import DriveClip
+from perception.model_input import MODEL_INPUT_VERSION, prepare_image
 
 CACHE_FORMAT_VERSION = 1
 CACHE_ENV = "FLEETVISION_FRAME_CACHE"
@@ -58,6 +61,7 @@ class FrameCache:
                 _source_identity(source),
                 f"{size_hw[0]}x{size_hw[1]}",
                 str(clip.num_frames),
+                f"input{MODEL_INPUT_VERSION}",
             ]
         )
         return hashlib.sha1(text.encode()).hexdigest()
@@ -84,8 +88,6 @@ class FrameCache:
         return array
 
     def _build(self, clip: DriveClip, camera: str, size_hw: tuple[int, int], path: Path) -> None:
-        import cv2
-
         height, width = size_hw
         path.parent.mkdir(parents=True, exist_ok=True)
         handle, temporary = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".npy.tmp", dir=path.parent)
@@ -96,11 +98,7 @@ class FrameCache:
             )
             count = 0
             for frame in clip.frames(cameras=[camera]):
-                image = frame.images[camera]
-                if image.shape[:2] != (height, width):
-                    interpolation = cv2.INTER_AREA if image.shape[0] > height else cv2.INTER_LINEAR
-                    image = cv2.resize(image, (width, height), interpolation=interpolation)
-                array[frame.index] = image[..., ::-1]
+                array[frame.index] = prepare_image(frame.images[camera], size_hw)
                 count += 1
             if count != clip.num_frames:
                 raise ValueError(f"{clip.sources[camera]}: decoded {count} frames, frames.csv lists {clip.num_frames}")

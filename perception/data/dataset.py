@@ -40,6 +40,7 @@ from perception.data.augment import (
 from perception.data.cache import FrameCache
 from perception.geometry import BevGrid, invert_se3
 from perception.labels import Boxes2D, Boxes3D, ClipLabels
+from perception.model_input import model_distortion, model_intrinsics
 
 LOG = logging.getLogger(__name__)
 
@@ -58,19 +59,9 @@ def check_cameras(clip: DriveClip, cameras: Sequence[str]) -> None:
         )
 
 
-def distortion_radtan5(clip: DriveClip, camera: str) -> np.ndarray:
-    """The camera's distortion as the model's radtan (k1, k2, p1, p2, k3); other models are refused."""
-    cam = clip.rig[camera]
-    if cam.distortion_model == "none" or not np.any(cam.distortion):
-        return np.zeros(5)
-    if cam.distortion_model != "radtan" or (len(cam.distortion) > 5 and np.any(cam.distortion[5:])):
-        raise ValueError(
-            f"{Path(clip.path) / 'rig.yaml'}: camera {camera!r}: distortion model {cam.distortion_model!r} with "
-            f"{len(cam.distortion)} coefficients; the model supports radtan (k1, k2, p1, p2, k3) only: undistort first"
-        )
-    out = np.zeros(5)
-    out[: min(5, len(cam.distortion))] = cam.distortion[:5]
-    return out
+def clip_distortion(clip: DriveClip, camera: str) -> np.ndarray:
+    """The camera's distortion as the model takes it (``perception.model_input.model_distortion``)."""
+    return model_distortion(clip.rig[camera], source=str(Path(clip.path) / "rig.yaml"))
 
 
 @dataclass
@@ -127,11 +118,10 @@ class ClipWindowDataset:
         for clip_index, clip in enumerate(self.clips):
             check_cameras(clip, self.cameras)
             for camera in self.cameras:
-                distortion_radtan5(clip, camera)
+                clip_distortion(clip, camera)
             self.windows += [(clip_index, start) for start in window_starts(clip.num_frames, self.window, self.stride)]
-        self._resized = [
-            {name: clip.rig[name].resized(self.size_hw[1], self.size_hw[0]) for name in self.cameras}
-            for clip in self.clips
+        self._intrinsics = [
+            {name: model_intrinsics(clip.rig[name], self.size_hw) for name in self.cameras} for clip in self.clips
         ]
 
     def __len__(self) -> int:
@@ -185,8 +175,8 @@ class ClipWindowDataset:
         }
         for n, camera in enumerate(self.cameras):
             stream = self.cache.frames(clip, camera, self.size_hw)
-            K = pixel_maps[n] @ self._resized[clip_index][camera].K
-            distortion = distortion_radtan5(clip, camera)
+            K = pixel_maps[n] @ self._intrinsics[clip_index][camera]
+            distortion = clip_distortion(clip, camera)
             for t, frame in enumerate(frames):
                 image = warp_image(np.asarray(stream[frame]), pixel_maps[n])
                 if photometric is not None:

@@ -10,13 +10,14 @@ import torch
 from torch import nn
 
 from perception.labels import DRIVING_CLASSES
+from perception.model_input import MODEL_COLOR
+from perception.model_input import PIXEL_MEAN_RGB_255 as IMAGENET_MEAN_255
+from perception.model_input import PIXEL_STD_RGB_255 as IMAGENET_STD_255
 from perception.models.backbones import ConvBnRelu, ImageEncoder
 from perception.models.heads import BEV_REGRESSION, BevDetectionHead, Detection2dHead, ResBlock, SegmentationHead
 from perception.models.temporal import ConvGRUFusion, warp_bev
 from perception.models.view_transform import BevLifting
 
-IMAGENET_MEAN_255 = (123.675, 116.28, 103.53)
-IMAGENET_STD_255 = (58.395, 57.12, 57.375)
 INPUT_NAMES = (
     "images",
     "intrinsics",
@@ -226,7 +227,7 @@ class BevVideoNet(nn.Module):
             "image_stride": self._config["image_stride"],
             "pixel_mean": self._config["pixel_mean"],
             "pixel_std": self._config["pixel_std"],
-            "input_color": "RGB float32 0..255",
+            "input_color": MODEL_COLOR,
         }
 
     # ----------------------------------------------------------------- building blocks

@@ -1,35 +1,12 @@
-"""Synthetic forward inputs (a ring of pinhole cameras) for tests, export tracing and benchmarks."""
+"""Synthetic forward inputs (``perception.rig.ring_rig`` cameras) for tests, export tracing and benchmarks."""
 
 from __future__ import annotations
 
-import math
-
+import numpy as np
 import torch
 
 from perception.models.bevnet import BevVideoNet
-
-
-def ring_rig(
-    *, num_cameras: int, image_size: tuple[int, int], hfov_deg: float = 80.0, height_m: float = 1.6
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """(intrinsics [N,3,3], camera_from_ego [N,4,4]) of cameras evenly spaced in yaw, looking outwards."""
-    h, w = image_size
-    focal = 0.5 * w / math.tan(math.radians(hfov_deg) / 2)
-    K = torch.tensor([[focal, 0.0, w / 2 - 0.5], [0.0, focal, h / 2 - 0.5], [0.0, 0.0, 1.0]])
-    intrinsics, extrinsics = [], []
-    for i in range(num_cameras):
-        yaw = 2 * math.pi * i / num_cameras
-        forward = torch.tensor([math.cos(yaw), math.sin(yaw), 0.0])
-        right = torch.tensor([math.sin(yaw), -math.cos(yaw), 0.0])
-        down = torch.tensor([0.0, 0.0, -1.0])
-        rotation = torch.stack([right, down, forward])  # rows: camera axes in ego frame
-        position = torch.tensor([1.0, 0.0, height_m]) + 0.5 * forward
-        camera_from_ego = torch.eye(4)
-        camera_from_ego[:3, :3] = rotation
-        camera_from_ego[:3, 3] = -rotation @ position
-        intrinsics.append(K)
-        extrinsics.append(camera_from_ego)
-    return torch.stack(intrinsics), torch.stack(extrinsics)
+from perception.rig import ring_rig
 
 
 def example_inputs(
@@ -48,7 +25,9 @@ def example_inputs(
     """
     generator = torch.Generator().manual_seed(seed)
     h, w = image_size or tuple(model.config()["image_size"])
-    intrinsics, camera_from_ego = ring_rig(num_cameras=num_cameras, image_size=(h, w))
+    rig = ring_rig(num_cameras=num_cameras, width=w, height=h)
+    intrinsics = torch.from_numpy(np.stack([camera.K for camera in rig]).astype(np.float32))
+    camera_from_ego = torch.from_numpy(np.stack([camera.camera_from_ego for camera in rig]).astype(np.float32))
     lead = (batch_size,) if time_steps is None else (batch_size, time_steps)
     prev_from_curr = torch.eye(4)
     prev_from_curr[0, 3] = 0.5

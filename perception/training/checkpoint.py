@@ -13,6 +13,8 @@ from typing import Any
 
 import torch
 
+from perception.model_input import MODEL_COLOR
+
 CHECKPOINT_FORMAT = "fleetvision.model/1"
 
 
@@ -57,7 +59,7 @@ def model_metadata(
             },
             "image_size": config["image_size"],
             "normalisation": {
-                "input_color": "RGB float32 0..255",
+                "input_color": MODEL_COLOR,
                 "mean": config["pixel_mean"],
                 "std": config["pixel_std"],
             },

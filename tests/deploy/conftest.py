@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
 
-from deploy.runtime.synthetic import ring_rig, write_synthetic_clip
+HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))
+
+from synthetic_clip import write_synthetic_clip  # noqa: E402
+
+from perception.rig import ring_rig  # noqa: E402
 
 TINY = dict(
     backbone_stages=2,

@@ -1,4 +1,5 @@
-"""The in-vehicle runtime: torch-free replay, deadline drops, missing/short streams, training-equal preprocessing."""
+"""The in-vehicle runtime: torch-free replay, deadline drops, missing/short streams (input preparation equal to
+training: ``test_model_input.py``)."""
 
 from __future__ import annotations
 
@@ -11,13 +12,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from synthetic_clip import write_synthetic_clip
 
 from deploy.metadata import read_metadata
 from deploy.runtime import DeployedModel, Runtime, RuntimeConfig
-from deploy.runtime.clip_inputs import clip_steps
 from deploy.runtime.deadline import DropFilter
-from deploy.runtime.preprocess import resize_like_training
-from deploy.runtime.synthetic import ring_rig, write_synthetic_clip
+from perception.rig import ring_rig
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -161,39 +161,3 @@ def test_camera_stream_ending_early_is_reported(exported, tmp_path):
     assert "cam1" in summary.missing_cameras and "3 frames" in summary.missing_cameras["cam1"]
     valid = [line["camera_valid"]["cam1"] for line in _lines(tmp_path / "detections.jsonl")]
     assert valid == [True, True, True, False, False, False]
-
-
-@pytest.mark.parametrize("source_wh", [(160, 96), (100, 50)])  # downscale (INTER_AREA) and upscale (INTER_LINEAR)
-def test_preprocessing_equals_training_pipeline(tmp_path, source_wh, tiny_model_args):
-    pytest.importorskip("torch")
-    from perception.clip import DriveClip
-    from perception.data.cache import FrameCache
-    from perception.data.dataset import ClipWindowDataset
-    from perception.data.spec import target_spec_for
-
-    width, height = source_wh
-    rig = ring_rig(num_cameras=2, width=width, height=height)
-    rig.cameras[1].distortion_model, rig.cameras[1].distortion = "radtan", np.array([-0.05, 0.01, 0.001, -0.001, 0.0])
-    clip_path = write_synthetic_clip(tmp_path / "clip", rig=rig, frames=3, fps=20.0, seed=4, camera_offset_s=0.01)
-    spec = target_spec_for("bev_tiny", tiny_model_args)
-    dataset = ClipWindowDataset(
-        [DriveClip.open(clip_path)],
-        cameras=rig.names,
-        spec=spec,
-        window=2,
-        cache=FrameCache(tmp_path / "cache"),
-        with_targets=False,
-    )
-    sample = dataset.build_sample(0, [0, 1], None)
-    steps = list(clip_steps(clip_path, cameras=rig.names, size_hw=(64, 128), stop=2))
-    for t, step in enumerate(steps):
-        runtime_rgb_chw = step.feeds["images"][0][..., ::-1].transpose(0, 3, 1, 2)
-        np.testing.assert_array_equal(runtime_rgb_chw, sample["images"][t])
-        np.testing.assert_array_equal(step.feeds["intrinsics"][0], sample["intrinsics"][t])
-        np.testing.assert_allclose(step.feeds["camera_from_ego"][0], sample["camera_from_ego"][t], atol=1e-6)
-        np.testing.assert_array_equal(step.feeds["distortion"][0], sample["distortion"][t])
-        np.testing.assert_allclose(step.feeds["prev_from_curr"][0], sample["prev_from_curr"][t], atol=1e-6)
-        assert step.feeds["state_valid"][0] == sample["state_valid"][t]
-    frame = next(iter(DriveClip.open(clip_path).frames()))
-    resized = resize_like_training(frame.images["cam0"], (64, 128))
-    assert resized.shape == (64, 128, 3) and resized.dtype == np.uint8

@@ -1,6 +1,5 @@
-"""A synthetic replay clip (ring of outward-looking cameras, ego driving forward, boxes painted where they project)
-for runtime smoke tests and latency benchmarks when no recorded clip is at hand. Not a training-quality world:
-use ``perception synth`` for that."""
+"""A synthetic replay clip (``perception.rig.ring_rig`` cameras, ego driving forward, boxes painted where they
+project) for the deploy tests. Not a training-quality world: use ``perception synth`` for that."""
 
 from __future__ import annotations
 
@@ -12,29 +11,7 @@ import numpy as np
 from perception.clip import ClipWriter
 from perception.geometry import box3d_corners, se3, yaw_matrix
 from perception.labels import DRIVING_CLASSES, Boxes3D, ClipLabels, FrameLabels, make_provenance
-from perception.rig import Camera, Rig
-
-RING_NAMES = ("front", "front_left", "back_left", "back", "back_right", "front_right")
-
-
-def ring_rig(
-    *, num_cameras: int = 6, width: int = 384, height: int = 224, hfov_deg: float = 80.0, mount_height_m: float = 1.6
-) -> Rig:
-    """Cameras evenly spaced in yaw (0 = forward, counter-clockwise), looking outwards, pinhole."""
-    focal = 0.5 * width / math.tan(math.radians(hfov_deg) / 2)
-    K = np.array([[focal, 0.0, width / 2 - 0.5], [0.0, focal, height / 2 - 0.5], [0.0, 0.0, 1.0]])
-    names = RING_NAMES if num_cameras == 6 else tuple(f"cam{i}" for i in range(num_cameras))
-    cameras = []
-    for i, name in enumerate(names):
-        yaw = 2 * math.pi * i / num_cameras
-        forward = np.array([math.cos(yaw), math.sin(yaw), 0.0])
-        right = np.array([math.sin(yaw), -math.cos(yaw), 0.0])
-        down = np.array([0.0, 0.0, -1.0])
-        ego_from_camera = se3(
-            np.stack([right, down, forward], axis=1), np.array([1.0, 0.0, mount_height_m]) + 0.5 * forward
-        )
-        cameras.append(Camera(name, width, height, K, ego_from_camera))
-    return Rig(cameras)
+from perception.rig import Rig, ring_rig
 
 
 def write_synthetic_clip(
@@ -95,6 +72,6 @@ def write_synthetic_clip(
             writer.add_frame(images, t, world_from_ego, camera_timestamps=times)
             labels.append(FrameLabels(boxes3d=boxes, boxes2d={}))
         writer.set_labels(
-            ClipLabels(list(DRIVING_CLASSES), labels, make_provenance("ground_truth", "deploy.runtime.synthetic"))
+            ClipLabels(list(DRIVING_CLASSES), labels, make_provenance("ground_truth", "tests.deploy.synthetic_clip"))
         )
     return Path(path)

@@ -1,0 +1,161 @@
+"""Frame -> model input: the one rule that training, the frame cache, auto-labelling teachers, export and the
+in-vehicle runtime all use (torch-free; numpy + OpenCV).
+
+A camera frame arrives as OpenCV decodes it: BGR uint8 (h, w, 3) at the camera's own resolution (rig.yaml). The
+model takes, per camera (``perception.models``, forward inputs):
+
+- ``images``       RGB, float32 0..255, [3, H, W] at the model's ``image_size`` (H, W). The image is resized with
+                   ``cv2.resize`` to (W, H): ``cv2.INTER_AREA`` when the source is taller than H (shrinking),
+                   otherwise ``cv2.INTER_LINEAR`` (``resize_image``); BGR is flipped to RGB (``prepare_image``).
+                   Normalisation ``(rgb - mean) / std`` with ``PIXEL_MEAN_RGB_255``/``PIXEL_STD_RGB_255`` (unless a
+                   model is built with others) happens inside the model, so every path feeds 0..255 values.
+- ``intrinsics``   K of the resized image: fx, cx scaled by W/w, fy, cy by H/h, with OpenCV's pixel-centre
+                   convention (``Camera.resized``; ``model_intrinsics``).
+- ``distortion``   the lens model in the model's layout ``MODEL_DISTORTION`` (radtan k1, k2, p1, p2, k3; zeros for a
+                   pinhole). Rig lens models are converted by the entries of ``DISTORTION_ENCODERS``; any other
+                   lens is refused with ``UnsupportedDistortionError`` (``model_distortion``).
+
+The exported ONNX graph takes the resized image still in BGR, uint8 [1, N, H, W, 3], and flips/casts itself
+(``deploy.export``), so the runtime calls ``resize_image`` and no colour conversion. ``describe`` is the record of
+this rule stored in exported models' metadata; ``check_description`` is how a runtime reads it back.
+
+Adding a lens model (e.g. fisheye): teach the model's projection (``perception.models.view_transform``) the new
+layout, then add an encoder to ``DISTORTION_ENCODERS`` (and, if the layout changes, ``MODEL_DISTORTION``); every
+path above picks it up, and a bump of ``MODEL_INPUT_VERSION`` makes old runtimes refuse the new models.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from perception.rig import Camera
+
+MODEL_INPUT_VERSION = 1  # bump when any rule below changes: frame caches and exported models record it
+SOURCE_COLOR = "BGR uint8 0..255"  # decoded frames (OpenCV)
+MODEL_COLOR = "RGB float32 0..255"  # what the torch model's forward takes
+PIXEL_MEAN_RGB_255 = (123.675, 116.28, 103.53)  # ImageNet mean, 0..255 units, RGB order
+PIXEL_STD_RGB_255 = (58.395, 57.12, 57.375)  # ImageNet std, 0..255 units, RGB order
+RESIZE_RULE = "cv2.resize to (W, H): INTER_AREA if source height > H else INTER_LINEAR"
+INTRINSICS_RULE = "K scaled to the resized image: fx, cx by W/w, fy, cy by H/h, pixel centres at integers"
+MODEL_DISTORTION = "radtan5"
+MODEL_DISTORTION_COEFFICIENTS = ("k1", "k2", "p1", "p2", "k3")
+
+
+class UnsupportedDistortionError(ValueError):
+    """A camera's lens model cannot be expressed in the model's distortion input (message names camera and lens)."""
+
+
+def resize_interpolation(source_hw: tuple[int, int], size_hw: tuple[int, int]) -> int:
+    """The OpenCV interpolation flag for resizing a (h, w) image to ``size_hw`` (H, W): area when shrinking."""
+    import cv2
+
+    return cv2.INTER_AREA if int(source_hw[0]) > int(size_hw[0]) else cv2.INTER_LINEAR
+
+
+def resize_image(image: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
+    """``image`` (h, w, C) uint8, any channel order, resized to ``size_hw`` (H, W); returned as is when equal."""
+    import cv2
+
+    height, width = int(size_hw[0]), int(size_hw[1])
+    if image.shape[:2] == (height, width):
+        return image
+    return cv2.resize(image, (width, height), interpolation=resize_interpolation(image.shape[:2], (height, width)))
+
+
+def prepare_image(image_bgr: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
+    """A decoded BGR (h, w, 3) uint8 frame -> the model's image, RGB uint8 (H, W, 3) (a view: channels reversed).
+
+    ``.transpose(2, 0, 1)`` gives the model's [3, H, W]; ``.astype(np.float32)`` its value range 0..255."""
+    return resize_image(image_bgr, size_hw)[..., ::-1]
+
+
+def model_intrinsics(camera: Camera, size_hw: tuple[int, int]) -> np.ndarray:
+    """K (3, 3) float64 of ``camera`` for its image resized to ``size_hw`` (H, W) pixels."""
+    return camera.resized(int(size_hw[1]), int(size_hw[0])).K
+
+
+def _pinhole(camera: Camera) -> np.ndarray | None:
+    return np.zeros(len(MODEL_DISTORTION_COEFFICIENTS))
+
+
+def _radtan(camera: Camera) -> np.ndarray | None:
+    """OpenCV radtan with 4, 5 or 8 coefficients -> (k1, k2, p1, p2, k3); None when k4..k6 are not zero."""
+    coefficients = camera.distortion
+    if len(coefficients) > 5 and np.any(coefficients[5:]):
+        return None
+    out = np.zeros(len(MODEL_DISTORTION_COEFFICIENTS))
+    out[: min(5, len(coefficients))] = coefficients[:5]
+    return out
+
+
+# rig.yaml lens model -> encoder into the model's distortion input (None: these coefficients are not expressible)
+DISTORTION_ENCODERS: dict[str, Callable[[Camera], np.ndarray | None]] = {"none": _pinhole, "radtan": _radtan}
+
+
+def model_distortion(camera: Camera, *, source: str | None = None) -> np.ndarray:
+    """The camera's lens as the model's distortion input (5,) float64 (``MODEL_DISTORTION``).
+
+    Raises ``UnsupportedDistortionError`` naming ``source`` (e.g. the rig.yaml), the camera, its lens model and
+    coefficients, what the model takes, and what to do."""
+    encoder = DISTORTION_ENCODERS.get(camera.distortion_model)
+    encoded = encoder(camera) if encoder is not None else None
+    if encoded is None:
+        where = f"{source}: " if source else ""
+        supported = ", ".join(repr(name) for name in DISTORTION_ENCODERS)
+        raise UnsupportedDistortionError(
+            f"{where}camera {camera.name!r}: distortion model {camera.distortion_model!r} with coefficients "
+            f"{np.round(camera.distortion, 6).tolist()}: the model takes lens models {supported} as radtan "
+            f"({', '.join(MODEL_DISTORTION_COEFFICIENTS)}; radtan k4..k6 must be 0); "
+            "undistort the images first and set the camera's distortion model to 'none'"
+        )
+    return encoded
+
+
+def describe(size_hw: tuple[int, int]) -> dict[str, Any]:
+    """The rule above as JSON (stored in exported models' metadata under ``preprocess``)."""
+    return {
+        "version": MODEL_INPUT_VERSION,
+        "module": __name__,
+        "source_color": SOURCE_COLOR,
+        "size_hw": [int(size_hw[0]), int(size_hw[1])],
+        "resize": RESIZE_RULE,
+        "intrinsics": INTRINSICS_RULE,
+        "distortion": {
+            "layout": MODEL_DISTORTION,
+            "coefficients": list(MODEL_DISTORTION_COEFFICIENTS),
+            "lens_models": list(DISTORTION_ENCODERS),
+        },
+        "model_color": MODEL_COLOR,
+    }
+
+
+def check_description(
+    description: dict[str, Any] | None, *, size_hw: tuple[int, int] | None = None, source: str = "<model>"
+) -> dict[str, Any]:
+    """Read back a ``describe`` record: it must be this module's rule (version, distortion layout) for ``size_hw``.
+
+    A record without ``version`` comes from exports before this field existed; their rule was version 1. Raises
+    ``ValueError`` naming ``source`` and the field otherwise; returns the record."""
+    if description is None or "version" not in description:
+        return {**(description or {}), "version": 1}
+    version = description["version"]
+    if version != MODEL_INPUT_VERSION:
+        raise ValueError(
+            f"{source}: field 'preprocess.version': expected {MODEL_INPUT_VERSION} (this runtime's input rule, "
+            f"{__name__}), found {version!r}: the model was exported by another fleetvision version"
+        )
+    distortion = description.get("distortion")
+    layout = distortion.get("layout") if isinstance(distortion, dict) else distortion
+    if layout != MODEL_DISTORTION:
+        raise ValueError(
+            f"{source}: field 'preprocess.distortion.layout': expected {MODEL_DISTORTION!r}, found {layout!r}"
+        )
+    recorded = description.get("size_hw")
+    if size_hw is not None and recorded is not None and [int(v) for v in recorded] != [int(v) for v in size_hw]:
+        raise ValueError(
+            f"{source}: field 'preprocess.size_hw': expected the model's image_size {list(size_hw)}, found {recorded}"
+        )
+    return description
