@@ -10,6 +10,7 @@ CORE = [
     "perception.labels",
     "perception.video",
     "perception.clip",
+    "perception.model_input",
     "perception.cli",
 ]
 

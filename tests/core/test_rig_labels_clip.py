@@ -152,6 +152,54 @@ def test_clip_errors_are_actionable(tmp_path):
         _ = DriveClip.open(path).labels
 
 
+def test_lenient_clip_reports_unusable_cameras_and_keeps_the_rest(tmp_path):
+    """The runtime's mode: cameras without a usable video are reported, not fatal; timing and poses as ever."""
+    from perception.video import VideoWriter
+
+    path = write_clip(tmp_path / "clip")
+    strict = DriveClip.open(path)
+    (path / "cameras" / "back.mp4").unlink()
+    clip = DriveClip.open(path, lenient=True)
+    assert list(clip.sources) == ["front"] and "camera 'back' of rig.yaml has no video" in clip.missing["back"]
+    assert [f.index for f in clip.frames()] == [0, 1, 2, 3]  # default: the cameras that have video
+    with pytest.raises(ClipError, match="camera 'back' cannot be read: .*has no video"):
+        next(clip.frames(cameras=["front", "back"]))
+    np.testing.assert_allclose(clip.camera_from_ego(1, "back"), strict.camera_from_ego(1, "back"))
+    # a capture time of its own (a late frame of another index) moves the camera with the ego
+    shift = clip.rig["back"].ego_from_camera @ clip.camera_from_ego(1, "back", capture_time=0.2)
+    np.testing.assert_allclose(shift[:3, 3], [-1.0, 0, 0], atol=1e-9)
+    assert clip.frame_period_s == pytest.approx(0.1)
+
+    # a video of another size than rig.yaml is unusable (its K would be wrong): reported
+    with VideoWriter(path / "cameras" / "back.mp4", 10.0, (32, 24)) as writer:
+        for _ in range(4):
+            writer.write(np.zeros((24, 32, 3), np.uint8))
+    clip = DriveClip.open(path, lenient=True)
+    assert "frame size 32x24 differs from rig.yaml camera 'back' (64x48)" in clip.missing["back"]
+
+    # a short video is kept: reading reports where it ends
+    with VideoWriter(path / "cameras" / "back.mp4", 10.0, (64, 48)) as writer:
+        for _ in range(2):
+            writer.write(np.zeros((48, 64, 3), np.uint8))
+    with pytest.raises(ClipError, match="holds 2 frames but frames.csv lists 4"):
+        DriveClip.open(path)
+    clip = DriveClip.open(path, lenient=True)
+    assert list(clip.sources) == ["front", "back"] and clip.missing == {}
+    with pytest.raises(ClipError, match="ends after 2 frames"):
+        list(clip.frames())
+
+    # no t_<camera> column: captured at the frame's reference time
+    table = (path / "frames.csv").read_text().splitlines()
+    header = table[0].split(",")
+    drop = header.index("t_back")
+    (path / "frames.csv").write_text(
+        "\n".join(",".join(v for i, v in enumerate(line.split(",")) if i != drop) for line in table) + "\n"
+    )
+    with pytest.raises(ClipError, match="missing columns \\['t_back'\\]"):
+        DriveClip.open(path)
+    np.testing.assert_array_equal(DriveClip.open(path, lenient=True).camera_timestamps["back"], clip.timestamps)
+
+
 def test_failed_write_leaves_nothing(tmp_path):
     with pytest.raises(RuntimeError):
         with ClipWriter(tmp_path / "clip", small_rig()) as writer:

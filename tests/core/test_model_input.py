@@ -1,0 +1,84 @@
+"""``perception.model_input`` on its own (torch-free): resize rule, colour order, K scaling, lens encoding, and the
+record exported models carry. That every path uses it is ``tests/deploy/test_model_input.py``."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from perception import model_input
+from perception.rig import Camera
+
+K = np.array([[100.0, 0.0, 79.5], [0.0, 100.0, 47.5], [0.0, 0.0, 1.0]])
+
+
+def _image(height: int, width: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
+
+
+@pytest.mark.parametrize(
+    ("source_hw", "flag"),
+    [((96, 160), cv2.INTER_AREA), ((50, 100), cv2.INTER_LINEAR), ((64, 256), cv2.INTER_LINEAR)],
+)
+def test_resize_shrinks_with_area_and_enlarges_linearly(source_hw, flag):
+    image = _image(*source_hw)
+    assert model_input.resize_interpolation(source_hw, (64, 128)) == flag
+    np.testing.assert_array_equal(
+        model_input.resize_image(image, (64, 128)), cv2.resize(image, (128, 64), interpolation=flag)
+    )
+
+
+def test_prepare_image_is_resized_rgb_and_a_no_op_size_keeps_pixels():
+    bgr = _image(64, 128)
+    assert model_input.resize_image(bgr, (64, 128)) is bgr
+    rgb = model_input.prepare_image(bgr, (64, 128))
+    np.testing.assert_array_equal(rgb[..., 0], bgr[..., 2])
+    np.testing.assert_array_equal(rgb[..., 2], bgr[..., 0])
+
+
+def test_intrinsics_follow_the_resize_with_pixel_centres_at_integers():
+    camera = Camera("front", 160, 96, K)
+    scaled = model_input.model_intrinsics(camera, (48, 80))  # half size
+    np.testing.assert_allclose(scaled, [[50.0, 0.0, 39.5], [0.0, 50.0, 23.5], [0.0, 0.0, 1.0]])
+
+
+@pytest.mark.parametrize(
+    ("lens", "coefficients", "expected"),
+    [
+        ("none", [], [0, 0, 0, 0, 0]),
+        ("radtan", [0.1, -0.01, 0.001, 0.002], [0.1, -0.01, 0.001, 0.002, 0]),
+        ("radtan", [0.1, -0.01, 0.001, 0.002, 0.003], [0.1, -0.01, 0.001, 0.002, 0.003]),
+        ("radtan", [0.1, -0.01, 0.001, 0.002, 0.003, 0, 0, 0], [0.1, -0.01, 0.001, 0.002, 0.003]),
+    ],
+)
+def test_lens_models_the_model_takes(lens, coefficients, expected):
+    camera = Camera("front", 160, 96, K, distortion_model=lens, distortion=coefficients)
+    np.testing.assert_allclose(model_input.model_distortion(camera), expected)
+
+
+@pytest.mark.parametrize(
+    ("lens", "coefficients"),
+    [("fisheye", [0.0, 0.0, 0.0, 0.0]), ("fisheye", [0.1, 0.0, 0.0, 0.0]), ("radtan", [0.1, 0, 0, 0, 0, 0.2, 0, 0])],
+)
+def test_other_lens_models_are_refused_with_an_actionable_error(lens, coefficients):
+    camera = Camera("side", 160, 96, K, distortion_model=lens, distortion=coefficients)
+    with pytest.raises(
+        model_input.UnsupportedDistortionError,
+        match=rf"clip/rig.yaml: camera 'side': distortion model '{lens}' .*'none', 'radtan'.*undistort the images",
+    ):
+        model_input.model_distortion(camera, source="clip/rig.yaml")
+
+
+def test_description_round_trip_and_refusals():
+    description = model_input.describe((64, 128))
+    assert model_input.check_description(description, size_hw=(64, 128), source="m.onnx") == description
+    legacy = {"resize": model_input.RESIZE_RULE, "intrinsics": "Camera.resized(W, H).K", "distortion": "radtan"}
+    assert model_input.check_description(legacy, source="old.onnx")["version"] == 1  # exported before 'version'
+    assert model_input.check_description(None)["version"] == 1
+    with pytest.raises(ValueError, match=r"m.onnx: field 'preprocess.version': expected 1 .* found 2"):
+        model_input.check_description({**description, "version": 2}, source="m.onnx")
+    with pytest.raises(ValueError, match="'preprocess.distortion.layout': expected 'radtan5', found 'fisheye4'"):
+        model_input.check_description({**description, "distortion": {"layout": "fisheye4"}}, source="m.onnx")
+    with pytest.raises(ValueError, match=r"'preprocess.size_hw': expected the model's image_size \[96, 192\]"):
+        model_input.check_description(description, size_hw=(96, 192), source="m.onnx")
