@@ -220,15 +220,14 @@ class Runtime:
             sync_tolerance_ms=1e3 * tolerance,
             missing_cameras=dict(missing),
         )
-        drop_filter = DropFilter(
-            period_s=cfg.period_s, tau_s=cfg.drop_filter_tau_s, alert_threshold=cfg.drop_alert_threshold
-        )
         step = FrameStep(
             model,
             rig=rig,
             clip=clip,
             clock=clock,
-            drop_filter=drop_filter,
+            drop_filter=DropFilter(
+                period_s=cfg.period_s, tau_s=cfg.drop_filter_tau_s, alert_threshold=cfg.drop_alert_threshold
+            ),
             sync_tolerance_s=tolerance,
             max_gap_s=max_gap,
             deadline_ms=self.deadline_ms,
@@ -238,13 +237,11 @@ class Runtime:
         )
         stats = RunStats()
         jsonl = JsonlSink(Path(out_dir), model.cameras) if out_dir is not None else None
-        video = (
-            VideoOutput(
+        video = None
+        if video_path is not None:
+            video = VideoOutput(
                 Path(video_path), video_fps, rig=rig, cameras=model.cameras, classes=model.classes, grid=model.bev_grid
             )
-            if video_path is not None
-            else None
-        )
         sinks = [sink for sink in (stats, jsonl, video) if sink is not None]
         started = time.perf_counter()
         for source in sources:  # resize in each camera's thread: the training rule, off the critical path
@@ -273,17 +270,7 @@ class Runtime:
             for sink in sinks:
                 sink.close()
         summary.wall_s = time.perf_counter() - started
-        for name, value in stats.counts().items():
-            setattr(summary, name, value)
-        summary.stale_sets = step.stale_sets
-        total = summary.frames_processed + summary.frames_dropped
-        summary.drop_percent = 100.0 * summary.frames_dropped / total if total else 0.0
-        summary.drop_filtered_peak_percent = 100.0 * drop_filter.peak
-        summary.drop_alerts = drop_filter.alerts
-        summary.stages_ms = stats.stages_ms()
-        if video is not None:
-            summary.video = str(video_path) if video.error is None else None
-            summary.video_error = None if video.error is None else repr(video.error)
+        _fill_summary(summary, stats, step, video)
         if jsonl is not None:
             jsonl.commit()
             atomic_write_json(Path(out_dir) / "summary.json", summary.to_dict())
@@ -336,6 +323,21 @@ class Runtime:
                 return pending
             remaining = 0.05 if first_arrival is None else sync_timeout - (time.perf_counter() - first_arrival)
             notify.wait(timeout=max(1e-4, remaining))
+
+
+def _fill_summary(summary: RuntimeSummary, stats: RunStats, step: FrameStep, video: VideoOutput | None) -> None:
+    """Counts, drop figures, stage statistics and the video's fate of a finished run into ``summary``."""
+    for name, value in stats.counts().items():
+        setattr(summary, name, value)
+    summary.stale_sets = step.stale_sets
+    total = summary.frames_processed + summary.frames_dropped
+    summary.drop_percent = 100.0 * summary.frames_dropped / total if total else 0.0
+    summary.drop_filtered_peak_percent = 100.0 * step.drop_filter.peak
+    summary.drop_alerts = step.drop_filter.alerts
+    summary.stages_ms = stats.stages_ms()
+    if video is not None:
+        summary.video = str(video.path) if video.error is None else None
+        summary.video_error = None if video.error is None else repr(video.error)
 
 
 def capture_spread_s(clip: DriveClip, cameras: list[str]) -> float:

@@ -1,5 +1,5 @@
 """The in-vehicle runtime: torch-free replay, deadline drops, missing/short streams (input preparation equal to
-training: ``test_model_input.py``)."""
+training: ``test_model_input_paths.py``)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """``perception.model_input`` on its own (torch-free): resize rule, colour order, K scaling, lens encoding, and the
-record exported models carry. That every path uses it is ``tests/deploy/test_model_input.py``."""
+record exported models carry. That every path uses it is ``tests/deploy/test_model_input_paths.py``."""
 
 from __future__ import annotations
 
