@@ -2,7 +2,8 @@
 
 The runtime reads nothing else: camera names and order, per-camera image sizes, the rig (so intrinsics and
 extrinsics defaults travel with the file), every input/output tensor (meaning, shape, dtype, frame, units),
-class names, BEV grids, normalisation, the model name/config/sha256 and the latency budget.
+class names, BEV grids, normalisation, the input rule (``preprocess``: ``perception.model_input.describe``, checked
+by the runtime with ``check_description``), the model name/config/sha256 and the latency budget.
 Torch-free and onnx-free at import time (the runtime reads metadata through onnxruntime).
 """
 
