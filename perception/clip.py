@@ -283,7 +283,7 @@ class DriveClip:
 
     # ------------------------------------------------------------------ frames
     def frames(self, cameras: Sequence[str] | None = None, start: int = 0, stop: int | None = None) -> Iterator[Frame]:
-        """Stream frames ``start``..``stop`` of the given cameras (all with a video by default), decoding sequentially."""
+        """Stream frames ``start``..``stop`` of the given cameras (all with video by default), decoding in order."""
         cameras = list(cameras or self.sources)
         self._require_sources(cameras)
         stop = self.num_frames if stop is None else min(stop, self.num_frames)
