@@ -65,7 +65,7 @@ def mot_metrics(pred: list[Boxes2D], gt: list[Boxes2D], *, iou_threshold: float 
         import motmetrics
     except ImportError:
         return None
-    from autolabel.detections import box_iou
+    from perception.geometry import box_iou
 
     accumulator = motmetrics.MOTAccumulator(auto_id=True)
     for p, g in zip(pred, gt):

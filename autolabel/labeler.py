@@ -9,7 +9,6 @@ from typing import Any
 
 import numpy as np
 
-from autolabel.detections import Detections
 from autolabel.jobconfig import JobConfig, TeacherInfo
 from autolabel.sources import prefetch_batches
 from perception.clip import ClipError, DriveClip
@@ -52,7 +51,7 @@ class ClipLabeler:
         refine = {k: v for k, v in self.config.refine.items() if k != "class_names"}
         return OfflineLabelConfig(**refine, class_names=tuple(self.classes))
 
-    def _map(self, detections: Detections, frame: int, score_floor: float = 0.0) -> Detections:
+    def _map(self, detections: Boxes2D, frame: int, score_floor: float = 0.0) -> Boxes2D:
         """Output class ids, frame index, and boxes below ``score_floor`` dropped (memory grows with frames x boxes)."""
         detections = detections[detections.score >= score_floor]
         class_id = self.class_lookup[detections.class_id] if len(detections) else detections.class_id
@@ -60,7 +59,7 @@ class ClipLabeler:
 
     def _camera_stream(
         self, clip: DriveClip, camera: str, score_floor: float
-    ) -> Iterator[tuple[int, np.ndarray, Detections]]:
+    ) -> Iterator[tuple[int, np.ndarray, Boxes2D]]:
         """(frame index, BGR image, teacher detections) in order; the teacher runs on batches of decoded frames."""
         for batch in prefetch_batches(
             clip, self.config.batch_size, queue_frames=self.config.queue_frames, cameras=[camera]

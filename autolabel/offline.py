@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 
 from autolabel.decisions import decide_tracks
-from autolabel.detections import Detections
 from autolabel.refine import (
     EMBEDDING_DIM,
     colour_histogram_embedding,
@@ -24,6 +23,7 @@ from autolabel.refine import (
 from autolabel.refine.bidirectional import backward_tracklets, reconcile_with_backward
 from autolabel.tracking import ByteTracker, CameraMotionEstimator, Tracklet, run_tracker, tracklets_to_detections
 from autolabel.uncertainty import box_uncertainty, frame_uncertainty, rank_frames_for_review, temporal_inconsistency
+from perception.labels import Boxes2D
 
 __all__ = ["OfflineLabelConfig", "OfflineResult", "label_video_detections", "precompute_frame_cues"]
 
@@ -126,7 +126,7 @@ class OfflineResult:
     """Output of the chain: flat final `tracks` (frame, track_id, score, uncertainty set), their tracklets,
     per-frame uncertainty (F,) and frames ordered for human review (most uncertain first)."""
 
-    tracks: Detections
+    tracks: Boxes2D
     tracklets: list[Tracklet]
     frame_uncertainty: np.ndarray
     review_order: np.ndarray
@@ -135,18 +135,18 @@ class OfflineResult:
 
 def precompute_frame_cues(
     frames: Iterable[np.ndarray] | None,
-    per_frame: Sequence[Detections],
+    per_frame: Sequence[Boxes2D],
     *,
     camera_motion: bool,
     appearance: bool,
     min_score: float,
-) -> tuple[list[Detections], list[np.ndarray] | None]:
+) -> tuple[list[Boxes2D], list[np.ndarray] | None]:
     """One pass over frames: camera-motion affines (previous->current) and colour embeddings for boxes >= min_score."""
     if frames is None or not (camera_motion or appearance):
         return list(per_frame), None
     estimator = CameraMotionEstimator() if camera_motion else None
     warps: list[np.ndarray] = []
-    out: list[Detections] = []
+    out: list[Boxes2D] = []
     previous_boxes = None
     for index, frame in enumerate(frames):
         if index >= len(per_frame):
@@ -198,7 +198,7 @@ def _finalise(tracklet: Tracklet, config: OfflineLabelConfig, rigid_ids: set[int
 
 def label_video_detections(
     frames_or_reader: Iterable[np.ndarray] | None,
-    per_frame_detections: Sequence[Detections],
+    per_frame_detections: Sequence[Boxes2D],
     config: OfflineLabelConfig = OfflineLabelConfig(),
 ) -> OfflineResult:
     """Chain tracking -> rescue -> linking -> decisions -> fill/smooth -> shape priors -> uncertainty over one video.
@@ -211,7 +211,7 @@ def label_video_detections(
         frames_or_reader, per_frame_detections, camera_motion=config.camera_motion,
         appearance=config.appearance and (config.link or config.tracker_appearance_weight > 0), min_score=config.low_score,
     )  # fmt: skip
-    flat = Detections.concat(per_frame)
+    flat = Boxes2D.concat(per_frame)
     tracklets = run_tracker(per_frame, tracker=config.tracker(), warps=warps)
     if config.backward_pass:
         backward = backward_tracklets(per_frame, tracker=config.tracker(), warps=warps)
@@ -248,7 +248,7 @@ def label_video_detections(
         observed_score = np.sqrt(np.clip(np.nan_to_num(refined.score, nan=0.0), 0, 1) * refined.track_score)
         score = np.where(refined.observed, observed_score, refined.track_score)
         parts.append(detections.with_fields(score=score.astype(np.float32), uncertainty=uncertainty.astype(np.float32)))
-    tracks = Detections.concat(parts)
+    tracks = Boxes2D.concat(parts)
 
     used = np.zeros(len(flat), bool)
     for tracklet in final:

@@ -7,9 +7,9 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from autolabel.detections import Detections
 from autolabel.teachers.base import Teacher
 from autolabel.wbf import weighted_boxes_fusion
+from perception.labels import Boxes2D
 
 __all__ = ["FlipTeacher", "ScaledTeacher", "TTATeacher"]
 
@@ -21,7 +21,7 @@ class FlipTeacher(Teacher):
         self.teacher = teacher
         self.class_names = teacher.class_names
 
-    def predict_batch(self, frames: Sequence[np.ndarray]) -> list[Detections]:
+    def predict_batch(self, frames: Sequence[np.ndarray]) -> list[Boxes2D]:
         """Un-flipped detections: x1' = W - x2, x2' = W - x1."""
         results = self.teacher.predict_batch([np.ascontiguousarray(f[:, ::-1]) for f in frames])
         out = []
@@ -42,8 +42,8 @@ class ScaledTeacher(Teacher):
         self.scale = scale
         self.class_names = teacher.class_names
 
-    def predict_batch(self, frames: Sequence[np.ndarray]) -> list[Detections]:
-        """Detections in the original frame's pixels."""
+    def predict_batch(self, frames: Sequence[np.ndarray]) -> list[Boxes2D]:
+        """Boxes2D in the original frame's pixels."""
         resized = [cv2.resize(f, None, fx=self.scale, fy=self.scale, interpolation=cv2.INTER_LINEAR) for f in frames]
         return [d.with_fields(xyxy=d.xyxy / self.scale) for d in self.teacher.predict_batch(resized)]
 
@@ -63,7 +63,7 @@ class TTATeacher(Teacher):
         self.iou_threshold = iou_threshold
         self.class_names = teacher.class_names
 
-    def predict_batch(self, frames: Sequence[np.ndarray]) -> list[Detections]:
+    def predict_batch(self, frames: Sequence[np.ndarray]) -> list[Boxes2D]:
         """Fused detections per frame."""
         per_view = [view.predict_batch(frames) for view in self.views]
         return [

@@ -6,8 +6,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from autolabel.detections import Detections, box_iou
 from autolabel.tracking.tracklet import Tracklet
+from perception.geometry import box_iou
+from perception.labels import Boxes2D
 
 __all__ = ["box_uncertainty", "frame_uncertainty", "rank_frames_for_review", "temporal_inconsistency"]
 
@@ -43,10 +44,10 @@ def box_uncertainty(
 
 
 def frame_uncertainty(
-    tracks: Detections,
+    tracks: Boxes2D,
     num_frames: int,
     *,
-    unexplained: Sequence[Detections] | None = None,
+    unexplained: Sequence[Boxes2D] | None = None,
     unexplained_weight: float = 0.5,
 ) -> np.ndarray:
     """(F,) per-frame uncertainty: max box uncertainty of tracked boxes, raised by the best score of detections

@@ -6,19 +6,20 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from autolabel.detections import Detections, box_iou
 from autolabel.teachers.base import Teacher
+from perception.geometry import box_iou
+from perception.labels import Boxes2D
 
 __all__ = ["EnsembleTeacher", "weighted_boxes_fusion"]
 
 
 def weighted_boxes_fusion(
-    predictions: Sequence[Detections],
+    predictions: Sequence[Boxes2D],
     *,
     weights: Sequence[float] | None = None,
     iou_threshold: float = 0.55,
     skip_score: float = 0.0,
-) -> Detections:
+) -> Boxes2D:
     """Fuse M sets of boxes of one image into clusters (same class, IoU with the running fused box >= threshold).
 
     Fused box = score-weighted mean of member coordinates; fused score = sum of weighted member scores / sum of
@@ -38,7 +39,7 @@ def weighted_boxes_fusion(
         classes.append(prediction.class_id[keep])
         models.append(np.full(int(keep.sum()), m))
     if not boxes or sum(len(b) for b in boxes) == 0:
-        return Detections.empty()
+        return Boxes2D.empty()
     boxes, scores = np.concatenate(boxes), np.concatenate(scores)
     classes, models = np.concatenate(classes), np.concatenate(models)
 
@@ -72,7 +73,7 @@ def weighted_boxes_fusion(
             out_scores.append(scores[member].sum() / total_weight)
             out_classes.append(class_id)
             out_uncertainty.append(1.0 - present * agreement)
-    return Detections(
+    return Boxes2D(
         xyxy=np.stack(out_boxes),
         score=np.clip(out_scores, 0.0, 1.0),
         class_id=np.asarray(out_classes),
@@ -99,7 +100,7 @@ class EnsembleTeacher(Teacher):
         self.iou_threshold = iou_threshold
         self.class_names = names
 
-    def predict_batch(self, frames: Sequence[np.ndarray]) -> list[Detections]:
+    def predict_batch(self, frames: Sequence[np.ndarray]) -> list[Boxes2D]:
         """Fused detections per frame; uncertainty = ensemble disagreement."""
         per_teacher = [teacher.predict_batch(frames) for teacher in self.teachers]
         return [

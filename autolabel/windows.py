@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from autolabel.detections import Detections, box_iou
+from perception.geometry import box_iou
+from perception.labels import Boxes2D
 
 __all__ = ["StreamEndedEarly", "match_overlap_ids", "run_windowed_chain", "window_ranges"]
 
@@ -47,7 +48,7 @@ class _StreamedDetections(Sequence):
     """Per-frame detections of one window, filled while frames stream; reading ahead of the stream is an error."""
 
     def __init__(self, num_frames: int) -> None:
-        self.items: list[Detections] = []
+        self.items: list[Boxes2D] = []
         self.num_frames = num_frames
 
     def __len__(self) -> int:
@@ -111,7 +112,7 @@ class _ChainRun:
             except queue.Full:
                 continue
 
-    def feed(self, index: int, image: np.ndarray, detections: Detections) -> None:
+    def feed(self, index: int, image: np.ndarray, detections: Boxes2D) -> None:
         self.store.items.append(detections.with_fields(frame=np.full(len(detections), index - self.start, np.int64)))
         if self.uses_frames:
             self._put(image)
@@ -127,10 +128,8 @@ class _ChainRun:
         return self.outcome["result"]
 
 
-def match_overlap_ids(
-    previous: dict[int, Detections], current: dict[int, Detections], min_frames: int
-) -> dict[int, int]:
-    """current track id -> previous track id, from per-frame boxes in the overlap (frame -> Detections with ids)."""
+def match_overlap_ids(previous: dict[int, Boxes2D], current: dict[int, Boxes2D], min_frames: int) -> dict[int, int]:
+    """current track id -> previous track id, from per-frame boxes in the overlap (frame -> Boxes2D with ids)."""
     prev_ids = sorted({int(t) for d in previous.values() for t in d.track_id})
     curr_ids = sorted({int(t) for d in current.values() for t in d.track_id})
     if not prev_ids or not curr_ids:
@@ -150,15 +149,15 @@ def match_overlap_ids(
     return {curr_ids[c]: prev_ids[r] for r, c in zip(rows, cols) if counts[r, c] >= min_frames}
 
 
-def _per_frame(tracks: Detections, start: int, stop: int) -> dict[int, Detections]:
-    """Window result (local frames) -> {global frame: Detections} for global frames in [start, stop)."""
+def _per_frame(tracks: Boxes2D, start: int, stop: int) -> dict[int, Boxes2D]:
+    """Window result (local frames) -> {global frame: Boxes2D} for global frames in [start, stop)."""
     local = tracks.split_by_frame(stop - start)
     return {start + i: d for i, d in enumerate(local)}
 
 
 def run_windowed_chain(
     chain: Callable,
-    stream: Iterable[tuple[int, np.ndarray, Detections]],
+    stream: Iterable[tuple[int, np.ndarray, Boxes2D]],
     num_frames: int,
     config: Any,
     *,
@@ -167,7 +166,7 @@ def run_windowed_chain(
     uses_frames: bool,
     queue_frames: int = 16,
     defer: bool = False,
-) -> tuple[list[Detections], np.ndarray] | Callable[[], tuple[list[Detections], np.ndarray]]:
+) -> tuple[list[Boxes2D], np.ndarray] | Callable[[], tuple[list[Boxes2D], np.ndarray]]:
     """Run ``chain(frames, detections, config)`` (``autolabel.offline.label_video_detections``) over windows while
     ``stream`` yields (frame index, BGR image, teacher detections) in order. Returns per-frame tracks (global frame
     in ``frame``, stitched ``track_id``) and per-frame uncertainty (F,); with ``defer``, returns once the stream is
@@ -177,7 +176,7 @@ def run_windowed_chain(
     boundaries = (
         [0] + [start + (ranges[k - 1][1] - start) // 2 for k, (start, _) in enumerate(ranges) if k > 0] + [num_frames]
     )
-    output: list[Detections] = [Detections.empty() for _ in range(num_frames)]
+    output: list[Boxes2D] = [Boxes2D.empty() for _ in range(num_frames)]
     uncertainty = np.zeros(num_frames)
     runs: list[_ChainRun] = []
     closing: list[tuple[int, _ChainRun]] = []
@@ -234,7 +233,7 @@ def run_windowed_chain(
             run.thread.join()
         raise StreamEndedEarly(f"decoded {seen} frames, expected {num_frames} (last good frame: {seen - 1})")
 
-    def finish() -> tuple[list[Detections], np.ndarray]:
+    def finish() -> tuple[list[Boxes2D], np.ndarray]:
         for k, run in closing:
             collect(k, run)
         return output, uncertainty

@@ -5,7 +5,7 @@ and AP50 for boxes.
     .venv/bin/python benchmarks/bench_mot15.py [--ablations] [--data ../shared/data/mot15] [--out benchmarks/results/mot15.md]
 
 Needs the `bench` extra: trackers (installed --no-deps beside opencv-python-headless, with supervision --no-deps),
-trackeval (--no-deps), motmetrics. Detections are computed once per sequence and cached (npz) under --cache.
+trackeval (--no-deps), motmetrics. Boxes2D are computed once per sequence and cached (npz) under --cache.
 """
 
 from __future__ import annotations
@@ -29,11 +29,12 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from autolabel.detections import Detections, box_iou  # noqa: E402
 from autolabel.offline import OfflineLabelConfig, label_video_detections  # noqa: E402
 from autolabel.refine.interpolate import interpolate_linear  # noqa: E402
 from autolabel.teachers.onnx_yolox import OnnxYoloxTeacher  # noqa: E402
 from autolabel.tracking.tracklet import detections_to_tracklets, tracklets_to_detections  # noqa: E402
+from perception.geometry import box_iou  # noqa: E402
+from perception.labels import Boxes2D  # noqa: E402
 
 SEQUENCES = ("TUD-Campus", "TUD-Stadtmitte")
 TRACKER_INPUT_MIN_SCORE = 0.1  # every tracker gets the same boxes: teacher output with score >= 0.1
@@ -82,16 +83,16 @@ def load_sequence(root: Path, name: str) -> Sequence:
     return Sequence(name, frames, frame_rate, gt)
 
 
-def teacher_detections(sequence: Sequence, model_path: Path, cache_dir: Path) -> list[Detections]:
+def teacher_detections(sequence: Sequence, model_path: Path, cache_dir: Path) -> list[Boxes2D]:
     """YOLOX-Nano person boxes per frame (score floor 0.05), cached as npz keyed by sequence + model size."""
     cache = cache_dir / f"{sequence.name}_yolox_nano_{model_path.stat().st_size}.npz"
     if cache.is_file():
         data = np.load(cache)
-        flat = Detections(data["xyxy"], data["score"], data["class_id"], frame=data["frame"])
+        flat = Boxes2D(xyxy=data["xyxy"], score=data["score"], class_id=data["class_id"], frame=data["frame"])
         return flat.split_by_frame(len(sequence.frames))
     teacher = OnnxYoloxTeacher(model_path, class_map={0: "person"}, score_floor=0.05)
     per_frame = [d.with_fields(frame=np.full(len(d), i)) for i, d in enumerate(teacher.predict_batch(sequence.frames))]
-    flat = Detections.concat(per_frame)
+    flat = Boxes2D.concat(per_frame)
     cache_dir.mkdir(parents=True, exist_ok=True)
     tmp = cache.with_suffix(".tmp.npz")
     np.savez(tmp, xyxy=flat.xyxy, score=flat.score, class_id=flat.class_id, frame=flat.frame)
@@ -99,7 +100,7 @@ def teacher_detections(sequence: Sequence, model_path: Path, cache_dir: Path) ->
     return per_frame
 
 
-def run_public_tracker(tracker_class, sequence: Sequence, per_frame: list[Detections]) -> Detections:
+def run_public_tracker(tracker_class, sequence: Sequence, per_frame: list[Boxes2D]) -> Boxes2D:
     """Run one `trackers` online tracker with default settings (frame rate from seqinfo.ini)."""
     import supervision as sv
 
@@ -121,7 +122,7 @@ def run_public_tracker(tracker_class, sequence: Sequence, per_frame: list[Detect
             continue
         confidence = result.confidence if result.confidence is not None else np.ones(len(result))
         parts.append(
-            Detections(
+            Boxes2D(
                 xyxy=np.asarray(result.xyxy, dtype=np.float64)[tracked],
                 score=np.asarray(confidence)[tracked],
                 class_id=np.zeros(int(tracked.sum()), np.int64),
@@ -129,10 +130,10 @@ def run_public_tracker(tracker_class, sequence: Sequence, per_frame: list[Detect
                 track_id=np.asarray(result.tracker_id)[tracked],
             )
         )
-    return Detections.concat(parts)
+    return Boxes2D.concat(parts)
 
 
-def interpolate_tracks(tracks: Detections) -> Detections:
+def interpolate_tracks(tracks: Boxes2D) -> Boxes2D:
     """Linear gap interpolation per track id (gaps up to INTERPOLATION_MAX_GAP frames); filled boxes keep the
     lower neighbouring score."""
     filled = []
@@ -150,7 +151,7 @@ def interpolate_tracks(tracks: Detections) -> Detections:
     return tracklets_to_detections(filled)
 
 
-def write_mot(path: Path, tracks: Detections) -> None:
+def write_mot(path: Path, tracks: Boxes2D) -> None:
     """MOTChallenge result file: frame (1-based), id, x, y, w, h, conf, -1, -1, -1."""
     path.parent.mkdir(parents=True, exist_ok=True)
     order = np.lexsort((tracks.track_id, tracks.frame))
@@ -198,7 +199,7 @@ def trackeval_scores(gt_root: Path, trackers_root: Path, tracker_names: list[str
     return out
 
 
-def motmetrics_scores(gt: np.ndarray, tracks: Detections, num_frames: int) -> dict:
+def motmetrics_scores(gt: np.ndarray, tracks: Boxes2D, num_frames: int) -> dict:
     """MOTA and IDF1 (percent) from motmetrics with IoU >= 0.5 matching (cross-check of TrackEval)."""
     if not hasattr(np, "asfarray"):  # motmetrics 1.4.0 calls np.asfarray, removed in NumPy 2 (benchmark process only)
         np.asfarray = lambda a, dtype=np.float64: np.asarray(a, dtype=dtype)
@@ -215,7 +216,7 @@ def motmetrics_scores(gt: np.ndarray, tracks: Detections, num_frames: int) -> di
     return {"mm_MOTA": 100 * float(summary["mota"].iloc[0]), "mm_IDF1": 100 * float(summary["idf1"].iloc[0])}
 
 
-def average_precision(gt: np.ndarray, boxes: Detections, iou_threshold: float = 0.5) -> float:
+def average_precision(gt: np.ndarray, boxes: Boxes2D, iou_threshold: float = 0.5) -> float:
     """AP (percent, all-point interpolated PR area) of scored boxes vs gt over all frames, greedy by score."""
     order = np.argsort(-boxes.score, kind="stable")
     matched: dict[int, np.ndarray] = {}
@@ -280,8 +281,8 @@ def main() -> None:
         for name in args.sequences:
             sequence = load_sequence(args.data, name)
             per_frame = teacher_detections(sequence, args.model, args.cache)
-            all_boxes = Detections.concat(per_frame)
-            runs: dict[str, tuple[Detections, float]] = {}
+            all_boxes = Boxes2D.concat(per_frame)
+            runs: dict[str, tuple[Boxes2D, float]] = {}
             for tracker_name, tracker_class in public.items():
                 start = time.perf_counter()
                 tracks = run_public_tracker(tracker_class, sequence, per_frame)

@@ -126,6 +126,42 @@ def box3d_corners(center: np.ndarray, size: np.ndarray, yaw: np.ndarray) -> np.n
     return np.stack([x, y, local[..., 2]], axis=-1) + center[:, None, :]
 
 
+def box_iou(a_xyxy: np.ndarray, b_xyxy: np.ndarray, *, b_iscrowd: np.ndarray | None = None) -> np.ndarray:
+    """Pairwise IoU (N, M) of 2D boxes a (N, 4) and b (M, 4), pixels x1, y1, x2, y2 (no +1 pixel convention).
+
+    Boxes that do not overlap with a positive width and height have IoU 0 (also degenerate ones). ``b_iscrowd`` (M,)
+    marks crowd regions among b: their column is intersection / area of a (COCO's rule, as pycocotools computes it).
+    """
+    a = np.asarray(a_xyxy, dtype=np.float64).reshape(-1, 4)
+    b = np.asarray(b_xyxy, dtype=np.float64).reshape(-1, 4)
+    width = np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0])
+    height = np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1])
+    inter = np.where((width > 0) & (height > 0), width * height, 0.0)
+    area_a = ((a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1]))[:, None]
+    area_b = ((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]))[None, :]
+    union = area_a + area_b - inter
+    if b_iscrowd is not None:
+        crowd = np.asarray(b_iscrowd, dtype=bool).reshape(1, -1)
+        if crowd.shape[1] != len(b):
+            raise ValueError(f"box_iou: b_iscrowd: expected {len(b)} flags (one per box of b), found {crowd.shape[1]}")
+        union = np.where(crowd, np.broadcast_to(area_a, union.shape), union)
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+
+
+def xyxy_to_cxcywh(xyxy: np.ndarray) -> np.ndarray:
+    """(..., 4) boxes x1, y1, x2, y2 -> (..., 4) centre x, centre y, width, height (same units, e.g. pixels)."""
+    xyxy = np.asarray(xyxy, dtype=np.float64)
+    wh = xyxy[..., 2:] - xyxy[..., :2]
+    return np.concatenate([xyxy[..., :2] + wh / 2, wh], axis=-1)
+
+
+def cxcywh_to_xyxy(cxcywh: np.ndarray) -> np.ndarray:
+    """(..., 4) boxes centre x, centre y, width, height -> (..., 4) x1, y1, x2, y2."""
+    cxcywh = np.asarray(cxcywh, dtype=np.float64)
+    half = cxcywh[..., 2:] / 2
+    return np.concatenate([cxcywh[..., :2] - half, cxcywh[..., :2] + half], axis=-1)
+
+
 @dataclass(frozen=True)
 class BevGrid:
     """A bird's-eye-view raster over the ego frame (metres).

@@ -7,7 +7,7 @@ import io
 import json
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +32,14 @@ def _as_array(value: Any, dtype: Any, shape_tail: tuple[int, ...]) -> np.ndarray
 
 
 class _BoxTable:
-    """Parallel arrays of equal length, indexable by a mask or indices (supervision-style)."""
+    """Parallel arrays of equal length, indexable by a mask or indices (supervision-style).
+
+    ``_shapes``: every per-box column (trailing shape, dtype); ``_saved``: the columns a labels file stores
+    (default all of them).
+    """
 
     _shapes: dict[str, tuple[tuple[int, ...], Any]] = {}
+    _saved: tuple[str, ...] | None = None
 
     def _validate(self) -> None:
         n = None
@@ -70,19 +75,23 @@ class _BoxTable:
             return cls.empty()
         return cls(**{name: np.concatenate([getattr(t, name) for t in tables]) for name in cls._shapes})
 
+    @classmethod
+    def _saved_fields(cls) -> tuple[str, ...]:
+        return tuple(cls._shapes) if cls._saved is None else cls._saved
+
     def to_dict(self) -> dict:
         out = {}
-        for name, (_, dtype) in self._shapes.items():
-            array = getattr(self, name)
+        for name in self._saved_fields():
+            array, dtype = getattr(self, name), self._shapes[name][1]
             out[name] = array.round(5).tolist() if np.issubdtype(dtype, np.floating) else array.tolist()
         return out
 
     @classmethod
     def from_dict(cls, data: dict, source: str = "<dict>"):
-        missing = [name for name in cls._shapes if name not in data]
+        missing = [name for name in cls._saved_fields() if name not in data]
         if missing:
             raise LabelsError(f"{source}: {cls.__name__} is missing fields {missing}")
-        return cls(**{name: data[name] for name in cls._shapes})
+        return cls(**{name: data[name] for name in cls._saved_fields()})
 
 
 @dataclass
@@ -124,9 +133,19 @@ class Boxes3D(_BoxTable):
         return box3d_corners(self.center, self.size, self.yaw)
 
 
-@dataclass
+@dataclass(eq=False)
 class Boxes2D(_BoxTable):
-    """2D boxes in one camera's image: xyxy (N,4) pixels, visibility/truncation in [0, 1] (nan unknown)."""
+    """N 2D boxes in one camera's image as parallel arrays (the one 2D box container: labels, teachers, tracks).
+
+    xyxy (N,4) float64 pixels x1, y1, x2, y2 in the image as stored (finite); class_id (N,) int64 (default 0);
+    score (N,) float32 in [0, 1] (default 1); track_id (N,) int64, -1 = none; visibility / truncation (N,) float32
+    in [0, 1], nan = unknown; frame (N,) int64 0-based frame index, -1 = unknown; uncertainty (N,) float32 in [0, 1]
+    (0 = certain), nan = unknown; embedding (N, D) float32 appearance descriptors or None; image_size
+    (width, height) pixels of the image the boxes belong to, or None.
+
+    Filter with a boolean mask or an index array (``boxes[boxes.score > 0.5]``); a labels file stores xyxy,
+    class_id, score, track_id, visibility and truncation (frame, uncertainty and embedding are working fields).
+    """
 
     xyxy: np.ndarray
     class_id: np.ndarray | None = None
@@ -134,6 +153,10 @@ class Boxes2D(_BoxTable):
     track_id: np.ndarray | None = None
     visibility: np.ndarray | None = None
     truncation: np.ndarray | None = None
+    frame: np.ndarray | None = None
+    uncertainty: np.ndarray | None = None
+    embedding: np.ndarray | None = None
+    image_size: tuple[int, int] | None = None
 
     _shapes = {
         "xyxy": ((4,), np.float64),
@@ -142,21 +165,100 @@ class Boxes2D(_BoxTable):
         "track_id": ((), np.int64),
         "visibility": ((), np.float32),
         "truncation": ((), np.float32),
+        "frame": ((), np.int64),
+        "uncertainty": ((), np.float32),
+    }
+    _saved = ("xyxy", "class_id", "score", "track_id", "visibility", "truncation")
+    _defaults = {
+        "class_id": 0,
+        "score": 1.0,
+        "track_id": -1,
+        "visibility": np.nan,
+        "truncation": np.nan,
+        "frame": -1,
+        "uncertainty": np.nan,
     }
 
     def __post_init__(self) -> None:
         n = len(np.asarray(self.xyxy).reshape(-1, 4))
-        if self.class_id is None:
-            self.class_id = np.zeros(n, dtype=np.int64)
-        if self.score is None:
-            self.score = np.ones(n, dtype=np.float32)
-        if self.track_id is None:
-            self.track_id = np.full(n, -1, dtype=np.int64)
-        if self.visibility is None:
-            self.visibility = np.full(n, np.nan, dtype=np.float32)
-        if self.truncation is None:
-            self.truncation = np.full(n, np.nan, dtype=np.float32)
+        for name, fill in self._defaults.items():
+            if getattr(self, name) is None:
+                setattr(self, name, np.full(n, fill, dtype=self._shapes[name][1]))
+            else:  # (N,) columns may come as any 1-D sequence, also (N, 1)
+                setattr(self, name, np.asarray(getattr(self, name), dtype=self._shapes[name][1]).reshape(-1))
         self._validate()
+        if not np.all(np.isfinite(self.xyxy)):
+            bad = np.flatnonzero(~np.isfinite(self.xyxy).all(axis=1))
+            raise LabelsError(f"Boxes2D.xyxy: expected finite pixel coordinates, found nan/inf in rows {bad.tolist()}")
+        if self.embedding is not None:
+            self.embedding = np.asarray(self.embedding, dtype=np.float32)
+            if self.embedding.ndim != 2 or len(self.embedding) != n:
+                raise LabelsError(f"Boxes2D.embedding: expected shape ({n}, D), found {self.embedding.shape}")
+        if self.image_size is not None:
+            width, height = (int(v) for v in self.image_size)
+            if width <= 0 or height <= 0:
+                raise LabelsError(f"Boxes2D.image_size: expected (width, height) > 0 pixels, found {self.image_size}")
+            self.image_size = (width, height)
+
+    def __getitem__(self, index: Any) -> Boxes2D:
+        """Boxes selected by a boolean mask, an index array, a slice or one index (always a Boxes2D)."""
+        if isinstance(index, (int, np.integer)):
+            index = [int(index)]
+        return Boxes2D(
+            **{name: getattr(self, name)[index] for name in self._shapes},
+            embedding=None if self.embedding is None else self.embedding[index],
+            image_size=self.image_size,
+        )
+
+    @classmethod
+    def empty(cls, image_size: tuple[int, int] | None = None) -> Boxes2D:
+        """Zero boxes."""
+        return cls(np.zeros((0, 4)), image_size=image_size)
+
+    @classmethod
+    def concat(cls, parts: Sequence[Boxes2D]) -> Boxes2D:
+        """All boxes of ``parts`` in order; embeddings are kept when every non-empty part has them with one
+        dimension, the image size when all parts agree."""
+        parts = [p for p in parts if p is not None]
+        if not parts:
+            return cls.empty()
+        filled = [p.embedding for p in parts if len(p)]
+        embedding = None
+        if filled and all(e is not None for e in filled) and len({e.shape[1] for e in filled}) == 1:
+            dim = filled[0].shape[1]
+            embedding = np.concatenate([p.embedding if len(p) else np.zeros((0, dim), np.float32) for p in parts])
+        sizes = {p.image_size for p in parts}
+        return cls(
+            **{name: np.concatenate([getattr(p, name) for p in parts]) for name in cls._shapes},
+            embedding=embedding,
+            image_size=sizes.pop() if len(sizes) == 1 else None,
+        )
+
+    def with_fields(self, **changes: Any) -> Boxes2D:
+        """A copy with some fields replaced, validated again (``boxes.with_fields(frame=np.full(len(boxes), 3))``)."""
+        known = {f.name for f in fields(self)}
+        unknown = sorted(set(changes) - known)
+        if unknown:
+            raise TypeError(f"Boxes2D.with_fields: unknown fields {unknown}, expected some of {sorted(known)}")
+        return replace(self, **changes)
+
+    def clipped(self, min_size: float = 0.0) -> Boxes2D:
+        """Boxes clipped to the image (``image_size`` must be known); boxes narrower or lower than ``min_size``
+        pixels after clipping are dropped."""
+        if self.image_size is None:
+            raise LabelsError("Boxes2D.clipped: image_size is unknown (None); set it to (width, height) pixels")
+        width, height = self.image_size
+        xyxy = self.xyxy.copy()
+        xyxy[:, [0, 2]] = np.clip(xyxy[:, [0, 2]], 0, width)
+        xyxy[:, [1, 3]] = np.clip(xyxy[:, [1, 3]], 0, height)
+        keep = (xyxy[:, 2] - xyxy[:, 0] >= min_size) & (xyxy[:, 3] - xyxy[:, 1] >= min_size)
+        return self.with_fields(xyxy=xyxy)[keep]
+
+    def split_by_frame(self, num_frames: int) -> list[Boxes2D]:
+        """Per-frame boxes (a list of length ``num_frames``) from the ``frame`` column; other frames are dropped."""
+        order = np.argsort(self.frame, kind="stable")
+        bounds = np.searchsorted(self.frame[order], np.arange(num_frames + 1))
+        return [self[order[bounds[i] : bounds[i + 1]]] for i in range(num_frames)]
 
     def to_dict(self) -> dict:
         out = super().to_dict()

@@ -7,9 +7,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from autolabel.detections import Detections
 from autolabel.tracking.byte_tracker import ByteTracker, run_tracker
 from autolabel.tracking.tracklet import Tracklet
+from perception.labels import Boxes2D
 
 __all__ = ["backward_tracklets", "invert_affine", "reconcile_with_backward"]
 
@@ -21,9 +21,9 @@ def invert_affine(affine: np.ndarray) -> np.ndarray:
 
 
 def backward_tracklets(
-    per_frame: Sequence[Detections], *, tracker: ByteTracker, warps: Sequence[np.ndarray] | None = None
+    per_frame: Sequence[Boxes2D], *, tracker: ByteTracker, warps: Sequence[np.ndarray] | None = None
 ) -> list[Tracklet]:
-    """Tracklets from the reversed sequence, in forward time; det_index refers to `Detections.concat(per_frame)`."""
+    """Tracklets from the reversed sequence, in forward time; det_index refers to `Boxes2D.concat(per_frame)`."""
     num_frames = len(per_frame)
     offsets = np.concatenate([[0], np.cumsum([len(d) for d in per_frame])])
     reversed_frames = list(per_frame)[::-1]

@@ -6,9 +6,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from autolabel.detections import Detections, box_iou, cxcywh_to_xyxy, xyxy_to_cxcywh
 from autolabel.tracking.kalman import KalmanBoxFilter
 from autolabel.tracking.tracklet import Tracklet
+from perception.geometry import box_iou, cxcywh_to_xyxy, xyxy_to_cxcywh
+from perception.labels import Boxes2D
 
 __all__ = ["extend_tracklets"]
 
@@ -16,7 +17,7 @@ __all__ = ["extend_tracklets"]
 def _grow(
     tracklet: Tracklet,
     direction: int,
-    per_frame: Sequence[Detections],
+    per_frame: Sequence[Boxes2D],
     offsets: np.ndarray,
     used: np.ndarray,
     embeddings: np.ndarray | None,
@@ -79,7 +80,7 @@ def _grow(
 
 def extend_tracklets(
     tracklets: Sequence[Tracklet],
-    per_frame: Sequence[Detections],
+    per_frame: Sequence[Boxes2D],
     *,
     min_score: float = 0.1,
     min_iou: float = 0.5,
@@ -92,7 +93,7 @@ def extend_tracklets(
 
     Walks frame by frame with a Kalman prediction, accepting the best same-class unused box with IoU >= min_iou and
     score >= min_score; stops after `max_miss` consecutive misses. Longer tracklets claim boxes first.
-    det_index refers to rows of `Detections.concat(per_frame)`; `embeddings` (rows, D) are attached if given.
+    det_index refers to rows of `Boxes2D.concat(per_frame)`; `embeddings` (rows, D) are attached if given.
     """
     kalman = kalman or KalmanBoxFilter()
     offsets = np.concatenate([[0], np.cumsum([len(d) for d in per_frame])])

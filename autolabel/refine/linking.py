@@ -6,9 +6,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from autolabel.detections import xyxy_to_cxcywh
 from autolabel.tracking.association import appearance_distance, match
 from autolabel.tracking.tracklet import Tracklet
+from perception.geometry import xyxy_to_cxcywh
 
 __all__ = ["endpoint_motion", "link_tracklets"]
 

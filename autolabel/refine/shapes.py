@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from autolabel.detections import cxcywh_to_xyxy, xyxy_to_cxcywh
 from autolabel.tracking.tracklet import Tracklet
+from perception.geometry import cxcywh_to_xyxy, xyxy_to_cxcywh
 
 __all__ = ["hold_stationary", "unify_rigid_size"]
 

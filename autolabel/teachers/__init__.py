@@ -1,4 +1,4 @@
-"""Pluggable single-frame teachers (detectors) returning `Detections` per BGR frame."""
+"""Pluggable single-frame teachers (detectors) returning `Boxes2D` per BGR frame."""
 
 from autolabel.teachers.base import Teacher, class_wise_nms, letterbox, load_class_map
 from autolabel.teachers.coco import COCO80_NAMES, COCO91_NAMES

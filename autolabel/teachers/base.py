@@ -9,22 +9,23 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from autolabel.detections import Detections, box_iou
+from perception.geometry import box_iou
+from perception.labels import Boxes2D
 
 __all__ = ["ClassMapper", "Teacher", "class_wise_nms", "letterbox", "load_class_map", "nms"]
 
 
 class Teacher(ABC):
-    """A single-frame detector: BGR uint8 (H,W,3) frames in, `Detections` in input pixels out (scores kept down to a floor)."""
+    """A single-frame detector: BGR uint8 (H,W,3) frames in, `Boxes2D` in input pixels out (scores kept down to a floor)."""
 
     class_names: list[str]
 
     @abstractmethod
-    def predict_batch(self, frames: Sequence[np.ndarray]) -> list[Detections]:
-        """One `Detections` per frame, boxes in that frame's pixel coordinates."""
+    def predict_batch(self, frames: Sequence[np.ndarray]) -> list[Boxes2D]:
+        """One `Boxes2D` per frame, boxes in that frame's pixel coordinates."""
 
-    def predict(self, frame: np.ndarray) -> Detections:
-        """Detections for one BGR frame."""
+    def predict(self, frame: np.ndarray) -> Boxes2D:
+        """Boxes2D for one BGR frame."""
         return self.predict_batch([frame])[0]
 
 
@@ -95,7 +96,7 @@ def nms(xyxy: np.ndarray, score: np.ndarray, iou_threshold: float) -> np.ndarray
     return np.asarray(keep, dtype=np.int64)
 
 
-def class_wise_nms(detections: Detections, iou_threshold: float) -> Detections:
+def class_wise_nms(detections: Boxes2D, iou_threshold: float) -> Boxes2D:
     """NMS within each class (boxes of different classes never suppress each other)."""
     if len(detections) == 0:
         return detections

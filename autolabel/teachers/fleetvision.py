@@ -16,11 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from autolabel.detections import Detections
 from autolabel.teachers.base import Teacher
 from perception.clip import ClipError
 from perception.geometry import invert_se3
-from perception.labels import Boxes3D
+from perception.labels import Boxes2D, Boxes3D
 from perception.model_input import UnsupportedDistortionError, model_distortion, model_intrinsics, prepare_image
 
 __all__ = ["FleetvisionTeacher"]
@@ -135,7 +134,7 @@ class FleetvisionTeacher(Teacher):
         )
 
     # ------------------------------------------------------------------ 2D, per image
-    def predict_batch(self, frames: Sequence[np.ndarray]) -> list[Detections]:
+    def predict_batch(self, frames: Sequence[np.ndarray]) -> list[Boxes2D]:
         """Per-camera 2D boxes (input pixels) from the model's 2D head, one image at a time as camera 0."""
         from perception.models.decode import decode_det2d
 
@@ -171,5 +170,5 @@ class FleetvisionTeacher(Teacher):
             xyxy = decoded["xyxy"] * scale
             xyxy[:, [0, 2]] = np.clip(xyxy[:, [0, 2]], 0, frame.shape[1])
             xyxy[:, [1, 3]] = np.clip(xyxy[:, [1, 3]], 0, frame.shape[0])
-            results.append(Detections(xyxy=xyxy, score=decoded["score"], class_id=decoded["class_id"]))
+            results.append(Boxes2D(xyxy=xyxy, score=decoded["score"], class_id=decoded["class_id"]))
         return results

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from autolabel.detections import Detections
 from autolabel.teachers.base import ClassMapper, Teacher, class_wise_nms, letterbox
 from autolabel.teachers.coco import COCO80_NAMES
+from perception.labels import Boxes2D
 
 __all__ = ["OnnxYoloxTeacher", "decode_yolox"]
 
@@ -78,8 +78,8 @@ class OnnxYoloxTeacher(Teacher):
         self.mapper = ClassMapper(class_map, source_class_names)
         self.class_names = self.mapper.class_names
 
-    def predict_batch(self, frames: Sequence[np.ndarray]) -> list[Detections]:
-        """One `Detections` per BGR frame, boxes in that frame's pixels (clipped to the image)."""
+    def predict_batch(self, frames: Sequence[np.ndarray]) -> list[Boxes2D]:
+        """One `Boxes2D` per BGR frame, boxes in that frame's pixels (clipped to the image)."""
         results = []
         for frame in frames:  # the export has a fixed batch of 1
             image, scale = letterbox(frame, self.input_size)
@@ -88,9 +88,9 @@ class OnnxYoloxTeacher(Teacher):
             xyxy, score, source_class = decode_yolox(raw, self.input_size, self.strides, self.score_floor)
             class_id = self.mapper(source_class)
             mapped = class_id >= 0
-            xyxy = xyxy[mapped] / scale
-            xyxy[:, [0, 2]] = np.clip(xyxy[:, [0, 2]], 0, frame.shape[1])
-            xyxy[:, [1, 3]] = np.clip(xyxy[:, [1, 3]], 0, frame.shape[0])
-            detections = Detections(xyxy=xyxy, score=score[mapped], class_id=class_id[mapped])
+            image_size = (frame.shape[1], frame.shape[0])
+            detections = Boxes2D(
+                xyxy=xyxy[mapped] / scale, score=score[mapped], class_id=class_id[mapped], image_size=image_size
+            ).clipped()
             results.append(class_wise_nms(detections, self.nms_iou))
         return results

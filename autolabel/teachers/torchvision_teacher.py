@@ -8,9 +8,9 @@ from typing import Any
 
 import numpy as np
 
-from autolabel.detections import Detections
 from autolabel.teachers.base import ClassMapper, Teacher, class_wise_nms
 from autolabel.teachers.coco import COCO91_NAMES
+from perception.labels import Boxes2D
 
 __all__ = ["TORCHVISION_ARCHS", "TorchvisionTeacher"]
 
@@ -86,8 +86,8 @@ class TorchvisionTeacher(Teacher):
         self.mapper = ClassMapper(class_map, names)
         self.class_names = self.mapper.class_names
 
-    def predict_batch(self, frames: Sequence[np.ndarray]) -> list[Detections]:
-        """One `Detections` per BGR uint8 frame (the model gets RGB float 0..1 and normalises internally)."""
+    def predict_batch(self, frames: Sequence[np.ndarray]) -> list[Boxes2D]:
+        """One `Boxes2D` per BGR uint8 frame (the model gets RGB float 0..1 and normalises internally)."""
         import torch
 
         images = [
@@ -97,13 +97,14 @@ class TorchvisionTeacher(Teacher):
         with torch.inference_mode():
             outputs = self.model(images)
         results = []
-        for output in outputs:
+        for frame, output in zip(frames, outputs):
             class_id = self.mapper(output["labels"].cpu().numpy())
             mapped = class_id >= 0
-            detections = Detections(
+            detections = Boxes2D(
                 xyxy=output["boxes"].cpu().numpy().astype(np.float64)[mapped],
                 score=output["scores"].cpu().numpy()[mapped],
                 class_id=class_id[mapped],
+                image_size=(frame.shape[1], frame.shape[0]),
             )
             results.append(class_wise_nms(detections, self.nms_iou))
         return results

@@ -7,10 +7,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from autolabel.detections import Detections, box_iou, cxcywh_to_xyxy, xyxy_to_cxcywh
 from autolabel.tracking.association import appearance_distance, match
 from autolabel.tracking.kalman import KalmanBoxFilter
 from autolabel.tracking.tracklet import Tracklet
+from perception.geometry import box_iou, cxcywh_to_xyxy, xyxy_to_cxcywh
+from perception.labels import Boxes2D
 
 __all__ = ["ByteTracker", "run_tracker"]
 
@@ -98,7 +99,7 @@ class ByteTracker:
     def _cost(
         self,
         tracks: list[_Track],
-        detections: Detections,
+        detections: Boxes2D,
         min_iou: float,
         use_extras: bool,
         boxes: np.ndarray | None = None,
@@ -125,7 +126,7 @@ class ByteTracker:
             valid &= track_class[:, None] == detections.class_id[None, :]
         return np.where(valid, cost, np.inf)
 
-    def _direction_cost(self, tracks: list[_Track], detections: Detections) -> np.ndarray:
+    def _direction_cost(self, tracks: list[_Track], detections: Boxes2D) -> np.ndarray:
         """(T,N) angle in [0,1] (fraction of pi) between each track's observed heading and the heading from its
         last observed centre to each box centre; 0 for tracks that barely move."""
         centres = 0.5 * (detections.xyxy[:, :2] + detections.xyxy[:, 2:])
@@ -147,7 +148,7 @@ class ByteTracker:
             out[i] = np.arccos(np.clip(cosine, -1.0, 1.0)) / np.pi
         return out
 
-    def _assign(self, track: _Track, detections: Detections, row: int, det_index: int) -> None:
+    def _assign(self, track: _Track, detections: Boxes2D, row: int, det_index: int) -> None:
         measurement = xyxy_to_cxcywh(detections.xyxy[row : row + 1])
         mean, cov = self.kalman.update(track.mean[None], track.covariance[None], measurement)
         track.mean, track.covariance = mean[0], cov[0]
@@ -171,8 +172,8 @@ class ByteTracker:
         )
 
     def update(
-        self, detections: Detections, *, warp: np.ndarray | None = None, det_index: np.ndarray | None = None
-    ) -> Detections:
+        self, detections: Boxes2D, *, warp: np.ndarray | None = None, det_index: np.ndarray | None = None
+    ) -> Boxes2D:
         """Advance one frame; returns the boxes matched to confirmed tracks, with track_id set.
 
         warp: optional 2x3 affine previous->current frame (camera motion). det_index: (N,) ids to record per box.
@@ -243,8 +244,8 @@ class ByteTracker:
 
         current = [(t, h) for t in self._live if t.state == _CONFIRMED for h in t.history[-1:] if h[0] == self._frame]
         if not current:
-            return Detections.empty()
-        return Detections(
+            return Boxes2D.empty()
+        return Boxes2D(
             xyxy=np.stack([h[2] for _, h in current]),
             score=np.array([h[3] for _, h in current]),
             class_id=np.array([h[4] for _, h in current]),
@@ -275,12 +276,12 @@ class ByteTracker:
 
 
 def run_tracker(
-    per_frame: Sequence[Detections],
+    per_frame: Sequence[Boxes2D],
     *,
     tracker: ByteTracker | None = None,
     warps: Sequence[np.ndarray | None] | None = None,
 ) -> list[Tracklet]:
-    """Run a fresh tracker over a sequence; det_index refers to rows of `Detections.concat(per_frame)`."""
+    """Run a fresh tracker over a sequence; det_index refers to rows of `Boxes2D.concat(per_frame)`."""
     tracker = tracker or ByteTracker()
     tracker.reset()
     offset = 0

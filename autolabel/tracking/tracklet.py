@@ -1,4 +1,4 @@
-"""Tracklet: one object's boxes over consecutive-or-gapped frames, plus conversion to/from flat `Detections`."""
+"""Tracklet: one object's boxes over consecutive-or-gapped frames, plus conversion to/from flat `Boxes2D`."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from autolabel.detections import Detections
+from perception.labels import Boxes2D
 
 __all__ = ["Tracklet", "detections_to_tracklets", "tracklets_to_detections"]
 
@@ -97,8 +97,8 @@ class Tracklet:
         return mean / max(float(np.linalg.norm(mean)), 1e-12)
 
 
-def tracklets_to_detections(tracklets: Sequence[Tracklet], *, use_track_score: bool = False) -> Detections:
-    """Flatten to `Detections` with frame and track_id set; score = detector score (or track score, if asked / unobserved)."""
+def tracklets_to_detections(tracklets: Sequence[Tracklet], *, use_track_score: bool = False) -> Boxes2D:
+    """Flatten to `Boxes2D` with frame and track_id set; score = detector score (or track score, if asked / unobserved)."""
     parts = []
     for tracklet in tracklets:
         n = len(tracklet)
@@ -109,7 +109,7 @@ def tracklets_to_detections(tracklets: Sequence[Tracklet], *, use_track_score: b
         score[~np.isfinite(score)] = fallback
         class_id = tracklet.class_id if tracklet.track_class < 0 else np.full(n, tracklet.track_class)
         parts.append(
-            Detections(
+            Boxes2D(
                 xyxy=tracklet.xyxy,
                 score=np.clip(score, 0, 1),
                 class_id=class_id,
@@ -117,10 +117,10 @@ def tracklets_to_detections(tracklets: Sequence[Tracklet], *, use_track_score: b
                 track_id=np.full(n, tracklet.track_id),
             )
         )
-    return Detections.concat(parts)
+    return Boxes2D.concat(parts)
 
 
-def detections_to_tracklets(detections: Detections) -> list[Tracklet]:
+def detections_to_tracklets(detections: Boxes2D) -> list[Tracklet]:
     """Group flat detections with track_id >= 0 into tracklets (observed everywhere, det_index = row)."""
     result = []
     for track_id in np.unique(detections.track_id[detections.track_id >= 0]):

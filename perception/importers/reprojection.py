@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from perception.geometry import transform_points
+from perception.geometry import box_iou, transform_points
 from perception.labels import Boxes3D
 from perception.rig import Camera
 
@@ -33,17 +33,6 @@ def project_boxes(
             xyxy[index] = [x1, y1, x2, y2]
             valid[index] = True
     return xyxy, valid
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pairwise IoU (N, M) of xyxy boxes."""
-    a, b = np.asarray(a, dtype=np.float64).reshape(-1, 4), np.asarray(b, dtype=np.float64).reshape(-1, 4)
-    top_left = np.maximum(a[:, None, :2], b[None, :, :2])
-    bottom_right = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(bottom_right - top_left, 0, None), axis=-1)
-    area_a = np.prod(a[:, 2:] - a[:, :2], axis=-1)
-    area_b = np.prod(b[:, 2:] - b[:, :2], axis=-1)
-    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
 
 
 def match_by_iou(projected: np.ndarray, reference: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

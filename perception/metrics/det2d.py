@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from perception.geometry import box_iou
+
 COCO_IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)
 COCO_RECALL_POINTS = np.linspace(0.0, 1.0, 101)
 COCO_AREA_RANGES: dict[str, tuple[float, float]] = {
@@ -25,22 +27,6 @@ COCO_AREA_RANGES: dict[str, tuple[float, float]] = {
     "medium": (32.0**2, 96.0**2),
     "large": (96.0**2, 1e5**2),
 }
-
-
-def box_iou_xyxy(pred_xyxy: np.ndarray, gt_xyxy: np.ndarray, gt_iscrowd: np.ndarray | None = None) -> np.ndarray:
-    """IoU matrix (P, G) of pixel boxes x1,y1,x2,y2 (no +1); crowd GT columns use intersection / prediction area."""
-    pred = np.asarray(pred_xyxy, dtype=np.float64).reshape(-1, 4)
-    gt = np.asarray(gt_xyxy, dtype=np.float64).reshape(-1, 4)
-    width = np.minimum(pred[:, None, 2], gt[None, :, 2]) - np.maximum(pred[:, None, 0], gt[None, :, 0])
-    height = np.minimum(pred[:, None, 3], gt[None, :, 3]) - np.maximum(pred[:, None, 1], gt[None, :, 1])
-    inter = np.where((width > 0) & (height > 0), width * height, 0.0)
-    pred_area = ((pred[:, 2] - pred[:, 0]) * (pred[:, 3] - pred[:, 1]))[:, None]
-    gt_area = ((gt[:, 2] - gt[:, 0]) * (gt[:, 3] - gt[:, 1]))[None, :]
-    union = pred_area + gt_area - inter
-    if gt_iscrowd is not None:
-        crowd = np.asarray(gt_iscrowd, dtype=bool).reshape(1, -1)
-        union = np.where(crowd, np.broadcast_to(pred_area, union.shape), union)
-    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
 
 
 def _match_image(
@@ -154,7 +140,7 @@ class CocoDetectionEvaluator:
             dt_rows = np.flatnonzero(pred_cls == class_id)
             dt_rows = dt_rows[np.argsort(-pred_scores[dt_rows], kind="mergesort")][: max(self.max_dets)]
             gt_rows = np.flatnonzero(gt_cls == class_id)
-            ious = box_iou_xyxy(pred_boxes[dt_rows], gt_boxes[gt_rows], crowd[gt_rows])
+            ious = box_iou(pred_boxes[dt_rows], gt_boxes[gt_rows], b_iscrowd=crowd[gt_rows])
             dt_box = pred_boxes[dt_rows]
             dt_area = (dt_box[:, 2] - dt_box[:, 0]) * (dt_box[:, 3] - dt_box[:, 1])
             matches: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}  # area ranges often ignore the same GTs

@@ -1,9 +1,9 @@
 import numpy as np
 
 from autolabel.decisions import decide_tracks, majority_class, track_score
-from autolabel.detections import Detections
 from autolabel.tracking import Tracklet
 from autolabel.uncertainty import box_uncertainty, frame_uncertainty, rank_frames_for_review, temporal_inconsistency
+from perception.labels import Boxes2D
 
 
 def _track(track_id, scores, classes=None, observed=None) -> Tracklet:
@@ -40,9 +40,11 @@ def test_uncertainty_and_review_ranking():
     smoothed.track_score = 0.9
     box = box_uncertainty(smoothed, temporal=temporal, ensemble=np.array([0, 0, 0, np.nan, 0.8]))
     assert box[4] == 0.8 and box[2] == temporal[2] and abs(box[0] - 0.1) < 1e-6
-    tracks = Detections(smoothed.xyxy, [0.9] * 5, [0] * 5, frame=np.arange(5), track_id=[1] * 5, uncertainty=box)
-    unexplained = [Detections.empty()] * 5
-    unexplained[0] = Detections([[50, 50, 60, 70]], [0.99], [0])
+    tracks = Boxes2D(
+        xyxy=smoothed.xyxy, score=[0.9] * 5, class_id=[0] * 5, frame=np.arange(5), track_id=[1] * 5, uncertainty=box
+    )
+    unexplained = [Boxes2D.empty()] * 5
+    unexplained[0] = Boxes2D(xyxy=[[50, 50, 60, 70]], score=[0.99], class_id=[0])
     per_frame = frame_uncertainty(tracks, 6, unexplained=unexplained)
     assert per_frame[5] == 0.0 and abs(per_frame[0] - 0.495) < 1e-6
     order = rank_frames_for_review(per_frame)

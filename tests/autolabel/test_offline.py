@@ -3,8 +3,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from autolabel.detections import Detections, box_iou
 from autolabel.offline import OfflineLabelConfig, label_video_detections
+from perception.geometry import box_iou
+from perception.labels import Boxes2D
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -31,7 +32,7 @@ def _scene(num_frames: int = 60, occluded=range(25, 37)):
             scores.append(0.9 if f % 7 else 0.35)
         boxes.append(rng.uniform(0, 200, 2).repeat(2) + [0, 0, 15, 15])  # clutter at low score
         scores.append(0.12)
-        per_frame.append(Detections(np.array(boxes), scores, np.zeros(len(boxes), int)))
+        per_frame.append(Boxes2D(xyxy=np.array(boxes), score=scores, class_id=np.zeros(len(boxes), int)))
     return frames, per_frame, {k: np.array(v) for k, v in truth.items()}
 
 

@@ -1,6 +1,5 @@
 import numpy as np
 
-from autolabel.detections import Detections
 from autolabel.refine import (
     extend_tracklets,
     hold_stationary,
@@ -12,6 +11,7 @@ from autolabel.refine import (
 )  # fmt: skip
 from autolabel.refine.bidirectional import invert_affine, reconcile_with_backward
 from autolabel.tracking import Tracklet
+from perception.labels import Boxes2D
 
 
 def _linear_track(frames, track_id=1, x0=0.0, vx=4.0, y=50.0, w=20.0, h=50.0, embedding=None) -> Tracklet:
@@ -79,7 +79,9 @@ def test_extension_rescues_low_score_boxes_at_both_ends():
     for f in range(num_frames):
         x = 10 + 3 * f
         score = 0.9 if 8 <= f < 22 else 0.2  # the online tracker only kept the confident middle
-        per_frame.append(Detections([[x, 40, x + 20, 90], [300, 300, 320, 350]], [score, 0.15], [0, 0]))
+        per_frame.append(
+            Boxes2D(xyxy=[[x, 40, x + 20, 90], [300, 300, 320, 350]], score=[score, 0.15], class_id=[0, 0])
+        )
     offsets = np.arange(num_frames) * 2
     middle = np.arange(8, 22)
     seed = Tracklet(

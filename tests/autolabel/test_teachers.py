@@ -2,10 +2,11 @@ import numpy as np
 import pytest
 from scipy.optimize import linear_sum_assignment
 
-from autolabel.detections import Detections, box_iou
 from autolabel.teachers import COCO80_NAMES, COCO91_NAMES, class_wise_nms, letterbox, load_class_map
 from autolabel.teachers.base import ClassMapper
 from autolabel.teachers.onnx_yolox import decode_yolox
+from perception.geometry import box_iou
+from perception.labels import Boxes2D
 
 REPO = __import__("pathlib").Path(__file__).resolve().parents[2]
 
@@ -31,7 +32,7 @@ def test_letterbox_keeps_aspect_top_left():
 
 
 def test_class_wise_nms_keeps_other_classes():
-    d = Detections([[0, 0, 10, 10], [1, 0, 11, 10], [0, 0, 10, 10]], [0.9, 0.8, 0.7], [0, 0, 1])
+    d = Boxes2D(xyxy=[[0, 0, 10, 10], [1, 0, 11, 10], [0, 0, 10, 10]], score=[0.9, 0.8, 0.7], class_id=[0, 0, 1])
     kept = class_wise_nms(d, 0.5)
     assert sorted(kept.score.tolist()) == pytest.approx([0.7, 0.9])
 
@@ -106,7 +107,7 @@ def test_torchvision_teacher_loads_local_state_dict(tmp_path):
     assert teacher.class_names == ["pedestrian", "car"]
     frames = [np.random.default_rng(i).integers(0, 255, (96, 128, 3), dtype=np.uint8) for i in range(2)]
     results = teacher.predict_batch(frames)
-    assert len(results) == 2 and all(isinstance(r, Detections) for r in results)
+    assert len(results) == 2 and all(isinstance(r, Boxes2D) for r in results)
     assert len(results[0]) > 0 and results[0].xyxy[:, 2].max() <= 128 + 1e-3
     assert set(np.unique(results[0].class_id)) <= {0, 1} and len(results[0]) <= 50
     with pytest.raises(ValueError, match="does not match"):

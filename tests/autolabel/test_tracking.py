@@ -1,8 +1,8 @@
 import cv2
 import numpy as np
 
-from autolabel.detections import Detections
 from autolabel.tracking import ByteTracker, CameraMotionEstimator, KalmanBoxFilter, match, run_tracker
+from perception.labels import Boxes2D
 
 
 def test_kalman_predict_update_sanity():
@@ -25,13 +25,13 @@ def test_match_threshold():
     assert pairs.tolist() == [[0, 0]] and rows.tolist() == [1] and cols.tolist() == [1]
 
 
-def _crossing(num_frames: int = 40, low_from: int = 18, low_to: int = 22) -> list[Detections]:
+def _crossing(num_frames: int = 40, low_from: int = 18, low_to: int = 22) -> list[Boxes2D]:
     per_frame = []
     for f in range(num_frames):
         a = [10 + 5 * f, 100, 40 + 5 * f, 180]
         b = [210 - 5 * f, 104, 240 - 5 * f, 184]
         score_b = 0.3 if low_from <= f < low_to else 0.8  # partly occluded while crossing: low score
-        per_frame.append(Detections([a, b], [0.9, score_b], [0, 0]))
+        per_frame.append(Boxes2D(xyxy=[a, b], score=[0.9, score_b], class_id=[0, 0]))
     return per_frame
 
 
@@ -46,11 +46,11 @@ def test_crossing_keeps_ids_and_uses_low_scores():
 
 def test_tracker_output_and_death():
     tracker = ByteTracker(max_lost_frames=3)
-    box = Detections([[0, 0, 10, 20]], [0.9], [0])
+    box = Boxes2D(xyxy=[[0, 0, 10, 20]], score=[0.9], class_id=[0])
     first = tracker.update(box)
     assert first.track_id.tolist() == [1]
     for _ in range(5):
-        tracker.update(Detections.empty())
+        tracker.update(Boxes2D.empty())
     again = tracker.update(box)
     assert again.track_id.tolist() == []  # old track died, new one is tentative
     assert tracker.update(box).track_id.tolist() == [2]
@@ -73,7 +73,7 @@ def test_camera_motion_estimate_and_tracking_under_pan():
         frames.append(cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR))
         x = 300 - shift * f  # a static object in the world, small box: the pan exceeds its width quickly
         seen = f % 3 != 0  # missed every third frame
-        per_frame.append(Detections([[x, 200, x + 10, 230]], [0.9], [0]) if seen else Detections.empty())
+        per_frame.append(Boxes2D(xyxy=[[x, 200, x + 10, 230]], score=[0.9], class_id=[0]) if seen else Boxes2D.empty())
     warps = [estimator.update(frame) for frame in frames]
     assert abs(warps[5][0, 2] + shift) < 1.0 and abs(warps[5][1, 2]) < 1.0
     with_cmc = run_tracker(per_frame, tracker=ByteTracker(), warps=warps)

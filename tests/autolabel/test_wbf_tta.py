@@ -3,15 +3,15 @@ from collections.abc import Sequence
 import numpy as np
 import pytest
 
-from autolabel.detections import Detections
 from autolabel.teachers.base import Teacher
 from autolabel.tta import FlipTeacher, ScaledTeacher, TTATeacher
 from autolabel.wbf import EnsembleTeacher, weighted_boxes_fusion
+from perception.labels import Boxes2D
 
 
 def test_wbf_fuses_overlapping_and_keeps_separate():
-    a = Detections([[10, 10, 50, 90], [200, 200, 220, 240]], [0.9, 0.6], [0, 0])
-    b = Detections([[14, 10, 54, 90]], [0.3], [0])
+    a = Boxes2D(xyxy=[[10, 10, 50, 90], [200, 200, 220, 240]], score=[0.9, 0.6], class_id=[0, 0])
+    b = Boxes2D(xyxy=[[14, 10, 54, 90]], score=[0.3], class_id=[0])
     fused = weighted_boxes_fusion([a, b], iou_threshold=0.55)
     assert len(fused) == 2
     main = fused[np.argmax(fused.score)]
@@ -24,10 +24,10 @@ def test_wbf_fuses_overlapping_and_keeps_separate():
 
 
 def test_wbf_respects_classes_and_weights():
-    a = Detections([[0, 0, 10, 10]], [0.8], [0])
-    b = Detections([[0, 0, 10, 10]], [0.8], [1])
+    a = Boxes2D(xyxy=[[0, 0, 10, 10]], score=[0.8], class_id=[0])
+    b = Boxes2D(xyxy=[[0, 0, 10, 10]], score=[0.8], class_id=[1])
     assert len(weighted_boxes_fusion([a, b])) == 2
-    fused = weighted_boxes_fusion([a, Detections([[0, 0, 10, 10]], [0.4], [0])], weights=[3, 1])
+    fused = weighted_boxes_fusion([a, Boxes2D(xyxy=[[0, 0, 10, 10]], score=[0.4], class_id=[0])], weights=[3, 1])
     assert len(fused) == 1 and fused.score[0] == pytest.approx((3 * 0.8 + 0.4) / 4)
     assert fused.uncertainty[0] == pytest.approx(0.0, abs=1e-6)
     with pytest.raises(ValueError, match="weights"):
@@ -39,11 +39,11 @@ class BrightSquareTeacher(Teacher):
 
     class_names = ["thing"]
 
-    def predict_batch(self, frames: Sequence[np.ndarray]) -> list[Detections]:
+    def predict_batch(self, frames: Sequence[np.ndarray]) -> list[Boxes2D]:
         out = []
         for frame in frames:
             ys, xs = np.nonzero(frame[..., 0] > 200)
-            out.append(Detections([[xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]], [0.9], [0]))
+            out.append(Boxes2D(xyxy=[[xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]], score=[0.9], class_id=[0]))
         return out
 
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from autolabel.detections import Detections
 from autolabel.teachers.base import Teacher
 from perception.clip import ClipWriter
 from perception.geometry import se3
+from perception.labels import Boxes2D
 from perception.rig import Camera, Rig
 from perception.video import VideoWriter
 
@@ -66,7 +66,7 @@ class BlobTeacher(Teacher):
         self.class_names = ["car", "pedestrian"]
         self.delay_s = delay_s
 
-    def predict_batch(self, frames: Sequence[np.ndarray]) -> list[Detections]:
+    def predict_batch(self, frames: Sequence[np.ndarray]) -> list[Boxes2D]:
         if self.delay_s:
             time.sleep(self.delay_s)
         out = []
@@ -81,7 +81,7 @@ class BlobTeacher(Teacher):
                         boxes.append([x, y, x + w, y + h])
                         classes.append(class_id)
             out.append(
-                Detections(
+                Boxes2D(
                     xyxy=np.array(boxes, float).reshape(-1, 4),
                     score=np.full(len(boxes), 0.9, np.float32),
                     class_id=np.array(classes, np.int64),

@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from perception.metrics import CocoDetectionEvaluator, box_iou_xyxy
+from perception.geometry import box_iou
+from perception.metrics import CocoDetectionEvaluator
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "../shared/data"
 STAT_KEYS = [
@@ -238,8 +239,8 @@ def test_hand_computed_ap50() -> None:
 def test_box_iou_values() -> None:
     a = np.array([[0, 0, 10, 10]], float)
     b = np.array([[5, 0, 15, 10], [10, 10, 20, 20], [0, 0, 10, 10], [2, 2, 4, 4]], float)
-    np.testing.assert_allclose(box_iou_xyxy(a, b), [[50 / 150, 0.0, 1.0, 4 / 100]])
-    crowd = box_iou_xyxy(a, b, gt_iscrowd=[True, False, False, True])  # crowd: intersection / prediction area
+    np.testing.assert_allclose(box_iou(a, b), [[50 / 150, 0.0, 1.0, 4 / 100]])
+    crowd = box_iou(a, b, b_iscrowd=[True, False, False, True])  # crowd: intersection / prediction area
     np.testing.assert_allclose(crowd, [[50 / 100, 0.0, 1.0, 4 / 100]])
 
 
