@@ -10,6 +10,7 @@ MOTChallenge ``gt/gt.txt`` in ``GT/<rel>/`` or ``GT/<rel>/..`` (a sequence folde
 
 from __future__ import annotations
 
+import logging
 import math
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,8 @@ import numpy as np
 from perception.labels import Boxes2D, ClipLabels
 
 __all__ = ["evaluate_labels", "find_ground_truth", "format_metrics", "mot_metrics", "read_mot_ground_truth"]
+
+log = logging.getLogger("autolabel")
 
 
 def read_mot_ground_truth(path: Path, num_frames: int, class_id: int) -> list[Boxes2D]:
@@ -54,9 +57,25 @@ def find_ground_truth(gt_root: Path, relative: Path) -> tuple[str, Path] | None:
     return None
 
 
-def _class_remap(source: list[str], target: list[str]) -> np.ndarray:
-    """Index map from ``source`` class ids to ``target`` ids (-1 when the class is unknown there)."""
-    return np.array([target.index(name) if name in target else -1 for name in source] + [-1], dtype=np.int64)
+def _class_remap(gt_labels: ClipLabels, target: list[str], gt_path: Path) -> tuple[np.ndarray, dict[str, int]]:
+    """Index map from ground-truth class ids to label class ids (-1 when the labels have no such class), and
+    {class name: boxes} of the ground-truth classes that cannot be scored (reported with a warning)."""
+    source = list(gt_labels.classes)
+    remap = np.array([target.index(name) if name in target else -1 for name in source] + [-1], dtype=np.int64)
+    counts = np.zeros(len(source) + 1, np.int64)
+    for frame in gt_labels.frames:
+        for boxes in [frame.boxes3d, *frame.boxes2d.values()]:
+            counts += np.bincount(boxes.class_id, minlength=len(counts))[: len(counts)]
+    unscored = {name: int(counts[i]) for i, name in enumerate(source) if remap[i] < 0 and counts[i]}
+    for name, count in unscored.items():
+        log.warning(
+            "%s: ground-truth class %r is not one of the label classes %s: its %d boxes are not scored",
+            gt_path,
+            name,
+            target,
+            count,
+        )
+    return remap, unscored
 
 
 def mot_metrics(pred: list[Boxes2D], gt: list[Boxes2D], *, iou_threshold: float = 0.5) -> dict[str, float] | None:
@@ -139,17 +158,18 @@ def evaluate_labels(
                     gt_path, len(labels.frames), labels.classes.index(gt_class)
                 )
             }
-            gt_labels = None
+            gt_labels, unscored = None, {}
         else:
             gt_labels = ClipLabels.load(gt_path)
             if len(gt_labels.frames) != len(labels.frames):
                 raise ValueError(f"{gt_path}: {len(gt_labels.frames)} frames, labels {path} have {len(labels.frames)}")
-            remap = _class_remap(gt_labels.classes, labels.classes)
+            remap, unscored = _class_remap(gt_labels, labels.classes, gt_path)
             gt_frames = {}
             for camera in cameras:
                 gt_frames[camera] = []
                 for frame in gt_labels.frames:
                     boxes = frame.boxes2d.get(camera, Boxes2D.empty())
+                    boxes = boxes[remap[boxes.class_id] >= 0]
                     gt_frames[camera].append(
                         Boxes2D(xyxy=boxes.xyxy, class_id=remap[boxes.class_id], track_id=boxes.track_id)
                     )
@@ -157,6 +177,8 @@ def evaluate_labels(
             coco_all = CocoDetectionEvaluator(labels.classes)
         coco = CocoDetectionEvaluator(labels.classes)
         result: dict[str, Any] = {"ground_truth": str(gt_path), "kind": kind, "tracking": {}}
+        if unscored:
+            result["unscored_gt_classes"] = unscored
         for camera, gt_list in gt_frames.items():
             pred_list = [f.boxes2d.get(camera, Boxes2D.empty()) for f in labels.frames]
             for p, g in zip(pred_list, gt_list):
@@ -172,7 +194,6 @@ def evaluate_labels(
             bev = BevDetectionEvaluator(labels.classes, max_range=max_range)
             if bev_all is None:
                 bev_all = BevDetectionEvaluator(labels.classes, max_range=max_range)
-            remap = _class_remap(gt_labels.classes, labels.classes)
             for p, g in zip(labels.frames, gt_labels.frames):
                 gt_boxes = g.boxes3d[remap[g.boxes3d.class_id] >= 0]
                 gt_boxes.class_id = remap[gt_boxes.class_id]
@@ -218,6 +239,8 @@ def format_metrics(metrics: dict[str, Any]) -> str:
             )
         if "bev" in clip:
             parts.append(f"BEV mAP {show(clip['bev']['mAP'])} NDS {show(clip['bev']['NDS'])}")
+        if clip.get("unscored_gt_classes"):
+            parts.append(f"ground truth not scored (class unknown to the labels): {clip['unscored_gt_classes']}")
         lines.append(f"{name}: " + ", ".join(parts))
     overall = metrics["overall"]
     lines.append(
