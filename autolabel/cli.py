@@ -2,9 +2,15 @@
 
 Usage::
 
-    autolabel VIDEO_DIR --out LABEL_DIR [-c CONFIG.yaml] [--teacher PATH_OR_SPEC] [--workers K] [--batch B] [--preview]
+    autolabel VIDEO_DIR --out LABEL_DIR [-c JOB.yaml] [--teacher PATH_OR_SPEC] [--section.key=value ...]
+              [--workers K] [--batch_size B] [--preview] [--print_config]
     autolabel eval LABEL_DIR --gt GT_DIR_OR_CLIPS [--out metrics.json]
     autolabel review LABEL_DIR [--top N] [--out DIR] [--no-pictures]
+
+The job config (``-c``, sections teacher/classes/refine/tracking3d/export/...) is jsonargparse, like ``perception
+fit``: constructor arguments (``class_path``/``init_args``), ``--print_config`` prints the resolved config,
+``--refine.min_length=5`` / ``--teacher.score_floor=0.1`` override one value; see ``autolabel.jobconfig``.
+The resolved config is saved as ``LABEL_DIR/config.yaml``.
 
 Teachers: YOLOX ONNX and torchvision detectors (2D, COCO classes mapped to the driving classes) label each camera
 on its own: on a multi-camera clip the same object seen by two cameras gets two track ids (2D-only limitation).
@@ -23,42 +29,42 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 __all__ = ["build_parser", "main"]
 
 SUBCOMMANDS = ("eval", "review")
+RUN_OPTIONS = ("video_dir", "out", "workers", "no_progress", "verbose", "print_config", "config")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The labelling parser (``autolabel VIDEO_DIR --out LABEL_DIR ...``)."""
-    parser = argparse.ArgumentParser(
+def build_parser() -> Any:
+    """The labelling parser (jsonargparse): run options plus the job sections of ``autolabel.jobconfig``."""
+    from jsonargparse import ActionConfigFile, ArgumentParser
+
+    from autolabel.jobconfig import add_job_arguments
+
+    parser = ArgumentParser(
         prog="autolabel",
         description="Auto-label a folder tree: plain videos (.mp4/.avi/.mov/.mkv/.webm) and image-sequence folders "
         "become single-camera clips, drive-clip folders (rig.yaml + frames.csv) stay multi-camera. "
         "Subcommands: 'autolabel eval LABEL_DIR --gt GT', 'autolabel review LABEL_DIR --top N'. "
         "Exit code 3: some inputs failed (see LABEL_DIR/failures.json).",
-    )
-    parser.add_argument("video_dir", type=Path, help="folder to walk (or one video file / clip folder)")
-    parser.add_argument("--out", type=Path, required=True, help="label folder; mirrors the input tree")
-    parser.add_argument(
-        "-c",
-        "--config",
-        type=Path,
-        default=None,
-        help="job YAML (teacher/refine/tracking3d/export sections) or a flat OfflineLabelConfig preset",
+        exit_on_error=False,
+        print_config=None,
+        default_env=False,
     )
     parser.add_argument(
-        "--teacher",
-        default=None,
-        help="model.onnx (YOLOX) | torchvision:ARCH:WEIGHTS | fleetvision:CKPT | CKPT.ckpt | class_path:mod.Class",
+        "video_dir", type=Path | None, nargs="?", default=None, help="folder to walk (or one video file / clip folder)"
     )
+    parser.add_argument("--out", type=Path | None, default=None, help="label folder (required); mirrors the input tree")
+    parser.add_argument("-c", "--config", action=ActionConfigFile, help="job YAML, e.g. configs/autolabel/jobs/*.yaml")
+    parser.add_argument("--print_config", action="store_true", help="print the resolved job config and exit")
     parser.add_argument(
         "--workers", type=int, default=1, help="processes (Lightning DDP on CPU/gloo) sharding the clips"
     )
-    parser.add_argument("--batch", type=int, default=None, help="frames per teacher call")
-    parser.add_argument("--preview", action="store_true", help="also write preview.mp4 per clip")
     parser.add_argument("--no-progress", action="store_true", help="no tqdm bars")
     parser.add_argument("-v", "--verbose", action="store_true")
+    add_job_arguments(parser)
     return parser
 
 
@@ -124,18 +130,28 @@ def _run_review(argv: Sequence[str]) -> int:
 
 
 def _run_label(argv: Sequence[str]) -> int:
-    from autolabel.jobconfig import load_job_config
-    from autolabel.pipeline import run_job
+    from autolabel.jobconfig import build_job, dump_job_config, parse_job_args
 
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    logging.basicConfig(format="%(levelname)s %(message)s")
+    try:
+        args = parse_job_args(build_parser(), argv)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"autolabel: {error}", file=sys.stderr)
+        return 2 if str(error).startswith("command line:") else 1
+    logging.getLogger().setLevel(logging.INFO if args.verbose else logging.WARNING)
+    if args.print_config:
+        sys.stdout.write(dump_job_config(args))
+        return 0
+    if args.video_dir is None or args.out is None:
+        print("autolabel: expected VIDEO_DIR and --out LABEL_DIR (see autolabel --help)", file=sys.stderr)
+        return 2
     if args.workers < 1:
         print("autolabel: --workers: expected >= 1", file=sys.stderr)
         return 2
     try:
-        config = load_job_config(args.config, teacher_spec=args.teacher, batch_size=args.batch, preview=args.preview)
         if not args.video_dir.exists():
             raise FileNotFoundError(f"{args.video_dir}: input folder not found")
+        job = build_job(args)
     except (ValueError, FileNotFoundError, TypeError) as error:
         print(f"autolabel: {error}", file=sys.stderr)
         return 1
@@ -143,13 +159,15 @@ def _run_label(argv: Sequence[str]) -> int:
         from autolabel.distributed import run_job_distributed
 
         summary = run_job_distributed(
-            args.video_dir, args.out, config, workers=args.workers, progress=not args.no_progress
+            args.video_dir, args.out, job, workers=args.workers, progress=not args.no_progress
         )
         if summary is None:  # a non-zero rank: rank 0 reports
             return 0
     else:
+        from autolabel.pipeline import run_job
+
         try:
-            summary = run_job(args.video_dir, args.out, config, progress=not args.no_progress)
+            summary = run_job(args.video_dir, args.out, job, progress=not args.no_progress)
         except (FileNotFoundError, TypeError) as error:
             print(f"autolabel: {error}", file=sys.stderr)
             return 1

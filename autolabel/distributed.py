@@ -18,15 +18,14 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from autolabel.jobconfig import JobConfig
+from autolabel.jobconfig import Job
 from autolabel.pipeline import (
-    ClipLabeler,
     ClipResult,
     JobSummary,
     clean_stale_partials,
     label_source,
-    prepare_job,
     write_failures,
+    write_job_config,
     write_job_record,
 )  # fmt: skip
 from autolabel.sources import Source, discover_sources
@@ -70,36 +69,27 @@ def _collate(items: list[int]) -> list[int]:
 
 
 class AutolabelModule(L.LightningModule):
-    """Wraps the per-clip pipeline: ``predict_step`` labels the clips of one batch and returns their results."""
+    """Wraps the per-clip pipeline: ``predict_step`` labels the clips of one batch and returns their results.
 
-    def __init__(self, *, sources: Sequence[Source], out_root: str, config: JobConfig) -> None:
+    Every process builds its own ``job`` (the launcher and each rank parse the same command line)."""
+
+    def __init__(self, *, sources: Sequence[Source], out_root: str, job: Job) -> None:
         super().__init__()
         self.sources = list(sources)
         self.out_root = Path(out_root)
-        self.job_config = config
-        self.labeler: ClipLabeler | None = None
-        self.config_sha256 = ""
+        self.job = job
 
     def setup(self, stage: str) -> None:
         torch.set_num_threads(1)
-        teacher, info, self.config_sha256 = prepare_job(self.job_config)
-        self.labeler = ClipLabeler(teacher=teacher, teacher_info=info, config=self.job_config)
 
     def predict_dataloader(self) -> DataLoader:
         sampler = ShardSampler(len(self.sources), self.trainer.global_rank, self.trainer.world_size)
         return DataLoader(ClipIndexDataset(len(self.sources)), batch_size=1, sampler=sampler, collate_fn=_collate)
 
     def predict_step(self, batch: list[int], batch_idx: int) -> list[dict[str, Any]]:
-        assert self.labeler is not None
         results = []
         for index in batch:
-            result = label_source(
-                self.sources[index],
-                self.out_root,
-                labeler=self.labeler,
-                config=self.job_config,
-                config_sha256=self.config_sha256,
-            )
+            result = label_source(self.sources[index], self.out_root, job=self.job)
             results.append(
                 {
                     "index": index,
@@ -124,7 +114,7 @@ def _wait_for(paths: list[Path], timeout_s: float) -> None:
 def run_job_distributed(
     input_root: str | os.PathLike,
     out_root: str | os.PathLike,
-    config: JobConfig,
+    job: Job,
     *,
     workers: int,
     progress: bool = True,
@@ -137,8 +127,9 @@ def run_job_distributed(
         out_root.mkdir(parents=True, exist_ok=True)
         clean_stale_partials(out_root)
         write_job_record(input_root, out_root)
+        write_job_config(out_root, job.config_yaml, job.config_sha256)
     sources = discover_sources(input_root, exclude=[out_root])
-    module = AutolabelModule(sources=sources, out_root=str(out_root), config=config)
+    module = AutolabelModule(sources=sources, out_root=str(out_root), job=job)
     trainer = L.Trainer(
         accelerator="cpu",
         devices=workers,

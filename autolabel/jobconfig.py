@@ -1,40 +1,60 @@
-"""Auto-labelling job configuration: YAML sections -> teacher + stage kwargs, teacher specs, content hashes."""
+"""The auto-labelling job's configuration on jsonargparse (as ``perception fit`` on LightningCLI): constructor
+arguments only, ``--print_config``, dotted overrides.
+
+    autolabel VIDEO_DIR --out LABEL_DIR -c configs/autolabel/jobs/yolox_nano_driving.yaml \\
+        [--teacher.score_floor=0.1] [--refine.min_length=5] [--tracking3d.min_length=5] [--print_config]
+
+Sections, each the constructor arguments of one class:
+
+- ``teacher``: ``class_path`` + ``init_args`` of an ``autolabel.teachers.base.Teacher``: ``OnnxYoloxTeacher``,
+  ``TorchvisionTeacher``, ``FleetvisionTeacher``, ``autolabel.tta.TTATeacher`` around another teacher, or your own
+  class. ``--teacher SPEC`` is a shorthand: ``model.onnx`` | ``yolox:PATH`` | ``torchvision:ARCH:PATH`` |
+  ``fleetvision:PATH`` | ``CKPT.ckpt/.pt/.pth`` | ``class_path:pkg.module.Class``; when the config's teacher has the
+  same class, its other arguments are kept.
+- ``classes``: the output classes in class-id order; teacher classes outside it are appended (with a warning).
+- ``refine``: ``autolabel.offline.OfflineLabelConfig`` (the 2D offline chain), inline or the path of a preset file.
+- ``tracking3d``: ``autolabel.tracking3d.Tracker3DConfig`` (3D teachers).
+- ``export``, ``preview``: what each clip writes; ``batch_size``, ``queue_frames`` (memory and speed only);
+  ``window_frames``, ``window_overlap`` (the 2D chain's windows over long videos).
+
+The config hash (provenance ``config_sha256``, ``done`` markers: a rerun skips a clip only when they match) covers
+the resolved sections except ``batch_size``/``queue_frames``, with every teacher weights file replaced by its
+sha256: moving the weights does not relabel, new weights do.
+"""
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import importlib
 import json
+import logging
 import os
-from dataclasses import dataclass, field
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from perception.labels import DRIVING_CLASSES
 
 __all__ = [
-    "COCO_TO_DRIVING",
-    "JobConfig",
+    "JOB_SECTIONS",
+    "Job",
     "TeacherInfo",
-    "build_teacher",
+    "add_job_arguments",
+    "build_job",
+    "config_sha256",
+    "expand_shorthands",
     "file_sha256",
+    "job_parser",
     "load_job_config",
+    "parse_job_args",
     "parse_teacher_spec",
 ]
 
-# COCO class name -> driving class name (perception.labels.DRIVING_CLASSES); other COCO classes are dropped.
-COCO_TO_DRIVING: dict[str, str] = {
-    "car": "car",
-    "truck": "truck",
-    "bus": "bus",
-    "person": "pedestrian",
-    "bicycle": "cyclist",
-    "motorcycle": "cyclist",
-}
+log = logging.getLogger("autolabel")
 
-TEACHER_KINDS = ("yolox_onnx", "torchvision", "fleetvision", "class_path")
-KNOWN_SECTIONS = (
+JOB_SECTIONS = (
     "teacher",
     "classes",
     "refine",
@@ -46,6 +66,13 @@ KNOWN_SECTIONS = (
     "window_overlap",
     "preview",
 )
+NOT_HASHED = ("batch_size", "queue_frames")  # speed and memory only: the same labels either way
+
+TEACHER_CLASSES = {
+    "yolox": "autolabel.teachers.onnx_yolox.OnnxYoloxTeacher",
+    "torchvision": "autolabel.teachers.torchvision_teacher.TorchvisionTeacher",
+    "fleetvision": "autolabel.teachers.fleetvision.FleetvisionTeacher",
+}
 
 
 @dataclass
@@ -57,42 +84,6 @@ class TeacherInfo:
     predicts_3d: bool = False
 
 
-@dataclass
-class JobConfig:
-    """Resolved job settings; ``sha256`` identifies the settings that change outputs (done markers use it)."""
-
-    teacher: dict[str, Any]
-    classes: list[str] = field(default_factory=lambda: list(DRIVING_CLASSES))
-    refine: dict[str, Any] = field(default_factory=dict)
-    tracking3d: dict[str, Any] = field(default_factory=dict)
-    export: list[str] = field(default_factory=lambda: ["coco", "mot", "cvat", "yolo"])
-    batch_size: int = 8
-    queue_frames: int = 16
-    window_frames: int = 600
-    window_overlap: int = 60
-    preview: bool = False
-    source_file: str | None = None
-
-    def output_settings(self, weights_sha256: str | None) -> dict[str, Any]:
-        """The settings that determine output bytes (not batch size or queue length)."""
-        from perception import __version__
-
-        return {
-            "fleetvision": __version__,
-            "teacher": {k: v for k, v in self.teacher.items() if k != "path"} | {"weights_sha256": weights_sha256},
-            "classes": self.classes,
-            "refine": self.refine,
-            "tracking3d": self.tracking3d,
-            "export": sorted(self.export),
-            "window": [self.window_frames, self.window_overlap],
-            "preview": self.preview,
-        }
-
-    def sha256(self, weights_sha256: str | None) -> str:
-        text = json.dumps(self.output_settings(weights_sha256), sort_keys=True, default=str)
-        return hashlib.sha256(text.encode()).hexdigest()
-
-
 def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     """sha256 hex digest of a file (streamed)."""
     digest = hashlib.sha256()
@@ -102,173 +93,308 @@ def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def parse_teacher_spec(spec: str) -> dict[str, Any]:
-    """``--teacher`` text -> teacher section: ``model.onnx`` | ``yolox:PATH`` | ``torchvision:ARCH:PATH`` |
-    ``fleetvision:PATH`` | ``checkpoint.ckpt/.pt/.pth`` (fleetvision) | ``class_path:pkg.module.Class``."""
+# ---------------------------------------------------------------------------------------------------- parsing
+def add_job_arguments(parser: Any) -> None:
+    """Add the job sections to a jsonargparse parser (``-c`` is added by ``job_parser`` / the CLI)."""
+    from jsonargparse import ActionYesNo
+    from jsonargparse.typing import NonNegativeInt, PositiveInt
+
+    from autolabel.exporters import EXPORTERS
+    from autolabel.offline import OfflineLabelConfig
+    from autolabel.teachers.base import Teacher
+    from autolabel.tracking3d import Tracker3DConfig
+
+    group = parser.add_argument_group("job (config file sections; --section.key=value overrides)")
+    group.add_argument(
+        "--teacher",
+        type=Teacher,
+        default=None,
+        help="class_path/init_args of a Teacher, or a shorthand: model.onnx | yolox:PATH | torchvision:ARCH:WEIGHTS "
+        "| fleetvision:CKPT | CKPT.ckpt | class_path:pkg.module.Class",
+    )
+    group.add_argument(
+        "--classes", type=list[str], default=list(DRIVING_CLASSES), help="output classes in class-id order"
+    )
+    group.add_argument(
+        "--refine", type=OfflineLabelConfig, default=OfflineLabelConfig(), help="2D offline chain (or a preset file)"
+    )
+    group.add_argument(
+        "--tracking3d", type=Tracker3DConfig, default=Tracker3DConfig(), help="3D world-frame tracker (3D teachers)"
+    )
+    group.add_argument(
+        "--export",
+        type=list[Literal[tuple(EXPORTERS)]],  # type: ignore[misc]
+        default=list(EXPORTERS),
+        help=f"label formats written per clip, some of {list(EXPORTERS)}",
+    )
+    group.add_argument("--batch_size", "--batch", type=PositiveInt, default=8, help="frames per teacher call")
+    group.add_argument("--queue_frames", type=PositiveInt, default=16, help="decoded frames waiting for the teacher")
+    group.add_argument("--window_frames", type=PositiveInt, default=600, help="2D chain window over long videos")
+    group.add_argument("--window_overlap", type=NonNegativeInt, default=60, help="frames shared by windows")
+    group.add_argument(
+        "--preview", action=ActionYesNo, default=False, help="also write preview.mp4 per clip (--no_preview: not)"
+    )
+
+
+def job_parser() -> Any:
+    """jsonargparse parser of the job sections alone (``-c/--config`` files, no run options)."""
+    from jsonargparse import ActionConfigFile, ArgumentParser
+
+    parser = ArgumentParser(prog="autolabel", exit_on_error=False, print_config=None, default_env=False)
+    parser.add_argument("-c", "--config", action=ActionConfigFile, help="job YAML (sections below)")
+    add_job_arguments(parser)
+    return parser
+
+
+def parse_teacher_spec(spec: str) -> dict[str, Any] | None:
+    """``--teacher`` shorthand -> ``{class_path, init_args}``, or None when ``spec`` is not a shorthand (then it is
+    a class path or JSON for jsonargparse)."""
     kind, _, rest = spec.partition(":")
     if kind == "yolox" and rest:
-        return {"kind": "yolox_onnx", "path": rest}
+        return {"class_path": TEACHER_CLASSES["yolox"], "init_args": {"model_path": rest}}
     if kind == "torchvision" and rest:
         arch, _, path = rest.partition(":")
         if not path:
             raise ValueError(f"--teacher {spec!r}: expected torchvision:ARCH:WEIGHTS_PATH")
-        return {"kind": "torchvision", "arch": arch, "path": path}
+        return {"class_path": TEACHER_CLASSES["torchvision"], "init_args": {"arch": arch, "weights_path": path}}
     if kind == "fleetvision" and rest:
-        return {"kind": "fleetvision", "path": rest}
+        return {"class_path": TEACHER_CLASSES["fleetvision"], "init_args": {"checkpoint_path": rest}}
     if kind == "class_path" and rest:
-        return {"kind": "class_path", "class_path": rest}
+        return {"class_path": rest}
     suffix = Path(spec).suffix.lower()
     if suffix == ".onnx":
-        return {"kind": "yolox_onnx", "path": spec}
+        return {"class_path": TEACHER_CLASSES["yolox"], "init_args": {"model_path": spec}}
     if suffix in (".ckpt", ".pt", ".pth"):
-        return {"kind": "fleetvision", "path": spec}
+        return {"class_path": TEACHER_CLASSES["fleetvision"], "init_args": {"checkpoint_path": spec}}
+    if spec.lstrip().startswith("{") or re.fullmatch(r"([A-Za-z_]\w*\.)*[A-Z]\w*", spec):
+        return None  # JSON or pkg.module.Class: for jsonargparse
     raise ValueError(
         f"--teacher {spec!r}: expected a .onnx (YOLOX), a .ckpt/.pt (fleetvision checkpoint), "
-        "torchvision:ARCH:WEIGHTS, yolox:PATH, fleetvision:PATH or class_path:pkg.module.Class"
+        "torchvision:ARCH:WEIGHTS, yolox:PATH, fleetvision:PATH, class_path:pkg.module.Class or a class path"
     )
 
 
-def load_job_config(
-    path: str | os.PathLike | None,
-    *,
-    teacher_spec: str | None = None,
-    batch_size: int | None = None,
-    preview: bool | None = None,
-) -> JobConfig:
-    """Read a job YAML (sections: teacher, classes, refine, tracking3d, export, ...) and apply CLI overrides."""
-    document: dict[str, Any] = {}
-    if path is not None:
-        import yaml
+def expand_shorthands(argv: Sequence[str]) -> list[str]:
+    """``--teacher SPEC`` shorthands -> jsonargparse ``--teacher={class_path, init_args}`` JSON."""
+    out: list[str] = []
+    items = list(argv)
+    index = 0
+    while index < len(items):
+        item = items[index]
+        if item == "--teacher" and index + 1 < len(items):
+            value, index = items[index + 1], index + 2
+        elif item.startswith("--teacher="):
+            value, index = item.split("=", 1)[1], index + 1
+        else:
+            out.append(item)
+            index += 1
+            continue
+        spec = parse_teacher_spec(value)
+        out.append("--teacher=" + (value if spec is None else json.dumps(spec)))
+    return out
 
-        path = Path(path)
-        try:
-            document = yaml.safe_load(path.read_text()) or {}
-        except FileNotFoundError as error:
-            raise FileNotFoundError(f"{path}: config file not found") from error
-        if not isinstance(document, dict):
-            raise ValueError(
-                f"{path}: expected a mapping of sections {KNOWN_SECTIONS}, found {type(document).__name__}"
-            )
-        if document and set(document) <= _offline_fields():  # a flat OfflineLabelConfig preset
-            document = {"refine": document}
-        unknown = sorted(set(document) - set(KNOWN_SECTIONS))
-        if unknown:
-            raise ValueError(
-                f"{path}: unknown sections {unknown}, expected some of {list(KNOWN_SECTIONS)} "
-                "(or a flat OfflineLabelConfig preset)"
-            )
-        if isinstance(document.get("refine"), str):  # refine: path of an OfflineLabelConfig preset
-            preset = Path(document["refine"])
-            preset = preset if preset.is_file() else path.parent / preset
-            document["refine"] = yaml.safe_load(preset.read_text()) or {}
-        teacher = document.get("teacher") or {}
-        if "path" in teacher and not Path(teacher["path"]).is_absolute():  # relative to the repo / cwd, else the YAML
-            candidate = Path(teacher["path"])
-            if not candidate.exists() and (path.parent / candidate).exists():
-                teacher["path"] = str(path.parent / candidate)
-    teacher = dict(document.get("teacher") or {})
-    if teacher_spec:
-        overrides = {k: v for k, v in teacher.items() if k not in ("kind", "path", "arch", "class_path")}
-        teacher = {**overrides, **parse_teacher_spec(teacher_spec)}
-    if not teacher:
-        raise ValueError("no teacher: pass --teacher PATH_OR_SPEC or a config with a 'teacher:' section")
-    if teacher.get("kind") not in TEACHER_KINDS:
+
+def _config_files(argv: Sequence[str]) -> list[str]:
+    files = []
+    for index, item in enumerate(argv):
+        if item in ("-c", "--config") and index + 1 < len(argv):
+            files.append(argv[index + 1])
+        elif item.startswith("--config="):
+            files.append(item.split("=", 1)[1])
+    return files
+
+
+def _check_config_file(path: str) -> None:
+    """Parse one config file alone, so an error names the file (jsonargparse's messages name only the key)."""
+    import yaml
+    from jsonargparse import ArgumentError
+
+    try:
+        document = yaml.safe_load(Path(path).read_text())
+    except FileNotFoundError as error:
+        raise FileNotFoundError(f"{path}: config file not found") from error
+    if not isinstance(document, dict):
         raise ValueError(
-            f"{path or '--teacher'}: field 'teacher.kind': expected one of {TEACHER_KINDS}, found {teacher.get('kind')!r}"
+            f"{path}: expected a mapping of sections {list(JOB_SECTIONS)}, found {type(document).__name__}"
         )
-    config = JobConfig(teacher=teacher, source_file=None if path is None else str(path))
-    for name in (
-        "classes",
-        "refine",
-        "tracking3d",
-        "export",
-        "batch_size",
-        "queue_frames",
-        "window_frames",
-        "window_overlap",
-        "preview",
-    ):
-        if name in document:
-            setattr(config, name, document[name])
-    if batch_size is not None:
-        config.batch_size = int(batch_size)
-    if preview is not None and preview:
-        config.preview = True
-    from autolabel.exporters import EXPORTERS
-
-    unknown = [e for e in config.export if e not in EXPORTERS]
+    unknown = sorted(set(document) - set(JOB_SECTIONS))
     if unknown:
-        raise ValueError(f"{path}: field 'export': unknown exporters {unknown}, expected some of {sorted(EXPORTERS)}")
+        raise ValueError(f"{path}: unknown sections {unknown}, expected some of {list(JOB_SECTIONS)}")
+    teacher = document.get("teacher")
+    if isinstance(teacher, dict) and "kind" in teacher:
+        raise ValueError(
+            f"{path}: field 'teacher': 'kind'/'path' is the old layout; write class_path + init_args "
+            "(see configs/autolabel/jobs/*.yaml) or pass --teacher KIND:PATH"
+        )
+    try:
+        job_parser().parse_args(["--config", str(path)])
+    except ArgumentError as error:
+        raise ValueError(f"{path}: {error}") from error
+
+
+def parse_job_args(parser: Any, argv: Sequence[str]) -> Any:
+    """Parse ``argv`` (shorthands expanded) with ``parser`` (``job_parser()`` or the CLI's); errors name the config
+    file or the command line."""
+    from jsonargparse import ArgumentError
+
+    argv = expand_shorthands(argv)
+    for path in _config_files(argv):
+        _check_config_file(path)
+    try:
+        return parser.parse_args(argv)
+    except ArgumentError as error:
+        raise ValueError(f"command line: {error}") from error
+
+
+def load_job_config(path: str | os.PathLike | None = None, *, overrides: Sequence[str] = ()) -> Any:
+    """The job config (jsonargparse Namespace) of a YAML file and command-line style overrides."""
+    argv = ([] if path is None else ["--config", str(path)]) + list(overrides)
+    return parse_job_args(job_parser(), argv)
+
+
+def job_sections(config: Any) -> Any:
+    """The job sections of a parsed config (run options of the CLI dropped)."""
+    config = config.clone()
+    for key in list(config.keys()):
+        if key.split(".", 1)[0] not in JOB_SECTIONS:
+            del config[key]
     return config
 
 
-def _offline_fields() -> set[str]:
-    from autolabel.offline import OfflineLabelConfig
-
-    return {f.name for f in dataclasses.fields(OfflineLabelConfig)}
-
-
-def _coco_class_map(mapping: dict[str, str] | str | None, source_names: tuple[str, ...]) -> dict[int, str]:
-    if mapping is None or mapping == "coco_to_driving":
-        mapping = COCO_TO_DRIVING
-    if isinstance(mapping, str):
-        from autolabel.teachers.base import load_class_map
-
-        return load_class_map(mapping, source_names)
-    index_of = {name: i for i, name in enumerate(source_names)}
-    unknown = [name for name in mapping if name not in index_of]
-    if unknown:
-        raise ValueError(f"teacher.class_map: source classes {unknown} are not COCO class names")
-    return {index_of[name]: target for name, target in mapping.items()}
+def dump_job_config(config: Any) -> str:
+    """Resolved job sections as YAML (what ``--print_config`` prints and a job saves beside its labels)."""
+    return job_parser().dump(job_sections(config))
 
 
-def build_teacher(section: dict[str, Any]) -> tuple[Any, TeacherInfo]:
-    """Construct the teacher a config section describes (weights from a LOCAL path); returns (teacher, info)."""
-    kind = section["kind"]
-    options = dict(section.get("init_args") or {})
-    if kind == "class_path":
-        module_name, _, class_name = section["class_path"].rpartition(".")
+# ---------------------------------------------------------------------------------------------------- hashing
+def _weights_files(node: Any, where: str = "teacher") -> list[tuple[str, str]]:
+    """(dotted key, path) of every weights file argument in a teacher section (nested teachers included)."""
+    found: list[tuple[str, str]] = []
+    if isinstance(node, dict) and isinstance(node.get("class_path"), str):
+        module_name, _, class_name = node["class_path"].rpartition(".")
         teacher_class = getattr(importlib.import_module(module_name), class_name)
-        from autolabel.teachers.base import Teacher
+        init_args = node.get("init_args") or {}
+        argument = getattr(teacher_class, "weights_argument", None)
+        if argument and init_args.get(argument) is not None:
+            found.append((f"{where}.init_args.{argument}", str(init_args[argument])))
+        for key, value in init_args.items():
+            found += _weights_files(value, f"{where}.init_args.{key}")
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            found += _weights_files(value, f"{where}[{index}]")
+    return found
 
-        if not (isinstance(teacher_class, type) and issubclass(teacher_class, Teacher)):
-            raise TypeError(f"teacher.class_path {section['class_path']!r}: expected a Teacher subclass")
-        teacher = teacher_class(**options)
-        return teacher, TeacherInfo(
-            section["class_path"],
-            getattr(teacher, "weights_sha256", None),
-            bool(getattr(teacher, "predicts_3d", False)),
-        )
-    path = Path(section.get("path", ""))
-    if not path.is_file():
-        raise FileNotFoundError(f"teacher.path: {kind} weights file {path} not found")
-    digest = file_sha256(path)
-    if kind == "yolox_onnx":
-        from autolabel.teachers.coco import COCO80_NAMES
-        from autolabel.teachers.onnx_yolox import OnnxYoloxTeacher
 
-        class_map = _coco_class_map(section.get("class_map"), COCO80_NAMES)
-        for key in ("score_floor", "nms_iou", "input_size"):
-            if key in section:
-                options[key] = tuple(section[key]) if key == "input_size" else section[key]
-        teacher = OnnxYoloxTeacher(path, class_map=class_map, **options)
-        return teacher, TeacherInfo(f"yolox_onnx:{path.name}", digest)
-    if kind == "torchvision":
-        from autolabel.teachers.coco import COCO91_NAMES
-        from autolabel.teachers.torchvision_teacher import TorchvisionTeacher
+def config_sha256(document: dict[str, Any], weights_sha256: dict[str, str]) -> str:
+    """sha256 of the output-relevant settings: ``document`` (plain resolved sections) without batch_size and
+    queue_frames, weights paths (dotted keys of ``weights_sha256``) replaced by their digests."""
+    from perception import __version__
 
-        class_map = _coco_class_map(section.get("class_map"), COCO91_NAMES)
-        for key in ("score_floor", "nms_iou", "num_classes"):
-            if key in section:
-                options[key] = section[key]
-        teacher = TorchvisionTeacher(section["arch"], path, class_map=class_map, **options)
-        return teacher, TeacherInfo(f"torchvision:{section['arch']}", digest)
-    if kind == "fleetvision":
-        from autolabel.teachers.fleetvision import FleetvisionTeacher
+    settings = json.loads(json.dumps({k: v for k, v in document.items() if k not in NOT_HASHED}, default=str))
+    for dotted, digest in weights_sha256.items():
+        node: Any = settings
+        parts = dotted.replace("[", ".[").split(".")
+        for part in parts[:-1]:
+            node = node[int(part[1:-1])] if part.startswith("[") else node[part]
+        node[parts[-1]] = {"sha256": digest}
+    settings["export"] = sorted(settings.get("export") or [])
+    text = json.dumps({"fleetvision": __version__, **settings}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
 
-        for key in ("score_threshold", "max_boxes", "device"):
-            if key in section:
-                options[key] = section[key]
-        teacher = FleetvisionTeacher(path, **options)
-        return teacher, TeacherInfo(f"fleetvision:{teacher.model_name}", digest, teacher.predicts_3d)
-    raise ValueError(f"teacher.kind: expected one of {TEACHER_KINDS}, found {kind!r}")
+
+# ---------------------------------------------------------------------------------------------------- the job
+@dataclass
+class Job:
+    """A built job: the labeler (teacher inside), what each clip writes, the resolved config and its hash."""
+
+    labeler: Any
+    export: list[str]
+    preview: bool
+    config_yaml: str
+    config_sha256: str
+
+    @property
+    def teacher_info(self) -> TeacherInfo:
+        return self.labeler.teacher_info
+
+
+def _job_classes(teacher: Any, classes: list[str], refine: Any, tracking3d: Any, where: str) -> list[str]:
+    """The output classes: ``classes`` plus teacher classes outside it (appended with a warning); class names set in
+    ``refine.rigid_classes`` / ``tracking3d.gates_m`` that no output class has are reported (defaults are not)."""
+    from autolabel.offline import OfflineLabelConfig
+    from autolabel.tracking3d import Tracker3DConfig
+
+    classes = list(classes)
+    source = getattr(teacher, "class_map_source", None) or f"teacher {type(teacher).__name__}"
+    for name in getattr(teacher, "class_names", []):
+        if name not in classes:
+            classes.append(name)
+            log.warning(
+                "teacher class %r (from %s) is not in 'classes' %s (set in %s): labelled as class id %d; "
+                "list it in 'classes' to choose its id",
+                name,
+                source,
+                classes[:-1],
+                where,
+                len(classes) - 1,
+            )
+    checks = [
+        ("refine.rigid_classes", refine.rigid_classes, OfflineLabelConfig().rigid_classes),
+        ("tracking3d.gates_m", tuple(tracking3d.gates_m), tuple(Tracker3DConfig().gates_m)),
+    ]
+    for field_name, names, default in checks:
+        for name in names if tuple(names) != tuple(default) else ():
+            if name not in classes:
+                log.warning(
+                    "%s: class %r (set in %s) is not one of the job's classes %s: it has no effect",
+                    field_name,
+                    name,
+                    where,
+                    classes,
+                )
+    return classes
+
+
+def build_job(config: Any) -> Job:
+    """Construct the teacher and the labeler a parsed job config describes (weights from LOCAL paths)."""
+    import yaml
+
+    from autolabel.labeler import ClipLabeler
+
+    sections = job_sections(config)
+    where = ", ".join(str(p) for p in (config.get("config") or []) if p is not None) or "the command line"
+    if sections.teacher is None:
+        raise ValueError("no teacher: pass --teacher PATH_OR_SPEC or a config with a 'teacher:' section")
+    parser = job_parser()
+    config_yaml = parser.dump(sections)
+    document = yaml.safe_load(config_yaml)
+    weights = {}
+    for dotted, path in _weights_files(document["teacher"]):
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"{dotted}: weights file {path} not found")
+        weights[dotted] = file_sha256(path)
+    built = parser.instantiate(sections)
+    teacher = built.teacher
+    digests = sorted(set(weights.values()))
+    weights_sha256 = (
+        digests[0] if len(digests) == 1 else hashlib.sha256("+".join(digests).encode()).hexdigest() if digests else None
+    )
+    info = TeacherInfo(
+        name=getattr(teacher, "name", "") or type(teacher).__name__,
+        weights_sha256=weights_sha256 or getattr(teacher, "weights_sha256", None),
+        predicts_3d=bool(getattr(teacher, "predicts_3d", False)),
+    )
+    classes = _job_classes(teacher, built.classes, built.refine, built.tracking3d, where)
+    labeler = ClipLabeler(
+        teacher=teacher,
+        teacher_info=info,
+        classes=classes,
+        refine=built.refine,
+        tracking3d=built.tracking3d,
+        batch_size=built.batch_size,
+        queue_frames=built.queue_frames,
+        window_frames=built.window_frames,
+        window_overlap=built.window_overlap,
+    )
+    sha = config_sha256(document, weights)
+    return Job(labeler, list(built.export), bool(built.preview), config_yaml, sha)

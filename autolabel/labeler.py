@@ -4,15 +4,18 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from functools import partial
 from typing import Any
 
 import numpy as np
 
-from autolabel.jobconfig import JobConfig, TeacherInfo
+from autolabel.jobconfig import TeacherInfo
+from autolabel.offline import OfflineLabelConfig, label_video_detections
 from autolabel.sources import prefetch_batches
+from autolabel.tracking3d import Tracker3DConfig, project_boxes_to_cameras, track_and_refine_3d
 from perception.clip import ClipError, DriveClip
-from perception.labels import Boxes2D, Boxes3D, ClipLabels, FrameLabels
+from perception.labels import DRIVING_CLASSES, Boxes2D, Boxes3D, ClipLabels, FrameLabels
 
 __all__ = ["ClipLabeler"]
 
@@ -31,25 +34,30 @@ class ClipLabeler:
         *,
         teacher: Any,
         teacher_info: TeacherInfo,
-        config: JobConfig,
+        classes: Sequence[str] = DRIVING_CLASSES,
+        refine: OfflineLabelConfig | None = None,
+        tracking3d: Tracker3DConfig | None = None,
+        batch_size: int = 8,
+        queue_frames: int = 16,
+        window_frames: int = 600,
+        window_overlap: int = 60,
         frame_progress: Callable[[int], None] | None = None,
     ) -> None:
         self.teacher = teacher
         self.teacher_info = teacher_info
-        self.config = config
-        self.classes = list(config.classes)
-        self.frame_progress = frame_progress or (lambda n: None)
+        self.classes = list(classes)
         names = list(getattr(teacher, "class_names", []))
-        extra = [n for n in names if n not in self.classes]
-        self.classes += extra  # teacher classes outside the configured list are appended, never dropped silently
+        missing = [name for name in names if name not in self.classes]
+        if missing:  # a box of a class outside the list would have no output class id
+            raise ValueError(f"ClipLabeler: teacher classes {missing} are not in classes {self.classes}")
         self.class_lookup = np.array([self.classes.index(n) for n in names], dtype=np.int64)
-
-    # ------------------------------------------------------------------ 2D
-    def _offline_config(self):
-        from autolabel.offline import OfflineLabelConfig
-
-        refine = {k: v for k, v in self.config.refine.items() if k != "class_names"}
-        return OfflineLabelConfig(**refine, class_names=tuple(self.classes))
+        self.refine = refine or OfflineLabelConfig()
+        self.tracking3d = tracking3d or Tracker3DConfig()
+        self.batch_size = batch_size
+        self.queue_frames = queue_frames
+        self.window_frames = window_frames
+        self.window_overlap = window_overlap
+        self.frame_progress = frame_progress or (lambda n: None)
 
     def _map(self, detections: Boxes2D, frame: int, score_floor: float = 0.0) -> Boxes2D:
         """Output class ids, frame index, and boxes below ``score_floor`` dropped (memory grows with frames x boxes)."""
@@ -61,9 +69,7 @@ class ClipLabeler:
         self, clip: DriveClip, camera: str, score_floor: float
     ) -> Iterator[tuple[int, np.ndarray, Boxes2D]]:
         """(frame index, BGR image, teacher detections) in order; the teacher runs on batches of decoded frames."""
-        for batch in prefetch_batches(
-            clip, self.config.batch_size, queue_frames=self.config.queue_frames, cameras=[camera]
-        ):
+        for batch in prefetch_batches(clip, self.batch_size, queue_frames=self.queue_frames, cameras=[camera]):
             images = [frame.images[camera] for frame in batch]
             outputs = self.teacher.predict_batch(images)
             self.frame_progress(len(batch))
@@ -79,18 +85,18 @@ class ClipLabeler:
         while frames stream, tracking and refinement when a window's last frame has passed). Long videos are cut
         into overlapping windows (``window_frames``, ``window_overlap``) with ids stitched, so memory is bounded.
         """
-        from autolabel.offline import label_video_detections
         from autolabel.windows import StreamEndedEarly, run_windowed_chain
 
-        config = self._offline_config()
+        config = self.refine
         # no stage of the chain reads boxes under the tracker's low score or the rescue pass's floor: drop them early
-        score_floor = min(config.low_score, getattr(config, "extend_min_score", config.low_score))
+        score_floor = min(config.low_score, config.extend_min_score)
         uses_frames = bool(config.camera_motion or config.appearance)
+        chain = partial(label_video_detections, class_names=self.classes)
         try:
             return run_windowed_chain(
-                label_video_detections, self._camera_stream(clip, camera, score_floor), clip.num_frames, config,
-                window=self.config.window_frames, overlap=self.config.window_overlap, uses_frames=uses_frames,
-                queue_frames=self.config.queue_frames, defer=defer,
+                chain, self._camera_stream(clip, camera, score_floor), clip.num_frames, config,
+                window=self.window_frames, overlap=self.window_overlap, uses_frames=uses_frames,
+                queue_frames=self.queue_frames, defer=defer,
             )  # fmt: skip
         except StreamEndedEarly as error:
             raise ClipError(f"{clip.sources[camera]}: {error}") from error
@@ -112,19 +118,17 @@ class ClipLabeler:
             unique = unique[unique >= 0]
             remap = {int(t): next_id + i for i, t in enumerate(unique)}
             next_id += len(unique)
-            width, height = clip.rig[camera].width, clip.rig[camera].height
-            for index, detections in enumerate(per_frame):
-                detections = detections[np.argsort(detections.track_id, kind="stable")]
-                xyxy = detections.xyxy.copy()  # smoothing may push a box past the border: clip to the image
-                xyxy[:, [0, 2]] = np.clip(xyxy[:, [0, 2]], 0, width)
-                xyxy[:, [1, 3]] = np.clip(xyxy[:, [1, 3]], 0, height)
-                inside = (xyxy[:, 2] - xyxy[:, 0] >= 1) & (xyxy[:, 3] - xyxy[:, 1] >= 1)
-                detections, xyxy = detections[inside], xyxy[inside]
+            image_size = (clip.rig[camera].width, clip.rig[camera].height)
+            for index, tracks in enumerate(per_frame):
+                tracks = tracks[np.argsort(tracks.track_id, kind="stable")]
+                # smoothing may push a box past the border: clip to the image, drop what is left under a pixel
+                tracks = tracks.with_fields(image_size=image_size).clipped(min_size=1.0)
                 frames[index].boxes2d[camera] = Boxes2D(
-                    xyxy=xyxy,
-                    class_id=detections.class_id,
-                    score=detections.score,
-                    track_id=np.array([remap.get(int(t), -1) for t in detections.track_id], dtype=np.int64),
+                    xyxy=tracks.xyxy,
+                    class_id=tracks.class_id,
+                    score=tracks.score,
+                    track_id=np.array([remap.get(int(t), -1) for t in tracks.track_id], dtype=np.int64),
+                    image_size=image_size,
                 )
             uncertainty = np.maximum(uncertainty, camera_uncertainty)
             per_frame.clear()  # the tracks now live in frames; free them before the next camera / the writers
@@ -134,11 +138,10 @@ class ClipLabeler:
 
     # ------------------------------------------------------------------ 3D
     def label_3d(self, clip: DriveClip) -> ClipLabels:
-        from autolabel.tracking3d import Tracker3DConfig, project_boxes_to_cameras, track_and_refine_3d
-
+        """Teacher over the clip frame by frame (stateful), world-frame tracking and refinement, 2D projections."""
         self.teacher.reset()
         per_frame: list[Boxes3D] = []
-        for batch in prefetch_batches(clip, self.config.batch_size, queue_frames=self.config.queue_frames):
+        for batch in prefetch_batches(clip, self.batch_size, queue_frames=self.queue_frames):
             for frame in batch:
                 boxes = self.teacher.predict_frame(clip, frame)
                 if len(boxes):
@@ -147,19 +150,14 @@ class ClipLabeler:
             self.frame_progress(len(batch))
         if len(per_frame) != clip.num_frames:
             raise ClipError(f"{clip.path}: decoded {len(per_frame)} frames, expected {clip.num_frames}")
-        config = Tracker3DConfig(**self.config.tracking3d)
         tracked, frame_uncertainty = track_and_refine_3d(
-            per_frame, clip.world_from_ego, clip.timestamps, classes=self.classes, config=config
+            per_frame, clip.world_from_ego, clip.timestamps, classes=self.classes, config=self.tracking3d
         )
         frames = []
         for index, boxes in enumerate(tracked):
             boxes2d = project_boxes_to_cameras(boxes, clip, index)
             frames.append(FrameLabels(boxes, boxes2d, float(frame_uncertainty[index])))
         return ClipLabels(self.classes, frames, {})
-
-    def label(self, clip: DriveClip) -> ClipLabels:
-        """ClipLabels for the clip (provenance filled by the caller)."""
-        return self.label_deferred(clip)()
 
     def label_deferred(self, clip: DriveClip) -> Callable[[], ClipLabels]:
         """Run the teacher over the clip now; the returned function finishes tracking/refinement (2D chains' last

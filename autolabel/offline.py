@@ -6,6 +6,7 @@ import dataclasses
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -22,7 +23,7 @@ from autolabel.refine import (
 )  # fmt: skip
 from autolabel.refine.bidirectional import backward_tracklets, reconcile_with_backward
 from autolabel.tracking import ByteTracker, CameraMotionEstimator, Tracklet, run_tracker, tracklets_to_detections
-from autolabel.uncertainty import box_uncertainty, frame_uncertainty, rank_frames_for_review, temporal_inconsistency
+from autolabel.uncertainty import box_uncertainty, frame_uncertainty, temporal_inconsistency
 from perception.labels import Boxes2D
 
 __all__ = ["OfflineLabelConfig", "OfflineResult", "label_video_detections", "precompute_frame_cues"]
@@ -72,24 +73,20 @@ class OfflineLabelConfig:
     max_low_fraction: float = 0.8
     # output boxes: "linear" (observed boxes + linear gap fill), "rts" (RTS-smoothed, gaps bridged) or "none";
     # the RTS trajectory is always computed as the reference for temporal-inconsistency uncertainty
-    smoothing: str = "linear"
+    smoothing: Literal["linear", "rts", "none"] = "linear"
     max_fill_gap: int = 30
     process_noise: float = 0.02
     measurement_noise: float = 0.05
-    # shape priors (class names resolved against `class_names`)
-    class_names: tuple[str, ...] = ()
+    # shape priors (class names, resolved against the ``class_names`` of ``label_video_detections``)
     rigid_classes: tuple[str, ...] = ("car", "truck", "bus")
     rigid_max_scale_change: float = 0.15
     stationary_max_motion: float = 0.03
-    # output: box score = sqrt(detector score * track score) where observed, track score where filled
-    review_min_separation: int = 5
 
     def __post_init__(self) -> None:
         if self.smoothing not in ("rts", "linear", "none"):
             raise ValueError(
                 f"OfflineLabelConfig.smoothing: expected 'rts', 'linear' or 'none', found {self.smoothing!r}"
             )
-        object.__setattr__(self, "class_names", tuple(self.class_names))
         object.__setattr__(self, "rigid_classes", tuple(self.rigid_classes))
 
     @classmethod
@@ -123,13 +120,13 @@ class OfflineLabelConfig:
 
 @dataclass
 class OfflineResult:
-    """Output of the chain: flat final `tracks` (frame, track_id, score, uncertainty set), their tracklets,
-    per-frame uncertainty (F,) and frames ordered for human review (most uncertain first)."""
+    """Output of the chain: flat final ``tracks`` (frame, track_id, score, uncertainty set; box score =
+    sqrt(detector score * track score) where observed, the track score where filled), their tracklets, per-frame
+    uncertainty (F,) and the camera-motion warps (previous -> current frame)."""
 
     tracks: Boxes2D
     tracklets: list[Tracklet]
     frame_uncertainty: np.ndarray
-    review_order: np.ndarray
     warps: list[np.ndarray] = field(default_factory=list)
 
 
@@ -200,11 +197,14 @@ def label_video_detections(
     frames_or_reader: Iterable[np.ndarray] | None,
     per_frame_detections: Sequence[Boxes2D],
     config: OfflineLabelConfig = OfflineLabelConfig(),
+    *,
+    class_names: Sequence[str] = (),
 ) -> OfflineResult:
     """Chain tracking -> rescue -> linking -> decisions -> fill/smooth -> shape priors -> uncertainty over one video.
 
     frames_or_reader: the video's BGR frames in order (e.g. a VideoReader), used once for camera motion and
     appearance; None disables both. per_frame_detections[i]: the teacher's boxes for frame i (low scores kept).
+    class_names: the name of each class id (``config.rigid_classes`` are looked up in it).
     """
     num_frames = len(per_frame_detections)
     per_frame, warps = precompute_frame_cues(
@@ -239,7 +239,7 @@ def label_video_detections(
         low_score=config.decision_low_score,
         max_low_fraction=config.max_low_fraction,
     )
-    rigid_ids = {i for i, name in enumerate(config.class_names) if name in config.rigid_classes}
+    rigid_ids = {i for i, name in enumerate(class_names) if name in config.rigid_classes}
     final, parts = [], []
     for new_id, tracklet in enumerate(sorted(decided, key=lambda t: (t.start, t.track_id)), start=1):
         refined, uncertainty = _finalise(dataclasses.replace(tracklet, track_id=new_id), config, rigid_ids)
@@ -258,7 +258,4 @@ def label_video_detections(
     unexplained_rows = np.flatnonzero((~used) & (flat.score >= config.high_score))
     unexplained = [flat[unexplained_rows[frame_of_row[unexplained_rows] == f]] for f in range(num_frames)]
     per_frame_u = frame_uncertainty(tracks, num_frames, unexplained=unexplained)
-    review = rank_frames_for_review(per_frame_u, min_separation=config.review_min_separation)
-    return OfflineResult(
-        tracks=tracks, tracklets=final, frame_uncertainty=per_frame_u, review_order=review, warps=warps or []
-    )
+    return OfflineResult(tracks=tracks, tracklets=final, frame_uncertainty=per_frame_u, warps=warps or [])

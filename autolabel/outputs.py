@@ -16,13 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from autolabel.exporters import ExportContext, export_all
-from autolabel.jobconfig import JobConfig
 from autolabel.sources import Source
-from perception.atomic import atomic_write_json
+from perception.atomic import atomic_write_json, atomic_write_text
 from perception.clip import DriveClip
 from perception.labels import Boxes2D, ClipLabels
 
 __all__ = [
+    "CONFIG_FILE",
     "DONE_FILE",
     "FAILURES_FILE",
     "JOB_FILE",
@@ -30,12 +30,14 @@ __all__ = [
     "is_done",
     "write_clip_outputs",
     "write_failures",
+    "write_job_config",
     "write_job_record",
 ]
 
 DONE_FILE = "done"
 FAILURES_FILE = "failures.json"
 JOB_FILE = "job.json"
+CONFIG_FILE = "config.yaml"
 
 
 def is_done(folder: Path, config_sha256: str) -> bool:
@@ -89,7 +91,14 @@ def _render_preview(clip: DriveClip, labels: ClipLabels, path: Path) -> None:
 
 
 def write_clip_outputs(
-    labels: ClipLabels, clip: DriveClip, target: Path, *, config: JobConfig, config_sha256: str, source: Source
+    labels: ClipLabels,
+    clip: DriveClip,
+    target: Path,
+    *,
+    export: Sequence[str],
+    preview: bool,
+    config_sha256: str,
+    source: Source,
 ) -> None:
     """Write every output of one clip into a hidden temp folder beside ``target``, then rename it into place."""
     target = Path(target)
@@ -98,8 +107,8 @@ def write_clip_outputs(
     temporary.chmod(0o755)  # mkdtemp makes 0700; a label folder is for sharing
     try:
         labels.save(temporary / "labels.json")
-        export_all(labels, ExportContext.from_clip(clip), temporary, list(config.export))
-        if config.preview:
+        export_all(labels, ExportContext.from_clip(clip), temporary, list(export))
+        if preview:
             _render_preview(clip, labels, temporary / "preview.mp4")
         atomic_write_json(
             temporary / DONE_FILE,
@@ -159,6 +168,14 @@ def write_job_record(input_root: str | os.PathLike, out_root: Path) -> Path:
     root = Path(input_root).resolve()
     root = root.parent if root.is_file() else root  # one video given: inputs are named relative to its folder
     atomic_write_json(path, {"input_root": str(root), "layout": "LABEL_DIR mirrors input_root"})
+    return path
+
+
+def write_job_config(out_root: Path, config_yaml: str, config_sha256: str) -> Path:
+    """``config.yaml``: the resolved job config of the latest run (``autolabel -c`` reads it back)."""
+    path = Path(out_root) / CONFIG_FILE
+    header = f"# autolabel job config, resolved; config_sha256 {config_sha256} (provenance and done markers)\n"
+    atomic_write_text(path, header + config_yaml)
     return path
 
 

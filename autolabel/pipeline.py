@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from autolabel.jobconfig import JobConfig, TeacherInfo, build_teacher
+from autolabel.jobconfig import Job
 from autolabel.labeler import ClipLabeler
 from autolabel.outputs import (
     DONE_FILE,
@@ -27,6 +27,7 @@ from autolabel.outputs import (
     is_done,
     write_clip_outputs,
     write_failures,
+    write_job_config,
     write_job_record,
 )  # fmt: skip
 from autolabel.sources import Source, discover_sources, open_source
@@ -46,7 +47,6 @@ __all__ = [
     "clean_stale_partials",
     "is_done",
     "label_source",
-    "prepare_job",
     "run_job",
     "write_clip_outputs",
     "write_failures",
@@ -112,16 +112,14 @@ class _Streamed:
     start: float
 
 
-def _start_source(
-    source: Source, out_root: Path, *, labeler: ClipLabeler, config_sha256: str
-) -> ClipResult | _Streamed:
+def _start_source(source: Source, out_root: Path, *, job: Job) -> ClipResult | _Streamed:
     """Skip (done), fail (input error) or stream the input through the teacher."""
     start = time.perf_counter()
-    if is_done(Path(out_root) / source.relative, config_sha256):
+    if is_done(Path(out_root) / source.relative, job.config_sha256):
         return ClipResult(source, "skipped")
     try:
         clip = open_source(source)
-        return _Streamed(source, clip, labeler.label_deferred(clip), start)
+        return _Streamed(source, clip, job.labeler.label_deferred(clip), start)
     except INPUT_ERRORS as error:
         log.warning("failed: %s: %s", source.path, error)
         return ClipResult(
@@ -129,9 +127,7 @@ def _start_source(
         )
 
 
-def _complete_source(
-    streamed: _Streamed, out_root: Path, *, labeler: ClipLabeler, config: JobConfig, config_sha256: str
-) -> ClipResult:
+def _complete_source(streamed: _Streamed, out_root: Path, *, job: Job) -> ClipResult:
     """Finish tracking/refinement, add provenance, write the clip's outputs atomically."""
     source, clip = streamed.source, streamed.clip
     try:
@@ -142,12 +138,13 @@ def _complete_source(
         return ClipResult(
             source, "failed", reason=f"{type(error).__name__}: {error}", seconds=time.perf_counter() - streamed.start
         )
+    info = job.teacher_info
     provenance = make_provenance(
         "autolabel",
-        f"fleetvision autolabel ({labeler.teacher_info.name})",
-        teacher=labeler.teacher_info.name,
-        weights_sha256=labeler.teacher_info.weights_sha256,
-        config_sha256=config_sha256,
+        f"fleetvision autolabel ({info.name})",
+        teacher=info.name,
+        weights_sha256=info.weights_sha256,
+        config_sha256=job.config_sha256,
         input=(source.input or source.relative).as_posix(),
         input_kind=source.kind,
     )
@@ -156,21 +153,25 @@ def _complete_source(
         provenance["created"] = created
     labels.provenance = provenance
     write_clip_outputs(
-        labels, clip, Path(out_root) / source.relative, config=config, config_sha256=config_sha256, source=source
+        labels,
+        clip,
+        Path(out_root) / source.relative,
+        export=job.export,
+        preview=job.preview,
+        config_sha256=job.config_sha256,
+        source=source,
     )
     return ClipResult(
         source, "labelled", frames=clip.num_frames * len(clip.rig), seconds=time.perf_counter() - streamed.start
     )
 
 
-def label_source(
-    source: Source, out_root: Path, *, labeler: ClipLabeler, config: JobConfig, config_sha256: str
-) -> ClipResult:
+def label_source(source: Source, out_root: Path, *, job: Job) -> ClipResult:
     """Label one input (skip if done with the same config); input errors become a 'failed' result."""
-    started = _start_source(source, out_root, labeler=labeler, config_sha256=config_sha256)
+    started = _start_source(source, out_root, job=job)
     if isinstance(started, ClipResult):
         return started
-    return _complete_source(started, out_root, labeler=labeler, config=config, config_sha256=config_sha256)
+    return _complete_source(started, out_root, job=job)
 
 
 class _Progress:
@@ -220,36 +221,26 @@ def _frame_count_hint(source: Source) -> int | None:
         return None
 
 
-def prepare_job(config: JobConfig) -> tuple[Any, TeacherInfo, str]:
-    """Build the teacher and the config hash (sha256 of the output-relevant settings + weights hash)."""
-    teacher, info = build_teacher(config.teacher)
-    return teacher, info, config.sha256(info.weights_sha256)
-
-
 def run_job(
     input_root: str | os.PathLike,
     out_root: str | os.PathLike,
-    config: JobConfig,
+    job: Job,
     *,
     progress: bool = True,
     sources: Sequence[Source] | None = None,
-    teacher: Any = None,
-    teacher_info: TeacherInfo | None = None,
 ) -> JobSummary:
-    """Label every input under ``input_root`` into ``out_root`` (single process); writes failures.json."""
+    """Label every input under ``input_root`` into ``out_root`` (single process); writes failures.json and the
+    resolved job config (config.yaml)."""
     out_root = Path(out_root)
     out_root.mkdir(parents=True, exist_ok=True)
     clean_stale_partials(out_root)
     write_job_record(input_root, out_root)
+    write_job_config(out_root, job.config_yaml, job.config_sha256)
     if sources is None:
         sources = discover_sources(input_root, exclude=[out_root])
-    if teacher is None:
-        teacher, teacher_info, config_sha256 = prepare_job(config)
-    else:
-        assert teacher_info is not None
-        config_sha256 = config.sha256(teacher_info.weights_sha256)
+    config_sha256 = job.config_sha256
     bars = _Progress(len(sources), progress)
-    labeler = ClipLabeler(teacher=teacher, teacher_info=teacher_info, config=config, frame_progress=bars.frames_done)
+    job.labeler.frame_progress = bars.frames_done
     summary = JobSummary()
     # Clip k's last tracking/refinement window and its output writing run in a background thread while clip k+1
     # streams through the teacher; results keep the input order.
@@ -259,7 +250,7 @@ def run_job(
             for source in sources:
                 if progress and not is_done(out_root / source.relative, config_sha256):
                     bars.start_clip(source.relative.as_posix(), _frame_count_hint(source))
-                started = _start_source(source, out_root, labeler=labeler, config_sha256=config_sha256)
+                started = _start_source(source, out_root, job=job)
                 if pending is not None:
                     summary.results.append(pending.result())
                     bars.clip_done()
@@ -268,9 +259,7 @@ def run_job(
                     summary.results.append(started)
                     bars.clip_done()
                 else:
-                    pending = completer.submit(
-                        _complete_source, started, out_root, labeler=labeler, config=config, config_sha256=config_sha256
-                    )
+                    pending = completer.submit(_complete_source, started, out_root, job=job)
             if pending is not None:
                 summary.results.append(pending.result())
                 bars.clip_done()

@@ -69,13 +69,13 @@ def teacher_only_fps(teacher, batch: int) -> tuple[float, float, int]:
     return frames / busy, 1000 * cpu / frames, frames
 
 
-def pipeline_fps(teacher, info, config, workdir: Path, inputs: Path = VIDEO) -> tuple[float, float, int]:
+def pipeline_fps(job, workdir: Path, inputs: Path = VIDEO) -> tuple[float, float, int]:
     """(frames/s, CPU ms/frame) of the whole single-process job on ``inputs`` (fresh output folder)."""
     from autolabel.pipeline import run_job
 
     out = Path(tempfile.mkdtemp(dir=workdir))
     start, start_cpu = time.perf_counter(), time.process_time()
-    summary = run_job(inputs, out, config, progress=False, teacher=teacher, teacher_info=info)
+    summary = run_job(inputs, out, job, progress=False)
     seconds, cpu = time.perf_counter() - start, time.process_time() - start_cpu
     frames = sum(r.frames for r in summary.results)
     if summary.failed:
@@ -155,11 +155,10 @@ def main() -> int:
         print(f"bench_autolabel: shared data absent ({VIDEO}, {YOLOX}); nothing measured")
         return 0
     import autolabel.offline  # noqa: F401  (one-off import cost is not throughput)
-    from autolabel.jobconfig import load_job_config
-    from autolabel.pipeline import prepare_job
+    from autolabel.jobconfig import build_job, load_job_config
 
-    config = load_job_config(None, teacher_spec=str(YOLOX), batch_size=args.batch)
-    teacher, info, _ = prepare_job(config)
+    job = build_job(load_job_config(overrides=["--teacher", str(YOLOX), f"--batch_size={args.batch}"]))
+    teacher = job.labeler.teacher
     lines = [
         "# autolabel job benchmark",
         "",
@@ -179,8 +178,8 @@ def main() -> int:
         teacher_runs, pipeline_runs, teacher_cpu, pipeline_cpu, folder_runs = [], [], [], [], []
         for repeat in range(args.repeats):
             fps_teacher, cpu_teacher, frames = teacher_only_fps(teacher, args.batch)
-            fps_pipeline, cpu_pipeline, _ = pipeline_fps(teacher, info, config, workdir)
-            fps_folder, _, folder_frames = pipeline_fps(teacher, info, config, workdir, folder)
+            fps_pipeline, cpu_pipeline, _ = pipeline_fps(job, workdir)
+            fps_folder, _, folder_frames = pipeline_fps(job, workdir, folder)
             teacher_runs.append(fps_teacher)
             pipeline_runs.append(fps_pipeline)
             folder_runs.append(fps_folder)
@@ -240,7 +239,8 @@ def main() -> int:
         lines += [
             "## (2) Peak memory (fresh process, `ru_maxrss`)",
             "",
-            f"Offline chain windows: {config.window_frames} frames with {config.window_overlap} overlap (ids stitched).",
+            f"Offline chain windows: {job.labeler.window_frames} frames with {job.labeler.window_overlap} overlap "
+            "(ids stitched).",
             "",
             "| input | frames | peak RSS (MB) | wall (s) |",
             "|---|---|---|---|",

@@ -12,25 +12,96 @@ import numpy as np
 from perception.geometry import box_iou
 from perception.labels import Boxes2D
 
-__all__ = ["ClassMapper", "Teacher", "class_wise_nms", "letterbox", "load_class_map", "nms"]
+__all__ = [
+    "CLASS_MAPS",
+    "ClassMapper",
+    "Teacher",
+    "class_wise_nms",
+    "letterbox",
+    "load_class_map",
+    "nms",
+    "resolve_class_map",
+]
 
 
 class Teacher(ABC):
-    """A single-frame detector: BGR uint8 (H,W,3) frames in, `Boxes2D` in input pixels out (scores kept down to a floor)."""
+    """A single-frame detector: BGR uint8 (H,W,3) frames in, ``Boxes2D`` in input pixels out (scores kept down to a
+    floor). Constructor arguments are the job config's ``teacher.init_args``.
+
+    Attributes a job reads: ``class_names`` (output class of each class id), ``name`` (for provenance),
+    ``weights_argument`` (the constructor argument naming the weights file: the job hashes that file, not its path,
+    into the config hash), ``class_map_source`` (where the class names came from, for messages).
+    """
 
     class_names: list[str]
+    name: str = ""
+    weights_argument: str | None = None
+    class_map_source: str | None = None
 
     @abstractmethod
     def predict_batch(self, frames: Sequence[np.ndarray]) -> list[Boxes2D]:
-        """One `Boxes2D` per frame, boxes in that frame's pixel coordinates."""
+        """One ``Boxes2D`` per frame, boxes in that frame's pixel coordinates."""
 
     def predict(self, frame: np.ndarray) -> Boxes2D:
-        """Boxes2D for one BGR frame."""
+        """Boxes of one BGR frame."""
         return self.predict_batch([frame])[0]
 
 
+CLASS_MAPS = {"coco_to_driving": Path(__file__).with_name("coco_to_driving.yaml")}
+
+
+def load_class_map(path: str | Path, source_names: Sequence[str]) -> dict[int, str]:
+    """Read a YAML ``{mapping: {source class name: output class name}}`` into {model class index: output name}."""
+    import yaml
+
+    path = Path(path)
+    try:
+        document = yaml.safe_load(path.read_text())
+    except FileNotFoundError as error:
+        raise FileNotFoundError(f"{path}: class map file not found") from error
+    mapping = document.get("mapping") if isinstance(document, dict) else None
+    if not isinstance(mapping, dict):
+        raise ValueError(
+            f"{path}: field 'mapping': expected a dict source name -> output name, found {type(mapping).__name__}"
+        )
+    return _index_mapping(mapping, source_names, str(path))
+
+
+def _index_mapping(mapping: dict, source_names: Sequence[str], where: str) -> dict[int, str]:
+    index_of = {name: i for i, name in enumerate(source_names)}
+    unknown = [name for name in mapping if name not in index_of]
+    if unknown:  # a misspelt name would silently lose every box of that class
+        raise ValueError(
+            f"{where}: field 'mapping': source classes {unknown} are not classes of the model "
+            f"(expected some of {list(source_names)})"
+        )
+    return {index_of[name]: str(target) for name, target in mapping.items()}
+
+
+def resolve_class_map(
+    class_map: str | Path | dict[str, str] | None, source_names: Sequence[str]
+) -> tuple[dict[int, str] | None, str]:
+    """A teacher's ``class_map`` argument -> ({model class index: output name} or None = keep the model's names,
+    where it came from). Accepts the name of a packaged map (``coco_to_driving``), a YAML file path, or an inline
+    {source name: output name} mapping."""
+    if class_map is None:
+        return None, "the model's own class names"
+    if isinstance(class_map, dict):
+        return _index_mapping(class_map, source_names, "class_map"), "the inline class_map"
+    text = str(class_map)
+    if text in CLASS_MAPS:
+        path = CLASS_MAPS[text]
+    elif text.endswith((".yaml", ".yml")) or "/" in text:
+        path = Path(text)
+    else:
+        raise ValueError(
+            f"class_map: expected a packaged map {sorted(CLASS_MAPS)}, a YAML file path or a mapping, found {text!r}"
+        )
+    return load_class_map(path, source_names), str(path)
+
+
 class ClassMapper:
-    """Maps model class indices to output classes; indices absent from `class_map` are dropped."""
+    """Maps model class indices to output classes; indices absent from ``class_map`` are not labelled (-1)."""
 
     def __init__(self, class_map: dict[int, str] | None, source_names: Sequence[str]) -> None:
         if class_map is None:
@@ -48,27 +119,6 @@ class ClassMapper:
         source_class = np.asarray(source_class, dtype=np.int64)
         inside = (source_class >= 0) & (source_class < len(self.lookup))
         return np.where(inside, self.lookup[np.clip(source_class, 0, len(self.lookup) - 1)], -1)
-
-
-def load_class_map(path: str | Path, source_names: Sequence[str]) -> dict[int, str]:
-    """Read a YAML `{mapping: {source class name: output class name}}` into {model class index: output name}."""
-    import yaml
-
-    path = Path(path)
-    with open(path) as handle:
-        document = yaml.safe_load(handle)
-    mapping = document.get("mapping") if isinstance(document, dict) else None
-    if not isinstance(mapping, dict):
-        raise ValueError(
-            f"{path}: field 'mapping': expected a dict source name -> output name, found {type(mapping).__name__}"
-        )
-    index_of = {name: i for i, name in enumerate(source_names)}
-    result: dict[int, str] = {}
-    for source_name, output_name in mapping.items():
-        if source_name not in index_of:
-            raise ValueError(f"{path}: field 'mapping': source class {source_name!r} not in the model's classes")
-        result[index_of[source_name]] = str(output_name)
-    return result
 
 
 def letterbox(frame: np.ndarray, size: tuple[int, int], pad_value: int = 114) -> tuple[np.ndarray, float]:

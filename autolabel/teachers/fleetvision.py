@@ -28,6 +28,8 @@ __all__ = ["FleetvisionTeacher"]
 class FleetvisionTeacher(Teacher):
     """BEV video model from a LOCAL checkpoint; ``predict_frame`` (3D, stateful) and ``predict_batch`` (2D)."""
 
+    weights_argument = "checkpoint_path"
+
     def __init__(
         self, checkpoint_path: str | Path, *, score_threshold: float = 0.3, max_boxes: int = 100, device: str = "cpu"
     ) -> None:
@@ -41,6 +43,7 @@ class FleetvisionTeacher(Teacher):
         self.meta = meta
         self.device = device
         self.model_name = str(meta.get("model_name") or Path(checkpoint_path).stem)
+        self.name = f"fleetvision:{self.model_name}"
         classes = meta.get("classes") or {}
         self.classes3d = classes.get("detection3d")
         self.classes2d = classes.get("detection2d")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from autolabel.teachers.base import ClassMapper, Teacher, class_wise_nms, letterbox
+from autolabel.teachers.base import ClassMapper, Teacher, class_wise_nms, letterbox, resolve_class_map
 from autolabel.teachers.coco import COCO80_NAMES
 from perception.labels import Boxes2D
 
@@ -46,19 +46,26 @@ def decode_yolox(
 
 
 class OnnxYoloxTeacher(Teacher):
-    """YOLOX detector from a local ONNX file; keeps boxes down to `score_floor`, then class-wise NMS."""
+    """YOLOX detector from a local ONNX file; keeps boxes down to ``score_floor``, then class-wise NMS.
+
+    ``class_map``: ``coco_to_driving`` (the packaged COCO -> driving map, default), a YAML file path, an inline
+    {model class name: output class name} mapping, or None (the model's own names, ``source_class_names``, COCO-80
+    when None).
+    """
+
+    weights_argument = "model_path"
 
     def __init__(
         self,
         model_path: str | Path,
         *,
         input_size: tuple[int, int] = (416, 416),
-        class_map: dict[int, str] | None = None,
+        class_map: str | dict[str, str] | None = "coco_to_driving",
         score_floor: float = 0.05,
         nms_iou: float = 0.65,
         providers: Sequence[str] | None = None,
         strides: Sequence[int] = (8, 16, 32),
-        source_class_names: Sequence[str] = COCO80_NAMES,
+        source_class_names: Sequence[str] | None = None,
     ) -> None:
         import onnxruntime as ort
 
@@ -75,8 +82,11 @@ class OnnxYoloxTeacher(Teacher):
         self.score_floor = score_floor
         self.nms_iou = nms_iou
         self.strides = tuple(strides)
-        self.mapper = ClassMapper(class_map, source_class_names)
+        source_class_names = COCO80_NAMES if source_class_names is None else tuple(source_class_names)
+        mapping, self.class_map_source = resolve_class_map(class_map, source_class_names)
+        self.mapper = ClassMapper(mapping, source_class_names)
         self.class_names = self.mapper.class_names
+        self.name = f"yolox_onnx:{model_path.name}"
 
     def predict_batch(self, frames: Sequence[np.ndarray]) -> list[Boxes2D]:
         """One `Boxes2D` per BGR frame, boxes in that frame's pixels (clipped to the image)."""

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from autolabel.teachers.base import ClassMapper, Teacher, class_wise_nms
+from autolabel.teachers.base import ClassMapper, Teacher, class_wise_nms, resolve_class_map
 from autolabel.teachers.coco import COCO91_NAMES
 from perception.labels import Boxes2D
 
@@ -46,7 +46,13 @@ def _builder(arch: str) -> Callable[..., Any]:
 
 
 class TorchvisionTeacher(Teacher):
-    """A torchvision detector built with weights=None and loaded from `weights_path` (state_dict, weights_only)."""
+    """A torchvision detector built with weights=None and loaded from ``weights_path`` (state_dict, weights_only).
+
+    ``class_map`` as in ``OnnxYoloxTeacher`` (default ``coco_to_driving``); ``source_class_names`` None = COCO's
+    91 category ids.
+    """
+
+    weights_argument = "weights_path"
 
     def __init__(
         self,
@@ -54,8 +60,8 @@ class TorchvisionTeacher(Teacher):
         weights_path: str | Path,
         *,
         num_classes: int = 91,
-        class_map: dict[int, str] | None = None,
-        source_class_names: Sequence[str] = COCO91_NAMES,
+        class_map: str | dict[str, str] | None = "coco_to_driving",
+        source_class_names: Sequence[str] | None = None,
         score_floor: float = 0.05,
         nms_iou: float = 0.5,
         max_detections: int = 300,
@@ -82,9 +88,12 @@ class TorchvisionTeacher(Teacher):
         self.model = model.eval().to(device)
         self.device = device
         self.nms_iou = nms_iou
-        names = source_class_names if len(source_class_names) >= num_classes else [str(i) for i in range(num_classes)]
-        self.mapper = ClassMapper(class_map, names)
+        names = COCO91_NAMES if source_class_names is None else tuple(source_class_names)
+        names = names if len(names) >= num_classes else tuple(str(i) for i in range(num_classes))
+        mapping, self.class_map_source = resolve_class_map(class_map, names)
+        self.mapper = ClassMapper(mapping, names)
         self.class_names = self.mapper.class_names
+        self.name = f"torchvision:{arch}"
 
     def predict_batch(self, frames: Sequence[np.ndarray]) -> list[Boxes2D]:
         """One `Boxes2D` per BGR uint8 frame (the model gets RGB float 0..1 and normalises internally)."""

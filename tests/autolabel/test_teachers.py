@@ -3,12 +3,10 @@ import pytest
 from scipy.optimize import linear_sum_assignment
 
 from autolabel.teachers import COCO80_NAMES, COCO91_NAMES, class_wise_nms, letterbox, load_class_map
-from autolabel.teachers.base import ClassMapper
+from autolabel.teachers.base import ClassMapper, resolve_class_map
 from autolabel.teachers.onnx_yolox import decode_yolox
 from perception.geometry import box_iou
-from perception.labels import Boxes2D
-
-REPO = __import__("pathlib").Path(__file__).resolve().parents[2]
+from perception.labels import DRIVING_CLASSES, Boxes2D
 
 
 def test_coco_tables():
@@ -17,11 +15,25 @@ def test_coco_tables():
 
 
 def test_class_map_yaml_and_mapper():
-    mapping = load_class_map(REPO / "configs/autolabel/coco_to_driving.yaml", COCO80_NAMES)
-    assert mapping[0] == "pedestrian" and mapping[2] == "car" and mapping[11] == "stop_sign" and 4 not in mapping
+    mapping, source = resolve_class_map("coco_to_driving", COCO80_NAMES)  # the one COCO -> driving map
+    assert mapping == load_class_map(source, COCO80_NAMES) and source.endswith("coco_to_driving.yaml")
+    assert mapping[0] == "pedestrian" and mapping[2] == "car" and 11 not in mapping and 4 not in mapping
+    assert mapping[1] == mapping[3] == "cyclist"  # bicycle, motorcycle
+    assert set(mapping.values()) <= set(DRIVING_CLASSES)  # every target is a class the students train on
     mapper = ClassMapper(mapping, COCO80_NAMES)
-    assert mapper.class_names[:3] == ["pedestrian", "bicycle", "car"]
+    assert mapper.class_names == ["pedestrian", "cyclist", "car", "bus", "truck"]
     assert mapper(np.array([0, 2, 4, 500])).tolist() == [0, 2, -1, -1]
+
+
+def test_class_map_errors_name_the_class_and_file(tmp_path):
+    bad = tmp_path / "map.yaml"
+    bad.write_text("mapping: {person: pedestrian, pedestrain: pedestrian}\n")
+    with pytest.raises(ValueError, match=r"map.yaml: field 'mapping': source classes \['pedestrain'\]"):
+        resolve_class_map(str(bad), COCO80_NAMES)
+    with pytest.raises(ValueError, match="class_map: expected a packaged map"):
+        resolve_class_map("coco_to_drivng", COCO80_NAMES)
+    with pytest.raises(ValueError, match="'lorry'"):
+        resolve_class_map({"lorry": "truck"}, COCO80_NAMES)
 
 
 def test_letterbox_keeps_aspect_top_left():
@@ -62,7 +74,7 @@ def test_yolox_real_model_finds_people(shared_data):
     video = shared_data / "mot15/TUD-Stadtmitte/TUD-Stadtmitte.mp4"
     if not model.is_file() or not video.is_file():
         pytest.skip(f"YOLOX model or TUD-Stadtmitte video absent under {shared_data}")
-    teacher = OnnxYoloxTeacher(model, class_map={0: "person"})
+    teacher = OnnxYoloxTeacher(model, class_map={"person": "person"})
     gt_frame, gt_boxes = _mot_gt(shared_data / "mot15/TUD-Stadtmitte/gt/gt.txt")
     capture = cv2.VideoCapture(str(video))
     true_positive = num_predicted = num_gt = 0
@@ -99,7 +111,7 @@ def test_torchvision_teacher_loads_local_state_dict(tmp_path):
         "ssdlite320_mobilenet_v3_large",
         weights,
         num_classes=3,
-        class_map={1: "pedestrian", 2: "car"},
+        class_map={"person": "pedestrian", "car": "car"},
         source_class_names=("__background__", "person", "car"),
         score_floor=0.0,
         max_detections=50,

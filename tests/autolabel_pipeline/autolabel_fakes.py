@@ -88,3 +88,14 @@ class BlobTeacher(Teacher):
                 )
             )
         return out
+
+
+class WeightsBlobTeacher(BlobTeacher):
+    """BlobTeacher that names a weights file (read for its bytes only), to test the config hash of weights."""
+
+    weights_argument = "weights_path"
+
+    def __init__(self, weights_path: str, delay_s: float = 0.0) -> None:
+        super().__init__(delay_s)
+        Path(weights_path).read_bytes()
+        self.name = f"blob:{Path(weights_path).name}"

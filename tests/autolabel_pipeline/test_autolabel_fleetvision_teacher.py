@@ -77,7 +77,8 @@ def test_fleetvision_teacher_labels_a_clip_in_3d(checkpoint: Path, tmp_path: Pat
     write_blob_clip(inputs / "clip_a", frames=6)
     config = tmp_path / "job.yaml"
     config.write_text(
-        f"teacher: {{kind: fleetvision, path: {checkpoint}, score_threshold: 0.0, max_boxes: 3}}\n"
+        "teacher: {class_path: autolabel.teachers.fleetvision.FleetvisionTeacher, init_args: "
+        f"{{checkpoint_path: {checkpoint}, score_threshold: 0.0, max_boxes: 3}}}}\n"
         "tracking3d: {min_score: 0.0, new_track_score: 0.0, min_track_score: 0.0, min_length: 1}\n"
     )
     assert main([str(inputs), "--out", str(tmp_path / "out"), "-c", str(config), "--no-progress"]) == 0

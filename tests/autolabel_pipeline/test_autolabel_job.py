@@ -89,7 +89,7 @@ def test_changed_config_relabels(tmp_path: Path, input_tree: Path) -> None:
     assert main([str(source), "--out", str(out), "--teacher", BLOB_TEACHER, "--no-progress"]) == 0
     first = json.loads((out / "drive_a" / "done").read_text())["config_sha256"]
     config = tmp_path / "job.yaml"
-    config.write_text("teacher: {kind: class_path, class_path: autolabel_fakes.BlobTeacher}\nexport: [mot]\n")
+    config.write_text("teacher: {class_path: autolabel_fakes.BlobTeacher}\nexport: [mot]\n")
     assert main([str(source), "--out", str(out), "-c", str(config), "--no-progress"]) == 0
     second = json.loads((out / "drive_a" / "done").read_text())["config_sha256"]
     assert first != second
@@ -116,7 +116,12 @@ def test_preview_and_output_inside_input_tree(tmp_path: Path, input_tree: Path) 
     with VideoReader(out / "drive_a" / "preview.mp4") as reader:
         assert reader.frame_count == 24
     assert main([str(inputs), "--out", str(out), "--teacher", BLOB_TEACHER, "--preview", "--no-progress"]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["drive_a", "failures.json", "job.json"]  # preview.mp4 not an input
+    assert sorted(p.name for p in out.iterdir()) == [
+        "config.yaml",
+        "drive_a",
+        "failures.json",
+        "job.json",
+    ]  # preview.mp4 not an input
 
 
 def test_windowed_long_video_keeps_one_id_per_object(tmp_path: Path) -> None:
@@ -125,7 +130,7 @@ def test_windowed_long_video_keeps_one_id_per_object(tmp_path: Path) -> None:
     video = write_blob_video(tmp_path / "in" / "long.mp4", frames=40)
     config = tmp_path / "job.yaml"
     config.write_text(
-        "teacher: {kind: class_path, class_path: autolabel_fakes.BlobTeacher}\nwindow_frames: 14\nwindow_overlap: 6\n"
+        "teacher: {class_path: autolabel_fakes.BlobTeacher}\nwindow_frames: 14\nwindow_overlap: 6\n"
     )  # windows 0-14, 8-22, 16-30, 24-38, 32-40
     assert main([str(video), "--out", str(tmp_path / "out"), "-c", str(config), "--no-progress"]) == 0
     labels = ClipLabels.load(tmp_path / "out" / "long" / "labels.json")

@@ -40,9 +40,7 @@ def test_sigkill_then_rerun_equals_uninterrupted(tmp_path: Path) -> None:
     for k in range(3):
         write_blob_video(inputs / f"run_{k}.mp4", frames=32, offset=5 * k)
     config = tmp_path / "job.yaml"
-    config.write_text(
-        "teacher:\n  kind: class_path\n  class_path: autolabel_fakes.BlobTeacher\n  init_args: {delay_s: 0.08}\n"
-    )
+    config.write_text("teacher:\n  class_path: autolabel_fakes.BlobTeacher\n  init_args: {delay_s: 0.08}\n")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), str(REPO)]), "SOURCE_DATE_EPOCH": "1700000000"}
 
     reference = tmp_path / "reference"
