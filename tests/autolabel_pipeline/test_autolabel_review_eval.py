@@ -115,3 +115,20 @@ def test_eval_bev_map_for_3d_labels(tmp_path: Path) -> None:
     bev = json.loads((tmp_path / "labels" / "metrics.json").read_text())["overall"]["bev"]
     assert bev["mAP"] == pytest.approx(1.0)  # 0.3 m offset < every distance threshold (0.5, 1, 2, 4 m)
     assert bev["mATE"] == pytest.approx(0.3, abs=1e-3)  # the 0.3 m offset, nothing else
+
+
+def test_eval_reports_ground_truth_classes_the_labels_lack(tmp_path: Path, caplog) -> None:
+    xyxy = np.array([[10.0, 10, 40, 40], [60, 60, 90, 90]])
+    pred = [FrameLabels(boxes2d={"camera": Boxes2D(xyxy=xyxy[:1], class_id=[0], score=[0.9])}) for _ in range(3)]
+    gt = [FrameLabels(boxes2d={"camera": Boxes2D(xyxy=xyxy, class_id=[0, 1])}) for _ in range(3)]
+    (tmp_path / "labels" / "clip").mkdir(parents=True)
+    ClipLabels(["car"], pred, {}).save(tmp_path / "labels" / "clip" / "labels.json")
+    (tmp_path / "labels" / "clip" / "done").write_text("{}")
+    (tmp_path / "gt" / "clip").mkdir(parents=True)
+    ClipLabels(["car", "tram"], gt, {}).save(tmp_path / "gt" / "clip" / "labels.json")
+    with caplog.at_level("WARNING", logger="autolabel"):
+        assert main(["eval", str(tmp_path / "labels"), "--gt", str(tmp_path / "gt")]) == 0
+    assert any("'tram'" in m and "labels.json" in m and "3 boxes are not scored" in m for m in caplog.messages)
+    clip = json.loads((tmp_path / "labels" / "metrics.json").read_text())["clips"]["clip"]
+    assert clip["unscored_gt_classes"] == {"tram": 3}
+    assert clip["det2d"]["AP50"] == pytest.approx(1.0)  # the car is found; the tram is reported, not counted
