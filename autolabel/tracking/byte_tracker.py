@@ -193,7 +193,7 @@ class ByteTracker:
         left_tracks = [active[i] for i in free_tracks]
         # Stage 2: low-score boxes vs confirmed tracks left over (occlusion, blur).
         remaining = [t for t in left_tracks if t.state == _CONFIRMED]
-        pairs, free_remaining, _ = match(self._cost(remaining, detections[low], self.second_match_iou, False), 1e6)
+        pairs, _, _ = match(self._cost(remaining, detections[low], self.second_match_iou, False), 1e6)
         matched += [(remaining[r], int(low[c])) for r, c in pairs]
         matched_ids = {id(t) for t, _ in matched}
         left_tracks = [t for t in left_tracks if id(t) not in matched_ids]

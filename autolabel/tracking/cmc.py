@@ -19,7 +19,6 @@ class CameraMotionEstimator:
         self.min_inliers = min_inliers
         self.ransac_threshold = ransac_threshold
         self._previous: np.ndarray | None = None
-        self._previous_scale = 1.0
 
     def grey(self, frame: np.ndarray) -> tuple[np.ndarray, float]:
         """Downscaled grey image and its scale factor (small pixels per full pixel)."""
