@@ -7,10 +7,9 @@ arguments only, ``--print_config``, dotted overrides.
 Sections, each the constructor arguments of one class:
 
 - ``teacher``: ``class_path`` + ``init_args`` of an ``autolabel.teachers.base.Teacher``: ``OnnxYoloxTeacher``,
-  ``TorchvisionTeacher``, ``FleetvisionTeacher``, ``autolabel.tta.TTATeacher`` around another teacher, or your own
-  class. ``--teacher SPEC`` is a shorthand: ``model.onnx`` | ``yolox:PATH`` | ``torchvision:ARCH:PATH`` |
-  ``fleetvision:PATH`` | ``CKPT.ckpt/.pt/.pth`` | ``class_path:pkg.module.Class``; when the config's teacher has the
-  same class, its other arguments are kept.
+  ``TorchvisionTeacher``, ``FleetvisionTeacher`` or your own class. ``--teacher SPEC`` is a shorthand:
+  ``model.onnx`` | ``yolox:PATH`` | ``torchvision:ARCH:PATH`` | ``fleetvision:PATH`` | ``CKPT.ckpt/.pt/.pth`` |
+  ``class_path:pkg.module.Class``; when the config's teacher has the same class, its other arguments are kept.
 - ``classes``: the output classes in class-id order; teacher classes outside it are appended (with a warning).
 - ``refine``: ``autolabel.offline.OfflineLabelConfig`` (the 2D offline chain), inline or the path of a preset file.
 - ``tracking3d``: ``autolabel.tracking3d.Tracker3DConfig`` (3D teachers).

@@ -15,7 +15,6 @@ import configparser
 import contextlib
 import dataclasses
 import io
-import json
 import os
 import sys
 import tempfile
@@ -32,6 +31,7 @@ sys.path.insert(0, str(REPO))
 
 from autolabel.offline import OfflineLabelConfig, label_video_detections  # noqa: E402
 from autolabel.refine.interpolate import interpolate_linear  # noqa: E402
+from autolabel.teachers.onnx_yolox import OnnxYoloxTeacher  # noqa: E402
 from autolabel.tracking.tracklet import detections_to_tracklets, tracklets_to_detections  # noqa: E402
 from perception.geometry import box_iou  # noqa: E402
 from perception.labels import Boxes2D  # noqa: E402
@@ -48,15 +48,6 @@ ABLATIONS = (
     ("RTS-smoothed boxes", {"smoothing": "rts"}),
     ("online tracker only", {"backward_pass": False, "extend": False, "link": False, "smoothing": "none"}),
 )
-
-
-SINGLE_VIEW = "single view"
-TEACHER_VARIANTS = {  # job-config teacher sections (class_path/init_args) wrapping the YOLOX teacher; TTA defaults
-    SINGLE_VIEW: None,
-    "TTA flip, WBF": {"flip": True},
-    "TTA flip, NMS fusion": {"flip": True, "fusion": "nms"},
-    "TTA flip + scales 0.8/1.25, WBF": {"flip": True, "scales": [0.8, 1.0, 1.25]},
-}
 
 
 @dataclass
@@ -93,43 +84,21 @@ def load_sequence(root: Path, name: str) -> Sequence:
     return Sequence(name, frames, frame_rate, gt)
 
 
-def make_teacher(model_path: Path, variant: str):
-    """The YOLOX-Nano teacher (person only, score floor 0.05), alone or inside ``autolabel.tta.TTATeacher``, built
-    from a job-config teacher section exactly as ``autolabel -c JOB.yaml`` builds it."""
-    from autolabel.jobconfig import build_job, load_job_config
-
-    section = {
-        "class_path": "autolabel.teachers.onnx_yolox.OnnxYoloxTeacher",
-        "init_args": {"model_path": str(model_path), "class_map": {"person": "person"}, "score_floor": 0.05},
-    }
-    if TEACHER_VARIANTS[variant] is not None:
-        section = {
-            "class_path": "autolabel.tta.TTATeacher",
-            "init_args": {"teacher": section, **TEACHER_VARIANTS[variant]},
-        }
-    config = load_job_config(overrides=[f"--teacher={json.dumps(section)}", "--classes=[person]"])
-    return build_job(config).labeler.teacher
-
-
-def teacher_detections(sequence: Sequence, model_path: Path, cache_dir: Path, variant: str = SINGLE_VIEW):
-    """(per-frame teacher boxes, seconds the teacher took), cached as npz keyed by sequence, model size and variant."""
-    slug = "".join(c if c.isalnum() else "_" for c in variant)
-    cache = cache_dir / f"{sequence.name}_yolox_nano_{model_path.stat().st_size}_{slug}.npz"
+def teacher_detections(sequence: Sequence, model_path: Path, cache_dir: Path) -> list[Boxes2D]:
+    """YOLOX-Nano person boxes per frame (score floor 0.05), cached as npz keyed by sequence + model size."""
+    cache = cache_dir / f"{sequence.name}_yolox_nano_{model_path.stat().st_size}.npz"
     if cache.is_file():
         data = np.load(cache)
         flat = Boxes2D(xyxy=data["xyxy"], score=data["score"], class_id=data["class_id"], frame=data["frame"])
-        return flat.split_by_frame(len(sequence.frames)), float(data["seconds"])
-    teacher = make_teacher(model_path, variant)
-    start = time.perf_counter()
-    predicted = teacher.predict_batch(sequence.frames)
-    seconds = time.perf_counter() - start
-    per_frame = [d.with_fields(frame=np.full(len(d), i)) for i, d in enumerate(predicted)]
+        return flat.split_by_frame(len(sequence.frames))
+    teacher = OnnxYoloxTeacher(model_path, class_map={"person": "person"}, score_floor=0.05)
+    per_frame = [d.with_fields(frame=np.full(len(d), i)) for i, d in enumerate(teacher.predict_batch(sequence.frames))]
     flat = Boxes2D.concat(per_frame)
     cache_dir.mkdir(parents=True, exist_ok=True)
     tmp = cache.with_suffix(".tmp.npz")
-    np.savez(tmp, xyxy=flat.xyxy, score=flat.score, class_id=flat.class_id, frame=flat.frame, seconds=seconds)
+    np.savez(tmp, xyxy=flat.xyxy, score=flat.score, class_id=flat.class_id, frame=flat.frame)
     os.replace(tmp, cache)
-    return per_frame, seconds
+    return per_frame
 
 
 def run_public_tracker(tracker_class, sequence: Sequence, per_frame: list[Boxes2D]) -> Boxes2D:
@@ -282,9 +251,6 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks/results/mot15.md")
     parser.add_argument("--sequences", nargs="+", default=list(SEQUENCES))
     parser.add_argument("--ablations", action="store_true", help="also run our chain with one stage switched off")
-    parser.add_argument(
-        "--tta", action="store_true", help="also run the teacher with test-time augmentation (autolabel.tta) variants"
-    )
     args = parser.parse_args()
 
     import trackers
@@ -311,16 +277,12 @@ def main() -> None:
     header = "| sequence | method | HOTA | DetA | AssA | MOTA | IDF1 | IDSW | mm_MOTA | mm_IDF1 | AP50 | time s |"
     table = [header, "|---" * (header.count("|") - 1) + "|"]
     verdicts: list[str] = []
-    tta_verdicts: list[str] = []
     with tempfile.TemporaryDirectory() as work:
         trackers_root = Path(work) / "trackers"
         for name in args.sequences:
             sequence = load_sequence(args.data, name)
-            per_frame, teacher_seconds = teacher_detections(sequence, args.model, args.cache)
+            per_frame = teacher_detections(sequence, args.model, args.cache)
             all_boxes = Boxes2D.concat(per_frame)
-            variants = {SINGLE_VIEW: (per_frame, teacher_seconds)}
-            for variant in list(TEACHER_VARIANTS)[1:] if args.tta else []:
-                variants[variant] = teacher_detections(sequence, args.model, args.cache, variant)
             runs: dict[str, tuple[Boxes2D, float]] = {}
             for tracker_name, tracker_class in public.items():
                 start = time.perf_counter()
@@ -337,10 +299,6 @@ def main() -> None:
                     sequence.frames, per_frame, dataclasses.replace(config, **overrides), class_names=CLASSES
                 )
                 runs[f"ours {label}"] = (ablated.tracks, time.perf_counter() - start)
-            for variant, (variant_boxes, _) in list(variants.items())[1:]:
-                start = time.perf_counter()
-                augmented = label_video_detections(sequence.frames, variant_boxes, config, class_names=CLASSES)
-                runs[f"ours, teacher {variant}"] = (augmented.tracks, time.perf_counter() - start)
 
             names = []
             for run_name, (tracks, _) in runs.items():
@@ -348,16 +306,13 @@ def main() -> None:
                 write_mot(trackers_root / folder / "data" / f"{name}.txt", tracks)
                 names.append(folder)
             scores = trackeval_scores(args.data, trackers_root, names, name, len(sequence.frames))
-            for variant, (variant_boxes, seconds) in variants.items():
-                label = "(a) teacher, single frame" + ("" if variant == SINGLE_VIEW else f", {variant}")
-                table.append(
-                    f"| {name} | {label} | - | - | - | - | - | - | - | - | "
-                    f"{average_precision(sequence.gt, Boxes2D.concat(variant_boxes)):.1f} | {seconds:.2f} |"
-                )
+            table.append(
+                f"| {name} | (a) teacher, single frame | - | - | - | - | - | - | - | - | "
+                f"{average_precision(sequence.gt, all_boxes):.1f} | - |"
+            )
             for (run_name, (tracks, elapsed)), folder in zip(runs.items(), names):
                 s = {**scores[folder], **motmetrics_scores(sequence.gt, tracks, len(sequence.frames))}
                 tag = "(c)" if run_name == "ours (offline)" else ("(c-)" if run_name.startswith("ours") else "(b)")
-                tag = "(t)" if run_name.startswith("ours, teacher") else tag
                 table.append(
                     f"| {name} | {tag} {run_name} | {s['HOTA']:.1f} | {s['DetA']:.1f} | {s['AssA']:.1f} | {s['MOTA']:.1f} | "
                     f"{s['IDF1']:.1f} | {s['IDSW']} | {s['mm_MOTA']:.1f} | {s['mm_IDF1']:.1f} | "
@@ -375,27 +330,12 @@ def main() -> None:
                 f"({'beats' if ours['IDF1'] > best_idf1 else 'MISSES'}); AP50 {ap_ours:.1f} vs teacher {ap_teacher:.1f} "
                 f"({'beats' if ap_ours > ap_teacher else 'MISSES'})"
             )
-            for variant in list(variants)[1:]:
-                tta = scores[names[list(runs).index(f"ours, teacher {variant}")]]
-                ap_tta = average_precision(sequence.gt, runs[f"ours, teacher {variant}"][0])
-                ap_teacher_tta = average_precision(sequence.gt, Boxes2D.concat(variants[variant][0]))
-                tta_verdicts.append(
-                    f"- {name}, {variant} vs single view: chain HOTA {tta['HOTA'] - ours['HOTA']:+.1f}, "
-                    f"IDF1 {tta['IDF1'] - ours['IDF1']:+.1f}, MOTA {tta['MOTA'] - ours['MOTA']:+.1f}, "
-                    f"AP50 {ap_tta - ap_ours:+.1f}; teacher AP50 {ap_teacher_tta - ap_teacher:+.1f}; teacher time "
-                    f"x{variants[variant][1] / max(teacher_seconds, 1e-9):.1f}"
-                )
-            print("\n".join(table[-len(runs) - len(variants) :]), flush=True)
-    if tta_verdicts:
-        tta_verdicts = [
-            "",
-            "Test-time augmentation ((t) rows: the same chain on teacher boxes from `autolabel.tta.TTATeacher`,",
-            "default settings, fused by WBF or NMS; time s of (a) rows = teacher seconds), difference to the single view:",
-            *tta_verdicts,
-        ]
-    target = ["", "Target ((c) beats the best (b) on HOTA and IDF1, and (a) on AP50):"]
-    text = "\n".join(lines + table + target + verdicts + tta_verdicts) + "\n"
-    print("\n" + "\n".join(table + [""] + verdicts + tta_verdicts))
+            print("\n".join(table[-len(runs) - 1 :]), flush=True)
+    text = (
+        "\n".join(lines + table + ["", "Target ((c) beats the best (b) on HOTA and IDF1, and (a) on AP50):"] + verdicts)
+        + "\n"
+    )
+    print("\n" + "\n".join(table + [""] + verdicts))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.out.with_suffix(".tmp")
     tmp.write_text(text)
