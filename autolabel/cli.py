@@ -33,9 +33,6 @@ from typing import Any
 
 __all__ = ["build_parser", "main"]
 
-SUBCOMMANDS = ("eval", "review")
-RUN_OPTIONS = ("video_dir", "out", "workers", "no_progress", "verbose", "print_config", "config")
-
 
 def build_parser() -> Any:
     """The labelling parser (jsonargparse): run options plus the job sections of ``autolabel.jobconfig``."""

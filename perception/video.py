@@ -22,14 +22,6 @@ def image_files(folder: Path) -> list[Path]:
     return sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
 
 
-def is_video_source(path: Path) -> bool:
-    """True for a video file or a folder that holds images."""
-    path = Path(path)
-    if path.is_file():
-        return path.suffix.lower() in VIDEO_EXTENSIONS
-    return path.is_dir() and any(p.suffix.lower() in IMAGE_EXTENSIONS for p in path.iterdir())
-
-
 class VideoReader:
     """Reads BGR uint8 frames (H, W, 3) lazily from a video file or an image folder; constant memory."""
 

@@ -12,7 +12,7 @@ from typing import IO
 from autolabel.exporters.common import ExportContext, atomic_text_stream, camera_boxes
 from perception.labels import ClipLabels
 
-__all__ = ["coco_video_document", "export_coco_video", "write_coco_video"]
+__all__ = ["export_coco_video", "write_coco_video"]
 
 
 def _dumps(value: object) -> str:
@@ -87,15 +87,6 @@ def write_coco_video(labels: ClipLabels, context: ExportContext, stream: IO[str]
             stream.write(("," if index else "") + _dumps(item))
         stream.write("]")
     stream.write(',"tracks":' + _dumps([tracks[key] for key in sorted(tracks)]) + "}")
-
-
-def coco_video_document(labels: ClipLabels, context: ExportContext) -> dict:
-    """The COCO-video document as a dict (small clips, tests)."""
-    import io
-
-    buffer = io.StringIO()
-    write_coco_video(labels, context, buffer)
-    return json.loads(buffer.getvalue())
 
 
 def export_coco_video(labels: ClipLabels, context: ExportContext, out_dir: Path) -> list[Path]:

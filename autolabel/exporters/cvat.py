@@ -10,7 +10,7 @@ from xml.sax.saxutils import quoteattr
 from autolabel.exporters.common import ExportContext, atomic_text_stream, camera_tracks
 from perception.labels import ClipLabels
 
-__all__ = ["cvat_video_lines", "cvat_video_xml", "export_cvat_video"]
+__all__ = ["cvat_video_lines", "export_cvat_video"]
 
 
 def _box(frame: int, xyxy, outside: int, keyframe: int = 1) -> str:
@@ -56,11 +56,6 @@ def cvat_video_lines(labels: ClipLabels, context: ExportContext, camera: str) ->
                 yield _box(frame + 1, xyxy, 1)
         yield "  </track>"
     yield "</annotations>"
-
-
-def cvat_video_xml(labels: ClipLabels, context: ExportContext, camera: str) -> str:
-    """The whole document as one string (small clips, tests)."""
-    return "\n".join(cvat_video_lines(labels, context, camera)) + "\n"
 
 
 def export_cvat_video(labels: ClipLabels, context: ExportContext, out_dir: Path) -> list[Path]:
