@@ -1,7 +1,8 @@
 """Evaluation metrics, torch-free (numpy only), usable by training, the auto-labeller and deploy reports.
 
 - ``BevDetectionEvaluator``: nuScenes-style 3D/BEV detection mAP (centre distance), ATE/ASE/AOE/AVE, NDS-like score.
-- ``CocoDetectionEvaluator``: COCO 2D box AP/AR, equal to pycocotools' bbox numbers (IoU: ``perception.geometry.box_iou``).
+- ``CocoDetectionEvaluator``: COCO 2D box AP/AR, equal to pycocotools' bbox numbers (IoU:
+  ``perception.geometry.box_iou``).
 - ``SegmentationIoU``: streaming per-class IoU / mIoU for multi-label BEV maps or exclusive class maps.
 - ``video_box_ap``: AP50 (or another IoU) of 2D boxes over the frames of a video.
 """

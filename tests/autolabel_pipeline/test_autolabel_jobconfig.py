@@ -3,6 +3,7 @@ hash (resume depends on it), unknown class names reported."""
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -52,7 +53,8 @@ def test_config_hash_covers_outputs_and_weights_content_not_their_path(tmp_path:
     weights = tmp_path / "a" / "blob.bin"
     weights.parent.mkdir()
     weights.write_bytes(b"weights v1")
-    teacher = f'--teacher={{"class_path": "autolabel_fakes.WeightsBlobTeacher", "init_args": {{"weights_path": "{weights}"}}}}'
+    section = {"class_path": "autolabel_fakes.WeightsBlobTeacher", "init_args": {"weights_path": str(weights)}}
+    teacher = f"--teacher={json.dumps(section)}"
 
     def sha(*overrides: str) -> str:
         return build_job(load_job_config(overrides=[teacher, *overrides])).config_sha256
