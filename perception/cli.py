@@ -16,6 +16,7 @@ SUBCOMMANDS = {
         "perception.importers.cli",
         "convert nuScenes (info files or raw tables), plain videos or ROS bags / MCAP to drive clips",
     ),
+    "export": ("perception.export.cli", "write a clip with its labels for Rerun (.rrd) or Foxglove (.mcap)"),
     "calibrate": ("perception.importers.calibrate", "calibrate a camera from chessboard images"),
     "check": ("perception.check", "validate drive clips and report what is wrong"),
     "report": ("perception.report", "summary table and REPORT.md (with pictures) of a make demo run"),

@@ -470,8 +470,8 @@ def _scan(bag: BagFile, odom_topic: str | None, progress: bool) -> tuple[dict, d
             stream_from_reference = transform_from_msg(message)
             device_link = f"{match.group(1)}_link"
             body_from_reference = se3(BODY_FROM_OPTICAL, np.zeros(3))
-            tf.add(device_link, f"{match.group(1)}/{match.group(2)}/{match.group(3)}",
-                   body_from_reference @ invert_se3(stream_from_reference))  # fmt: skip
+            stream_frame = f"{match.group(1)}/{match.group(2)}/{match.group(3)}"
+            tf.add(device_link, stream_frame, body_from_reference @ invert_se3(stream_from_reference))
         elif msgtype == ODOMETRY and (odom_topic is None or topic == odom_topic):
             odometry[topic].append(message)
     return streams, infos, tf, odometry

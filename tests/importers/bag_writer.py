@@ -66,11 +66,13 @@ def write_clip_as_bag(
     omit_info: tuple[str, ...] = (),
     omit_links: tuple[str, ...] = (),
     chunk_bytes: int | None = None,
+    skip_images: tuple[tuple[str, int], ...] = (),
 ) -> Path:
     """Write the clip at ``clip_path`` to ``out`` (a .bag file, or a ROS 2 bag folder with one .mcap).
 
     ``omit_info`` cameras get no CameraInfo, ``omit_links`` cameras no ``sensor_mount -> <cam>_link`` edge;
-    ``chunk_bytes`` closes chunks at that size (rosbags' default is 1 MiB) so a cut file keeps whole chunks.
+    ``chunk_bytes`` closes chunks at that size (rosbags' default is 1 MiB) so a cut file keeps whole chunks;
+    ``skip_images`` leaves out the images (camera, frame index) listed, as a dropped camera frame would.
     """
     import cv2
 
@@ -163,6 +165,8 @@ def write_clip_as_bag(
         messages.append((f"/{camera.name}/camera_info", "sensor_msgs/msg/CameraInfo", t_ns, info))
     for frame in clip.frames():
         for name, image in frame.images.items():
+            if (name, frame.index) in skip_images:
+                continue
             t_ns = ns(frame.camera_timestamps[name])
             head = header(t_ns, f"{name}_optical_frame")
             if name in compressed:

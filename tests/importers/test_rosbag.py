@@ -60,7 +60,9 @@ def synth(tmp_path_factory) -> dict[str, Path]:
     ros1 = write_clip_as_bag(clip, root / "clip.bag", **options)
     ros2 = write_clip_as_bag(clip, root / "clip_ros2", ros2=True, **options)
     broken = write_clip_as_bag(clip, root / "broken.bag", omit_info=("front_main",), omit_links=("front_wide",))
-    return {"clip": clip, "ros1": ros1, "ros2": ros2, "mcap": next(ros2.glob("*.mcap")), "broken": broken}
+    gappy = write_clip_as_bag(clip, root / "gappy.bag", skip_images=(("front_main", 2),))
+    bags = {"ros1": ros1, "ros2": ros2, "mcap": next(ros2.glob("*.mcap")), "broken": broken, "gappy": gappy}
+    return {"clip": clip, **bags}
 
 
 def _project(clip: DriveClip, camera: str, index: int, points_world: np.ndarray) -> np.ndarray:
@@ -127,14 +129,19 @@ def test_compressed_images_keep_their_original_bytes(synth, tmp_path):
     assert (out / "cameras" / "front_narrow" / "000000.jpg").read_bytes() == data
 
 
-def test_max_skew_drops_frames_and_reports_it(synth, tmp_path):
-    # cameras are 8 ms apart: with 10 ms around front_main only front_wide and front_narrow fit
-    report = import_rosbag(
-        [synth["ros1"]], tmp_path / "a", reference_camera="front_main", max_skew_ms=10, progress=False,
-        cameras=["/front_main/image_raw", "/front_wide/image_raw", "/front_narrow/image_raw/compressed"],
-    )  # fmt: skip
-    assert report.frames == 5 and max(worst for _, worst in report.skew_ms.values()) == pytest.approx(8.0, abs=1e-3)
-    with pytest.raises(BagImportError, match="max-skew-ms 10"):
+def test_max_skew_drops_frames_and_reports_it(synth, tmp_path, capsys):
+    # front_main lost its image of frame 2: its nearest images are 100 ms away from front_wide's, over 50 ms
+    argv = ["rosbag", str(synth["gappy"]), "--out", str(tmp_path / "a"), "--reference-camera", "front_wide"]
+    assert main([*argv, "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "frames: 4 (reference camera front_wide)" in out
+    assert "dropped 1 reference images: no front_main image within 50 ms" in out
+    assert "skew front_main - front_wide: median 8.0 ms, max 8.0 ms" in out
+    clip = DriveClip.open(tmp_path / "a")
+    original = DriveClip.open(synth["clip"])
+    np.testing.assert_allclose(clip.timestamps, original.timestamps[[0, 1, 3, 4]] + T0, atol=1e-6)
+    # cameras are 8 ms apart: within 10 ms of front_wide there is no fisheye image (24 ms): no frame at all
+    with pytest.raises(BagImportError, match="max-skew-ms 10.*fisheye 24.0 ms"):
         import_rosbag([synth["ros1"]], tmp_path / "b", reference_camera="front_wide", max_skew_ms=10, progress=False)
 
 
@@ -216,10 +223,8 @@ def test_realsense_d435_imports_with_its_device_frame(tmp_path, capsys):
     camera = clip.rig["Color_0"]
     assert (camera.width, camera.height, camera.distortion_model) == (640, 480, "none")
     with AnyReader([bag]) as reader:
-        wanted = {"/device_0/sensor_1/Color_0/info/camera_info", "/device_0/sensor_1/Color_0/image/data",
-                  "/device_0/sensor_1/Color_0/tf/0"}  # fmt: skip
-        messages = {c.topic: reader.deserialize(raw, c.msgtype) for c, _, raw in reader.messages(
-            connections=[c for c in reader.connections if c.topic in wanted])}  # fmt: skip
+        wanted = [c for c in reader.connections if c.topic.startswith("/device_0/sensor_1/Color_0/")]
+        messages = {c.topic: reader.deserialize(raw, c.msgtype) for c, _, raw in reader.messages(connections=wanted)}
     info = messages["/device_0/sensor_1/Color_0/info/camera_info"]
     np.testing.assert_allclose(camera.K, np.asarray(info.K).reshape(3, 3))
     image = messages["/device_0/sensor_1/Color_0/image/data"]
@@ -282,8 +287,8 @@ def test_spot_without_camera_info_fails_clearly_or_imports_with_a_rig(path, tmp_
     colour = frame.images["hand_color"].reshape(-1, 3).astype(int)
     assert np.abs(colour[:, 0] - colour[:, 2]).mean() > 5  # a colour image (the scene has red and blue objects)
     # a single camera chosen by topic needs no skew
-    argv = ["rosbag", str(bag), "--out", str(tmp_path / "d"), "--rig", str(rig), "--no-progress",
-            "--cameras", f"{next(t for t in _image_topics(bag) if 'hand_color' in t)}=hand_color"]  # fmt: skip
+    topic = next(t for t in _image_topics(bag) if "hand_color" in t)
+    argv = ["rosbag", str(bag), "--out", str(tmp_path / "d"), "--rig", str(rig), "--cameras", f"{topic}=hand_color"]
     assert main(argv) == 0
 
 
@@ -379,8 +384,9 @@ def test_decode_image_encodings():
     header = SimpleNamespace(stamp=SimpleNamespace(sec=1, nanosec=0))
 
     def message(encoding: str, data: np.ndarray, step: int, big_endian: int = 0):
-        return SimpleNamespace(header=header, encoding=encoding, height=6, width=8, step=step, is_bigendian=big_endian,
-                               data=np.ascontiguousarray(data).reshape(-1).view(np.uint8))  # fmt: skip
+        raw = np.ascontiguousarray(data).reshape(-1).view(np.uint8)
+        fields = {"height": 6, "width": 8, "step": step, "is_bigendian": big_endian}
+        return SimpleNamespace(header=header, encoding=encoding, data=raw, **fields)
 
     image = "sensor_msgs/msg/Image"
     np.testing.assert_array_equal(decode_image(message("rgb8", bgr[..., ::-1], 24), image, "/c")[0], bgr)
