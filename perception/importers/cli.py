@@ -113,6 +113,14 @@ def main(argv: list[str] | None = None) -> int:
             except (BagError, BagImportError, TransformError) as error:
                 print(f"perception import rosbag: error: {error}", file=sys.stderr)
                 return 2
+            except ModuleNotFoundError as error:
+                if error.name not in ("rosbags", "mcap"):
+                    raise
+                print(
+                    f"perception import rosbag: {error.name} is not installed: pip install fleetvision[robot]",
+                    file=sys.stderr,
+                )
+                return 1
         elif args.source == "video":
             from perception.importers.video import import_video
 
