@@ -85,7 +85,9 @@ class BagFile:
         from rosbags.highlevel import AnyReader, AnyReaderError
         from rosbags.typesys import Stores, get_typestore
 
-        reader = AnyReader(self.paths, default_typestore=get_typestore(Stores.ROS2_HUMBLE))
+        # ROS 1 bags always carry their message definitions; old ROS 2 sqlite3 bags may not: fall back to Humble's
+        default = get_typestore(Stores.ROS2_HUMBLE) if self.kind == "ros2" else None
+        reader = AnyReader(self.paths, default_typestore=default)
         try:
             reader.open()
         except (AnyReaderError, FileNotFoundError, OSError, KeyError, AssertionError) as error:
@@ -109,9 +111,8 @@ class BagFile:
     def _open_salvaged(self, reason: str) -> None:
         if self.kind == "ros1":
             from rosbags.highlevel import AnyReader
-            from rosbags.typesys import Stores, get_typestore
 
-            reader = AnyReader(self.paths, default_typestore=get_typestore(Stores.ROS1_NOETIC))
+            reader = AnyReader(self.paths)
             reader.readers = [_salvage_reader1(path) for path in self.paths]
             reader.open()
             self._reader = reader
