@@ -59,6 +59,7 @@ def write_clip_as_bag(
     out: Path,
     *,
     ros2: bool = False,
+    storage: str = "mcap",
     compressed: tuple[str, ...] = (),
     bgr: tuple[str, ...] = (),
     t0: float = 1_700_000_000.0,
@@ -68,7 +69,7 @@ def write_clip_as_bag(
     chunk_bytes: int | None = None,
     skip_images: tuple[tuple[str, int], ...] = (),
 ) -> Path:
-    """Write the clip at ``clip_path`` to ``out`` (a .bag file, or a ROS 2 bag folder with one .mcap).
+    """Write the clip at ``clip_path`` to ``out`` (a .bag file, or a ROS 2 bag folder with one .mcap or .db3 file).
 
     ``omit_info`` cameras get no CameraInfo, ``omit_links`` cameras no ``sensor_mount -> <cam>_link`` edge;
     ``chunk_bytes`` closes chunks at that size (rosbags' default is 1 MiB) so a cut file keeps whole chunks;
@@ -200,7 +201,8 @@ def write_clip_as_bag(
     if ros2:
         from rosbags.rosbag2 import StoragePlugin, Writer
 
-        writer = Writer(out, version=9, storage_plugin=StoragePlugin.MCAP)
+        plugin = StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3
+        writer = Writer(out, version=9, storage_plugin=plugin)
         serialize = store.serialize_cdr
     else:
         from rosbags.rosbag1 import Writer
@@ -216,6 +218,6 @@ def write_clip_as_bag(
                 connections[topic] = writer.add_connection(topic, msgtype, typestore=store)
         for topic, msgtype, log_time, message in messages:
             writer.write(connections[topic], log_time, serialize(message, msgtype))
-            if ros2 and chunk_bytes and writer.storage.chunk.bio.tell() > chunk_bytes:
+            if ros2 and storage == "mcap" and chunk_bytes and writer.storage.chunk.bio.tell() > chunk_bytes:
                 writer.storage.close_chunk()  # rosbags' MCAP storage has no chunk-size option
     return out

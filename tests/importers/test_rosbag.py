@@ -59,9 +59,11 @@ def synth(tmp_path_factory) -> dict[str, Path]:
     options = {"compressed": COMPRESSED, "bgr": BGR, "t0": T0, "chunk_bytes": 200_000}
     ros1 = write_clip_as_bag(clip, root / "clip.bag", **options)
     ros2 = write_clip_as_bag(clip, root / "clip_ros2", ros2=True, **options)
+    sqlite = write_clip_as_bag(clip, root / "clip_sqlite", ros2=True, storage="sqlite3", **options)
     broken = write_clip_as_bag(clip, root / "broken.bag", omit_info=("front_main",), omit_links=("front_wide",))
     gappy = write_clip_as_bag(clip, root / "gappy.bag", skip_images=(("front_main", 2),))
-    bags = {"ros1": ros1, "ros2": ros2, "mcap": next(ros2.glob("*.mcap")), "broken": broken, "gappy": gappy}
+    bags = {"ros1": ros1, "ros2": ros2, "mcap": next(ros2.glob("*.mcap")), "sqlite3": sqlite}
+    bags |= {"broken": broken, "gappy": gappy}
     return {"clip": clip, **bags}
 
 
@@ -78,7 +80,7 @@ def _world_corners(clip: DriveClip, index: int) -> np.ndarray:
     return transform_points(clip.world_from_ego[index], boxes.corners().reshape(-1, 3))
 
 
-@pytest.mark.parametrize("source", ["ros1", "ros2", "mcap"])
+@pytest.mark.parametrize("source", ["ros1", "ros2", "mcap", "sqlite3"])
 def test_round_trip_gives_the_same_rig_pixels_and_projected_boxes(synth, source, tmp_path):
     out = tmp_path / "imported"
     argv = ["rosbag", str(synth[source]), "--out", str(out), "--reference-camera", "front_wide", "--no-progress"]
@@ -189,6 +191,16 @@ def test_truncated_bags_are_refused_unless_salvaged(synth, tmp_path, capsys):
         assert 1 <= salvaged.num_frames < original.num_frames
         first = next(salvaged.frames())
         np.testing.assert_array_equal(first.images["front_wide"], next(original.frames()).images["front_wide"])
+    # a ROS 1 bag whose recorder was killed before writing the index (index_pos 0)
+    data = bytearray(synth["ros1"].read_bytes())
+    at = data.index(b"index_pos=") + len(b"index_pos=")
+    data[at : at + 8] = bytes(8)
+    unindexed = tmp_path / "unindexed.bag"
+    unindexed.write_bytes(bytes(data))
+    assert main(["rosbag", str(unindexed), "--out", str(tmp_path / "u_a"), "--no-progress"]) == 2
+    assert "not indexed" in capsys.readouterr().err
+    assert main(["rosbag", str(unindexed), "--out", str(tmp_path / "u_b"), "--salvage", "--no-progress"]) == 0
+    assert DriveClip.open(tmp_path / "u_b").num_frames == 5  # every chunk was complete
 
 
 def test_bag_without_image_topics_lists_its_topics(tmp_path, capsys):
