@@ -71,7 +71,7 @@ from perception.rig import Camera, Rig, RigError
 IMAGE = "sensor_msgs/msg/Image"
 COMPRESSED = "sensor_msgs/msg/CompressedImage"
 CAMERA_INFO = "sensor_msgs/msg/CameraInfo"
-TF_MESSAGE = "tf2_msgs/msg/TFMessage"
+TF_MESSAGES = ("tf2_msgs/msg/TFMessage", "tf/msg/tfMessage")  # tf2, and the older ROS 1 tf package
 TRANSFORM = "geometry_msgs/msg/Transform"
 ODOMETRY = "nav_msgs/msg/Odometry"
 GENERIC_PARTS = {
@@ -433,7 +433,7 @@ def _scan(bag: BagFile, odom_topic: str | None, progress: bool) -> tuple[dict, d
             f"found topics: {describe_topics(topics)}"
         )
     wanted = set(streams)
-    wanted |= {t for t, info in topics.items() if info.msgtype in (CAMERA_INFO, TF_MESSAGE, ODOMETRY)}
+    wanted |= {t for t, info in topics.items() if info.msgtype in (CAMERA_INFO, ODOMETRY, *TF_MESSAGES)}
     wanted |= {t for t, info in topics.items() if info.msgtype == TRANSFORM and REALSENSE_EXTRINSIC.match(t)}
     infos: dict[str, Any] = {}
     odometry: dict[str, list[Any]] = defaultdict(list)
@@ -462,7 +462,7 @@ def _scan(bag: BagFile, odom_topic: str | None, progress: bool) -> tuple[dict, d
                         stream.height, stream.width = image.shape[:2]
         elif msgtype == CAMERA_INFO:
             infos.setdefault(topic, message)
-        elif msgtype == TF_MESSAGE:
+        elif msgtype in TF_MESSAGES:
             tf.add_tf_message(message, static=topic.rstrip("/").endswith("tf_static"))
         elif msgtype == TRANSFORM:  # librealsense stream extrinsic: rs2 extrinsic reference -> stream, OpenCV axes
             match = REALSENSE_EXTRINSIC.match(topic)
