@@ -87,6 +87,20 @@ $(S)/autolabel: $(S)/teacher
 	    --frame $$(( $(FRAMES) / 2 )) --out $(DEMO)/pseudo_vs_gt.png
 	@touch $@
 
+# Results out to the viewers robotics people use: the auto-labelled clip with its ground truth and pseudo-labels as a
+# Rerun recording and a Foxglove MCAP (seconds); with ../shared/data, a real RealSense ROS bag imported as a clip.
+$(S)/viewers: $(S)/autolabel
+	$(BIN)/perception export rerun $(D)/unlabelled/clip_0000 --labels $(DEMO)/pseudo/clip_0000/labels.json \
+	    --out $(DEMO)/viewers/clip_0000.rrd --no-progress
+	$(BIN)/perception export foxglove $(D)/unlabelled/clip_0000 --labels $(DEMO)/pseudo/clip_0000/labels.json \
+	    --out $(DEMO)/viewers/clip_0000.mcap --no-progress
+	@if [ -f ../shared/data/ros/realsense_d435/single_depth_color_640x480.bag ] && [ -z "$(NO_REAL)" ]; then \
+	  $(BIN)/perception import rosbag ../shared/data/ros/realsense_d435/single_depth_color_640x480.bag \
+	    --base-frame device_0_link --out $(DEMO)/robot/realsense_d435 --overwrite --no-progress && \
+	  $(BIN)/perception export rerun $(DEMO)/robot/realsense_d435 --out $(DEMO)/viewers/realsense_d435.rrd --no-progress; \
+	else echo "(../shared/data/ros absent: skipping the real ROS bag import)"; fi
+	@touch $@
+
 $(S)/student_%: $(S)/autolabel
 	$(FIT) $(STUDENT) --data.train=$(D)/unlabelled $(if $(filter pseudo,$*),--data.train_labels=$(DEMO)/pseudo) \
 	    --trainer.max_steps=$(STUDENT_STEPS) --trainer.default_root_dir=$(DEMO)/student_$*
@@ -108,7 +122,7 @@ $(S)/deploy: $(S)/student_pseudo $(S)/student_gt
 	    --out $(DEMO)/run --video $(DEMO)/run/annotated.mp4
 	@touch $@
 
-$(S)/report: $(S)/deploy
+$(S)/report: $(S)/deploy $(S)/viewers
 	@if [ -d ../shared/data/udacity_dashcam ] && [ -z "$(NO_REAL)" ]; then \
 	  $(BIN)/autolabel ../shared/data/udacity_dashcam/solidWhiteRight.mp4 --out $(DEMO)/dashcam --preview --no-progress \
 	    -c configs/autolabel/jobs/yolox_nano_driving.yaml --teacher ../shared/data/models/yolox_nano_coco/yolox_nano.onnx; \

@@ -14,8 +14,9 @@ SUBCOMMANDS = {
     "viz": ("perception.viz", "render a clip (cameras + boxes + bird's-eye view) to a video or picture"),
     "import": (
         "perception.importers.cli",
-        "convert nuScenes (info files or raw tables) or plain videos to drive clips",
+        "convert nuScenes (info files or raw tables), plain videos or ROS bags / MCAP to drive clips",
     ),
+    "export": ("perception.export.cli", "write a clip with its labels for Rerun (.rrd) or Foxglove (.mcap)"),
     "calibrate": ("perception.importers.calibrate", "calibrate a camera from chessboard images"),
     "check": ("perception.check", "validate drive clips and report what is wrong"),
     "report": ("perception.report", "summary table and REPORT.md (with pictures) of a make demo run"),

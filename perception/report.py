@@ -92,6 +92,8 @@ def summary_rows(demo: Path) -> list[tuple[str, str, str]]:
         )
     )
     rows.append(("runtime", "deadline misses", _fmt(_get(run, "deadline_misses"))))
+    recordings = viewer_recordings(demo)
+    rows.append(("viewers", "Rerun / Foxglove recordings (viewers/)", ", ".join(p.name for p in recordings) or "n/a"))
     rows.append(
         (
             "runtime",
@@ -101,6 +103,31 @@ def summary_rows(demo: Path) -> list[tuple[str, str, str]]:
         )
     )
     return rows
+
+
+def viewer_recordings(demo: Path) -> list[Path]:
+    """The Rerun (.rrd) and Foxglove (.mcap) files the demo's viewers stage wrote."""
+    folder = demo / "viewers"
+    return sorted([*folder.glob("*.rrd"), *folder.glob("*.mcap")]) if folder.is_dir() else []
+
+
+def _viewer_lines(demo: Path) -> list[str]:
+    lines = ["### Open the clips in Rerun and Foxglove", ""]
+    recordings = viewer_recordings(demo)
+    if not recordings:
+        return [*lines, "(not produced in this run)", ""]
+    lines += [
+        "An auto-labelled clip with its ground truth and pseudo-labels (`perception export rerun|foxglove`): cameras",
+        "as pinholes under their capture-time poses, images, 3D boxes with class and track id, 2D boxes, BEV maps,",
+        "the ego trajectory.",
+        "",
+    ]
+    for path in recordings:
+        opener = (
+            f"`rerun {path.as_posix()}`" if path.suffix == ".rrd" else "Foxglove: open local file (3D + Image panels)"
+        )
+        lines.append(f"- `{path.relative_to(demo).as_posix()}` ({path.stat().st_size / 1e6:.1f} MB): {opener}")
+    return [*lines, ""]
 
 
 def _latest(pattern: str, root: Path) -> Path | None:
@@ -196,6 +223,7 @@ def write_report(demo: Path) -> tuple[Path, list[tuple[str, str, str]]]:
             "A frame of `deploy run` replaying a validation clip at 20 Hz.",
         ),
         *picture("Real dash-cam video auto-labelled with YOLOX-Nano", dashcam_frame),
+        *_viewer_lines(demo),
         "Detailed reports: `bench/bench.md`, `deploy/student.int8.accuracy.md`, `run/summary.json`, `eval/*.json`.",
         "",
     ]

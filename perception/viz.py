@@ -385,7 +385,7 @@ def render_frame(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``perception viz CLIP --out preview.mp4|preview.png [--frame N] [--labels OTHER.json] [--max-frames N]``."""
+    """``perception viz CLIP --out preview.mp4|preview.png|clip.rrd|clip.mcap [--frame N] [--labels OTHER.json]``."""
     import cv2
     from tqdm import tqdm
 
@@ -397,7 +397,12 @@ def main(argv: list[str] | None = None) -> int:
         prog="perception viz", description="Render a drive clip (cameras + 3D boxes + BEV)."
     )
     parser.add_argument("clip", type=Path, help="clip folder (rig.yaml, frames.csv, cameras/), or a plain video")
-    parser.add_argument("--out", type=Path, required=True, help="output .mp4/.avi (video) or .png/.jpg (one frame)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        help="output .mp4/.avi (video), .png/.jpg (one frame), .rrd (Rerun) or .mcap (Foxglove; perception export)",
+    )
     parser.add_argument("--frame", type=int, default=0, help="frame index for a picture output (default 0)")
     parser.add_argument(
         "--labels",
@@ -410,6 +415,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tile-width", type=int, default=480, help="width of each camera tile in pixels")
     parser.add_argument("--fps", type=float, help="output video frame rate (default: from the clip's timestamps)")
     args = parser.parse_args(argv)
+    if args.out.suffix.lower() in (".rrd", ".mcap"):  # the viewer recordings of ``perception export``
+        from perception.export.cli import main as export_main
+
+        forwarded = [
+            "rerun" if args.out.suffix.lower() == ".rrd" else "foxglove",
+            str(args.clip),
+            "--out",
+            str(args.out),
+        ]
+        forwarded += ["--labels", str(args.labels)] if args.labels else []
+        forwarded += ["--no-gt"] if args.no_gt else []
+        forwarded += ["--max-frames", str(args.max_frames)] if args.max_frames else []
+        return export_main(forwarded)
     try:
         is_plain_video = args.clip.exists() and not (args.clip / "rig.yaml").is_file()
         clip = DriveClip.from_video(args.clip) if is_plain_video else DriveClip.open(args.clip)

@@ -44,8 +44,11 @@ def test_demo_chain_end_to_end(tmp_path):
         "run/summary.json",
         "bench/bench_latency.png",
         "pseudo_vs_gt.png",
+        "viewers/clip_0000.rrd",
+        "viewers/clip_0000.mcap",
     ]:
         assert (demo / produced).is_file(), produced
+    assert "viewers/clip_0000.rrd" in report and "viewers/clip_0000.mcap" in report
     assert json.loads((demo / "deploy" / "parity.json").read_text())["passed"]
     summary = json.loads((demo / "run" / "summary.json").read_text())
     assert summary["frames_processed"] + summary["frames_dropped"] == summary["frames_in_source"]

@@ -1,8 +1,11 @@
-"""``perception import``: nuScenes (mmdet3d info files or raw tables) and plain videos to drive clips.
+"""``perception import``: nuScenes (mmdet3d info files or raw tables), plain videos and robot logs to drive clips.
 
 perception import nuscenes INFO.json|INFO.pkl --out CLIP [--data-root DIR] [--keep-other]
 perception import nuscenes NUSCENES_ROOT --version v1.0-mini --out CLIPS_DIR [--scenes scene-0061 ...] [--no-interpolate]
 perception import video VIDEO_OR_IMAGE_FOLDER --out CLIP [--fps 30] [--camera-yaml camera.yaml]
+perception import rosbag BAG... --out CLIP [--cameras TOPIC[=NAME] ...] [--rig rig.yaml] [--base-frame base_link]
+
+Bad input exits with status 2 and one line naming the file, the field or topic, what was expected and found.
 """
 
 from __future__ import annotations
@@ -51,6 +54,45 @@ def _parser() -> argparse.ArgumentParser:
         "--format", default="mp4", choices=["mp4", "avi", "jpg", "png"], help="how frames are stored (default mp4)"
     )
     video.add_argument("--overwrite", action="store_true", help="replace an existing clip folder")
+    bag = sub.add_parser(
+        "rosbag",
+        help="ROS 1 .bag, ROS 2 bag (sqlite3/MCAP) or .mcap -> one multi-camera clip (no ROS install needed)",
+        description="Robot log to drive clip: cameras, CameraInfo calibration, tf extrinsics, header.stamp times, "
+        "frames grouped around a reference camera, ego poses from Odometry or /tf. Conventions: "
+        "perception/importers/rosbag.py.",
+    )
+    bag.add_argument(
+        "bags", type=Path, nargs="+", metavar="BAG", help="bag file(s) of one recording, or a ROS 2 bag folder"
+    )
+    bag.add_argument("--out", type=Path, required=True, help="clip folder to write")
+    bag.add_argument(
+        "--cameras",
+        nargs="+",
+        metavar="TOPIC[=NAME]",
+        help="image topics to import, optionally renamed (default: every image topic with a sibling camera_info)",
+    )
+    bag.add_argument("--rig", type=Path, help="rig.yaml supplying calibration the bag lacks (cameras matched by name)")
+    bag.add_argument("--base-frame", default="base_link", help="tf frame that is the ego frame (default base_link)")
+    bag.add_argument("--odom-frame", default="odom", help="tf frame of the ego-pose chain odom -> base (default odom)")
+    bag.add_argument(
+        "--odom-topic", help="nav_msgs/Odometry topic for ego poses (default: /tf chain, else the only one)"
+    )
+    bag.add_argument("--reference-camera", help="camera whose images define the frames (default: the first)")
+    bag.add_argument(
+        "--max-skew-ms", type=float, default=50.0, help="largest capture-time gap to the reference camera (default 50)"
+    )
+    bag.add_argument(
+        "--format",
+        default="auto",
+        choices=["auto", "png", "jpg", "mp4"],
+        help="image storage: auto keeps compressed images' bytes and stores raw images as PNG (default)",
+    )
+    bag.add_argument("--max-frames", type=int, help="import at most this many frames")
+    bag.add_argument(
+        "--salvage", action="store_true", help="a truncated or unindexed bag: import the messages that can be read"
+    )
+    bag.add_argument("--overwrite", action="store_true", help="replace an existing clip folder")
+    bag.add_argument("--no-progress", action="store_true", help="no progress bars")
     return parser
 
 
@@ -62,7 +104,24 @@ def main(argv: list[str] | None = None) -> int:
 
     args = _parser().parse_args(argv)
     try:
-        if args.source == "video":
+        if args.source == "rosbag":
+            from perception.importers.rosbag import BagError, BagImportError, main_import
+            from perception.importers.tf_tree import TransformError
+
+            try:
+                written = [main_import(args).path]
+            except (BagError, BagImportError, TransformError) as error:
+                print(f"perception import rosbag: error: {error}", file=sys.stderr)
+                return 2
+            except ModuleNotFoundError as error:
+                if error.name not in ("rosbags", "mcap"):
+                    raise
+                print(
+                    f"perception import rosbag: {error.name} is not installed: pip install fleetvision[robot]",
+                    file=sys.stderr,
+                )
+                return 1
+        elif args.source == "video":
             from perception.importers.video import import_video
 
             written = [
@@ -104,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
             )
     except (ClipError, InfoFileError, UnsafePickleError, RigError) as error:
         print(f"perception import: error: {error}", file=sys.stderr)
-        return 1
+        return 2
     for path in written:
         print(f"wrote {path}")
     return 0

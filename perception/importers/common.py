@@ -111,16 +111,21 @@ def write_jpeg_clip(
         for index, frame in enumerate(frames):
             for name, image_path in frame.images.items():
                 shutil.copyfile(image_path, staging / "cameras" / name / f"{index:06d}.jpg")
-        if out.exists():
-            trash = out.with_name(f".{out.name}.old-{os.getpid()}")
-            os.replace(out, trash)
-            os.replace(staging, out)
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            os.replace(staging, out)
+        replace_folder(staging, out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return out
+
+
+def replace_folder(staging: Path, out: Path) -> None:
+    """Rename a finished ``staging`` folder to ``out``, replacing an existing ``out`` (renames, no copy)."""
+    if out.exists():
+        trash = out.with_name(f".{out.name}.old-{os.getpid()}")
+        os.replace(out, trash)
+        os.replace(staging, out)
+        shutil.rmtree(trash, ignore_errors=True)
+    else:
+        os.replace(staging, out)
 
 
 def dedupe_poses(poses: list[tuple[float, np.ndarray]], min_gap: float = 1e-6) -> list[tuple[float, np.ndarray]]:
