@@ -37,16 +37,21 @@ def _as_list(value: str | Sequence[str] | None) -> list[str]:
 
 def resolve_clip_paths(entries: str | Sequence[str] | None) -> list[Path]:
     """Clip folders named by ``entries`` (a clip folder or a folder searched with ``find_clips``), in order."""
-    paths: list[Path] = []
+    return [path for _, path in resolve_clip_entries(entries)]
+
+
+def resolve_clip_entries(entries: str | Sequence[str] | None) -> list[tuple[str, Path]]:
+    """(entry, clip folder) for every clip named by ``entries``, in order (see ``resolve_clip_paths``)."""
+    paths: list[tuple[str, Path]] = []
     for entry in _as_list(entries):
         path = Path(entry).expanduser()
         if (path / "rig.yaml").is_file():
-            paths.append(path)
+            paths.append((str(entry), path))
         elif path.is_dir():
             found = find_clips(path)
             if not found:
                 LOG.warning("%s: no drive clips found (folders with rig.yaml and frames.csv)", path)
-            paths += found
+            paths += [(str(entry), clip) for clip in found]
         else:
             raise FileNotFoundError(
                 f"data split entry {entry!r}: no such clip folder or folder of clips "
@@ -77,7 +82,7 @@ class ClipDataModule(L.LightningDataModule):
         val: str | list[str] | None = None,
         test: str | list[str] | None = None,
         predict: str | list[str] | None = None,
-        train_labels: str | None = None,
+        train_labels: str | dict[str, str | None] | None = None,
         cameras: list[str] | None = None,
         window: int = 2,
         train_stride: int = 1,
@@ -98,9 +103,14 @@ class ClipDataModule(L.LightningDataModule):
     ) -> None:
         super().__init__()
         self.splits = {"train": train, "val": val, "test": test, "predict": predict}
-        self.train_labels = (
-            Path(train_labels) if train_labels else None
-        )  # e.g. autolabel output: <clip name>/labels.json
+        self.train_labels = train_labels  # labels kept outside the clips, e.g. autolabel output <clip>/labels.json
+        if isinstance(train_labels, dict):
+            unknown = sorted(set(train_labels) - set(_as_list(train)))
+            if unknown:
+                raise ValueError(
+                    f"data.train_labels: keys {unknown} are not entries of data.train {_as_list(train)}; "
+                    "map each train entry to its labels folder"
+                )
         self.cameras = list(cameras) if cameras is not None else None
         self.window, self.train_stride = int(window), int(train_stride)
         self.eval_stride = int(eval_stride) if eval_stride is not None else self.window
@@ -122,14 +132,13 @@ class ClipDataModule(L.LightningDataModule):
         spec = self._spec()
         size_hw = (int(spec["image_size"][0]), int(spec["image_size"][1]))
         clips = []
-        paths = resolve_clip_paths(self.splits[split])
+        entries = resolve_clip_entries(self.splits[split])
+        paths = [path for _, path in entries]
         from tqdm import tqdm
 
-        for path in tqdm(paths, desc=f"{split} clips (frame cache)", disable=len(paths) < 4, leave=False):
+        for entry, path in tqdm(entries, desc=f"{split} clips (frame cache)", disable=len(paths) < 4, leave=False):
             try:
-                labels_path = (
-                    self.train_labels / path.name / "labels.json" if split == "train" and self.train_labels else None
-                )
+                labels_path = self._labels_path(entry, path) if split == "train" else None
                 clip = DriveClip.open(path, labels_path=labels_path)
             except BAD_CLIP_ERRORS as error:
                 self._skip(path, error)
@@ -154,6 +163,15 @@ class ClipDataModule(L.LightningDataModule):
             reasons = "; ".join(f"{p}: {r}" for p, r in self.skipped[-5:])
             raise RuntimeError(f"data.{split}: all {len(paths)} clips were skipped as unusable ({reasons})")
         return clips
+
+    def _labels_path(self, entry: str, path: Path) -> Path | None:
+        """Where a training clip's labels live: ``train_labels`` (one folder for every entry, or a mapping from a
+        ``train`` entry to its labels folder; entries not in the mapping, or mapped to null, keep their own
+        labels.json) / <clip folder name> / labels.json."""
+        folder = self.train_labels
+        if isinstance(folder, dict):
+            folder = folder.get(entry)
+        return Path(folder) / path.name / "labels.json" if folder else None
 
     def _skip(self, path: Path, error: BaseException) -> None:
         reason = f"{type(error).__name__}: {error}"

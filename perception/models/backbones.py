@@ -227,13 +227,28 @@ class ImageBackbone(nn.Module):
     ``stage_strides[i]`` is the stride (input pixels) of output ``i``, ``stage_channels[i]`` its channels.
     """
 
-    def __init__(self, *, name: str, weights_path: str | None = None, num_stages: int = 4) -> None:
+    def __init__(
+        self, *, name: str, weights_path: str | None = None, num_stages: int = 4, frozen_stages: int = 0
+    ) -> None:
         super().__init__()
         if not 1 <= num_stages <= len(STAGE_STRIDES):
             raise ValueError(f"ImageBackbone: num_stages must be in 1..4, found {num_stages}")
+        if not 0 <= frozen_stages <= num_stages:
+            raise ValueError(f"ImageBackbone: frozen_stages must be in 0..{num_stages}, found {frozen_stages}")
         self.stages = nn.ModuleList(BACKBONES.get(name)(weights_path=resolve_weights(name, weights_path))[:num_stages])
         self.stage_strides: tuple[int, ...] = STAGE_STRIDES[:num_stages]
         self.stage_channels: tuple[int, ...] = self._probe_channels()
+        self.frozen_stages = frozen_stages
+        for stage in self.stages[:frozen_stages]:
+            stage.requires_grad_(False)
+        self.train(self.training)
+
+    def train(self, mode: bool = True) -> ImageBackbone:
+        """Frozen stages (pretrained, not trained) always run in eval mode: their batch-norm statistics stay fixed."""
+        super().train(mode)
+        for stage in self.stages[: getattr(self, "frozen_stages", 0)]:
+            stage.eval()
+        return self
 
     def _probe_channels(self) -> tuple[int, ...]:
         was_training = self.training
@@ -296,11 +311,14 @@ class ImageEncoder(nn.Module):
         backbone: str,
         weights_path: str | None = None,
         num_stages: int = 4,
+        frozen_stages: int = 0,
         out_channels: int = 64,
         out_stride: int = 8,
     ) -> None:
         super().__init__()
-        self.backbone = ImageBackbone(name=backbone, weights_path=weights_path, num_stages=num_stages)
+        self.backbone = ImageBackbone(
+            name=backbone, weights_path=weights_path, num_stages=num_stages, frozen_stages=frozen_stages
+        )
         self.neck = FeaturePyramid(
             in_channels=self.backbone.stage_channels,
             strides=self.backbone.stage_strides,

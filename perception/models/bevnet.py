@@ -44,6 +44,7 @@ class BevVideoNet(nn.Module):
         backbone: str = "resnet18",
         weights_path: str | None = None,
         backbone_stages: int = 4,
+        frozen_stages: int = 0,
         image_channels: int = 64,
         image_stride: int = 8,
         image_size: Sequence[int] = (224, 384),
@@ -68,6 +69,7 @@ class BevVideoNet(nn.Module):
             "backbone": backbone,
             "weights_path": weights_path,
             "backbone_stages": int(backbone_stages),
+            "frozen_stages": int(frozen_stages),
             "image_channels": int(image_channels),
             "image_stride": int(image_stride),
             "image_size": [int(v) for v in image_size],
@@ -98,6 +100,7 @@ class BevVideoNet(nn.Module):
             backbone=backbone,
             weights_path=weights_path,
             num_stages=cfg["backbone_stages"],
+            frozen_stages=cfg["frozen_stages"],
             out_channels=cfg["image_channels"],
             out_stride=cfg["image_stride"],
         )

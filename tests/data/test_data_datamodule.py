@@ -103,3 +103,32 @@ def test_corrupt_clip_is_skipped_and_reported(root: Path, tmp_path: Path, caplog
     assert "broken_video" in caplog.text
     assert [c.name for c in dm.datasets["train"].clips] == ["clip0", "clip1"]
     assert DriveClip.open(data / "clip0").num_frames == 4
+
+
+def test_train_labels_per_entry_keep_ground_truth_of_other_entries(tmp_path: Path) -> None:
+    """L + U training: U's clips read pseudo-labels from another folder, L's keep their own ground truth, even when
+    clips in both splits have the same folder name."""
+    from perception.labels import ClipLabels, make_provenance
+
+    labelled = make_clip(tmp_path / "L" / "clip_0000", frames=3).parent
+    unlabelled = make_clip(tmp_path / "U" / "clip_0000", frames=3).parent
+    truth = DriveClip.open(unlabelled / "clip_0000").labels
+    true_count = len(truth.frames[0].boxes3d)
+    pseudo = ClipLabels(truth.classes, truth.frames, make_provenance("autolabel", "test"), None)
+    for frame in pseudo.frames:
+        frame.boxes3d = frame.boxes3d[:1]  # a pseudo-label set visibly unlike the ground truth
+    (tmp_path / "pseudo" / "clip_0000").mkdir(parents=True)
+    pseudo.save(tmp_path / "pseudo" / "clip_0000" / "labels.json")
+    dm = ClipDataModule(
+        train=[str(labelled), str(unlabelled)],
+        train_labels={str(unlabelled): str(tmp_path / "pseudo")},
+        cache_dir=str(tmp_path / "cache"),
+        target_spec=tiny_spec(),
+    )
+    dm.setup("fit")
+    sources = [clip.labels.provenance["source"] for clip in dm.datasets["train"].clips]
+    counts = [len(clip.labels.frames[0].boxes3d) for clip in dm.datasets["train"].clips]
+    assert sources == ["ground_truth", "autolabel"]
+    assert true_count > 1 and counts == [true_count, 1]
+    with pytest.raises(ValueError, match="not entries of data.train"):
+        ClipDataModule(train=str(labelled), train_labels={"elsewhere": str(tmp_path)}, target_spec=tiny_spec())
