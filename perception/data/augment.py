@@ -7,6 +7,8 @@
 - BEV, per window: ``aug = new_ego_from_ego`` (rotation about z, optional mirror y -> -y) applied to the ego frame:
   ``camera_from_ego_new = camera_from_ego @ inv(aug)``, boxes (centre, yaw, velocity), BEV maps and ego motion
   ``prev_from_curr_new = aug @ prev_from_curr @ inv(aug)``. The images do not change.
+- Time, per window: optionally reversed (the window's frames in reverse order, ego motion between them as given by
+  that order, velocities negated), so an offline teacher can also run a clip backwards (``perception.models.tta``).
 """
 
 from __future__ import annotations
@@ -21,10 +23,16 @@ from perception.labels import Boxes2D, Boxes3D
 
 @dataclass(frozen=True)
 class BevAugmentation:
-    """Random ego-frame rotation about z (uniform in +-``rotation_deg``) and mirror y -> -y with ``flip_y_prob``."""
+    """Random ego-frame rotation about z (uniform in +-``rotation_deg``), mirror y -> -y with ``flip_y_prob``, and
+    time reversal of the window with ``reverse_time_prob``."""
 
     rotation_deg: float = 0.0
     flip_y_prob: float = 0.0
+    reverse_time_prob: float = 0.0
+
+    def sample_reverse(self, rng: np.random.Generator) -> bool:
+        """Whether to run this window backwards in time (draws from ``rng`` only when enabled)."""
+        return self.reverse_time_prob > 0 and bool(rng.random() < self.reverse_time_prob)
 
     def sample(self, rng: np.random.Generator) -> np.ndarray:
         """A random ``new_ego_from_ego`` (4x4; a reflection when mirrored)."""

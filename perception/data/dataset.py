@@ -149,6 +149,9 @@ class ClipWindowDataset:
         t_count, n_count = len(frames), len(self.cameras)
         height, width = self.size_hw
         aug = self.bev_augmentation.sample(rng) if (rng is not None and self.bev_augmentation) else np.eye(4)
+        reverse = rng is not None and self.bev_augmentation is not None and self.bev_augmentation.sample_reverse(rng)
+        if reverse:  # run the window backwards in time: frames in reverse order, velocities negated (_targets)
+            frames = frames[::-1]
         ego_from_new = np.linalg.inv(aug)
         pixel_maps = [
             self.image_augmentation.sample_affine(rng, self.size_hw)
@@ -185,9 +188,10 @@ class ClipWindowDataset:
                 sample["intrinsics"][t, n] = K
                 sample["camera_from_ego"][t, n] = clip.camera_from_ego(frame, camera) @ ego_from_new
                 sample["distortion"][t, n] = distortion
+        step = -1 if reverse else 1
         for t, frame in enumerate(frames):
-            previous = frames[t - 1] if t > 0 else frame - 1  # t=0: motion from the frame before the window, if any
-            if previous >= 0:
+            previous = frames[t - 1] if t > 0 else frame - step  # t=0: motion from the frame before the window, if any
+            if 0 <= previous < clip.num_frames:
                 prev_from_curr = invert_se3(clip.world_from_ego[previous]) @ clip.world_from_ego[frame]
                 sample["prev_from_curr"][t] = aug @ prev_from_curr @ ego_from_new
             sample["state_valid"][t] = 1.0 if t > 0 else 0.0
@@ -196,6 +200,10 @@ class ClipWindowDataset:
             if labels is None:
                 raise ValueError(f"{clip.path}: no labels.json, but this dataset needs targets")
             sample.update(self._targets(clip_index, labels, frames, aug, pixel_maps))
+            if reverse:  # objects move the other way when time runs backwards
+                if "velocity" in sample:
+                    sample["velocity"] = -sample["velocity"]
+                sample["gt_boxes3d"][..., 7:9] *= -1.0
         return sample
 
     def _targets(

@@ -157,3 +157,39 @@ def test_resample_bev_identity_and_rotation() -> None:
     assert np.array_equal(resample_bev(data, grid, grid), data)
     rot180 = np.diag([-1.0, -1.0, 1.0, 1.0])
     assert np.array_equal(resample_bev(data, grid, grid, rot180), data[:, ::-1, ::-1])
+
+
+def test_reversed_window_runs_backwards_with_negated_velocities(clip: DriveClip, tmp_path: Path) -> None:
+    """A time-reversed window holds the same frames in reverse order, the ego motion of that order and velocities
+    pointing the other way (the offline teacher's backward pass is then in distribution)."""
+    import dataclasses
+
+    clip = DriveClip.open(clip.path)  # own copy: give the boxes velocities (the factory's objects stand still)
+    for index, frame in enumerate(clip.labels.frames):
+        moving = np.column_stack([np.arange(len(frame.boxes3d)) + 1.0 + index, np.full(len(frame.boxes3d), -2.0)])
+        frame.boxes3d = dataclasses.replace(frame.boxes3d, velocity=moving)
+    spec = tiny_spec((64, 96))
+    plain = ClipWindowDataset([clip], cameras=["front"], spec=spec, window=3, cache=FrameCache(tmp_path))[0]
+    assert np.abs(plain["velocity"]).max() > 1.0
+    reversed_ = ClipWindowDataset(
+        [clip],
+        cameras=["front"],
+        spec=spec,
+        window=3,
+        cache=FrameCache(tmp_path),
+        bev_augmentation=BevAugmentation(reverse_time_prob=1.0),
+    )[(0, 3)]
+    assert reversed_["frame_index"].tolist() == plain["frame_index"].tolist()[::-1]
+    np.testing.assert_array_equal(reversed_["images"], plain["images"][::-1])
+    for t in (1, 2):  # ego motion from the later frame to the earlier one
+        np.testing.assert_allclose(
+            reversed_["prev_from_curr"][t], np.linalg.inv(plain["prev_from_curr"][3 - t]), atol=1e-5
+        )
+    assert reversed_["state_valid"].tolist() == [0.0, 1.0, 1.0]
+    np.testing.assert_allclose(reversed_["gt_boxes3d"][..., :7], plain["gt_boxes3d"][::-1][..., :7])
+    np.testing.assert_allclose(reversed_["gt_boxes3d"][..., 7:], -plain["gt_boxes3d"][::-1][..., 7:])
+    np.testing.assert_allclose(reversed_["velocity"], -plain["velocity"][::-1])
+    # without the option nothing is drawn from the random stream: existing augmentation streams are unchanged
+    rng_a, rng_b = np.random.default_rng(5), np.random.default_rng(5)
+    assert not BevAugmentation().sample_reverse(rng_a)
+    assert rng_a.random() == rng_b.random()
