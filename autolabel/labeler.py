@@ -140,14 +140,13 @@ class ClipLabeler:
     def label_3d(self, clip: DriveClip) -> ClipLabels:
         """Teacher over the clip frame by frame (stateful), world-frame tracking and refinement, 2D projections."""
         self.teacher.reset()
-        per_frame: list[Boxes3D] = []
-        for batch in prefetch_batches(clip, self.batch_size, queue_frames=self.queue_frames):
-            for frame in batch:
-                boxes = self.teacher.predict_frame(clip, frame)
-                if len(boxes):
-                    boxes = dataclasses.replace(boxes, class_id=self.class_lookup[boxes.class_id])
-                per_frame.append(boxes)
-            self.frame_progress(len(batch))
+        batches = prefetch_batches(clip, self.batch_size, queue_frames=self.queue_frames)
+        frames = (frame for batch in batches for frame in batch)
+        per_frame = self.teacher.predict_clip(clip, frames, progress=self.frame_progress)
+        per_frame = [
+            dataclasses.replace(boxes, class_id=self.class_lookup[boxes.class_id]) if len(boxes) else boxes
+            for boxes in per_frame
+        ]
         if len(per_frame) != clip.num_frames:
             raise ClipError(f"{clip.path}: decoded {len(per_frame)} frames, expected {clip.num_frames}")
         tracked, frame_uncertainty = track_and_refine_3d(

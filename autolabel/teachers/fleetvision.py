@@ -7,11 +7,17 @@ intrinsics scaled, lens model as the model's distortion input), placed with
 ``prev_from_curr = inv(world_from_ego[t-1]) @ world_from_ego[t]`` warps the previous state; the decoded boxes are in
 the ego frame of each frame. 2D (per-camera detection head): ``predict_batch`` on single images, boxes mapped back
 to the input pixels.
+
+Offline (``predict_clip``), the teacher sees the whole clip: with ``bidirectional`` the clip also runs from its last
+frame to its first, so each frame's temporal state holds the future as well as the past, and with ``mirror`` each
+direction also runs on the mirrored ego frame; the views are fused in BEV per frame (``perception.models.tta``)
+before decoding. Models trained with ``bev_augmentation.reverse_time_prob`` and ``flip_y_prob`` see both views in
+training. Memory: the prepared model-size images of the clip are kept (uint8, N x 3 x H x W per frame).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +37,14 @@ class FleetvisionTeacher(Teacher):
     weights_argument = "checkpoint_path"
 
     def __init__(
-        self, checkpoint_path: str | Path, *, score_threshold: float = 0.3, max_boxes: int = 100, device: str = "cpu"
+        self,
+        checkpoint_path: str | Path,
+        *,
+        score_threshold: float = 0.3,
+        max_boxes: int = 100,
+        device: str = "cpu",
+        bidirectional: bool = False,
+        mirror: bool = False,
     ) -> None:
         import torch
 
@@ -59,7 +72,15 @@ class FleetvisionTeacher(Teacher):
         self.image_size = (int(meta["image_size"][0]), int(meta["image_size"][1]))  # H, W
         self.score_threshold = score_threshold
         self.max_boxes = max_boxes
+        self.bidirectional, self.mirror = bool(bidirectional), bool(mirror)
         self.reset()
+
+    @property
+    def views(self) -> list[tuple[bool, bool]]:
+        """(reversed time, mirrored) of every pass ``predict_clip`` runs."""
+        directions = [False, True] if self.bidirectional else [False]
+        mirrors = [False, True] if self.mirror else [False]
+        return [(reverse, mirror) for reverse in directions for mirror in mirrors]
 
     # ------------------------------------------------------------------ 3D, stateful over a clip
     def reset(self) -> None:
@@ -72,7 +93,32 @@ class FleetvisionTeacher(Teacher):
         return self.predicts_3d and any(name in clip.rig.names for name in self.cameras)
 
     def _inputs(self, clip, frame) -> dict:
+        pose = np.asarray(frame.world_from_ego, dtype=np.float64)
+        has_state = self._state is not None and self._previous_pose is not None
+        prev_from_curr = invert_se3(self._previous_pose) @ pose if has_state else np.eye(4)
+        return self._feeds(self._frame_arrays(clip, frame), self._state if has_state else None, prev_from_curr)
+
+    def _feeds(self, arrays: dict[str, np.ndarray], state, prev_from_curr: np.ndarray) -> dict:
+        """Model inputs from one frame's arrays (``_frame_arrays``), the previous state (None = start) and the ego
+        motion from the previous frame of the pass."""
         torch = self.torch
+
+        def as_tensor(a) -> object:
+            return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)).to(self.device)
+
+        return {
+            "images": as_tensor(arrays["images"]),
+            "intrinsics": as_tensor(arrays["intrinsics"]),
+            "camera_from_ego": as_tensor(arrays["camera_from_ego"]),
+            "distortion": as_tensor(arrays["distortion"]),
+            "camera_valid": as_tensor(arrays["camera_valid"]),
+            "prev_state": state if state is not None else self.model.initial_state(1),
+            "prev_from_curr": as_tensor(prev_from_curr[None]),
+            "state_valid": as_tensor([1.0 if state is not None else 0.0]),
+        }
+
+    def _frame_arrays(self, clip, frame) -> dict[str, np.ndarray]:
+        """One frame's images (uint8 [1,N,3,H,W] RGB at the model size) and geometry, prepared as in training."""
         height, width = self.image_size
         present = [name for name in self.cameras if name in frame.images]
         if not present:
@@ -80,7 +126,7 @@ class FleetvisionTeacher(Teacher):
                 f"{clip.path}: none of the model's cameras {self.cameras} in the clip (rig: {clip.rig.names})"
             )
         n = len(self.cameras)
-        images = np.zeros((1, n, 3, height, width), np.float32)
+        images = np.zeros((1, n, 3, height, width), np.uint8)
         intrinsics = np.tile(np.eye(3, dtype=np.float32), (1, n, 1, 1))
         camera_from_ego = np.tile(np.eye(4, dtype=np.float32), (1, n, 1, 1))
         distortion = np.zeros((1, n, 5), np.float32)
@@ -97,25 +143,17 @@ class FleetvisionTeacher(Teacher):
             intrinsics[0, i] = model_intrinsics(camera, self.image_size)
             camera_from_ego[0, i] = clip.camera_from_ego(frame.index, name)
             valid[0, i] = 1.0
-        pose = np.asarray(frame.world_from_ego, dtype=np.float64)
-        has_state = self._state is not None and self._previous_pose is not None
-        prev_from_curr = invert_se3(self._previous_pose) @ pose if has_state else np.eye(4)
-        state = self._state if has_state else self.model.initial_state(1)
-        as_tensor = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)).to(self.device)  # noqa: E731
         return {
-            "images": as_tensor(images),
-            "intrinsics": as_tensor(intrinsics),
-            "camera_from_ego": as_tensor(camera_from_ego),
-            "distortion": as_tensor(distortion),
-            "camera_valid": as_tensor(valid),
-            "prev_state": state,
-            "prev_from_curr": as_tensor(prev_from_curr[None]),
-            "state_valid": as_tensor([1.0 if has_state else 0.0]),
+            "images": images,
+            "intrinsics": intrinsics,
+            "camera_from_ego": camera_from_ego,
+            "distortion": distortion,
+            "camera_valid": valid,
+            "world_from_ego": np.asarray(frame.world_from_ego, dtype=np.float64),
         }
 
     def predict_frame(self, clip, frame) -> Boxes3D:
         """3D boxes (ego frame at the frame's reference time) for one ``perception.clip.Frame``; updates the state."""
-        from perception.models.decode import decode_bev_detections
 
         if not self.predicts_3d:
             raise ValueError(f"{self.model_name}: the checkpoint has no 3D detection head")
@@ -124,6 +162,11 @@ class FleetvisionTeacher(Teacher):
             outputs = self.model(**inputs)
         self._state = outputs["state"]
         self._previous_pose = np.asarray(frame.world_from_ego, dtype=np.float64)
+        return self._decode(outputs)
+
+    def _decode(self, outputs) -> Boxes3D:
+        from perception.models.decode import decode_bev_detections
+
         decoded = decode_bev_detections(
             outputs, grid=self.model.head_grid(), k=self.max_boxes, score_threshold=self.score_threshold
         )[0]
@@ -135,6 +178,44 @@ class FleetvisionTeacher(Teacher):
             class_id=decoded["class_id"],
             score=decoded["score"],
         )
+
+    def predict_clip(self, clip, frames: Iterable, progress: Callable[[int], None] | None = None) -> list[Boxes3D]:
+        """3D boxes for every frame of ``clip`` (``frames``: its ``perception.clip.Frame`` s in order), fusing the
+        offline views (``views``) per frame in BEV before decoding; one view = ``predict_frame`` frame by frame."""
+        from perception.models.tta import average_outputs, mirror_inputs, unmirror_outputs, unreverse_outputs
+
+        if not self.predicts_3d:
+            raise ValueError(f"{self.model_name}: the checkpoint has no 3D detection head")
+        torch = self.torch
+        arrays = []
+        for frame in frames:
+            arrays.append(self._frame_arrays(clip, frame))
+            if progress is not None:
+                progress(1)
+        keys = [
+            k for k in self.model.output_names() if k not in ("state", "segmentation", "det2d_heatmap", "det2d_box")
+        ]
+        per_frame: list[list[dict]] = [[] for _ in arrays]
+        grid = self.model.head_grid()
+        for reverse, mirrored in self.views:
+            order = range(len(arrays) - 1, -1, -1) if reverse else range(len(arrays))
+            state, previous = None, None
+            for index in order:
+                pose = arrays[index]["world_from_ego"]
+                prev_from_curr = invert_se3(previous) @ pose if previous is not None else np.eye(4)
+                inputs = self._feeds(arrays[index], state, prev_from_curr)
+                if mirrored:
+                    inputs = mirror_inputs(inputs)
+                with torch.inference_mode():
+                    outputs = self.model(**inputs)
+                state, previous = outputs["state"], pose
+                view = {k: outputs[k] for k in keys}
+                if mirrored:
+                    view = unmirror_outputs(view, bev_grid=grid)
+                if reverse:
+                    view = unreverse_outputs(view)
+                per_frame[index].append(view)
+        return [self._decode(average_outputs(views) if len(views) > 1 else views[0]) for views in per_frame]
 
     # ------------------------------------------------------------------ 2D, per image
     def predict_batch(self, frames: Sequence[np.ndarray]) -> list[Boxes2D]:

@@ -88,3 +88,38 @@ def test_fleetvision_teacher_labels_a_clip_in_3d(checkpoint: Path, tmp_path: Pat
     assert sum(len(f.boxes3d) for f in labels.frames) > 0
     assert all((f.boxes3d.track_id >= 1).all() for f in labels.frames)
     assert set(labels.frames[0].boxes2d) == {"front", "rear"}
+
+
+def _rows(boxes) -> np.ndarray:
+    return np.column_stack([boxes.center, boxes.size, boxes.yaw, boxes.velocity, boxes.class_id, boxes.score])
+
+
+def test_offline_views_fuse_the_whole_clip(checkpoint: Path, tmp_path: Path) -> None:
+    """One view equals the online frame-by-frame teacher; the backward pass sees the future (frame 0 changes); with
+    one frame both directions see the same input, so only the velocity differs (it cancels); mirroring changes
+    the boxes of a model that is not mirror-symmetric (the view really ran)."""
+    from autolabel.teachers.fleetvision import FleetvisionTeacher
+
+    clip = DriveClip.open(write_blob_clip(tmp_path / "clip", frames=3))
+    frames = list(clip.frames())
+    online = FleetvisionTeacher(checkpoint, score_threshold=0.0, max_boxes=6)
+    expected = [online.predict_frame(clip, frame) for frame in frames]
+    counted: list[int] = []
+    single = FleetvisionTeacher(checkpoint, score_threshold=0.0, max_boxes=6).predict_clip(
+        clip, iter(frames), progress=counted.append
+    )
+    assert sum(counted) == 3
+    for a, b in zip(single, expected):
+        np.testing.assert_allclose(_rows(a), _rows(b), rtol=1e-5, atol=1e-5)
+
+    both = FleetvisionTeacher(checkpoint, score_threshold=0.0, max_boxes=6, bidirectional=True)
+    assert both.views == [(False, False), (True, False)]
+    fused = both.predict_clip(clip, frames)
+    assert not np.allclose(_rows(fused[0])[:, -1], _rows(expected[0])[:, -1])  # frame 0 now holds the future
+    one = both.predict_clip(clip, frames[:1])[0]
+    np.testing.assert_allclose(_rows(one)[:, :7], _rows(expected[0])[:, :7], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(one.velocity, 0.0, atol=1e-6)
+
+    mirrored = FleetvisionTeacher(checkpoint, score_threshold=0.0, max_boxes=6, mirror=True)
+    assert mirrored.views == [(False, False), (False, True)]
+    assert not np.allclose(_rows(mirrored.predict_clip(clip, frames[:1])[0]), _rows(expected[0]))
