@@ -15,7 +15,7 @@ from autolabel.offline import OfflineLabelConfig, label_video_detections
 from autolabel.sources import prefetch_batches
 from autolabel.tracking3d import Tracker3DConfig, project_boxes_to_cameras, track_and_refine_3d
 from perception.clip import ClipError, DriveClip
-from perception.labels import DRIVING_CLASSES, Boxes2D, Boxes3D, ClipLabels, FrameLabels
+from perception.labels import DRIVING_CLASSES, Boxes2D, ClipLabels, FrameLabels
 
 __all__ = ["ClipLabeler"]
 

@@ -33,7 +33,19 @@ DEFAULT_GATES_M = {"car": 3.0, "truck": 4.0, "bus": 4.0, "pedestrian": 1.5, "cyc
 
 @dataclass(frozen=True)
 class Tracker3DConfig:
-    """Knobs of the world-frame tracker and its offline refinement (metres, seconds, detector scores in [0,1])."""
+    """Knobs of the world-frame tracker and its offline refinement (metres, seconds, detector scores in [0,1]).
+
+    Every refinement step can be switched off, so its effect can be measured (``benchmarks/bench_data_engine.py``):
+    ``class_vote`` one class per track (score-weighted vote; off: each box keeps its detector class), ``rigid_size``
+    one size per track (median; off: per-frame sizes), ``smooth`` RTS-smoothed world position and yaw (off:
+    detections, linear in gaps), ``trajectory_velocity`` velocity from the smoothed world trajectory (off: the
+    detector's per-frame velocity), ``hold_stationary`` a track that does not move gets one pose, held over its gaps
+    and over every frame in which it lies within ``hold_range_m`` of the ego (0: only between its first and last
+    detection), ``max_fill_gap`` frames of a moving track's gaps filled (0: none), ``extrapolate_s`` seconds a moving
+    track is continued before its first and after its last detection (constant velocity), ``min_length`` and
+    ``min_track_score`` drop short or weak tracks, and ``class_min_score`` is a per-class floor on the final box
+    scores (choose it on a labelled split: ``autolabel calibrate``).
+    """
 
     gates_m: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_GATES_M))
     default_gate_m: float = 2.5
@@ -43,11 +55,18 @@ class Tracker3DConfig:
     min_hits: int = 2
     accel_std: float = 3.0
     measurement_std: float = 0.3
+    class_vote: bool = True
+    rigid_size: bool = True
+    smooth: bool = True
+    trajectory_velocity: bool = True
+    hold_stationary: bool = True
+    stationary_max_spread_m: float = 0.4
+    hold_range_m: float = 0.0
+    max_fill_gap: int = 10
+    extrapolate_s: float = 0.0
     min_length: int = 3
     min_track_score: float = 0.3
-    max_fill_gap: int = 10
-    stationary_max_spread_m: float = 0.4
-    smooth: bool = True
+    class_min_score: dict[str, float] = field(default_factory=dict)
 
 
 def _ego_yaw(world_from_ego: np.ndarray) -> np.ndarray:
@@ -64,13 +83,15 @@ def boxes_to_world(boxes: Boxes3D, world_from_ego: np.ndarray) -> tuple[np.ndarr
 
 @dataclass
 class Track3D:
-    """One object's observations: frames, world centre (T,3), size (T,3), world yaw (T,), score (T,), class (T,)."""
+    """One object's observations: frames, world centre (T,3), size (T,3), world yaw (T,), world velocity (T,2),
+    score (T,), class (T,)."""
 
     track_id: int
     frames: list[int] = field(default_factory=list)
     centre: list[np.ndarray] = field(default_factory=list)
     size: list[np.ndarray] = field(default_factory=list)
     yaw: list[float] = field(default_factory=list)
+    velocity: list[np.ndarray] = field(default_factory=list)
     score: list[float] = field(default_factory=list)
     class_id: list[int] = field(default_factory=list)
     mean: np.ndarray = field(default_factory=lambda: np.zeros(4))  # x, y, vx, vy (world, m and m/s)
@@ -78,11 +99,21 @@ class Track3D:
     last_time: float = 0.0
     confirmed: bool = False
 
-    def add(self, frame: int, centre: np.ndarray, size: np.ndarray, yaw: float, score: float, class_id: int) -> None:
+    def add(
+        self,
+        frame: int,
+        centre: np.ndarray,
+        size: np.ndarray,
+        yaw: float,
+        score: float,
+        class_id: int,
+        velocity: np.ndarray | None = None,
+    ) -> None:
         self.frames.append(frame)
         self.centre.append(centre)
         self.size.append(size)
         self.yaw.append(yaw)
+        self.velocity.append(np.zeros(2) if velocity is None else np.asarray(velocity, dtype=np.float64))
         self.score.append(score)
         self.class_id.append(class_id)
 
@@ -142,7 +173,13 @@ class WorldTracker3D:
             track = self.live[row]
             self._update(track, centre[col, :2])
             track.add(
-                frame, centre[col], boxes.size[col], float(yaw[col]), float(boxes.score[col]), int(boxes.class_id[col])
+                frame,
+                centre[col],
+                boxes.size[col],
+                float(yaw[col]),
+                float(boxes.score[col]),
+                int(boxes.class_id[col]),
+                velocity[col],
             )
             track.last_time = time
             if len(track.frames) >= config.min_hits:
@@ -159,7 +196,13 @@ class WorldTracker3D:
             track.mean = np.array([centre[col, 0], centre[col, 1], velocity[col, 0], velocity[col, 1]])
             track.covariance = np.diag([config.measurement_std**2] * 2 + [4.0, 4.0])
             track.add(
-                frame, centre[col], boxes.size[col], float(yaw[col]), float(boxes.score[col]), int(boxes.class_id[col])
+                frame,
+                centre[col],
+                boxes.size[col],
+                float(yaw[col]),
+                float(boxes.score[col]),
+                int(boxes.class_id[col]),
+                velocity[col],
             )
             track.last_time = time
             track.confirmed = config.min_hits <= 1
@@ -178,38 +221,106 @@ def _track_score(scores: np.ndarray) -> float:
     return float(ordered[: max(1, int(np.ceil(0.5 * len(ordered))))].mean()) if len(ordered) else 0.0
 
 
-def _refine(track: Track3D, frame_times: np.ndarray, config: Tracker3DConfig, gate: float) -> dict[str, np.ndarray]:
-    """Smoothed per-frame world states for one track (frames, centre, yaw, velocity, size, observed, uncertainty)."""
+def _interp_rows(out_frames: np.ndarray, frames: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Per-column linear interpolation (held constant beyond the ends) of (T,k) values observed at ``frames``."""
+    return np.stack([np.interp(out_frames, frames, values[:, k]) for k in range(values.shape[1])], axis=1)
+
+
+def _nearest(out_frames: np.ndarray, frames: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """The value of the nearest observed frame for every output frame."""
+    position = np.clip(np.searchsorted(frames, out_frames), 1, max(len(frames) - 1, 1))
+    before = np.maximum(position - 1, 0)
+    after = np.minimum(position, len(frames) - 1)
+    pick = np.where(np.abs(out_frames - frames[before]) <= np.abs(frames[after] - out_frames), before, after)
+    return values[pick]
+
+
+def _output_frames(
+    track: Track3D,
+    stationary: bool,
+    centre: np.ndarray,
+    world_from_ego: np.ndarray,
+    frame_times: np.ndarray,
+    config: Tracker3DConfig,
+) -> np.ndarray:
+    """Frames that get a box: observed frames, filled gaps, held (stationary) or extrapolated (moving) frames."""
+    frames = np.asarray(track.frames, dtype=np.int64)
+    span = np.arange(frames[0], frames[-1] + 1)
+    if stationary and config.hold_stationary:
+        if config.hold_range_m <= 0:
+            return span
+        ego_xy = world_from_ego[:, :2, 3]
+        near = np.flatnonzero(np.linalg.norm(ego_xy - centre[None, :2], axis=1) <= config.hold_range_m)
+        return np.union1d(span, near)
+    keep = np.isin(span, frames)
+    gaps = np.diff(frames) - 1
+    for i in np.flatnonzero((gaps > 0) & (gaps <= config.max_fill_gap)):
+        keep |= (span > frames[i]) & (span < frames[i + 1])
+    out = span[keep]
+    if config.extrapolate_s > 0:
+        times = frame_times
+        before = np.flatnonzero((times < times[frames[0]]) & (times >= times[frames[0]] - config.extrapolate_s))
+        after = np.flatnonzero((times > times[frames[-1]]) & (times <= times[frames[-1]] + config.extrapolate_s))
+        out = np.union1d(out, np.union1d(before, after))
+    return out
+
+
+def _refine(
+    track: Track3D,
+    frame_times: np.ndarray,
+    world_from_ego: np.ndarray,
+    config: Tracker3DConfig,
+    gate: float,
+    class_id: int,
+) -> dict[str, np.ndarray]:
+    """Per-frame world states for one track (frames, centre, yaw, velocity, size, class, score, uncertainty)."""
     frames = np.asarray(track.frames, dtype=np.int64)
     centre = np.stack(track.centre)
     yaw = np.unwrap(np.asarray(track.yaw))
-    size = np.median(np.stack(track.size), axis=0)
+    sizes = np.stack(track.size)
+    observed_velocity = np.stack(track.velocity)
     dt = float(np.median(np.diff(frame_times))) if len(frame_times) > 1 else 0.1
     spread = np.percentile(centre[:, :2], 90, axis=0) - np.percentile(centre[:, :2], 10, axis=0)
     stationary = len(frames) >= 3 and float(np.max(spread)) <= config.stationary_max_spread_m
-    out_frames = np.arange(frames[0], frames[-1] + 1)
-    gaps = np.diff(frames) - 1
-    keep = np.ones(len(out_frames), bool)
-    for i in np.flatnonzero(gaps > config.max_fill_gap):
-        keep &= ~((out_frames > frames[i]) & (out_frames < frames[i + 1]))
-    if stationary:
-        smoothed = np.repeat(np.median(centre, axis=0)[None], len(out_frames), axis=0)
+    held_centre = np.median(centre, axis=0)
+    out_frames = _output_frames(track, stationary, held_centre, world_from_ego, frame_times, config)
+    times = frame_times[out_frames]
+    if stationary and config.hold_stationary:
+        smoothed = np.repeat(held_centre[None], len(out_frames), axis=0)
         angle = float(np.arctan2(np.median(np.sin(yaw)), np.median(np.cos(yaw))))
         smoothed_yaw = np.full(len(out_frames), angle)
-    elif config.smooth and len(frames) >= 3:
-        values = np.concatenate([centre, yaw[:, None]], axis=1)
-        process = np.array([config.accel_std * dt * dt] * 3 + [0.2 * dt])
-        measurement = np.array([config.measurement_std] * 3 + [0.1])
-        _, smoothed_all = rts_smooth_series(frames, values, process_std=process, measurement_std=measurement)
-        smoothed, smoothed_yaw = smoothed_all[:, :3], smoothed_all[:, 3]
-    else:
-        smoothed = np.stack([np.interp(out_frames, frames, centre[:, k]) for k in range(3)], axis=1)
-        smoothed_yaw = np.interp(out_frames, frames, yaw)
-    times = frame_times[out_frames]
-    if stationary or len(out_frames) < 2:
         velocity = np.zeros((len(out_frames), 2))
     else:
-        velocity = np.stack([np.gradient(smoothed[:, k], times) for k in range(2)], axis=1)
+        if config.smooth and len(frames) >= 3:
+            values = np.concatenate([centre, yaw[:, None]], axis=1)
+            process = np.array([config.accel_std * dt * dt] * 3 + [0.2 * dt])
+            measurement = np.array([config.measurement_std] * 3 + [0.1])
+            smooth_frames, smoothed_all = rts_smooth_series(
+                frames, values, process_std=process, measurement_std=measurement
+            )
+            states = _interp_rows(out_frames, np.asarray(smooth_frames), smoothed_all)
+        else:
+            states = _interp_rows(out_frames, frames, np.concatenate([centre, yaw[:, None]], axis=1))
+        smoothed, smoothed_yaw = states[:, :3], states[:, 3]
+        span = (out_frames >= frames[0]) & (out_frames <= frames[-1])
+        if config.trajectory_velocity and span.sum() >= 2:
+            inner = np.stack([np.gradient(smoothed[span, k], times[span]) for k in range(2)], axis=1)
+            velocity = _interp_rows(times, times[span], inner)
+        else:
+            velocity = _interp_rows(out_frames, frames, observed_velocity)
+        outside = ~span  # extrapolated frames: constant velocity from the nearest end
+        if outside.any():
+            edge = np.where(out_frames[outside] < frames[0], 0, len(out_frames[span]) - 1)
+            inner_frames, inner_times = smoothed[span], times[span]
+            smoothed[outside] = inner_frames[edge] + np.column_stack(
+                [velocity[outside] * (times[outside] - inner_times[edge])[:, None], np.zeros(outside.sum())]
+            )
+    size = np.repeat(np.median(sizes, axis=0)[None], len(out_frames), axis=0)
+    if not config.rigid_size:
+        size = _nearest(out_frames, frames, sizes) if len(frames) > 1 else size
+    classes = np.full(len(out_frames), class_id, dtype=np.int64)
+    if not config.class_vote:
+        classes = _nearest(out_frames, frames, np.asarray(track.class_id, dtype=np.int64))
     observed = np.isin(out_frames, frames)
     residual = np.zeros(len(out_frames))
     position = np.searchsorted(out_frames, frames)
@@ -222,13 +333,14 @@ def _refine(track: Track3D, frame_times: np.ndarray, config: Tracker3DConfig, ga
         np.maximum.reduce([np.where(observed, residual, 0.5), np.full(len(out_frames), 1 - track_score)]), 0, 1
     )
     return {
-        "frames": out_frames[keep],
-        "centre": smoothed[keep],
-        "yaw": wrap_angle(smoothed_yaw[keep]),
-        "velocity": velocity[keep],
-        "size": np.repeat(size[None], keep.sum(), axis=0),
-        "score": score[keep],
-        "uncertainty": uncertainty[keep],
+        "frames": out_frames,
+        "centre": smoothed,
+        "yaw": wrap_angle(smoothed_yaw),
+        "velocity": velocity,
+        "size": size,
+        "class_id": classes,
+        "score": score,
+        "uncertainty": uncertainty,
         "track_score": np.float64(track_score),
     }
 
@@ -246,6 +358,12 @@ def track_and_refine_3d(
     num_frames = len(per_frame)
     world_from_ego = np.asarray(world_from_ego, dtype=np.float64).reshape(num_frames, 4, 4)
     timestamps = np.asarray(timestamps, dtype=np.float64)
+    unknown = sorted(set(config.class_min_score) - set(classes))
+    if unknown:
+        raise ValueError(
+            f"tracking3d.class_min_score: unknown classes {unknown}; the job's classes are {list(classes)}"
+        )
+    floors = np.array([config.class_min_score.get(name, 0.0) for name in classes] + [0.0])
     tracker = WorldTracker3D(classes, config)
     for index, boxes in enumerate(per_frame):
         tracker.update(index, float(timestamps[index]), boxes, world_from_ego[index])
@@ -267,13 +385,16 @@ def track_and_refine_3d(
             if class_id < len(classes)
             else config.default_gate_m
         )
-        refined = _refine(track, timestamps, config, gate)
+        refined = _refine(track, timestamps, world_from_ego, config, gate, class_id)
         for k, frame in enumerate(refined["frames"]):
             frame = int(frame)
+            box_class = int(refined["class_id"][k])
+            if refined["score"][k] < floors[min(box_class, len(floors) - 1)]:
+                continue
             centre = transform_points(ego_from_world[frame], refined["centre"][k][None])[0]
             yaw = float(wrap_angle(refined["yaw"][k] - ego_yaw[frame]))
             velocity = world_from_ego[frame][:2, :2].T @ refined["velocity"][k]
-            rows[frame].append((centre, refined["size"][k], yaw, velocity, class_id, refined["score"][k], new_id))
+            rows[frame].append((centre, refined["size"][k], yaw, velocity, box_class, refined["score"][k], new_id))
             frame_uncertainty[frame] = max(frame_uncertainty[frame], float(refined["uncertainty"][k]))
     out = []
     for frame_rows in rows:
