@@ -35,6 +35,10 @@ DEFAULT_GATES_M = {"car": 3.0, "truck": 4.0, "bus": 4.0, "pedestrian": 1.5, "cyc
 class Tracker3DConfig:
     """Knobs of the world-frame tracker and its offline refinement (metres, seconds, detector scores in [0,1]).
 
+    Association: Hungarian on the centre distance over the track class's gate (``gates_m``), plus
+    ``cross_class_cost`` when the detection's class differs from the track's (a per-frame teacher confuses car and
+    truck, pedestrian and cyclist; None = never across classes).
+
     Every refinement step can be switched off, so its effect can be measured (``benchmarks/bench_data_engine.py``):
     ``class_vote`` one class per track (score-weighted vote; off: each box keeps its detector class), ``rigid_size``
     one size per track (median; off: per-frame sizes), ``smooth`` RTS-smoothed world position and yaw (off:
@@ -55,6 +59,7 @@ class Tracker3DConfig:
     min_hits: int = 2
     accel_std: float = 3.0
     measurement_std: float = 0.3
+    cross_class_cost: float | None = 0.3
     class_vote: bool = True
     rigid_size: bool = True
     smooth: bool = True
@@ -98,6 +103,10 @@ class Track3D:
     covariance: np.ndarray = field(default_factory=lambda: np.eye(4))
     last_time: float = 0.0
     confirmed: bool = False
+
+    def voted_class(self) -> int:
+        """The class with the largest total detector score among the observations."""
+        return int(np.bincount(np.asarray(self.class_id), weights=np.asarray(self.score) + 1e-3).argmax())
 
     def add(
         self,
@@ -165,9 +174,11 @@ class WorldTracker3D:
         centre, yaw, velocity = boxes_to_world(boxes, world_from_ego)
         predicted = np.array([t.mean[:2] for t in self.live]).reshape(-1, 2)
         distance = np.linalg.norm(predicted[:, None, :] - centre[None, :, :2], axis=2)
-        track_class = np.array([t.class_id[-1] for t in self.live], dtype=np.int64)
+        track_class = np.array([t.voted_class() for t in self.live], dtype=np.int64)
         cost = distance / self._gate(track_class)[:, None]
-        cost = np.where(track_class[:, None] == boxes.class_id[None, :], cost, 1e3)
+        other_class = track_class[:, None] != boxes.class_id[None, :]
+        penalty = 1e3 if config.cross_class_cost is None else config.cross_class_cost
+        cost = np.where(other_class, cost + penalty, cost)
         pairs, free_tracks, free_boxes = match(cost, 1.0)
         for row, col in pairs:
             track = self.live[row]
@@ -258,9 +269,10 @@ def _output_frames(
         keep |= (span > frames[i]) & (span < frames[i + 1])
     out = span[keep]
     if config.extrapolate_s > 0:
+        reach = config.extrapolate_s + 1e-6  # seconds, with a margin for rounding of the frame times
         times = frame_times
-        before = np.flatnonzero((times < times[frames[0]]) & (times >= times[frames[0]] - config.extrapolate_s))
-        after = np.flatnonzero((times > times[frames[-1]]) & (times <= times[frames[-1]] + config.extrapolate_s))
+        before = np.flatnonzero((times < times[frames[0]]) & (times >= times[frames[0]] - reach))
+        after = np.flatnonzero((times > times[frames[-1]]) & (times <= times[frames[-1]] + reach))
         out = np.union1d(out, np.union1d(before, after))
     return out
 
@@ -379,7 +391,7 @@ def track_and_refine_3d(
     rows: list[list[tuple]] = [[] for _ in range(num_frames)]
     frame_uncertainty = np.zeros(num_frames)
     for new_id, track in enumerate(kept, start=1):
-        class_id = int(np.bincount(np.asarray(track.class_id), weights=np.asarray(track.score) + 1e-3).argmax())
+        class_id = track.voted_class()
         gate = (
             float(config.gates_m.get(classes[class_id], config.default_gate_m))
             if class_id < len(classes)
