@@ -5,6 +5,7 @@ Usage::
     autolabel VIDEO_DIR --out LABEL_DIR [-c JOB.yaml] [--teacher PATH_OR_SPEC] [--section.key=value ...]
               [--workers K] [--batch_size B] [--preview] [--print_config]
     autolabel eval LABEL_DIR --gt GT_DIR_OR_CLIPS [--out metrics.json]
+    autolabel calibrate LABEL_DIR --gt GT_DIR --out floors.yaml [--max-range M]
     autolabel review LABEL_DIR [--top N] [--out DIR] [--no-pictures]
 
 The job config (``-c``, sections teacher/classes/refine/tracking3d/export/...) is jsonargparse, like ``perception
@@ -83,6 +84,40 @@ def _eval_parser() -> argparse.ArgumentParser:
         help="3D evaluation only within this BEV distance of the ego (metres), e.g. the teacher's grid half-width",
     )
     return parser
+
+
+def _calibrate_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="autolabel calibrate",
+        description="Per-class score floors for 3D pseudo-labels, chosen on a labelled split (F1-best at 2 m); "
+        "writes a job-config fragment to pass as a second -c when labelling unlabelled data.",
+    )
+    parser.add_argument("label_dir", type=Path, help="labels of a split WITH ground truth, made without floors")
+    parser.add_argument("--gt", type=Path, required=True, help="the ground-truth clips of that split")
+    parser.add_argument("--out", type=Path, required=True, help="job-config fragment to write (YAML)")
+    parser.add_argument("--max-range", type=float, default=None, help="score only within this BEV distance (m)")
+    parser.add_argument("--min-gt", type=int, default=20, help="classes with fewer ground-truth boxes get no floor")
+    return parser
+
+
+def _run_calibrate(argv: Sequence[str]) -> int:
+    from autolabel.calibrate import calibrate_score_floors, floors_document
+    from perception.atomic import atomic_write_text
+
+    args = _calibrate_parser().parse_args(argv)
+    try:
+        floors = calibrate_score_floors(args.label_dir, args.gt, max_range=args.max_range, min_gt=args.min_gt)
+    except (FileNotFoundError, ValueError) as error:
+        print(f"autolabel calibrate: {error}", file=sys.stderr)
+        return 1
+    atomic_write_text(args.out, floors_document(floors, source=str(args.gt)))
+    for name, entry in floors.items():
+        print(
+            f"{name:14s} floor {entry['floor']:.3f}  precision {entry['precision']:.3f}  "
+            f"recall {entry['recall']:.3f}  ({entry['num_gt']} ground-truth boxes)"
+        )
+    print(f"floors written to {args.out}")
+    return 0
 
 
 def _review_parser() -> argparse.ArgumentParser:
@@ -187,6 +222,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run_eval(argv[1:])
     if argv and argv[0] == "review":
         return _run_review(argv[1:])
+    if argv and argv[0] == "calibrate":
+        return _run_calibrate(argv[1:])
     return _run_label(argv)
 
 

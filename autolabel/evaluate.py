@@ -19,7 +19,14 @@ import numpy as np
 
 from perception.labels import Boxes2D, ClipLabels
 
-__all__ = ["evaluate_labels", "find_ground_truth", "format_metrics", "mot_metrics", "read_mot_ground_truth"]
+__all__ = [
+    "bev_frame_pairs",
+    "evaluate_labels",
+    "find_ground_truth",
+    "format_metrics",
+    "mot_metrics",
+    "read_mot_ground_truth",
+]
 
 log = logging.getLogger("autolabel")
 
@@ -57,7 +64,7 @@ def find_ground_truth(gt_root: Path, relative: Path) -> tuple[str, Path] | None:
     return None
 
 
-def _class_remap(gt_labels: ClipLabels, target: list[str], gt_path: Path) -> tuple[np.ndarray, dict[str, int]]:
+def class_remap(gt_labels: ClipLabels, target: list[str], gt_path: Path) -> tuple[np.ndarray, dict[str, int]]:
     """Index map from ground-truth class ids to label class ids (-1 when the labels have no such class), and
     {class name: boxes} of the ground-truth classes that cannot be scored (reported with a warning)."""
     source = list(gt_labels.classes)
@@ -76,6 +83,39 @@ def _class_remap(gt_labels: ClipLabels, target: list[str], gt_path: Path) -> tup
             count,
         )
     return remap, unscored
+
+
+def finished_labels(label_dir: Path) -> list[Path]:
+    """Every finished ``labels.json`` (with its ``done`` marker) under ``label_dir``."""
+    files = sorted(p for p in Path(label_dir).rglob("labels.json") if (p.parent / "done").is_file())
+    if not files:
+        raise FileNotFoundError(f"{label_dir}: no finished labels (labels.json + done) found")
+    return files
+
+
+def bev_frame_pairs(labels: ClipLabels, gt_labels: ClipLabels, remap: np.ndarray):
+    """(predicted, ground-truth) 3D boxes per frame, ground-truth classes mapped to the label classes."""
+    for p, g in zip(labels.frames, gt_labels.frames):
+        gt_boxes = g.boxes3d[remap[g.boxes3d.class_id] >= 0]
+        gt_boxes.class_id = remap[gt_boxes.class_id]
+        yield p.boxes3d, gt_boxes
+
+
+def _bev_summary(metrics3d: dict[str, Any]) -> dict[str, Any]:
+    """mAP, NDS, TP errors, and per class: AP at 2 m, precision and recall of all boxes (matched within 2 m)."""
+    out = {k: metrics3d[k] for k in ("mAP", "NDS", "mATE", "mASE", "mAOE", "mAVE", "ap_per_threshold")}
+    out["per_class"] = {
+        name: {
+            "num_gt": entry["num_gt"],
+            "num_pred": entry["num_pred"],
+            "AP@2m": entry["ap"].get("2.0"),
+            "precision@2m": entry.get("precision"),
+            "recall@2m": entry.get("recall"),
+        }
+        for name, entry in metrics3d["per_class"].items()
+        if entry["num_gt"] or entry["num_pred"]
+    }
+    return out
 
 
 def mot_metrics(pred: list[Boxes2D], gt: list[Boxes2D], *, iou_threshold: float = 0.5) -> dict[str, float] | None:
@@ -134,9 +174,7 @@ def evaluate_labels(
     from perception.metrics.det2d import CocoDetectionEvaluator
 
     label_dir, gt_root = Path(label_dir), Path(gt_root)
-    files = sorted(p for p in label_dir.rglob("labels.json") if (p.parent / "done").is_file())
-    if not files:
-        raise FileNotFoundError(f"{label_dir}: no finished labels (labels.json + done) found")
+    files = finished_labels(label_dir)
     clips: dict[str, Any] = {}
     coco_all = None
     bev_all = None
@@ -163,7 +201,7 @@ def evaluate_labels(
             gt_labels = ClipLabels.load(gt_path)
             if len(gt_labels.frames) != len(labels.frames):
                 raise ValueError(f"{gt_path}: {len(gt_labels.frames)} frames, labels {path} have {len(labels.frames)}")
-            remap, unscored = _class_remap(gt_labels, labels.classes, gt_path)
+            remap, unscored = class_remap(gt_labels, labels.classes, gt_path)
             gt_frames = {}
             for camera in cameras:
                 gt_frames[camera] = []
@@ -194,15 +232,10 @@ def evaluate_labels(
             bev = BevDetectionEvaluator(labels.classes, max_range=max_range)
             if bev_all is None:
                 bev_all = BevDetectionEvaluator(labels.classes, max_range=max_range)
-            for p, g in zip(labels.frames, gt_labels.frames):
-                gt_boxes = g.boxes3d[remap[g.boxes3d.class_id] >= 0]
-                gt_boxes.class_id = remap[gt_boxes.class_id]
+            for pred_boxes, gt_boxes in bev_frame_pairs(labels, gt_labels, remap):
                 for evaluator in (bev, bev_all):
-                    evaluator.add_frame(p.boxes3d, gt_boxes)
-            metrics3d = bev.compute()
-            result["bev"] = {
-                k: metrics3d[k] for k in ("mAP", "NDS", "mATE", "mASE", "mAOE", "mAVE", "ap_per_threshold")
-            }
+                    evaluator.add_frame(pred_boxes, gt_boxes)
+            result["bev"] = _bev_summary(bev.compute())
         clips[relative.as_posix()] = result
     overall: dict[str, Any] = {"num_clips": len(clips), "without_ground_truth": missing}
     if coco_all is not None and clips:
@@ -218,8 +251,7 @@ def evaluate_labels(
             "num_switches": int(sum(t["num_switches"] for t in trackings)),
         }
     if bev_all is not None:
-        metrics3d = bev_all.compute()
-        overall["bev"] = {k: metrics3d[k] for k in ("mAP", "NDS", "mATE", "mASE", "mAOE", "mAVE")}
+        overall["bev"] = _bev_summary(bev_all.compute())
     return _clean({"overall": overall, "clips": clips})
 
 

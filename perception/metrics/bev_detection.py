@@ -208,6 +208,34 @@ class BevDetectionEvaluator:
             **{m: np.array(v, dtype=np.float64) for m, v in errors.items()},
         }
 
+    def score_floors(self, *, threshold: float | None = None, min_gt: int = 20, beta: float = 1.0) -> dict[str, Any]:
+        """Per class, the score floor that maximises the F-beta score of the kept predictions (match within
+        ``threshold`` metres, default ``tp_threshold``), with its precision and recall; classes with fewer than
+        ``min_gt`` ground-truth boxes get no floor (0.0). For choosing pseudo-label thresholds on a labelled split."""
+        threshold = self.tp_threshold if threshold is None else float(threshold)
+        out: dict[str, Any] = {}
+        for class_index, name in enumerate(self.classes):
+            match = self._match(class_index, threshold)
+            num_gt = 0 if match is None else int(match["num_gt"])
+            entry = {"floor": 0.0, "num_gt": num_gt, "precision": math.nan, "recall": math.nan, "f_score": math.nan}
+            if match is not None and len(match["is_tp"]) and num_gt >= min_gt:
+                tp = np.cumsum(match["is_tp"]).astype(np.float64)
+                kept = np.arange(1, len(tp) + 1, dtype=np.float64)
+                scores = match["scores"]
+                last_of_score = np.r_[scores[1:] != scores[:-1], True]  # cut only between different scores
+                precision, recall = tp / kept, tp / num_gt
+                f_score = (1 + beta**2) * precision * recall / np.maximum(beta**2 * precision + recall, 1e-12)
+                f_score = np.where(last_of_score, f_score, -1.0)
+                best = int(np.argmax(f_score))
+                entry.update(
+                    floor=float(scores[best]),
+                    precision=float(precision[best]),
+                    recall=float(recall[best]),
+                    f_score=float(f_score[best]),
+                )
+            out[name] = entry
+        return out
+
     def _curves(self, match: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Precision, confidence and cumulative-mean TP errors sampled at the 101 recall points (devkit)."""
         if not match["is_tp"].any():  # devkit's "no predictions": precision 0, errors 1
@@ -256,6 +284,8 @@ class BevDetectionEvaluator:
                 entry["num_gt"] = int(tp_match["num_gt"])
                 entry["num_pred"] = int(tp_match["num_pred"])
                 entry["num_tp"] = int(tp_match["is_tp"].sum())
+                entry["precision"] = entry["num_tp"] / entry["num_pred"] if entry["num_pred"] else math.nan
+                entry["recall"] = entry["num_tp"] / entry["num_gt"]
             else:
                 entry["num_pred"] = sum(int((p["class_id"] == class_index).sum()) for p, _ in self._frames)
                 entry["num_tp"] = 0
