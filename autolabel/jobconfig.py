@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from perception.hashing import file_sha256
 from perception.labels import DRIVING_CLASSES
 
 __all__ = [
@@ -44,7 +45,6 @@ __all__ = [
     "build_job",
     "config_sha256",
     "expand_shorthands",
-    "file_sha256",
     "job_parser",
     "load_job_config",
     "parse_job_args",
@@ -81,15 +81,6 @@ class TeacherInfo:
     name: str
     weights_sha256: str | None
     predicts_3d: bool = False
-
-
-def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    """sha256 hex digest of a file (streamed)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # ---------------------------------------------------------------------------------------------------- parsing

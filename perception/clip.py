@@ -16,14 +16,13 @@ import csv
 import io
 import os
 import shutil
-import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from perception.atomic import atomic_write_text
+from perception.atomic import atomic_write_text, make_staging_dir, replace_directory
 from perception.geometry import interpolate_pose, invert_se3, matrix_to_quat, quat_to_matrix, se3
 from perception.labels import ClipLabels, LabelsError
 from perception.rig import Camera, Rig, RigError
@@ -396,7 +395,7 @@ class ClipWriter:
             raise ClipError(f"{self.path}: already exists (pass overwrite=True to replace it)")
         self.rig, self.fps, self.image_format, self.overwrite = rig, fps, image_format, overwrite
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._temporary = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent))
+        self._temporary = make_staging_dir(self.path)
         (self._temporary / "cameras").mkdir()
         self._writers: dict[str, VideoWriter] = {}
         self._rows: list[list[float]] = []
@@ -464,15 +463,7 @@ class ClipWriter:
                     f"{self.path}: labels hold {len(self._labels.frames)} frames, clip has {len(self._rows)}"
                 )
             self._labels.save(self._temporary / "labels.json")
-        os.chmod(self._temporary, 0o755)  # mkdtemp makes it private; a finished clip is an ordinary folder
-        if self.path.exists():
-            trash = self.path.with_name(f".{self.path.name}.old-{os.getpid()}")
-            os.replace(self.path, trash)
-            os.replace(self._temporary, self.path)
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            os.replace(self._temporary, self.path)
-        return self.path
+        return replace_directory(self._temporary, self.path)
 
     def abort(self) -> None:
         for writer in self._writers.values():

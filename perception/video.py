@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+
+from perception.atomic import PendingFile
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
@@ -131,47 +132,73 @@ class VideoReader:
 
 
 class VideoWriter:
-    """Writes BGR frames to a video (mp4v for .mp4/.mov, MJPG for .avi) via a temporary file renamed on close."""
+    """Writes BGR frames to a video (mp4v for .mp4/.mov, MJPG for .avi) through a temporary file renamed on close.
 
-    def __init__(self, path: str | os.PathLike, fps: float, size: tuple[int, int]) -> None:
+    ``size`` (width, height) in pixels; None opens the file on the first frame, with that frame's size (the one
+    place that does "open the writer on the first frame"). A frame of another size is an error, or is resized to
+    the video's size with ``resize_mismatched``. Closing a writer that got no frame writes no file. As a context
+    manager it closes when the block succeeds and drops the partial file when it raises.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        fps: float,
+        size: tuple[int, int] | None = None,
+        *,
+        resize_mismatched: bool = False,
+    ) -> None:
+        self.path = Path(path)
+        self.fps = float(fps)
+        self.resize_mismatched = resize_mismatched
+        self.size: tuple[int, int] | None = None
+        self.frames_written = 0
+        self._pending: PendingFile | None = None
+        self._writer = None
+        if size is not None:
+            self._open((int(size[0]), int(size[1])))
+
+    def _open(self, size: tuple[int, int]) -> None:
         import cv2
 
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(
-            prefix=f".{self.path.stem}.", suffix=self.path.suffix, dir=self.path.parent
-        )
-        os.close(handle)
-        self._temporary = Path(temporary)
+        self._pending = PendingFile(self.path, suffix=self.path.suffix)
         fourcc = cv2.VideoWriter_fourcc(*("MJPG" if self.path.suffix.lower() == ".avi" else "mp4v"))
-        self.size = (int(size[0]), int(size[1]))
-        self._writer = cv2.VideoWriter(str(self._temporary), fourcc, float(fps), self.size)
+        self.size = size
+        self._writer = cv2.VideoWriter(str(self._pending.temporary), fourcc, self.fps, size)
         if not self._writer.isOpened():
-            self._temporary.unlink(missing_ok=True)
+            self._pending.abort()
             raise VideoError(f"{self.path}: OpenCV cannot open a video writer for this extension")
-        self.frames_written = 0
 
     def write(self, frame: np.ndarray) -> None:
+        """Append one BGR uint8 frame (H, W, 3)."""
+        if self.size is None:
+            self._open((frame.shape[1], frame.shape[0]))
         if frame.shape[1] != self.size[0] or frame.shape[0] != self.size[1]:
-            raise VideoError(
-                f"{self.path}: frame size {frame.shape[1]}x{frame.shape[0]} != video size {self.size[0]}x{self.size[1]}"
-            )
+            if not self.resize_mismatched:
+                raise VideoError(
+                    f"{self.path}: frame size {frame.shape[1]}x{frame.shape[0]} != video size "
+                    f"{self.size[0]}x{self.size[1]}"
+                )
+            import cv2
+
+            frame = cv2.resize(frame, self.size)
         self._writer.write(np.ascontiguousarray(frame))
         self.frames_written += 1
 
     def close(self) -> None:
-        """Finish the file and move it into place."""
+        """Finish the file and move it into place (nothing is written when no frame came)."""
         if self._writer is not None:
             self._writer.release()
             self._writer = None
-            os.replace(self._temporary, self.path)
+            self._pending.commit()
 
     def abort(self) -> None:
         """Drop the partial file."""
         if self._writer is not None:
             self._writer.release()
             self._writer = None
-        self._temporary.unlink(missing_ok=True)
+        if self._pending is not None:
+            self._pending.abort()
 
     def __enter__(self) -> VideoWriter:
         return self

@@ -451,21 +451,11 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         stop = clip.num_frames if args.max_frames is None else min(clip.num_frames, args.max_frames)
         fps = args.fps or (float(1.0 / np.median(np.diff(clip.timestamps))) if clip.num_frames > 1 else 10.0)
-        writer = None
-        try:
+        with VideoWriter(args.out, fps) as writer:
             for frame in tqdm(
                 clip.frames(args.cameras, 0, stop), total=stop, desc=f"rendering {clip.name}", unit="frame"
             ):
-                image = compose_frame(clip, frame, labels, pred, tile_width=args.tile_width)
-                if writer is None:
-                    writer = VideoWriter(args.out, fps, (image.shape[1], image.shape[0]))
-                writer.write(image)
-        except BaseException:
-            if writer is not None:
-                writer.abort()
-            raise
-        if writer is not None:
-            writer.close()
+                writer.write(compose_frame(clip, frame, labels, pred, tile_width=args.tile_width))
         print(f"wrote {args.out} ({stop} frames at {fps:.2f} fps)")
         return 0
     except (ClipError, LabelsError, IndexError, ValueError, OSError) as error:

@@ -9,7 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
-from autolabel.exporters.common import ExportContext, atomic_text_stream, camera_boxes
+from autolabel.exporters.common import ExportContext, camera_boxes
+from perception.atomic import atomic_text_stream
 from perception.labels import ClipLabels
 
 __all__ = ["export_coco_video", "write_coco_video"]

@@ -2,34 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
-from typing import IO
 
 import numpy as np
 
 from perception.labels import Boxes2D, ClipLabels
 
-__all__ = ["ExportContext", "atomic_text_stream", "camera_boxes", "camera_tracks"]
-
-
-@contextlib.contextmanager
-def atomic_text_stream(path: Path) -> Iterator[IO[str]]:
-    """Write a text file piece by piece (no whole document in memory) into a temp file renamed on success."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            yield stream
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+__all__ = ["ExportContext", "camera_boxes", "camera_tracks"]
 
 
 @dataclass(frozen=True)

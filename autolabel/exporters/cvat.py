@@ -7,7 +7,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from xml.sax.saxutils import quoteattr
 
-from autolabel.exporters.common import ExportContext, atomic_text_stream, camera_tracks
+from autolabel.exporters.common import ExportContext, camera_tracks
+from perception.atomic import atomic_text_stream
 from perception.labels import ClipLabels
 
 __all__ = ["cvat_video_lines", "export_cvat_video"]

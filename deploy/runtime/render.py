@@ -70,26 +70,17 @@ class VideoSink(threading.Thread):
     def run(self) -> None:
         from perception.video import VideoWriter
 
-        writer = None
+        writer = VideoWriter(self.path, self.fps, resize_mismatched=True)
         try:
             while True:
                 job = self.jobs.get()
                 if job is None:
                     break
-                frame = compose(**job)
-                if writer is None:
-                    writer = VideoWriter(self.path, self.fps, (frame.shape[1], frame.shape[0]))
-                if (frame.shape[1], frame.shape[0]) != writer.size:
-                    import cv2
-
-                    frame = cv2.resize(frame, writer.size)
-                writer.write(frame)
+                writer.write(compose(**job))
                 self.frames_written += 1
-            if writer is not None:
-                writer.close()
+            writer.close()
         except BaseException as error:  # reported by the engine's summary
             self.error = error
-            if writer is not None:
-                writer.abort()
+            writer.abort()
             while self.jobs.get() is not None:
                 pass

@@ -7,7 +7,6 @@ the list. ``RunStats`` fills a ``RuntimeSummary`` at the end.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ import numpy as np
 
 from deploy.runtime.step import FrameResult
 from deploy.stats import LatencyStats
+from perception.atomic import PendingFile
 from perception.geometry import BevGrid
 from perception.rig import Rig
 
@@ -38,9 +38,8 @@ class JsonlSink:
     def __init__(self, out_dir: Path, cameras: list[str]) -> None:
         out_dir.mkdir(parents=True, exist_ok=True)
         self.path = out_dir / "detections.jsonl"
-        self.temporary = out_dir / f".detections.jsonl.{os.getpid()}.tmp"
         self.cameras = list(cameras)
-        self._stream = open(self.temporary, "w")
+        self._stream = PendingFile(self.path, "w")
 
     def write(self, result: FrameResult) -> None:
         self._stream.write(json.dumps(result.record(self.cameras)) + "\n")
@@ -50,8 +49,7 @@ class JsonlSink:
 
     def commit(self) -> Path:
         """Move the finished file into place (after ``close``)."""
-        os.replace(self.temporary, self.path)
-        return self.path
+        return self._stream.commit()
 
 
 class VideoOutput:

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from perception.atomic import atomic_path
 from perception.clip import DriveClip
 from perception.model_input import MODEL_INPUT_VERSION, prepare_image
 
@@ -89,10 +89,7 @@ class FrameCache:
 
     def _build(self, clip: DriveClip, camera: str, size_hw: tuple[int, int], path: Path) -> None:
         height, width = size_hw
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".npy.tmp", dir=path.parent)
-        os.close(handle)
-        try:
+        with atomic_path(path) as temporary:
             array = np.lib.format.open_memmap(
                 temporary, mode="w+", dtype=np.uint8, shape=(clip.num_frames, height, width, 3)
             )
@@ -104,11 +101,7 @@ class FrameCache:
                 raise ValueError(f"{clip.sources[camera]}: decoded {count} frames, frames.csv lists {clip.num_frames}")
             array.flush()
             del array
-            os.replace(temporary, path)
-            self.decoded_entries += 1
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        self.decoded_entries += 1
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)

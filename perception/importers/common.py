@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from perception.atomic import atomic_directory
 from perception.clip import ClipError, ClipWriter
 from perception.labels import ClipLabels
 from perception.rig import Rig
@@ -90,18 +91,17 @@ def write_jpeg_clip(
     out = Path(out)
     if out.exists() and not overwrite:
         raise ClipError(f"{out}: already exists (pass --overwrite to replace it)")
-    staging = out.with_name(f".{out.name}.import-{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
     placeholders = {camera.name: np.zeros((camera.height, camera.width, 3), np.uint8) for camera in rig}
     for frame in frames:
         for name, image_path in frame.images.items():
             size = jpeg_size(image_path)
             if size != (rig[name].width, rig[name].height):
                 raise ClipError(
-                    f"{image_path}: image is {size[0]}x{size[1]}, camera {name!r} is {rig[name].width}x{rig[name].height}"
+                    f"{image_path}: image is {size[0]}x{size[1]}, "
+                    f"camera {name!r} is {rig[name].width}x{rig[name].height}"
                 )
-    try:
-        with ClipWriter(staging, rig, image_format="jpg") as writer:
+    with atomic_directory(out, tag="import") as staging:
+        with ClipWriter(staging, rig, image_format="jpg", overwrite=True) as writer:
             for frame in tqdm(frames, desc=f"writing {out.name}", unit="frame", disable=not progress):
                 writer.add_frame(placeholders, frame.timestamp, frame.world_from_ego, frame.camera_timestamps)
             for t, pose in poses:
@@ -111,21 +111,7 @@ def write_jpeg_clip(
         for index, frame in enumerate(frames):
             for name, image_path in frame.images.items():
                 shutil.copyfile(image_path, staging / "cameras" / name / f"{index:06d}.jpg")
-        replace_folder(staging, out)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return out
-
-
-def replace_folder(staging: Path, out: Path) -> None:
-    """Rename a finished ``staging`` folder to ``out``, replacing an existing ``out`` (renames, no copy)."""
-    if out.exists():
-        trash = out.with_name(f".{out.name}.old-{os.getpid()}")
-        os.replace(out, trash)
-        os.replace(staging, out)
-        shutil.rmtree(trash, ignore_errors=True)
-    else:
-        os.replace(staging, out)
 
 
 def dedupe_poses(poses: list[tuple[float, np.ndarray]], min_gap: float = 1e-6) -> list[tuple[float, np.ndarray]]:

@@ -765,7 +765,7 @@ def _write(
     """The image pass: decode the chosen messages and write the clip (original JPEG/PNG bytes with ``auto``)."""
     from tqdm import tqdm
 
-    from perception.importers.common import replace_folder
+    from perception.atomic import replace_directory
 
     wanted = {
         (streams[name].topic, ordinal): (index, name)
@@ -833,7 +833,7 @@ def _write(
                 os.replace(staging / "originals" / name, folder)
             if out.exists() and not overwrite:
                 raise BagImportError(f"{out}: already exists; hint: pass --overwrite to replace it")
-            replace_folder(target, out)
+            replace_directory(target, out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return out

@@ -149,7 +149,7 @@ class LabelWriter(BasePredictionWriter):
         extra: dict[str, Any] = {"frames_predicted": len(frames)}
         ckpt_path = getattr(getattr(pl_module, "_trainer", None), "ckpt_path", None)
         if ckpt_path and Path(ckpt_path).is_file():
-            from perception.training.checkpoint import file_sha256
+            from perception.hashing import file_sha256
 
             extra["weights_sha256"] = file_sha256(ckpt_path)
         provenance = make_provenance(

@@ -5,14 +5,13 @@ Python types, so ``torch.load(path, weights_only=True)`` reads them. Deploy/expo
 
 from __future__ import annotations
 
-import hashlib
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from perception.atomic import atomic_path
 from perception.model_input import MODEL_COLOR
 
 CHECKPOINT_FORMAT = "fleetvision.model/1"
@@ -86,25 +85,9 @@ def export_checkpoint(module: Any, path: str | os.PathLike, *, use_ema: bool = T
         window=getattr(module, "window", None),
     )
     payload = {**meta, "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}}
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    try:
+    with atomic_path(path) as temporary:
         torch.save(payload, temporary)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for chunk in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return Path(path)
 
 
 def load_model_checkpoint(
