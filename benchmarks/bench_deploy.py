@@ -103,7 +103,7 @@ def synth_clips(out: Path, *, clips: int, frames: int, fps: float, seed: int) ->
 
 def bench_latency(fp32: Path, variants: list[tuple[str, Path]], checkpoint: Path, feeds: list[dict], seconds: float):
     """Eager + ORT rows (same inputs, 2 intra-op threads everywhere)."""
-    from deploy.bench import BenchConfig, benchmark_callable, benchmark_model
+    from deploy.bench import BenchConfig, benchmark_model
     from deploy.budget import Budget
     from deploy.cli import eager_result
 
@@ -117,7 +117,7 @@ def bench_latency(fp32: Path, variants: list[tuple[str, Path]], checkpoint: Path
         intra_op_threads=2,
         inter_op_threads=1,
     )
-    rows = [eager_result(checkpoint, feeds, config, budget, benchmark_callable)]
+    rows = [eager_result(checkpoint, feeds, config, budget)]
     for label, path in variants:
         rows.append(benchmark_model(path, label=label, config=config, budget=budget, inputs=feeds))
     return rows, budget
@@ -130,14 +130,12 @@ def interleaved_latency(variants: list[tuple[str, Path]], checkpoint: Path, feed
     import numpy as np
     import torch
 
-    from deploy.export import INPUT_NAMES, DeployGraph, load_checkpoint
+    from deploy.export.graph import eager_step
     from deploy.runtime.model import create_session
     from deploy.stats import LatencyStats
 
-    model, _ = load_checkpoint(checkpoint)
-    graph = DeployGraph(model).eval()
-    tensors = [tuple(torch.from_numpy(np.ascontiguousarray(f[n])) for n in INPUT_NAMES) for f in feeds]
-    runners = {"pytorch-eager-fp32": lambda i: graph(*tensors[i % len(tensors)])}
+    eager = eager_step(checkpoint, feeds)  # cycles through feeds in the same order as the sessions below
+    runners = {"pytorch-eager-fp32": lambda i: eager()}
     for label, path in variants:
         session = create_session(path, intra_op_threads=2, inter_op_threads=1, allow_spinning=False)
         runners[label] = lambda i, s=session: s.run(None, feeds[i % len(feeds)])
@@ -200,8 +198,10 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(2)
-    from deploy.accuracy import clip_feeds, compare_accuracy, quantize_model, resolve_clips
-    from deploy.export import export_checkpoint_to_onnx
+    from deploy.clip_feeds import clip_feeds, resolve_clips
+    from deploy.export.to_onnx import export_checkpoint_to_onnx
+    from deploy.quantize.exported_model import quantize_model
+    from deploy.quantize.task_accuracy import compare_accuracy
 
     work = args.work
     work.mkdir(parents=True, exist_ok=True)

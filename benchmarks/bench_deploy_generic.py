@@ -25,15 +25,13 @@ sys.path.insert(0, str(REPO))
 from deploy.bench import BenchConfig, benchmark_variants  # noqa: E402
 from deploy.bench_report import format_table, write_reports  # noqa: E402
 from deploy.budget import Budget  # noqa: E402
-from deploy.onnx_utils import atomic_write_bytes, candidate_float_nodes, list_nodes, make_session  # noqa: E402
-from deploy.quant_accuracy import argmax_miou_metric, compare_outputs, node_sensitivity  # noqa: E402
-from deploy.quantize import (  # noqa: E402
-    PreprocessSpec,
-    convert_fp16,
-    image_folder_inputs,
-    preprocess_model,
-    quantize_static,
-)
+from deploy.onnx_utils import candidate_float_nodes, list_nodes, make_session  # noqa: E402
+from deploy.quantize.calibration import PreprocessSpec, image_folder_inputs  # noqa: E402
+from deploy.quantize.fp16 import convert_fp16  # noqa: E402
+from deploy.quantize.output_error import argmax_miou_metric, compare_outputs  # noqa: E402
+from deploy.quantize.sensitivity import node_sensitivity  # noqa: E402
+from deploy.quantize.static_int8 import preprocess_model, quantize_static  # noqa: E402
+from perception.atomic import atomic_write_bytes  # noqa: E402
 
 DATA = REPO / "../shared/data"
 TWIN = DATA / "models/twinlitenet_bdd100k"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from deploy.bench import BenchResult
 from deploy.budget import Budget
-from deploy.onnx_utils import atomic_write_bytes
+from perception.atomic import atomic_write_bytes
 
 TABLE_COLUMNS: tuple[str, ...] = (
     "variant",

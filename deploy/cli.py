@@ -1,10 +1,11 @@
 """The ``deploy`` command: export, parity, quantize, bench, run.
 
   deploy export CKPT --out model.onnx [--budget configs/deploy/rate_20hz.yaml] [--top-k 100] [--parity-clip CLIP]
-  deploy parity model.onnx CKPT --clip CLIP [--frames 4]
+                [--threads N]
+  deploy parity model.onnx CKPT --clip CLIP [--frames 4] [--threads N]
   deploy quantize model.onnx --calib CLIPS [--method minmax|entropy|percentile] [--keep-float NODE_OR_PREFIX ...]
                   [--fp16] [--eval CLIPS]
-  deploy bench MODEL.onnx [MORE.onnx ...] [--budget YAML] [--checkpoint CKPT] [--clip CLIP]
+  deploy bench MODEL.onnx [MORE.onnx ...] [--budget YAML] [--checkpoint CKPT] [--clip CLIP | --inputs x.npz]
   deploy run model.onnx --clip CLIP [--rate 20] [--realtime|--fast] [--out DIR] [--video out.mp4]
   deploy run model.onnx --camera front=/dev/video0 ... --duration 60
 
@@ -38,6 +39,19 @@ def _error(command: str, error: BaseException) -> int:
     return EXIT_USAGE
 
 
+def _add_torch_threads(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--threads", type=int, default=None, help="PyTorch CPU threads (default: PyTorch's own, one per core)"
+    )
+
+
+def _set_torch_threads(threads: int | None) -> None:
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
 # ---------------------------------------------------------------------------------------------- export / parity
 def _add_export(sub) -> None:
     parser = sub.add_parser("export", help="checkpoint -> self-describing ONNX (decoding in the graph)")
@@ -52,16 +66,17 @@ def _add_export(sub) -> None:
     parser.add_argument("--simplify", action="store_true", help="run onnxslim (if installed) on the graph")
     parser.add_argument("--parity-clip", type=Path, default=None, help="check ORT vs PyTorch on this clip afterwards")
     parser.add_argument("--parity-frames", type=int, default=4)
+    _add_torch_threads(parser)
     parser.set_defaults(handler=_cmd_export)
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    import torch
-
     from deploy.budget import BudgetError
-    from deploy.export import ExportError, export_checkpoint_to_onnx, parity_check
+    from deploy.export import ExportError
+    from deploy.export.parity import parity_check
+    from deploy.export.to_onnx import export_checkpoint_to_onnx
 
-    torch.set_num_threads(2)
+    _set_torch_threads(args.threads)
     try:
         budget = _load_budget(args.budget)
         result, _, graph = export_checkpoint_to_onnx(
@@ -99,16 +114,18 @@ def _add_parity(sub) -> None:
     parser.add_argument("--atol", type=float, default=1e-3)
     parser.add_argument("--rtol", type=float, default=1e-3)
     parser.add_argument("--json", type=Path, default=None, help="also write the report as JSON")
+    _add_torch_threads(parser)
     parser.set_defaults(handler=_cmd_parity)
 
 
 def _cmd_parity(args: argparse.Namespace) -> int:
-    import torch
-
-    from deploy.export import DeployGraph, ExportError, load_checkpoint, parity_check
+    from deploy.export import ExportError
+    from deploy.export.checkpoint import load_checkpoint
+    from deploy.export.graph import DeployGraph
+    from deploy.export.parity import parity_check
     from deploy.metadata import MetadataError, read_metadata
 
-    torch.set_num_threads(2)
+    _set_torch_threads(args.threads)
     try:
         metadata = read_metadata(args.model)
         model, _ = load_checkpoint(args.checkpoint)
@@ -154,9 +171,12 @@ def _add_quantize(sub) -> None:
 
 
 def _cmd_quantize(args: argparse.Namespace) -> int:
-    from deploy.accuracy import clip_feeds, compare_accuracy, quantize_model, resolve_clips, write_accuracy_report
+    from deploy.clip_feeds import clip_feeds, resolve_clips
     from deploy.metadata import MetadataError, copy_metadata
-    from deploy.quantize import QuantizeError, convert_fp16
+    from deploy.quantize import QuantizeError
+    from deploy.quantize.exported_model import quantize_model
+    from deploy.quantize.fp16 import convert_fp16
+    from deploy.quantize.task_accuracy import compare_accuracy, write_accuracy_report
 
     out = args.out or args.model.with_name(args.model.stem + ".int8.onnx")
     try:
@@ -200,20 +220,121 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------------------------------- bench
-def _add_bench(sub) -> None:
-    from deploy.bench_cli import add_bench_arguments
+def _parse_affinity(text: str) -> tuple[int, ...]:
+    """'0,1' or '0-3' or '0-1,4' -> core ids."""
+    cores: list[int] = []
+    for part in text.split(","):
+        part = part.strip()
+        if "-" in part:
+            low, high = part.split("-", 1)
+            cores.extend(range(int(low), int(high) + 1))
+        elif part:
+            cores.append(int(part))
+    if not cores:
+        raise argparse.ArgumentTypeError(f"--cpu-affinity: expected core ids like '0,1' or '0-3', found {text!r}")
+    return tuple(cores)
 
-    parser = sub.add_parser("bench", help="latency of ONNX models (and PyTorch eager) against a budget")
-    add_bench_arguments(parser)
-    parser.add_argument("--checkpoint", type=Path, default=None, help="add a PyTorch eager FP32 row (first row)")
-    parser.add_argument("--clip", type=Path, default=None, help="real inputs from this clip's frames")
+
+def _parse_dims(text: str) -> tuple[str, int]:
+    """'batch=4' -> ('batch', 4)."""
+    name, _, value = text.partition("=")
+    if not name or not value.isdigit():
+        raise argparse.ArgumentTypeError(f"--dim: expected NAME=INT for a symbolic input dim, found {text!r}")
+    return name, int(value)
+
+
+def _add_bench(sub) -> None:
+    from deploy.bench import BenchConfig
+
+    defaults = BenchConfig()
+    parser = sub.add_parser(
+        "bench",
+        help="latency of ONNX models (and PyTorch eager) against a budget",
+        description="Latency of ONNX models against a budget. Inputs: --inputs NPZ, else real frames of --clip "
+        "(models with fleetvision metadata), else seeded synthetic inputs from the declared shapes. "
+        "Exit 3 when a model exceeds the budget.",
+    )
+    parser.add_argument("models", nargs="+", type=Path, help="ONNX files; the first row is the speed-up reference")
+    parser.add_argument("--labels", nargs="+", default=None, help="row names (default: file stems)")
+    parser.add_argument("--budget", type=Path, default=None, help="budget YAML, e.g. configs/deploy/rate_20hz.yaml")
+    parser.add_argument("--provider", default=None, help="cpu | cuda | tensorrt (default: budget's, else cpu)")
+    parser.add_argument(
+        "--intra-op-threads",
+        type=int,
+        default=None,
+        help="threads per model run, onnxruntime and the PyTorch row (default: budget's, else the runtimes' own)",
+    )
+    parser.add_argument("--inter-op-threads", type=int, default=None)
+    parser.add_argument("--cpu-affinity", type=_parse_affinity, default=None, help="core ids, e.g. 0,1 or 0-3")
+    parser.add_argument("--warmup-runs", type=int, default=defaults.warmup_runs)
+    parser.add_argument("--warmup-s", type=float, default=defaults.warmup_s)
+    parser.add_argument("--min-runs", type=int, default=defaults.min_runs)
+    parser.add_argument("--min-duration-s", type=float, default=defaults.min_duration_s)
+    parser.add_argument("--max-runs", type=int, default=defaults.max_runs)
+    parser.add_argument("--throughput-s", type=float, default=defaults.throughput_s, help="0 disables the pass")
+    parser.add_argument("--concurrency", type=int, default=defaults.concurrency, help="threads in the throughput pass")
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size, help="items per run for throughput")
+    parser.add_argument("--default-dim", type=int, default=defaults.default_dim, help="value for symbolic dims")
+    parser.add_argument("--dim", type=_parse_dims, action="append", default=[], help="symbolic dim NAME=INT")
+    inputs = parser.add_mutually_exclusive_group()
+    inputs.add_argument("--inputs", type=Path, default=None, help="NPZ of real inputs {input name: array}")
+    inputs.add_argument("--clip", type=Path, default=None, help="real inputs from this clip's frames")
     parser.add_argument("--clip-frames", type=int, default=8, help="frames of --clip cycled through")
+    parser.add_argument("--checkpoint", type=Path, default=None, help="add a PyTorch eager FP32 row (first row)")
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--profile-runs", type=int, default=defaults.profile_runs, help="0 = no operator profile")
+    parser.add_argument("--out", type=Path, default=Path("bench_reports"), help="report folder")
+    parser.add_argument("--stem", default="bench", help="report file name stem")
+    parser.add_argument("--no-plot", action="store_true")
     parser.set_defaults(handler=_cmd_bench)
+
+
+def bench_config(args: argparse.Namespace, budget):
+    """BenchConfig from parsed ``deploy bench`` arguments; threads/provider fall back to the budget's, then to
+    defaults."""
+    from deploy.bench import BenchConfig
+
+    def pick(cli_value, budget_value, default):
+        if cli_value is not None:
+            return cli_value
+        return budget_value if budget_value is not None else default
+
+    return BenchConfig(
+        warmup_runs=args.warmup_runs,
+        warmup_s=args.warmup_s,
+        min_runs=args.min_runs,
+        min_duration_s=args.min_duration_s,
+        max_runs=args.max_runs,
+        throughput_s=args.throughput_s,
+        concurrency=args.concurrency,
+        batch_size=args.batch_size,
+        intra_op_threads=pick(args.intra_op_threads, budget and budget.intra_op_threads, 0),
+        inter_op_threads=pick(args.inter_op_threads, budget and budget.inter_op_threads, 0),
+        cpu_affinity=args.cpu_affinity,
+        provider=pick(args.provider, budget and budget.provider, "cpu"),
+        seed=args.seed,
+        default_dim=args.default_dim,
+        profile_runs=args.profile_runs,
+    )
+
+
+def load_npz_inputs(path: Path) -> dict:
+    """{input name: array} from an NPZ file (``np.savez``); errors name the file and what was expected."""
+    import numpy as np
+
+    try:
+        with np.load(path) as archive:
+            feeds = {name: archive[name] for name in archive.files}
+    except (OSError, ValueError) as error:
+        raise ValueError(f"--inputs {path}: expected an NPZ of input arrays (numpy.savez): {error}") from error
+    if not feeds:
+        raise ValueError(f"--inputs {path}: expected at least one input array, found an empty archive")
+    return feeds
 
 
 def bench_inputs(model: Path, clip: Path | None, frames: int):
     """Feeds from real clip frames for a model with fleetvision metadata; None (synthesised) otherwise."""
-    from deploy.accuracy import clip_feeds
+    from deploy.clip_feeds import clip_feeds
     from deploy.metadata import has_metadata
 
     if clip is None or not has_metadata(model):
@@ -222,8 +343,7 @@ def bench_inputs(model: Path, clip: Path | None, frames: int):
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from deploy.bench import BenchResult, benchmark_callable, benchmark_model
-    from deploy.bench_cli import config_from_args
+    from deploy.bench import BenchResult, benchmark_model
     from deploy.bench_report import format_table, write_reports
     from deploy.budget import BudgetError, budget_exit_code
     from deploy.onnx_utils import ModelInputError, ProviderUnavailableError
@@ -233,13 +353,17 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     except (BudgetError, FileNotFoundError) as error:
         return _error("bench", error)
     if args.labels and len(args.labels) != len(args.models):
-        return _error("bench", ValueError(f"--labels: expected {len(args.models)} names, found {len(args.labels)}"))
-    config = config_from_args(args, budget)
+        expected, found = len(args.models), len(args.labels)
+        return _error("bench", ValueError(f"--labels: expected {expected} names (one per model), found {found}"))
+    config = bench_config(args, budget)
     labels = args.labels or [path.stem for path in args.models]
     results: list[BenchResult] = []
     feeds_by_model = {}
     try:
         for path in args.models:
+            if args.inputs is not None:
+                feeds_by_model[path] = [load_npz_inputs(args.inputs)]
+                continue
             feeds_by_model[path] = bench_inputs(path, args.clip, args.clip_frames)
             if args.clip is not None and feeds_by_model[path] is None:
                 print(
@@ -248,7 +372,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
                 )
         if args.checkpoint is not None:
             reference = next((f for f in feeds_by_model.values() if f), None)
-            results.append(eager_result(args.checkpoint, reference, config, budget, benchmark_callable))
+            results.append(eager_result(args.checkpoint, reference, config, budget))
         for label, path in zip(labels, args.models):
             print(f"benchmarking {label} ({path}) on {config.provider} ...", file=sys.stderr)
             results.append(
@@ -265,31 +389,23 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         return _error("bench", error)
     paths = write_reports(results, args.out, budget=budget, stem=args.stem, plot=not args.no_plot)
     print(format_table(results))
+    for result in results:
+        if result.verdict is not None and not result.verdict.passed:
+            print(f"{result.label}: over budget {result.verdict.budget}: {'; '.join(result.verdict.failures())}")
     print(f"reports: {paths.markdown} {paths.json} {paths.plot or ''}".rstrip())
     return EXIT_BUDGET if budget_exit_code([r.verdict for r in results]) else EXIT_OK
 
 
-def eager_result(checkpoint: Path, feeds, config, budget, benchmark_callable):
-    """PyTorch eager FP32 timing of the same graph (decode included) on the same inputs."""
-    import numpy as np
+def eager_result(checkpoint: Path, feeds, config, budget):
+    """PyTorch eager FP32 timing of the same graph (decode included) on the same inputs and thread count."""
     import torch
 
-    from deploy.export import INPUT_NAMES, DeployGraph, example_feeds, load_checkpoint, resolve_rig
+    from deploy.bench import benchmark_callable
+    from deploy.export.graph import eager_step
 
-    torch.set_num_threads(config.intra_op_threads or 2)
-    model, meta = load_checkpoint(checkpoint)
-    graph = DeployGraph(model).eval()
-    if not feeds:
-        rig, cameras = resolve_rig(meta, None)
-        feeds = [example_feeds(model, rig, cameras)]
-    tensors = [tuple(torch.from_numpy(np.ascontiguousarray(f[name])) for name in INPUT_NAMES) for f in feeds]
-    counter = iter(range(1 << 62))
-
-    def run() -> None:
-        with torch.no_grad():
-            graph(*tensors[next(counter) % len(tensors)])
-
-    return benchmark_callable(run, label="pytorch-eager-fp32", config=config, budget=budget)
+    if config.intra_op_threads:
+        torch.set_num_threads(config.intra_op_threads)
+    return benchmark_callable(eager_step(checkpoint, feeds), label="pytorch-eager-fp32", config=config, budget=budget)
 
 
 # ---------------------------------------------------------------------------------------------- run

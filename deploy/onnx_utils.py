@@ -5,13 +5,13 @@ Imports only numpy, onnx and onnxruntime (no torch), so it is safe for the bench
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from perception.atomic import atomic_path
 
 PROVIDER_ALIASES: dict[str, str] = {
     "cpu": "CPUExecutionProvider",
@@ -192,43 +192,13 @@ def check_inputs(specs: Sequence[InputSpec], feeds: Mapping[str, np.ndarray], *,
                 )
 
 
-def _temporary_beside(path: Path) -> Path:
-    """An empty temporary file in ``path``'s folder with normal permissions (0666 minus umask, not mkstemp's 0600)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(temporary, 0o666 & ~umask)
-    return Path(temporary)
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
-    path = Path(path)
-    temporary = _temporary_beside(path)
-    try:
-        temporary.write_bytes(data)
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    return path
-
-
 def save_model_atomic(model, path: str | Path) -> Path:
     """Save an onnx ModelProto to ``path`` through a temporary file in the same folder and a rename."""
     import onnx
 
-    path = Path(path)
-    temporary = _temporary_beside(path)
-    try:
+    with atomic_path(path) as temporary:
         onnx.save_model(model, str(temporary))
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    return path
+    return Path(path)
 
 
 def list_nodes(model_or_path, *, op_types: Iterable[str] | None = None) -> list[tuple[str, str]]:

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from deploy.budget import Budget
-from deploy.onnx_utils import atomic_write_bytes
+from perception.atomic import atomic_write_bytes
 
 
 def plot_latency(

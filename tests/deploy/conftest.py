@@ -32,7 +32,7 @@ TINY = dict(
 def tiny_export(base: Path) -> tuple[Path, Path, Path]:
     """(model.onnx, checkpoint.pt, clip) of a tiny 2-camera model, built once per test session."""
     torch = pytest.importorskip("torch")
-    from deploy.export import export_onnx
+    from deploy.export.to_onnx import export_onnx
     from perception.models import build_model
     from perception.training.checkpoint import model_metadata
 

@@ -19,9 +19,9 @@ from deploy.bench import (
     benchmark_variants,
     cpu_affinity,
 )
-from deploy.bench_cli import main_bench
 from deploy.bench_report import comparison_rows, format_table, write_reports
 from deploy.budget import EXIT_BUDGET_EXCEEDED, Budget, BudgetError, budget_exit_code, evaluate_budget
+from deploy.cli import main
 from deploy.onnx_utils import (
     InputSpec,
     ModelInputError,
@@ -104,6 +104,13 @@ def tiny_model(tmp_path_factory) -> Path:
 
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+def deploy_bench(argv: list[str]) -> int:
+    """``deploy bench ARGV``: the command users run (the ``deploy`` console script calls ``deploy.cli.main``)."""
+    return main(["bench", *argv])
+
+
 QUICK = BenchConfig(
     warmup_runs=2,
     warmup_s=0.0,
@@ -288,7 +295,7 @@ def test_reports_table_and_files(tiny_model, tmp_path):
     assert not list((tmp_path / "out").glob(".*"))  # no temporary files left behind
 
 
-def test_main_bench_exit_codes(tiny_model, tmp_path):
+def test_deploy_bench_exit_codes(tiny_model, tmp_path):
     strict = tmp_path / "strict.yaml"
     strict.write_text(yaml.safe_dump({"name": "strict", "p99_ms": 1e-6, "deadline_ms": 1e-6}))
     loose = tmp_path / "loose.yaml"
@@ -309,18 +316,32 @@ def test_main_bench_exit_codes(tiny_model, tmp_path):
         str(tmp_path / "r"),
         "--no-plot",
     ]
-    assert main_bench([*common, "--budget", str(strict)]) == EXIT_BUDGET_EXCEEDED
-    assert main_bench([*common, "--budget", str(loose)]) == 0
-    assert main_bench(common) == 0
-    assert main_bench([*common, "--provider", "no_such_provider"]) == 2
+    assert deploy_bench([*common, "--budget", str(strict)]) == EXIT_BUDGET_EXCEEDED
+    assert deploy_bench([*common, "--budget", str(loose)]) == 0
+    assert deploy_bench(common) == 0
+    assert deploy_bench([*common, "--provider", "no_such_provider"]) == 2
     npz = tmp_path / "inputs.npz"
     np.savez(npz, x=np.ones((2, 8), np.float32))
-    assert main_bench([*common, "--inputs", str(npz)]) == 0
+    assert deploy_bench([*common, "--inputs", str(npz)]) == 0
     np.savez(npz, images=np.ones((2, 8), np.float32))
-    assert main_bench([*common, "--inputs", str(npz)]) == 2  # wrong input name -> usage error naming the names
+    assert deploy_bench([*common, "--inputs", str(npz)]) == 2  # wrong input name -> usage error naming the names
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: bad\nrate: 20\n")
-    assert main_bench([*common, "--budget", str(bad)]) == 2
+    assert deploy_bench([*common, "--budget", str(bad)]) == 2
+
+
+def test_deploy_bench_command_reads_inputs_npz(tiny_model, tmp_path):
+    """The ``deploy`` command in a fresh process: the arrays of ``--inputs`` are what the model runs on."""
+    npz = tmp_path / "x.npz"
+    quick = ["--min-runs", "3", "--min-duration-s", "0", "--warmup-runs", "1", "--warmup-s", "0", "--throughput-s", "0"]
+    command = [sys.executable, "-m", "deploy", "bench", str(tiny_model), "--inputs", str(npz), *quick, "--no-plot"]
+    np.savez(npz, x=np.ones((1, 7), np.float32))
+    refused = subprocess.run([*command, "--out", str(tmp_path / "a")], capture_output=True, text=True, cwd=REPO)
+    assert refused.returncode == 2 and "axis 1 expected 8" in refused.stderr, refused.stderr
+    np.savez(npz, x=np.ones((3, 8), np.float32))
+    done = subprocess.run([*command, "--out", str(tmp_path / "b")], capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    assert "| tiny |" in done.stdout
 
 
 def test_benchmark_variants_mixes_onnx_callables_and_failures(tiny_model, tmp_path):
@@ -362,8 +383,8 @@ def test_real_models_short_bench(twinlitenet_path, yolox_path, tmp_path):
 
 def test_bench_and_quantize_do_not_import_torch_or_pyplot():
     code = (
-        "import sys; import deploy.bench, deploy.bench_cli, deploy.bench_report, deploy.quantize, "
-        "deploy.quant_accuracy, deploy.budget; "
+        "import sys; import deploy.cli, deploy.bench, deploy.bench_report, deploy.budget, deploy.quantize.calibration, "
+        "deploy.quantize.static_int8, deploy.quantize.fp16, deploy.quantize.output_error, deploy.quantize.sensitivity; "
         "bad = [m for m in ('torch', 'matplotlib.pyplot', 'matplotlib') if m in sys.modules]; "
         "assert not bad, bad"
     )

@@ -8,7 +8,10 @@ import pytest
 torch = pytest.importorskip("torch")
 onnx = pytest.importorskip("onnx")
 
-from deploy.export import DeployGraph, ExportError, load_checkpoint, parity_check  # noqa: E402
+from deploy.export import ExportError  # noqa: E402
+from deploy.export.checkpoint import load_checkpoint  # noqa: E402
+from deploy.export.graph import DeployGraph  # noqa: E402
+from deploy.export.parity import parity_check  # noqa: E402
 from deploy.metadata import METADATA_KEY, MetadataError, read_metadata  # noqa: E402
 from perception.rig import Rig  # noqa: E402
 

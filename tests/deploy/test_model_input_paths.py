@@ -77,7 +77,8 @@ def _runtime_rgb(images_bgr_nhwc: np.ndarray) -> np.ndarray:
 
 def test_every_path_prepares_identical_inputs(exported, tmp_path: Path, tiny_model_args: dict) -> None:
     from autolabel.teachers.fleetvision import FleetvisionTeacher
-    from deploy.export import example_feeds, load_checkpoint
+    from deploy.export.checkpoint import load_checkpoint
+    from deploy.export.graph import example_feeds
     from perception.data.cache import FrameCache
     from perception.data.dataset import ClipWindowDataset
     from perception.data.spec import target_spec_for

@@ -10,22 +10,12 @@ import onnx
 import pytest
 
 from deploy.onnx_utils import candidate_float_nodes, list_nodes, make_session
-from deploy.quant_accuracy import (
-    argmax_miou_metric,
-    compare_outputs,
-    greedy_float_nodes,
-    node_sensitivity,
-)
-from deploy.quantize import (
-    FeedCalibrationReader,
-    PreprocessSpec,
-    QuantizeError,
-    convert_fp16,
-    image_folder_inputs,
-    preprocess_model,
-    quantize_static,
-    synthetic_inputs,
-)
+from deploy.quantize import QuantizeError
+from deploy.quantize.calibration import FeedCalibrationReader, PreprocessSpec, image_folder_inputs, synthetic_inputs
+from deploy.quantize.fp16 import convert_fp16
+from deploy.quantize.output_error import argmax_miou_metric, compare_outputs
+from deploy.quantize.sensitivity import greedy_float_nodes, node_sensitivity
+from deploy.quantize.static_int8 import preprocess_model, quantize_static
 
 # --- fixtures (kept in this file, not a shared conftest, so other deploy test files stay independent) ---
 SHARED_MODELS = Path(__file__).resolve().parents[2] / "../shared/data/models"
