@@ -286,6 +286,11 @@ def _add_bench(sub) -> None:
     parser.add_argument("--out", type=Path, default=Path("bench_reports"), help="report folder")
     parser.add_argument("--stem", default="bench", help="report file name stem")
     parser.add_argument("--no-plot", action="store_true")
+    parser.add_argument(
+        "--exit-zero",
+        action="store_true",
+        help="exit 0 even when a model is over the budget (the verdict stays in the table and the reports)",
+    )
     parser.set_defaults(handler=_cmd_bench)
 
 
@@ -393,7 +398,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         if result.verdict is not None and not result.verdict.passed:
             print(f"{result.label}: over budget {result.verdict.budget}: {'; '.join(result.verdict.failures())}")
     print(f"reports: {paths.markdown} {paths.json} {paths.plot or ''}".rstrip())
-    return EXIT_BUDGET if budget_exit_code([r.verdict for r in results]) else EXIT_OK
+    over_budget = budget_exit_code([r.verdict for r in results]) != 0
+    return EXIT_BUDGET if over_budget and not args.exit_zero else EXIT_OK
 
 
 def eager_result(checkpoint: Path, feeds, config, budget):

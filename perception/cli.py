@@ -19,7 +19,6 @@ SUBCOMMANDS = {
     "export": ("perception.export.cli", "write a clip with its labels for Rerun (.rrd) or Foxglove (.mcap)"),
     "calibrate": ("perception.importers.calibrate", "calibrate a camera from chessboard images"),
     "check": ("perception.check", "validate drive clips and report what is wrong"),
-    "report": ("perception.report", "summary table and REPORT.md (with pictures) of a make demo run"),
 }
 LIGHTNING_SUBCOMMANDS = ("fit", "validate", "test", "predict")
 

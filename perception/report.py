@@ -1,28 +1,71 @@
-"""``perception report DEMO_DIR``: one summary table and ``REPORT.md`` (with pictures) for a ``make demo`` run.
+"""A run report: a table of figures and a few pictures, as ``REPORT.md`` + ``summary.json`` and a console table.
 
-It only reads what the stages wrote (JSON, CSV, PNG, MP4); it runs nothing and imports neither torch,
-autolabel nor deploy. A missing stage shows as "n/a" instead of failing, so a partial run still reports.
+It renders what the caller declares (``Row``s and ``Picture``s) and knows no tool's files or keys: the caller reads
+its own outputs (``json_at`` helps) and decides what to show. It runs nothing, imports no torch, and a missing input
+shows as "n/a" instead of failing, so a partial run still reports. ``tools/demo_report.py`` is the ``make demo`` one.
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from perception.atomic import atomic_write_text
+from perception.atomic import atomic_write_json, atomic_write_text
 
 
-def _load(path: Path) -> dict[str, Any] | None:
+def format_value(value: Any, digits: int = 3) -> str:
+    """How a figure is printed: "n/a" for missing or NaN, yes/no for booleans, ``digits`` decimals for floats."""
+    if value is None:
+        return "n/a"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return "n/a" if value != value else f"{value:.{digits}f}"
+    return str(value)
+
+
+@dataclass(frozen=True)
+class Row:
+    """One figure: ``section`` (the stage), ``measure`` (what), ``value`` (raw, for summary.json) and ``text`` (as
+    shown; default ``format_value(value)``)."""
+
+    section: str
+    measure: str
+    value: Any
+    text: str | None = None
+
+    @property
+    def shown(self) -> str:
+        return self.text if self.text is not None else format_value(self.value)
+
+
+@dataclass(frozen=True)
+class Picture:
+    """A picture of the report: a PNG under the report's folder (None = not produced in this run)."""
+
+    title: str
+    path: Path | None
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Notes:
+    """A titled block of Markdown lines (a list of files, how to open them...); empty = not produced in this run."""
+
+    title: str
+    lines: Sequence[str]
+
+
+def json_at(path: Path, *keys: Any) -> Any:
+    """The value at ``keys`` (dict keys / list indices) in a JSON file; None when the file or a key is missing."""
     try:
-        return json.loads(path.read_text())
+        data = json.loads(Path(path).read_text())
     except (FileNotFoundError, json.JSONDecodeError):
         return None
-
-
-def _get(data: Any, *keys: Any) -> Any:
     for key in keys:
         if not isinstance(data, (dict, list)):
             return None
@@ -33,114 +76,33 @@ def _get(data: Any, *keys: Any) -> Any:
     return data
 
 
-def _fmt(value: Any, digits: int = 3) -> str:
-    if value is None:
-        return "n/a"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        return "n/a" if value != value else f"{value:.{digits}f}"
-    return str(value)
-
-
-def _car_ap(metrics: dict | None, threshold: str = "2.0") -> float | None:
-    return _get(metrics, "bev_detection", "per_class", "car", "ap", threshold)
-
-
-def summary_rows(demo: Path) -> list[tuple[str, str, str]]:
-    """(section, measure, value) rows of the demo's headline figures."""
-    rows: list[tuple[str, str, str]] = []
-    pseudo = _load(demo / "eval" / "pseudo_labels.json")
-    rows.append(
-        ("pseudo-labels", "BEV mAP vs ground truth (unlabelled split)", _fmt(_get(pseudo, "overall", "bev", "mAP")))
-    )
-    rows.append(("pseudo-labels", "BEV NDS", _fmt(_get(pseudo, "overall", "bev", "NDS"))))
-    rows.append(
-        ("pseudo-labels", "2D AP50 (projected into the cameras)", _fmt(_get(pseudo, "overall", "det2d", "AP50")))
-    )
-    students = {name: _load(demo / "eval" / f"student_{name}.json") for name in ("pseudo", "gt")}
-    for name, label in (("pseudo", "student on pseudo-labels"), ("gt", "student on ground truth")):
-        metrics = students[name]
-        rows.append((label, "BEV mAP (validation split)", _fmt(_get(metrics, "bev_detection", "mAP"))))
-        rows.append((label, "car AP @ 2 m", _fmt(_car_ap(metrics))))
-    pseudo_map, gt_map = (_get(students[n], "bev_detection", "mAP") for n in ("pseudo", "gt"))
-    ratio = pseudo_map / gt_map if pseudo_map is not None and gt_map else None
-    rows.append(("students", "pseudo / ground-truth BEV mAP (target >= 0.90)", _fmt(ratio)))
-    parity = _load(demo / "deploy" / "parity.json")
-    worst = max((o.get("max_abs") or 0.0 for o in _get(parity, "outputs") or []), default=None)
-    rows.append(("export", "ONNX Runtime vs PyTorch parity passed", _fmt(_get(parity, "passed"))))
-    rows.append(("export", "largest max-abs error over outputs", _fmt(worst, 6)))
-    accuracy = _load(demo / "deploy" / "student.int8.accuracy.json")
-    metric = _get(accuracy, "primary_metric")
-    rows.append(("INT8", f"accuracy retained ({metric})", _fmt(_get(accuracy, "retained"))))
-    rows.append(("INT8", ">= 99% of FP32 (MLPerf rule)", _fmt(_get(accuracy, "meets_mlperf_99"))))
-    bench = _load(demo / "bench" / "bench.json")
-    for row in _get(bench, "table") or []:
-        rows.append(
-            (
-                "latency",
-                f"{row['variant']} p50 / p99 ms, 20 Hz budget",
-                f"{_fmt(row.get('p50_ms'), 1)} / {_fmt(row.get('p99_ms'), 1)}, {row.get('budget', 'n/a')}",
-            )
-        )
-    run = _load(demo / "run" / "summary.json")
-    rows.append(
-        (
-            "runtime",
-            "frames processed / dropped (%)",
-            f"{_fmt(_get(run, 'frames_processed'))} / {_fmt(_get(run, 'drop_percent'), 1)}",
-        )
-    )
-    rows.append(("runtime", "deadline misses", _fmt(_get(run, "deadline_misses"))))
-    recordings = viewer_recordings(demo)
-    rows.append(("viewers", "Rerun / Foxglove recordings (viewers/)", ", ".join(p.name for p in recordings) or "n/a"))
-    rows.append(
-        (
-            "runtime",
-            "sensor-to-output p50 / p99 ms",
-            f"{_fmt(_get(run, 'stages_ms', 'sensor_to_output', 'p50'), 1)} / "
-            f"{_fmt(_get(run, 'stages_ms', 'sensor_to_output', 'p99'), 1)}",
-        )
-    )
-    return rows
-
-
-def viewer_recordings(demo: Path) -> list[Path]:
-    """The Rerun (.rrd) and Foxglove (.mcap) files the demo's viewers stage wrote."""
-    folder = demo / "viewers"
-    return sorted([*folder.glob("*.rrd"), *folder.glob("*.mcap")]) if folder.is_dir() else []
-
-
-def _viewer_lines(demo: Path) -> list[str]:
-    lines = ["### Open the clips in Rerun and Foxglove", ""]
-    recordings = viewer_recordings(demo)
-    if not recordings:
-        return [*lines, "(not produced in this run)", ""]
-    lines += [
-        "An auto-labelled clip with its ground truth and pseudo-labels (`perception export rerun|foxglove`): cameras",
-        "as pinholes under their capture-time poses, images, 3D boxes with class and track id, 2D boxes, BEV maps,",
-        "the ego trajectory.",
-        "",
-    ]
-    for path in recordings:
-        opener = (
-            f"`rerun {path.as_posix()}`" if path.suffix == ".rrd" else "Foxglove: open local file (3D + Image panels)"
-        )
-        lines.append(f"- `{path.relative_to(demo).as_posix()}` ({path.stat().st_size / 1e6:.1f} MB): {opener}")
-    return [*lines, ""]
-
-
-def _latest(pattern: str, root: Path) -> Path | None:
-    found = sorted(root.glob(pattern), key=lambda p: p.stat().st_mtime)
+def latest(pattern: str, root: Path) -> Path | None:
+    """The most recently modified file matching ``pattern`` under ``root``, or None."""
+    found = sorted(Path(root).glob(pattern), key=lambda p: p.stat().st_mtime) if Path(root).is_dir() else []
     return found[-1] if found else None
 
 
-def plot_training_curves(demo: Path, out: Path) -> Path | None:
-    """Training loss (and validation mAP) of the teacher and both students in one picture."""
-    runs = {
-        name: _latest("logs/*/csv/metrics.csv", demo / name) for name in ("teacher", "student_pseudo", "student_gt")
-    }
-    runs = {name: path for name, path in runs.items() if path is not None}
+def video_frame(video: Path | None, out: Path, fraction: float = 0.5) -> Path | None:
+    """Save the frame at ``fraction`` of a video's length as a picture; None when there is no video or frame."""
+    if video is None or not Path(video).is_file():
+        return None
+    import cv2
+
+    capture = cv2.VideoCapture(str(video))
+    count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+    if count <= 0:
+        capture.release()
+        return None
+    capture.set(cv2.CAP_PROP_POS_FRAMES, int(count * fraction))
+    ok, frame = capture.read()
+    capture.release()
+    return out if ok and cv2.imwrite(str(out), frame) else None
+
+
+def plot_training_curves(metrics_csv: dict[str, Path | None], out: Path) -> Path | None:
+    """Training loss (log scale) and validation BEV mAP per step of several ``perception fit`` runs, one picture,
+    from their Lightning CSV logs (``logs/<version>/csv/metrics.csv``: columns step, train/loss, val/mAP)."""
+    runs = {name: path for name, path in metrics_csv.items() if path is not None and Path(path).is_file()}
     if not runs:
         return None
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -150,7 +112,7 @@ def plot_training_curves(demo: Path, out: Path) -> Path | None:
     FigureCanvasAgg(figure)
     loss_axis, map_axis = figure.subplots(1, 2)
     for name, path in runs.items():
-        with path.open() as stream:
+        with Path(path).open() as stream:
             records = list(csv.DictReader(stream))
         for axis, key in ((loss_axis, "train/loss"), (map_axis, "val/mAP")):
             points = [(int(r["step"]), float(r[key])) for r in records if r.get(key) not in (None, "")]
@@ -166,83 +128,83 @@ def plot_training_curves(demo: Path, out: Path) -> Path | None:
     return out
 
 
-def video_frame(video: Path, out: Path, fraction: float = 0.5) -> Path | None:
-    """Save one frame (at ``fraction`` of the length) of a video as PNG."""
-    import cv2
-
-    capture = cv2.VideoCapture(str(video))
-    count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
-    if count <= 0:
-        return None
-    capture.set(cv2.CAP_PROP_POS_FRAMES, int(count * fraction))
-    ok, frame = capture.read()
-    capture.release()
-    return out if ok and cv2.imwrite(str(out), frame) else None
-
-
-def write_report(demo: Path) -> tuple[Path, list[tuple[str, str, str]]]:
-    """Write ``DEMO/REPORT.md`` and its pictures; return the path and the summary rows."""
-    pictures = demo / "report"
-    pictures.mkdir(parents=True, exist_ok=True)
-    rows = summary_rows(demo)
-    curves = plot_training_curves(demo, pictures / "training_curves.png")
-    runtime_frame = video_frame(demo / "run" / "annotated.mp4", pictures / "runtime_frame.png")
-    dashcam = _latest("**/preview.mp4", demo / "dashcam") if (demo / "dashcam").is_dir() else None
-    dashcam_frame = video_frame(dashcam, pictures / "dashcam_frame.png") if dashcam else None
-
-    def picture(title: str, path: Path | None, note: str = "") -> list[str]:
-        if path is None or not path.is_file():
-            return [f"### {title}", "", "(not produced in this run)", ""]
-        return [f"### {title}", "", note, "", f"![{title}]({path.relative_to(demo).as_posix()})", ""]
-
-    lines = [
-        "# fleetvision demo report",
-        "",
-        "The whole loop on the embedded synthetic world: synthesise -> train the teacher -> auto-label the unlabelled",
-        "split -> train students on pseudo-labels and on ground truth -> evaluate -> export, quantize, benchmark ->",
-        "replay through the in-vehicle runtime. Every figure below was measured by this run (`make demo`).",
-        "",
-        "| stage | measure | value |",
-        "|---|---|---|",
-        *[f"| {section} | {measure} | {value} |" for section, measure, value in rows],
-        "",
-        *picture(
-            "Pseudo-labels vs ground truth",
-            demo / "pseudo_vs_gt.png",
-            "Camera mosaic and bird's-eye view of an unlabelled clip: ground truth solid, pseudo-labels dashed.",
-        ),
-        *picture("Training curves", curves),
-        *picture(
-            "Latency against the 20 Hz budget",
-            demo / "bench" / "bench_latency.png",
-            "Histogram and CDF of single-query latency per variant; the budget is drawn as a line.",
-        ),
-        *picture(
-            "The runtime's annotated output",
-            runtime_frame,
-            "A frame of `deploy run` replaying a validation clip at 20 Hz.",
-        ),
-        *picture("Real dash-cam video auto-labelled with YOLOX-Nano", dashcam_frame),
-        *_viewer_lines(demo),
-        "Detailed reports: `bench/bench.md`, `deploy/student.int8.accuracy.md`, `run/summary.json`, `eval/*.json`.",
-        "",
-    ]
-    report = demo / "REPORT.md"
-    atomic_write_text(report, "\n".join(lines))
-    return report, rows
+def render_markdown(
+    folder: Path,
+    *,
+    title: str,
+    intro: Sequence[str],
+    rows: Sequence[Row],
+    pictures: Sequence[Picture | Notes],
+    footer: str,
+) -> str:
+    """The report as Markdown: title, intro, the table of rows, then each picture (relative to ``folder``) or
+    block of notes, in order."""
+    lines = [f"# {title}", "", *intro, "", "| stage | measure | value |", "|---|---|---|"]
+    lines += [f"| {row.section} | {row.measure} | {row.shown} |" for row in rows]
+    lines.append("")
+    for picture in pictures:
+        lines += [f"### {picture.title}", ""]
+        if isinstance(picture, Notes):
+            lines += [*picture.lines, ""] if picture.lines else ["(not produced in this run)", ""]
+            continue
+        if picture.path is None or not Path(picture.path).is_file():
+            lines += ["(not produced in this run)", ""]
+            continue
+        relative = Path(picture.path).relative_to(folder).as_posix()
+        lines += [picture.note, "", f"![{picture.title}]({relative})", ""]
+    lines += [footer, ""]
+    return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="perception report", description=__doc__.splitlines()[0])
-    parser.add_argument("demo_dir", type=Path, help="the folder of a make demo run (e.g. runs/demo)")
-    args = parser.parse_args(argv)
-    if not args.demo_dir.is_dir():
-        parser.error(f"{args.demo_dir}: not a folder")
-    report, rows = write_report(args.demo_dir)
-    width = max(len(f"{s} | {m}") for s, m, _ in rows)
-    print("\n" + "=" * (width + 20))
-    for section, measure, value in rows:
-        print(f"{section + ' | ' + measure:<{width}}  {value}")
-    print("=" * (width + 20))
-    print(f"wrote {report}")
-    return 0
+def write_report(
+    folder: Path,
+    *,
+    title: str,
+    intro: Sequence[str],
+    rows: Sequence[Row],
+    pictures: Sequence[Picture | Notes],
+    footer: str = "",
+) -> tuple[Path, Path]:
+    """Write ``folder/REPORT.md`` and ``folder/summary.json`` (the rows, raw values and shown text); atomic."""
+    folder = Path(folder)
+    report = atomic_write_text(
+        folder / "REPORT.md",
+        render_markdown(folder, title=title, intro=intro, rows=rows, pictures=pictures, footer=footer),
+    )
+    summary = atomic_write_json(
+        folder / "summary.json",
+        {
+            "title": title,
+            "rows": [
+                {"section": row.section, "measure": row.measure, "value": _finite(row.value), "text": row.shown}
+                for row in rows
+            ],
+            "pictures": {
+                p.title: Path(p.path).relative_to(folder).as_posix() if p.path and Path(p.path).is_file() else None
+                for p in pictures
+                if isinstance(p, Picture)
+            },
+        },
+        default=str,
+        allow_nan=False,
+    )
+    return report, summary
+
+
+def _finite(value: Any) -> Any:
+    """NaN/inf -> None, recursively (summary.json is strict JSON)."""
+    if isinstance(value, float):
+        return value if value == value and value not in (float("inf"), float("-inf")) else None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item) for item in value]
+    return value
+
+
+def format_table(rows: Sequence[Row]) -> str:
+    """The rows as an aligned console table between two rules."""
+    width = max((len(f"{row.section} | {row.measure}") for row in rows), default=0)
+    rule = "=" * (width + 20)
+    body = [f"{row.section + ' | ' + row.measure:<{width}}  {row.shown}" for row in rows]
+    return "\n".join(["", rule, *body, rule])

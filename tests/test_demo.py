@@ -12,6 +12,14 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def test_demo_recipes_do_not_ignore_errors():
+    """No Makefile recipe line ignores its command's exit status (a leading '-', alone or after '@')."""
+    recipes = [line for line in (ROOT / "Makefile").read_text().splitlines() if line.startswith("\t")]
+    assert recipes
+    ignored = [line.strip() for line in recipes if line.lstrip("\t@").startswith("-")]
+    assert not ignored, ignored
+
+
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
 def test_demo_chain_end_to_end(tmp_path):
     demo = tmp_path / "demo"
@@ -29,6 +37,11 @@ def test_demo_chain_end_to_end(tmp_path):
     env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
     result = subprocess.run(["make", "demo", *settings], cwd=ROOT, capture_output=True, text=True, env=env, timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    # every command of every stage exited 0: make stops at the first failing command, none has its errors ignored
+    # ('-' prefix, which make reports as "(ignored)"), and each stage left its marker only after all its commands
+    assert "(ignored)" not in result.stdout + result.stderr
+    stages = ["data", "teacher", "autolabel", "viewers", "student_pseudo", "student_gt", "deploy", "report"]
+    assert sorted(p.name for p in (demo / ".stages").iterdir()) == sorted(stages)
 
     report = (demo / "REPORT.md").read_text()
     assert "pseudo-labels" in report and "latency" in report and "runtime" in report
@@ -43,6 +56,7 @@ def test_demo_chain_end_to_end(tmp_path):
         "eval/student_gt.json",
         "run/summary.json",
         "bench/bench_latency.png",
+        "summary.json",
         "pseudo_vs_gt.png",
         "viewers/clip_0000.rrd",
         "viewers/clip_0000.mcap",

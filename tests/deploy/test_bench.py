@@ -317,6 +317,8 @@ def test_deploy_bench_exit_codes(tiny_model, tmp_path):
         "--no-plot",
     ]
     assert deploy_bench([*common, "--budget", str(strict)]) == EXIT_BUDGET_EXCEEDED
+    assert deploy_bench([*common, "--budget", str(strict), "--exit-zero"]) == 0
+    assert json.loads((tmp_path / "r" / "bench.json").read_text())["table"][0]["budget"] == "FAIL"
     assert deploy_bench([*common, "--budget", str(loose)]) == 0
     assert deploy_bench(common) == 0
     assert deploy_bench([*common, "--provider", "no_such_provider"]) == 2

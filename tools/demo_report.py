@@ -1,0 +1,181 @@
+"""``python tools/demo_report.py DEMO_DIR``: the summary table, ``REPORT.md`` and ``summary.json`` of a ``make demo``
+run (the Makefile's last stage).
+
+This script is where the demo's layout (which stage writes which file under DEMO_DIR, see the Makefile) and the JSON
+keys of ``autolabel eval``, ``perception test`` and ``deploy parity/quantize/bench/run`` live; ``perception.report``
+only renders the rows and pictures declared here. It reads what the stages wrote and runs nothing; a stage that did
+not run shows "n/a".
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from perception.report import (  # noqa: E402
+    Notes,
+    Picture,
+    Row,
+    format_table,
+    format_value,
+    json_at,
+    latest,
+    plot_training_curves,
+    video_frame,
+    write_report,
+)
+
+TITLE = "fleetvision demo report"
+INTRO = [
+    "The whole loop on the embedded synthetic world: synthesise -> train the teacher -> auto-label the unlabelled",
+    "split -> train students on pseudo-labels and on ground truth -> evaluate -> export, quantize, benchmark ->",
+    "replay through the in-vehicle runtime. Every figure below was measured by this run (`make demo`).",
+]
+FOOTER = "Detailed reports: `bench/bench.md`, `deploy/student.int8.accuracy.md`, `run/summary.json`, `eval/*.json`."
+STUDENTS = (("pseudo", "student on pseudo-labels"), ("gt", "student on ground truth"))
+
+
+def demo_rows(demo: Path) -> list[Row]:
+    """The headline figures of a demo run, stage by stage."""
+    pseudo = demo / "eval" / "pseudo_labels.json"  # autolabel eval
+    rows = [
+        Row("pseudo-labels", "BEV mAP vs ground truth (unlabelled split)", json_at(pseudo, "overall", "bev", "mAP")),
+        Row("pseudo-labels", "BEV NDS", json_at(pseudo, "overall", "bev", "NDS")),
+        Row("pseudo-labels", "2D AP50 (projected into the cameras)", json_at(pseudo, "overall", "det2d", "AP50")),
+    ]
+    student_map = {}
+    for name, label in STUDENTS:
+        metrics = demo / "eval" / f"student_{name}.json"  # perception test
+        student_map[name] = json_at(metrics, "bev_detection", "mAP")
+        rows.append(Row(label, "BEV mAP (validation split)", student_map[name]))
+        rows.append(Row(label, "car AP @ 2 m", json_at(metrics, "bev_detection", "per_class", "car", "ap", "2.0")))
+    pseudo_map, gt_map = student_map["pseudo"], student_map["gt"]
+    ratio = pseudo_map / gt_map if pseudo_map is not None and gt_map else None
+    rows.append(Row("students", "pseudo / ground-truth BEV mAP (target >= 0.90)", ratio))
+
+    parity = demo / "deploy" / "parity.json"  # deploy parity --json
+    outputs = json_at(parity, "outputs") or []
+    worst = max((o.get("max_abs") or 0.0 for o in outputs), default=None)
+    rows.append(Row("export", "ONNX Runtime vs PyTorch parity passed", json_at(parity, "passed")))
+    rows.append(Row("export", "largest max-abs error over outputs", worst, format_value(worst, 6)))
+
+    accuracy = demo / "deploy" / "student.int8.accuracy.json"  # deploy quantize --eval
+    metric = json_at(accuracy, "primary_metric")
+    rows.append(Row("INT8", f"accuracy retained ({format_value(metric)})", json_at(accuracy, "retained")))
+    rows.append(Row("INT8", ">= 99% of FP32 (MLPerf rule)", json_at(accuracy, "meets_mlperf_99")))
+
+    for row in json_at(demo / "bench" / "bench.json", "table") or []:  # deploy bench
+        p50, p99, verdict = row.get("p50_ms"), row.get("p99_ms"), row.get("budget", "n/a")
+        rows.append(
+            Row(
+                "latency",
+                f"{row['variant']} p50 / p99 ms, 20 Hz budget",
+                {"p50_ms": p50, "p99_ms": p99, "budget": verdict},
+                f"{format_value(p50, 1)} / {format_value(p99, 1)}, {verdict}",
+            )
+        )
+
+    run = demo / "run" / "summary.json"  # deploy run --out
+    processed, dropped = json_at(run, "frames_processed"), json_at(run, "drop_percent")
+    rows.append(
+        Row(
+            "runtime",
+            "frames processed / dropped (%)",
+            {"frames_processed": processed, "drop_percent": dropped},
+            f"{format_value(processed)} / {format_value(dropped, 1)}",
+        )
+    )
+    rows.append(Row("runtime", "deadline misses", json_at(run, "deadline_misses")))
+    recordings = [path.name for path in viewer_recordings(demo)]  # perception export rerun|foxglove
+    rows.append(Row("viewers", "Rerun / Foxglove recordings (viewers/)", recordings, ", ".join(recordings) or "n/a"))
+    p50, p99 = (json_at(run, "stages_ms", "sensor_to_output", q) for q in ("p50", "p99"))
+    rows.append(
+        Row(
+            "runtime",
+            "sensor-to-output p50 / p99 ms",
+            {"p50_ms": p50, "p99_ms": p99},
+            f"{format_value(p50, 1)} / {format_value(p99, 1)}",
+        )
+    )
+    return rows
+
+
+def viewer_recordings(demo: Path) -> list[Path]:
+    """The Rerun (.rrd) and Foxglove (.mcap) files the demo's viewers stage wrote."""
+    folder = demo / "viewers"
+    return sorted([*folder.glob("*.rrd"), *folder.glob("*.mcap")]) if folder.is_dir() else []
+
+
+def viewer_notes(demo: Path) -> Notes:
+    """Which viewer recordings the run wrote and how to open each."""
+    recordings = viewer_recordings(demo)
+    lines = []
+    if recordings:
+        lines = [
+            "An auto-labelled clip with its ground truth and pseudo-labels (`perception export rerun|foxglove`): "
+            "cameras",
+            "as pinholes under their capture-time poses, images, 3D boxes with class and track id, 2D boxes, BEV maps,",
+            "the ego trajectory.",
+            "",
+        ]
+    for path in recordings:
+        opener = (
+            f"`rerun {path.as_posix()}`" if path.suffix == ".rrd" else "Foxglove: open local file (3D + Image panels)"
+        )
+        lines.append(f"- `{path.relative_to(demo).as_posix()}` ({path.stat().st_size / 1e6:.1f} MB): {opener}")
+    return Notes("Open the clips in Rerun and Foxglove", lines)
+
+
+def demo_pictures(demo: Path) -> list[Picture | Notes]:
+    """The pictures of a demo run (two are made here: training curves and frames of the output videos)."""
+    pictures = demo / "report"
+    pictures.mkdir(parents=True, exist_ok=True)
+    fits = ("teacher", "student_pseudo", "student_gt")
+    curves = plot_training_curves(
+        {name: latest("logs/*/csv/metrics.csv", demo / name) for name in fits}, pictures / "training_curves.png"
+    )
+    runtime_frame = video_frame(demo / "run" / "annotated.mp4", pictures / "runtime_frame.png")
+    dashcam_frame = video_frame(latest("**/preview.mp4", demo / "dashcam"), pictures / "dashcam_frame.png")
+    return [
+        Picture(
+            "Pseudo-labels vs ground truth",
+            demo / "pseudo_vs_gt.png",
+            "Camera mosaic and bird's-eye view of an unlabelled clip: ground truth solid, pseudo-labels dashed.",
+        ),
+        Picture("Training curves", curves),
+        Picture(
+            "Latency against the 20 Hz budget",
+            demo / "bench" / "bench_latency.png",
+            "Histogram and CDF of single-query latency per variant; the budget is drawn as a line.",
+        ),
+        Picture(
+            "The runtime's annotated output",
+            runtime_frame,
+            "A frame of `deploy run` replaying a validation clip at 20 Hz.",
+        ),
+        Picture("Real dash-cam video auto-labelled with YOLOX-Nano", dashcam_frame),
+        viewer_notes(demo),
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="tools/demo_report.py", description=__doc__.splitlines()[0])
+    parser.add_argument("demo_dir", type=Path, help="the folder of a make demo run (e.g. runs/demo)")
+    args = parser.parse_args(argv)
+    if not args.demo_dir.is_dir():
+        parser.error(f"{args.demo_dir}: not a folder")
+    rows = demo_rows(args.demo_dir)
+    report, summary = write_report(
+        args.demo_dir, title=TITLE, intro=INTRO, rows=rows, pictures=demo_pictures(args.demo_dir), footer=FOOTER
+    )
+    print(format_table(rows))
+    print(f"wrote {report} and {summary}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
