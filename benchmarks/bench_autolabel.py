@@ -266,9 +266,10 @@ def main() -> int:
             ]
         else:
             lines += [
-                "Not measured in this run (TODO for the lead): needs a trained fleetvision teacher checkpoint and "
-                "synthetic clips with ground truth, e.g. `perception synth ... --out runs/bench/clips`, train the "
-                "`teacher` preset, then rerun with `--teacher-checkpoint CKPT --clips runs/bench/clips`.",
+                "Not measured in this run: it needs a trained fleetvision teacher checkpoint and synthetic clips "
+                "with ground truth. `make demo` measures it (pseudo-label BEV mAP in `runs/demo/REPORT.md`, figures "
+                "in `benchmarks/RESULTS.md`); to measure it here, pass the demo's teacher and clips: "
+                "`--teacher-checkpoint runs/demo/teacher.pt --clips runs/demo/data/unlabelled`.",
                 "",
             ]
     text = "\n".join(lines)

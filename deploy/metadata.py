@@ -111,8 +111,3 @@ def tensor_spec(name: str, shape: list[int], dtype: str, meaning: str, *, frame:
         "frame": frame,
         "units": units,
     }
-
-
-def spec_by_name(metadata: dict[str, Any], kind: str) -> dict[str, dict]:
-    """{tensor name: spec} of ``kind`` 'inputs' or 'outputs'."""
-    return {entry["name"]: entry for entry in metadata[kind]}

@@ -72,9 +72,3 @@ def sample_look(rng: np.random.Generator) -> Look:
         lights_on=condition in ("dusk", "night"),
         condition=condition,
     )
-
-
-def shade(look: Look, colour: np.ndarray, normal_world: np.ndarray) -> np.ndarray:
-    """Lambert-shaded BGR colours (N, 3) of faces with base colours (N, 3) and world normals (N, 3)."""
-    light = look.ambient + look.diffuse * np.clip(normal_world @ look.sun, 0.0, None)
-    return colour * light[:, None] * look.exposure * look.tint
