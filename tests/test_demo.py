@@ -20,6 +20,7 @@ def test_demo_recipes_do_not_ignore_errors():
     assert not ignored, ignored
 
 
+@pytest.mark.timeout(1200)  # above the run's own 900 s limit (the suite default is 300 s)
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
 def test_demo_chain_end_to_end(tmp_path):
     demo = tmp_path / "demo"

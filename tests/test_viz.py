@@ -117,6 +117,7 @@ def test_render_frame_on_synthetic_clip(tmp_path, capsys):
         assert reader.frame_count == 4
 
 
+@pytest.mark.shared_data
 def test_viz_on_real_nuscenes_sample(tmp_path):
     if not NUSCENES_INFO.is_file():
         pytest.skip(f"real nuScenes sample not found at {NUSCENES_INFO}")

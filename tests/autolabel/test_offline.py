@@ -72,6 +72,7 @@ def test_offline_without_frames_and_config_io(tmp_path):
         OfflineLabelConfig(smoothing="spline")
 
 
+@pytest.mark.shared_data
 def test_end_to_end_on_real_video_with_video_reader(shared_data):
     """YOLOX teacher -> offline chain over the first 30 frames of TUD-Campus read by perception's VideoReader."""
     from autolabel.teachers.onnx_yolox import OnnxYoloxTeacher

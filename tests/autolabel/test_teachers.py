@@ -66,6 +66,7 @@ def _mot_gt(path):
     return raw[:, 0].astype(int) - 1, np.c_[raw[:, 2:4], raw[:, 2:4] + raw[:, 4:6]]
 
 
+@pytest.mark.shared_data
 def test_yolox_real_model_finds_people(shared_data):
     cv2 = pytest.importorskip("cv2")
     from autolabel.teachers.onnx_yolox import OnnxYoloxTeacher

@@ -14,6 +14,7 @@ MODEL = SHARED / "models/yolox_nano_coco/yolox_nano.onnx"
 SEQUENCE = SHARED / "mot15/TUD-Campus"
 
 
+@pytest.mark.shared_data
 @pytest.mark.skipif(not (MODEL.is_file() and SEQUENCE.is_dir()), reason=f"shared data absent ({SHARED})")
 def test_yolox_pseudo_labels_on_tud_campus(tmp_path: Path) -> None:
     inputs = tmp_path / "in" / "TUD-Campus"

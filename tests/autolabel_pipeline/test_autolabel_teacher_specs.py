@@ -54,6 +54,7 @@ def test_config_errors_name_the_file_and_field(tmp_path: Path) -> None:
         load_job_config(overrides=["--refine.smoothing=spline"])
 
 
+@pytest.mark.shared_data
 @pytest.mark.skipif(not YOLOX.is_file(), reason=f"shared data absent ({YOLOX})")
 def test_yolox_teacher_maps_coco_to_driving_classes() -> None:
     job = build_job(load_job_config(overrides=["--teacher", str(YOLOX)]))

@@ -366,6 +366,7 @@ def test_candidate_float_nodes(tiny_model):
     assert candidate_float_nodes(tiny_model, prefixes=["head"], op_types=["Relu"]) == ["relu1", "head_add"]
 
 
+@pytest.mark.shared_data
 def test_real_models_short_bench(twinlitenet_path, yolox_path, tmp_path):
     results = [
         benchmark_model(

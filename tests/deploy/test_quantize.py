@@ -167,6 +167,7 @@ def test_argmax_miou_metric():
     assert metric([{"seg": one_wrong}], [{"seg": logits}]) == pytest.approx((2 / 3 + 1 / 2) / 2)
 
 
+@pytest.mark.shared_data
 def test_twinlitenet_int8_vs_fp32(twinlitenet_path, twinlitenet_samples, twinlitenet_int8_shipped_path, tmp_path):
     feeds = image_folder_inputs(twinlitenet_samples, input_name="input", spec=PreprocessSpec(width=320, height=320))
     assert len(feeds) == 7 and feeds[0]["input"].shape == (1, 3, 320, 320) and feeds[0]["input"].max() <= 1.0
@@ -193,6 +194,7 @@ def test_twinlitenet_int8_vs_fp32(twinlitenet_path, twinlitenet_samples, twinlit
     assert 0.7 < by_label["int8"].metric < 1.0
 
 
+@pytest.mark.shared_data
 def test_twinlitenet_fp16_keeps_float32_io(twinlitenet_path, tmp_path):
     path = convert_fp16(twinlitenet_path, tmp_path / "twinlitenet_fp16.onnx")
     model = onnx.load(str(path))
@@ -205,6 +207,7 @@ def test_twinlitenet_fp16_keeps_float32_io(twinlitenet_path, tmp_path):
     assert max(float(np.abs(a - b).max()) for a, b in zip(fp16, fp32)) < 0.5
 
 
+@pytest.mark.shared_data
 def test_preprocess_model_keeps_inputs(twinlitenet_path, tmp_path):
     out = preprocess_model(twinlitenet_path, tmp_path / "pre.onnx")
     session = make_session(out)
@@ -212,6 +215,7 @@ def test_preprocess_model_keeps_inputs(twinlitenet_path, tmp_path):
     assert candidate_float_nodes(out, last_k=2)  # ConvTranspose heads feed the outputs
 
 
+@pytest.mark.shared_data
 @pytest.mark.slow
 def test_yolox_nano_int8_smoke(yolox_path, tmp_path):
     feeds = synthetic_inputs(yolox_path, count=4, float_range=(0.0, 255.0))

@@ -12,6 +12,7 @@ from perception.rig import Rig
 CAMERA_CAL = Path(__file__).resolve().parents[2] / "../shared/data/udacity_dashcam/camera_cal"
 
 
+@pytest.mark.shared_data
 def test_udacity_chessboards(tmp_path, capsys):
     if not CAMERA_CAL.is_dir():
         pytest.skip(f"shared chessboard images not found at {CAMERA_CAL}")

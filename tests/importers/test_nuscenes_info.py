@@ -25,6 +25,7 @@ def _median_iou(clip: DriveClip, honour_camera_time: bool) -> tuple[float, int]:
     return float(np.median(ious)), len(ious)
 
 
+@pytest.mark.shared_data
 def test_imported_clip_structure(nuscenes_clip):
     clip = DriveClip.open(nuscenes_clip)
     clip.validate(deep=True)
@@ -40,18 +41,21 @@ def test_imported_clip_structure(nuscenes_clip):
     assert image.shape == (900, 1600, 3) and image.std() > 10
 
 
+@pytest.mark.shared_data
 def test_jpeg_bytes_copied_unchanged(nuscenes_clip, nuscenes_info_json):
     info = load_info_file(nuscenes_info_json)
     original = nuscenes_info_json.parent / info["data_list"][0]["images"]["CAM_BACK"]["img_path"]
     assert (nuscenes_clip / "cameras" / "CAM_BACK" / "000000.jpg").read_bytes() == original.read_bytes()
 
 
+@pytest.mark.shared_data
 def test_keep_other_keeps_all_69_boxes(nuscenes_info_json, tmp_path):
     clip = DriveClip.open(import_nuscenes_info(nuscenes_info_json, tmp_path / "c", keep_other=True, progress=False)[0])
     assert len(clip.labels.frames[0].boxes3d) == 69
     assert clip.labels.classes[-1] == "other" and (clip.labels.frames[0].boxes3d.class_id == 10).sum() == 1
 
 
+@pytest.mark.shared_data
 def test_projected_3d_boxes_reproduce_dataset_2d_boxes(nuscenes_clip):
     clip = DriveClip.open(nuscenes_clip)
     timed, count = _median_iou(clip, honour_camera_time=True)
@@ -61,6 +65,7 @@ def test_projected_3d_boxes_reproduce_dataset_2d_boxes(nuscenes_clip):
     assert static < timed - 0.05  # ignoring the capture times is measurably worse on this sample
 
 
+@pytest.mark.shared_data
 def test_camera_from_ego_reproduces_lidar2cam(nuscenes_clip, nuscenes_info_json):
     info = load_info_file(nuscenes_info_json)["data_list"][0]
     clip = DriveClip.open(nuscenes_clip)
@@ -70,6 +75,7 @@ def test_camera_from_ego_reproduces_lidar2cam(nuscenes_clip, nuscenes_info_json)
         np.testing.assert_allclose(clip.camera_from_ego(0, name) @ lidar2ego, lidar2cam, atol=2e-3)
 
 
+@pytest.mark.shared_data
 def test_box_centre_and_velocity_in_ego_frame(nuscenes_clip, nuscenes_info_json):
     info = load_info_file(nuscenes_info_json)["data_list"][0]
     kept = [i for i in info["instances"] if i["bbox_label_3d"] >= 0]
@@ -87,6 +93,7 @@ def test_box_centre_and_velocity_in_ego_frame(nuscenes_clip, nuscenes_info_json)
     assert np.all(boxes.center[ahead, 0] > 4)
 
 
+@pytest.mark.shared_data
 def test_pkl_and_json_give_same_clip(nuscenes_info_json, nuscenes_clip, tmp_path):
     pkl = nuscenes_info_json.with_suffix(".pkl")
     clip = DriveClip.open(import_nuscenes_info(pkl, tmp_path / "from_pkl", progress=False)[0])
@@ -120,6 +127,7 @@ def test_restricted_unpickler_loads_numpy_content():
         assert loaded["b"] == 1.5 and loaded["c"][0] == 3 and loaded["d"] == (1, "x")
 
 
+@pytest.mark.shared_data
 def test_missing_image_error_names_candidates(nuscenes_info_json, tmp_path):
     moved = tmp_path / "info.json"
     moved.write_text(nuscenes_info_json.read_text())

@@ -8,6 +8,8 @@ from perception.clip import ClipError, DriveClip
 from perception.geometry import wrap_angle
 from perception.importers.nuscenes_raw import import_nuscenes_raw
 
+pytestmark = pytest.mark.shared_data  # every test builds its fixture from the real nuScenes sample
+
 
 @pytest.fixture(scope="module")
 def raw_clip(nuscenes_info_json, tmp_path_factory):

@@ -72,6 +72,7 @@ def test_image_folder_with_camera_yaml_rescaled(small_video, tmp_path):
     np.testing.assert_allclose(clip.timestamps, np.arange(5) / 5)
 
 
+@pytest.mark.shared_data
 def test_real_dashcam_video_imports(tmp_path):
     from pathlib import Path
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 
 import numpy as np
 import pytest
@@ -174,7 +175,10 @@ def test_missing_field_error_names_field() -> None:
 
 def test_equals_nuscenes_devkit_when_installed() -> None:
     """Per-class AP at every threshold and TP errors equal nuscenes-devkit's accumulate/calc_ap/calc_tp."""
-    algo = pytest.importorskip("nuscenes.eval.detection.algo", reason="nuscenes-devkit not installed")
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):  # 'make install' puts the devkit in: CI must run this
+        import nuscenes.eval.detection.algo as algo
+    else:
+        algo = pytest.importorskip("nuscenes.eval.detection.algo", reason="nuscenes-devkit absent (make install)")
     from nuscenes.eval.common.data_classes import EvalBoxes
     from nuscenes.eval.common.utils import center_distance
     from nuscenes.eval.detection.data_classes import DetectionBox

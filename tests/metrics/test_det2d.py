@@ -178,6 +178,7 @@ def test_equals_pycocotools_with_many_detections_per_image() -> None:
     _assert_equal_to_pycocotools(ours(images, 2), stats, coco_eval, 2)
 
 
+@pytest.mark.shared_data
 def test_equals_pycocotools_on_nuscenes_sample_gt() -> None:
     """Real 2D GT (6 nuScenes cameras, 84 boxes, 10 classes) with seeded perturbed predictions and the file's areas."""
     path = SHARED_DATA / "nuscenes_sample" / "coco_gt_2d.json"
