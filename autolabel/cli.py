@@ -156,7 +156,8 @@ def _run_review(argv: Sequence[str]) -> int:
     for rank, item in enumerate(items, start=1):
         picture = item.get("picture") or "-"
         print(
-            f"{rank:3d}  {item['uncertainty']:.3f}  {item['clip']}  frame {item['frame']}  boxes {item['boxes']}  {picture}"
+            f"{rank:3d}  {item['uncertainty']:.3f}  {item['clip']}  frame {item['frame']}  boxes {item['boxes']}  "
+            f"{picture}"
         )
     return 0
 

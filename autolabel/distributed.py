@@ -50,7 +50,8 @@ class ClipIndexDataset(Dataset):
 
 
 class ShardSampler(Sampler[int]):
-    """Indices ``rank, rank + world_size, ...``: every clip exactly once over all ranks (no DistributedSampler padding)."""
+    """Indices ``rank, rank + world_size, ...``: every clip exactly once over all ranks (no DistributedSampler
+    padding)."""
 
     def __init__(self, count: int, rank: int, world_size: int) -> None:
         if not 0 <= rank < world_size:

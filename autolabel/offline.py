@@ -209,7 +209,8 @@ def label_video_detections(
     num_frames = len(per_frame_detections)
     per_frame, warps = precompute_frame_cues(
         frames_or_reader, per_frame_detections, camera_motion=config.camera_motion,
-        appearance=config.appearance and (config.link or config.tracker_appearance_weight > 0), min_score=config.low_score,
+        appearance=config.appearance and (config.link or config.tracker_appearance_weight > 0),
+        min_score=config.low_score,
     )  # fmt: skip
     flat = Boxes2D.concat(per_frame)
     tracklets = run_tracker(per_frame, tracker=config.tracker(), warps=warps)
@@ -227,8 +228,9 @@ def label_video_detections(
         )
     if config.link:
         tracklets = link_tracklets(
-            tracklets, max_gap=config.link_max_gap, gate_base=config.link_gate_base, gate_per_frame=config.link_gate_per_frame,
-            max_speed=config.link_max_speed, max_overlap=config.link_max_overlap, appearance_gate=config.link_appearance_gate,
+            tracklets, max_gap=config.link_max_gap, gate_base=config.link_gate_base,
+            gate_per_frame=config.link_gate_per_frame, max_speed=config.link_max_speed,
+            max_overlap=config.link_max_overlap, appearance_gate=config.link_appearance_gate,
             motion_weight=config.link_motion_weight, appearance_weight=config.link_appearance_weight,
             max_cost=config.link_max_cost,
         )  # fmt: skip

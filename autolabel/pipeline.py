@@ -99,7 +99,7 @@ def _created_timestamp() -> str | None:
         return None
     import datetime as dt
 
-    return dt.datetime.fromtimestamp(int(epoch), dt.timezone.utc).isoformat(timespec="seconds")
+    return dt.datetime.fromtimestamp(int(epoch), dt.UTC).isoformat(timespec="seconds")
 
 
 @dataclass

@@ -18,7 +18,8 @@ __all__ = ["build_review", "collect_review_items", "render_review_picture"]
 def collect_review_items(
     label_dir: str | Path, *, top: int | None = 20, min_separation: int = 5
 ) -> list[dict[str, Any]]:
-    """Frames across all finished clips, most uncertain first; within a clip, picks are ``min_separation`` frames apart."""
+    """Frames across all finished clips, most uncertain first; within a clip, picks are ``min_separation`` frames
+    apart."""
     label_dir = Path(label_dir)
     items = []
     for path in sorted(p for p in label_dir.rglob("labels.json") if (p.parent / "done").is_file()):

@@ -254,13 +254,15 @@ class DriveClip:
                 raise ClipError(str(error)) from error
             if len(labels.frames) != self.num_frames:
                 raise ClipError(
-                    f"{self._labels_path}: expected labels for {self.num_frames} frames (frames.csv), found {len(labels.frames)}"
+                    f"{self._labels_path}: expected labels for {self.num_frames} frames (frames.csv), found "
+                    f"{len(labels.frames)}"
                 )
             self._labels = labels
         return self._labels
 
     def pose_at(self, t: float) -> np.ndarray:
-        """world_from_ego at time ``t`` (s), interpolated in the pose stream (constant-velocity extrapolation outside)."""
+        """world_from_ego at time ``t`` (s), interpolated in the pose stream (constant-velocity extrapolation
+        outside)."""
         times, poses = self._pose_times, self._pose_stream
         if len(times) == 1:
             return poses[0].copy()
@@ -419,7 +421,8 @@ class ClipWriter:
             camera = self.rig[name]
             if image.shape[:2] != (camera.height, camera.width):
                 raise ClipError(
-                    f"{self.path}: camera {name!r} image is {image.shape[1]}x{image.shape[0]}, rig says {camera.width}x{camera.height}"
+                    f"{self.path}: camera {name!r} image is {image.shape[1]}x{image.shape[0]}, rig says "
+                    f"{camera.width}x{camera.height}"
                 )
             if self.image_format in ("jpg", "png"):
                 import cv2

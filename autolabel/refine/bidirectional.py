@@ -3,6 +3,7 @@ passes disagree about which boxes belong together (identity switches are rarely 
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import numpy as np
@@ -71,7 +72,7 @@ def reconcile_with_backward(forward: Sequence[Tracklet], backward: Sequence[Trac
                 cuts.append(k)
             last_owner = current
         cuts.append(len(tracklet))
-        for piece, (a, b) in enumerate(zip(cuts[:-1], cuts[1:])):
+        for piece, (a, b) in enumerate(itertools.pairwise(cuts)):
             part = tracklet.select(np.arange(a, b))
             if piece > 0:
                 part.track_id = next_id

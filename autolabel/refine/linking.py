@@ -85,10 +85,11 @@ def link_tracklets(
     """Join tracklets where one ends and another starts within `max_gap` frames, one-to-one by Hungarian.
 
     Cost = motion_weight * motion error / gate + appearance_weight * appearance distance / appearance_gate
-    (each term in [0, 1] when inside its gate); a link needs cost <= max_cost. Motion is gated in box heights (gate grows with the gap); appearance
-    (cosine distance of mean observed embeddings) is gated only when both tracklets carry embeddings. Classes must
-    agree. Ends may overlap by up to `max_overlap` frames (the later tracklet's overlapping boxes are dropped), which
-    absorbs the few ambiguous frames left around a cut. Rounds repeat so chains A->B->C form. The earlier id is kept.
+    (each term in [0, 1] when inside its gate); a link needs cost <= max_cost. Motion is gated in box heights (gate
+    grows with the gap); appearance (cosine distance of mean observed embeddings) is gated only when both tracklets
+    carry embeddings. Classes must agree. Ends may overlap by up to `max_overlap` frames (the later tracklet's
+    overlapping boxes are dropped), which absorbs the few ambiguous frames left around a cut. Rounds repeat so chains
+    A->B->C form. The earlier id is kept.
     """
     current = sorted(tracklets, key=lambda t: t.start)
     for _ in range(max_rounds):

@@ -1,4 +1,5 @@
-"""torchvision detection models (Faster R-CNN, RetinaNet, FCOS, SSD/SSDlite) as teachers, from a LOCAL state_dict file."""
+"""torchvision detection models (Faster R-CNN, RetinaNet, FCOS, SSD/SSDlite) as teachers, from a LOCAL state_dict
+file."""
 
 from __future__ import annotations
 
@@ -16,14 +17,24 @@ __all__ = ["TORCHVISION_ARCHS", "TorchvisionTeacher"]
 
 # arch -> (builder name in torchvision.models.detection, score-threshold kwarg, nms kwarg, max-detections kwarg)
 TORCHVISION_ARCHS: dict[str, tuple[str, str, str, str]] = {
-    "fasterrcnn_resnet50_fpn": ("fasterrcnn_resnet50_fpn", "box_score_thresh", "box_nms_thresh", "box_detections_per_img"),
-    "fasterrcnn_resnet50_fpn_v2": ("fasterrcnn_resnet50_fpn_v2", "box_score_thresh", "box_nms_thresh", "box_detections_per_img"),
-    "fasterrcnn_mobilenet_v3_large_fpn": ("fasterrcnn_mobilenet_v3_large_fpn", "box_score_thresh", "box_nms_thresh", "box_detections_per_img"),
-    "fasterrcnn_mobilenet_v3_large_320_fpn": ("fasterrcnn_mobilenet_v3_large_320_fpn", "box_score_thresh", "box_nms_thresh", "box_detections_per_img"),
+    "fasterrcnn_resnet50_fpn": (
+        "fasterrcnn_resnet50_fpn", "box_score_thresh", "box_nms_thresh", "box_detections_per_img"
+    ),
+    "fasterrcnn_resnet50_fpn_v2": (
+        "fasterrcnn_resnet50_fpn_v2", "box_score_thresh", "box_nms_thresh", "box_detections_per_img"
+    ),
+    "fasterrcnn_mobilenet_v3_large_fpn": (
+        "fasterrcnn_mobilenet_v3_large_fpn", "box_score_thresh", "box_nms_thresh", "box_detections_per_img"
+    ),
+    "fasterrcnn_mobilenet_v3_large_320_fpn": (
+        "fasterrcnn_mobilenet_v3_large_320_fpn", "box_score_thresh", "box_nms_thresh", "box_detections_per_img"
+    ),
     "retinanet_resnet50_fpn": ("retinanet_resnet50_fpn", "score_thresh", "nms_thresh", "detections_per_img"),
     "retinanet_resnet50_fpn_v2": ("retinanet_resnet50_fpn_v2", "score_thresh", "nms_thresh", "detections_per_img"),
     "fcos_resnet50_fpn": ("fcos_resnet50_fpn", "score_thresh", "nms_thresh", "detections_per_img"),
-    "ssdlite320_mobilenet_v3_large": ("ssdlite320_mobilenet_v3_large", "score_thresh", "nms_thresh", "detections_per_img"),
+    "ssdlite320_mobilenet_v3_large": (
+        "ssdlite320_mobilenet_v3_large", "score_thresh", "nms_thresh", "detections_per_img"
+    ),
     "ssd300_vgg16": ("ssd300_vgg16", "score_thresh", "nms_thresh", "detections_per_img"),
 }  # fmt: skip
 

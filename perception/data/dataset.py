@@ -6,7 +6,8 @@ A sample (numpy; the default collate stacks it into a batch with a leading B):
     camera_from_ego   f32    [T, N, 4, 4]     per frame AND camera (``DriveClip.camera_from_ego``), augmented ego
     distortion        f32    [T, N, 5]        radtan k1, k2, p1, p2, k3 (zeros for 'none')
     camera_valid      f32    [T, N]
-    prev_from_curr    f32    [T, 4, 4]        inv(world_from_ego[f-1]) @ world_from_ego[f] (augmented ego; eye at frame 0)
+    prev_from_curr    f32    [T, 4, 4]        inv(world_from_ego[f-1]) @ world_from_ego[f]
+                                              (augmented ego; eye at frame 0)
     state_valid       f32    [T]              0 at the window's first frame
     clip_index        int64  []  and frame_index int64 [T]
   targets (``with_targets``), laid out like the model outputs (``perception.models.targets``):

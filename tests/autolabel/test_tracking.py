@@ -15,7 +15,7 @@ def test_kalman_predict_update_sanity():
     predicted, predicted_cov = kf.predict(mean.copy(), cov.copy())
     assert abs(predicted[0, 0] - (mean[0, 0] + mean[0, 4])) < 1e-9
     assert np.trace(predicted_cov[0]) > np.trace(cov[0])  # uncertainty grows without measurements
-    updated, updated_cov = kf.update(predicted, predicted_cov, predicted[:, :4])
+    _updated, updated_cov = kf.update(predicted, predicted_cov, predicted[:, :4])
     assert np.trace(updated_cov[0]) < np.trace(predicted_cov[0])
 
 

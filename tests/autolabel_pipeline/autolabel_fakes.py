@@ -75,7 +75,7 @@ class BlobTeacher(Teacher):
             for class_id, channel in ((0, 2), (1, 0)):
                 others = [c for c in range(3) if c != channel]
                 mask = ((frame[..., channel] > 170) & (frame[..., others].max(axis=2) < 100)).astype(np.uint8)
-                count, _, stats, _ = cv2.connectedComponentsWithStats(mask)
+                _count, _, stats, _ = cv2.connectedComponentsWithStats(mask)
                 for x, y, w, h, area in stats[1:]:
                     if area >= 40 and w >= 4 and h >= 4:
                         boxes.append([x, y, x + w, y + h])

@@ -46,7 +46,7 @@ def test_coco_video_loads_with_pycocotools_and_keeps_track_ids(exported) -> None
     annotations = coco.loadAnns(coco.getAnnIds())
     assert len(annotations) == 7
     assert {a["track_id"] for a in annotations} == {3, 7}
-    first = [a for a in annotations if a["track_id"] == 3 and coco.imgs[a["image_id"]]["frame_id"] == 1][0]
+    first = next(a for a in annotations if a["track_id"] == 3 and coco.imgs[a["image_id"]]["frame_id"] == 1)
     assert first["bbox"] == [11.0, 20.0, 40.0, 40.0] and first["category_id"] == 1
     assert coco.dataset["videos"][0]["name"] == "clip_a/front"
     assert {(t["id"], t["category_id"]) for t in coco.dataset["tracks"]} == {(3, 1), (7, 2)}
