@@ -214,12 +214,13 @@ def main() -> int:
             f"output writing overlap clip k+1's inference) | {statistics.median(folder_runs):.1f} | "
             f"{', '.join(f'{v:.1f}' for v in folder_runs)} | |",
             f"| folder pipeline / teacher-only (median of per-run ratios) | "
-            f"**{100 * statistics.median(folder_ratios):.0f}%** | {', '.join(f'{100 * r:.0f}%' for r in folder_ratios)} | |",
+            f"**{100 * statistics.median(folder_ratios):.0f}%** | "
+            f"{', '.join(f'{100 * r:.0f}%' for r in folder_ratios)} | |",
             "",
-            "Reading: the pipeline runs decode, teacher and the offline chain in three overlapping threads, but on this "
-            "2-core machine ONNX Runtime already uses both cores, so the pipeline's extra CPU per frame (decode, camera "
-            "motion, appearance, tracking; see the CPU column) has no idle core to hide on; with spare cores or GPU "
-            "inference it would.",
+            "Reading: the pipeline runs decode, teacher and the offline chain in three overlapping threads, but on "
+            "this 2-core machine ONNX Runtime already uses both cores, so the pipeline's extra CPU per frame (decode, "
+            "camera motion, appearance, tracking; see the CPU column) has no idle core to hide on; with spare cores or "
+            "GPU inference it would.",
             "",
         ]
         rows = [("solidWhiteRight.mp4", frames, *peak_rss_mb(VIDEO, workdir, args.batch))]
@@ -246,8 +247,9 @@ def main() -> int:
             "|---|---|---|---|",
             *[f"| {name} | {count} | {rss:.0f} | {seconds:.0f} |" for name, count, rss, seconds in rows],
             "",
-            f"Growth from {rows[-2][1]} to {rows[-1][1]} frames: {rows[-1][2] - rows[-2][2]:+.0f} MB (a decoded 960x540 "
-            f"frame is 1.5 MB: holding {rows[-1][1]} frames would take {rows[-1][1] * 1.555:.0f} MB). Frames stream "
+            f"Growth from {rows[-2][1]} to {rows[-1][1]} frames: {rows[-1][2] - rows[-2][2]:+.0f} MB (a decoded "
+            f"960x540 frame is 1.5 MB: holding {rows[-1][1]} frames would take {rows[-1][1] * 1.555:.0f} MB). Frames "
+            "stream "
             "through bounded queues and the offline chain holds at most two windows; what still grows with length is "
             "the finished per-frame labels (kept until labels.json is written).",
             "",

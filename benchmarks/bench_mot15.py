@@ -2,7 +2,8 @@
 our offline chain, scored with TrackEval (HOTA/DetA/AssA/MOTA/IDF1, MOT15 convention), motmetrics (cross-check)
 and AP50 for boxes.
 
-    .venv/bin/python benchmarks/bench_mot15.py [--ablations] [--data ../shared/data/mot15] [--out benchmarks/results/mot15.md]
+    .venv/bin/python benchmarks/bench_mot15.py [--ablations] [--data ../shared/data/mot15]
+        [--out benchmarks/results/mot15.md]
 
 Needs the `bench` extra: trackers (installed --no-deps beside opencv-python-headless, with supervision --no-deps),
 trackeval (--no-deps), motmetrics. Boxes2D are computed once per sequence and cached (npz) under --cache.
@@ -263,16 +264,18 @@ def main() -> None:
     config_name = args.config.relative_to(REPO) if args.config.is_relative_to(REPO) else args.config
     lines = [
         "# MOT15 auto-labelling benchmark", "",
-        f"Command: `{' '.join(['.venv/bin/python', 'benchmarks/bench_mot15.py', *sys.argv[1:]])}` (config `{config_name}`).",
+        f"Command: `{' '.join(['.venv/bin/python', 'benchmarks/bench_mot15.py', *sys.argv[1:]])}` (config "
+        f"`{config_name}`).",
         "Teacher: YOLOX-Nano ONNX (person only, score floor 0.05); trackers get boxes with score >= "
         f"{TRACKER_INPUT_MIN_SCORE}; `+interp` = linear gap interpolation (gaps <= {INTERPOLATION_MAX_GAP} frames). "
         "HOTA/DetA/AssA/MOTA/IDF1 from TrackEval (MOT15, no preprocessing); mm_* from motmetrics (IoU 0.5); "
         "AP50 over all frames (boxes ranked by their output score). (c-) rows: our chain with one stage changed.",
-        "Settings of (c) are one preset for both sequences, not swept per sequence. Honesty note: parameters were set on",
-        "principle or on TUD-Campus (appearance descriptor and gate, RTS vs linear, direction term off), but structural",
-        "choices (backward pass, overlap-tolerant linking, link cost cap 0.5) followed failure analysis on BOTH sequences",
-        "(the cost cap was read off TUD-Stadtmitte's link costs, then checked on TUD-Campus): neither sequence is a clean",
-        "held-out test. The TUD-Stadtmitte IDF1 margin over OC-SORT +interp is small (a fraction of a point).", "",
+        "Settings of (c) are one preset for both sequences, not swept per sequence. Honesty note: parameters were",
+        "set on principle or on TUD-Campus (appearance descriptor and gate, RTS vs linear, direction term off), but",
+        "structural choices (backward pass, overlap-tolerant linking, link cost cap 0.5) followed failure analysis",
+        "on BOTH sequences (the cost cap was read off TUD-Stadtmitte's link costs, then checked on TUD-Campus):",
+        "neither sequence is a clean held-out test. The TUD-Stadtmitte IDF1 margin over OC-SORT +interp is small",
+        "(a fraction of a point).", "",
     ]  # fmt: skip
     header = "| sequence | method | HOTA | DetA | AssA | MOTA | IDF1 | IDSW | mm_MOTA | mm_IDF1 | AP50 | time s |"
     table = [header, "|---" * (header.count("|") - 1) + "|"]
@@ -314,8 +317,8 @@ def main() -> None:
                 s = {**scores[folder], **motmetrics_scores(sequence.gt, tracks, len(sequence.frames))}
                 tag = "(c)" if run_name == "ours (offline)" else ("(c-)" if run_name.startswith("ours") else "(b)")
                 table.append(
-                    f"| {name} | {tag} {run_name} | {s['HOTA']:.1f} | {s['DetA']:.1f} | {s['AssA']:.1f} | {s['MOTA']:.1f} | "
-                    f"{s['IDF1']:.1f} | {s['IDSW']} | {s['mm_MOTA']:.1f} | {s['mm_IDF1']:.1f} | "
+                    f"| {name} | {tag} {run_name} | {s['HOTA']:.1f} | {s['DetA']:.1f} | {s['AssA']:.1f} | "
+                    f"{s['MOTA']:.1f} | {s['IDF1']:.1f} | {s['IDSW']} | {s['mm_MOTA']:.1f} | {s['mm_IDF1']:.1f} | "
                     f"{average_precision(sequence.gt, tracks):.1f} | {elapsed:.2f} |"
                 )
             public_scores = [scores[f] for r, f in zip(runs, names) if not r.startswith("ours")]
@@ -327,8 +330,8 @@ def main() -> None:
             verdicts.append(
                 f"- {name}: HOTA {ours['HOTA']:.1f} vs best public {best_hota:.1f} "
                 f"({'beats' if ours['HOTA'] > best_hota else 'MISSES'}); IDF1 {ours['IDF1']:.1f} vs {best_idf1:.1f} "
-                f"({'beats' if ours['IDF1'] > best_idf1 else 'MISSES'}); AP50 {ap_ours:.1f} vs teacher {ap_teacher:.1f} "
-                f"({'beats' if ap_ours > ap_teacher else 'MISSES'})"
+                f"({'beats' if ours['IDF1'] > best_idf1 else 'MISSES'}); AP50 {ap_ours:.1f} vs teacher "
+                f"{ap_teacher:.1f} ({'beats' if ap_ours > ap_teacher else 'MISSES'})"
             )
             print("\n".join(table[-len(runs) - 1 :]), flush=True)
     text = (

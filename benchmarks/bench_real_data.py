@@ -89,13 +89,15 @@ def main() -> int:
             import_s = time.perf_counter() - started
             frames, centre_err, yaw_err = raw_round_trip(Path(tmp))
         print(
-            f"{'nuScenes sample: projected 3D boxes vs dataset 2D boxes':<70} {'boxes':>5} {'median IoU':>10} {'p10 IoU':>8}"
+            f"{'nuScenes sample: projected 3D boxes vs dataset 2D boxes':<70} {'boxes':>5} {'median IoU':>10} "
+            f"{'p10 IoU':>8}"
         )
         lines += [
             "## nuScenes sample: our projection of the 3D boxes vs the dataset's own 2D boxes",
             "",
-            "8 corners -> camera (`DriveClip.camera_from_ego`), box of the corners in front of the camera clipped to the",
-            "image, Hungarian matching on IoU per class per camera; one IoU per dataset 2D box (0 if unmatched).",
+            "8 corners -> camera (`DriveClip.camera_from_ego`), box of the corners in front of the camera clipped",
+            "to the image, Hungarian matching on IoU per class per camera; one IoU per dataset 2D box (0 if",
+            "unmatched).",
             "",
             "| variant | 2D boxes | median IoU | 10th pct IoU |",
             "|---|---|---|---|",
@@ -104,14 +106,17 @@ def main() -> int:
             print(f"{label:<70} {count:>5} {median:>10.3f} {p10:>8.3f}")
             lines.append(f"| {label} | {count} | {median:.3f} | {p10:.3f} |")
         print(
-            f"raw-table fixture: {frames} frames; keyframe boxes vs info import: max centre diff {centre_err:.2e} m, max yaw diff {yaw_err:.2e} rad"
+            f"raw-table fixture: {frames} frames; keyframe boxes vs info import: max centre diff {centre_err:.2e} m, "
+            f"max yaw diff {yaw_err:.2e} rad"
         )
         lines += [
             "",
             "Reference (shared/data/README.md): 0.95 honouring per-camera time, 0.82 ignoring it.",
             "",
-            f"Raw-table fixture (derived from the same sample, `tests/importers/make_raw_nuscenes_fixture.py`): {frames} frames;",
-            f"keyframe boxes vs the info import: max centre difference {centre_err:.2e} m, max yaw difference {yaw_err:.2e} rad.",
+            "Raw-table fixture (derived from the same sample, `tests/importers/make_raw_nuscenes_fixture.py`): "
+            f"{frames} frames;",
+            f"keyframe boxes vs the info import: max centre difference {centre_err:.2e} m, max yaw difference "
+            f"{yaw_err:.2e} rad.",
             f"(info import + four projections took {import_s:.2f} s)",
             "",
         ]
@@ -123,7 +128,8 @@ def main() -> int:
         K, d = result.camera.K, result.camera.distortion
         used = len(result.per_image_error)
         print(
-            f"calibration (Udacity camera_cal, 9x6): {used} of {used + len(result.rejected)} images used, RMS {result.rms:.3f} px, "
+            f"calibration (Udacity camera_cal, 9x6): {used} of {used + len(result.rejected)} images used, RMS "
+            f"{result.rms:.3f} px, "
             f"fx {K[0, 0]:.1f}, k1 {d[0]:.3f}"
         )
         lines += [

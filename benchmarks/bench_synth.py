@@ -63,14 +63,18 @@ def main() -> int:
     lines = [
         f"# Synthetic world throughput ({args.rig.name})",
         "",
-        f"Command: `.venv/bin/python benchmarks/bench_synth.py --rig {args.rig.relative_to(REPO) if args.rig.is_relative_to(REPO) else args.rig} "
+        "Command: `.venv/bin/python benchmarks/bench_synth.py --rig "
+        f"{args.rig.relative_to(REPO) if args.rig.is_relative_to(REPO) else args.rig} "
         f"--clips {args.clips} --frames {args.frames}`",
-        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs, load average {load_start:.1f} at start, {load:.1f} at end; "
-        f"{len(rig)} cameras ({', '.join(f'{c.width}x{c.height}' for c in rig.cameras[:1])}), image format {args.image_format}.",
+        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs, load average "
+        f"{load_start:.1f} at start, {load:.1f} at end; "
+        f"{len(rig)} cameras ({', '.join(f'{c.width}x{c.height}' for c in rig.cameras[:1])}), image format "
+        f"{args.image_format}.",
         "",
         "| measure | value |",
         "|---|---|",
-        f"| camera-frames rendered | {camera_frames} ({args.clips} clips x {args.frames} frames x {len(rig)} cameras) |",
+        f"| camera-frames rendered | {camera_frames} ({args.clips} clips x {args.frames} frames x {len(rig)} "
+        "cameras) |",
         f"| **camera-frames / s (wall, end to end)** | **{camera_frames / wall:.1f}** |",
         f"| camera-frames / s (process CPU time) | {camera_frames / cpu:.1f} |",
         f"| frames (all cameras) / s (wall) | {args.clips * args.frames / wall:.1f} |",

@@ -195,7 +195,7 @@ def environment_record(
         active_providers=list(active_providers),
         intra_op_threads=intra_op_threads,
         inter_op_threads=inter_op_threads,
-        date_utc=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        date_utc=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
     )
 
 

@@ -19,7 +19,8 @@ import numpy as np
 
 HINTS = {
     "rig.yaml": "fix rig.yaml (each camera needs name, width, height, K 3x3, distortion, ego_from_camera)",
-    "frames.csv": "frames.csv needs one row per frame: index,timestamp,x,y,z,qw,qx,qy,qz,t_<camera>... with increasing times",
+    "frames.csv": "frames.csv needs one row per frame: index,timestamp,x,y,z,qw,qx,qy,qz,t_<camera>... "
+    "with increasing times",
     "video": "re-export this camera from its source or re-run the import; a clip's cameras must all hold every frame",
     "labels": "regenerate labels.json for this clip, or fix the named field",
 }
@@ -57,7 +58,8 @@ def _atoms(data: bytes, start: int, end: int):
 
 
 def diagnose_mp4(path: Path) -> str | None:
-    """Say why an MP4/MOV container is unreadable (truncated atom, missing moov index), or None if its atoms look whole."""
+    """Say why an MP4/MOV container is unreadable (truncated atom, missing moov index), or None if its atoms look
+    whole."""
     if path.suffix.lower() not in (".mp4", ".mov", ".m4v") or not path.is_file():
         return None
     data = path.read_bytes()
@@ -66,12 +68,21 @@ def diagnose_mp4(path: Path) -> str | None:
         kinds.append(kind)
         if offset + size > len(data):
             missing = offset + size - len(data)
-            note = f"{path}: file is truncated: atom '{kind}' at byte {offset} declares {size} bytes, {missing} are missing"
+            note = (
+                f"{path}: file is truncated: atom '{kind}' at byte {offset} declares {size} bytes, "
+                f"{missing} are missing"
+            )
             if kind == "mdat" and "moov" not in kinds:
-                note += "; the 'moov' index that follows the media data is lost, so no frame can be located (last good frame: none)"
+                note += (
+                    "; the 'moov' index that follows the media data is lost, so no frame can be located "
+                    "(last good frame: none)"
+                )
             return note
     if "mdat" in kinds and "moov" not in kinds:
-        return f"{path}: the 'moov' index atom is missing (writer did not finish?): no frame can be located (last good frame: none)"
+        return (
+            f"{path}: the 'moov' index atom is missing (writer did not finish?): no frame can be located "
+            "(last good frame: none)"
+        )
     return None
 
 
@@ -155,7 +166,8 @@ def check_clip(path: str | Path, deep: bool = True) -> CheckReport:
                 )
             if len(table) and np.any(table.size <= 0):
                 report.errors.append(
-                    f"{path / 'labels.json'}: frames[{index}].boxes3d.size: expected positive l, w, h, found {table.size[table.size.min(axis=1) <= 0].tolist()[:3]}"
+                    f"{path / 'labels.json'}: frames[{index}].boxes3d.size: expected positive l, w, h, found "
+                    f"{table.size[table.size.min(axis=1) <= 0].tolist()[:3]}"
                 )
     report.summary = f"{clip.num_frames} frames, cameras {clip.rig.names}, " + (
         f"labels: {len(labels.classes)} classes, {boxes} 3D boxes ({labels.provenance.get('source', '?')})"

@@ -47,7 +47,8 @@ class _BoxTable:
             array = _as_array(getattr(self, name), dtype, tail)
             if array.shape[1:] != tail:
                 raise LabelsError(
-                    f"{type(self).__name__}.{name}: expected shape (N, {', '.join(map(str, tail))}), found {array.shape}"
+                    f"{type(self).__name__}.{name}: expected shape (N, {', '.join(map(str, tail))}), found "
+                    f"{array.shape}"
                 )
             if n is None:
                 n = len(array)
@@ -297,7 +298,8 @@ class BevMaps:
         expected = (len(self.channels), *self.grid.shape)
         if self.data.ndim != 4 or self.data.shape[1:] != expected:
             raise LabelsError(
-                f"BevMaps.data: expected shape (F, {expected[0]}, {expected[1]}, {expected[2]}), found {self.data.shape}"
+                f"BevMaps.data: expected shape (F, {expected[0]}, {expected[1]}, {expected[2]}), found "
+                f"{self.data.shape}"
             )
 
 
@@ -395,7 +397,7 @@ def make_provenance(source: str, producer: str, **extra: Any) -> dict:
         "source": source,
         "producer": producer,
         "version": __version__,
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         **extra,
     }
 

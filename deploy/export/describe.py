@@ -121,7 +121,7 @@ def build_metadata(
         "schema_version": METADATA_SCHEMA_VERSION,
         "producer": "fleetvision deploy export",
         "fleetvision_version": __version__,
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "exporter": exporter,
         "torch_version": torch.__version__,
         "cameras": list(cameras),

@@ -87,7 +87,8 @@ def calibrate_chessboard(
         used.append(path)
     if len(used) < min_images:
         raise CalibrationError(
-            f"found the {pattern[0]}x{pattern[1]} pattern on {len(used)} of {len(images)} images, need at least {min_images}; "
+            f"found the {pattern[0]}x{pattern[1]} pattern on {len(used)} of {len(images)} images, need at least "
+            f"{min_images}; "
             f"rejected: {rejected}. Check --pattern (inner corners, not squares)."
         )
     assert size is not None
@@ -147,7 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     K, d = result.camera.K, result.camera.distortion
     print(f"used {len(result.per_image_error)} images, rejected {len(result.rejected)}; RMS {result.rms:.3f} px")
     print(
-        f"fx {K[0, 0]:.1f} fy {K[1, 1]:.1f} cx {K[0, 2]:.1f} cy {K[1, 2]:.1f}; k1 {d[0]:.4f} k2 {d[1]:.4f} p1 {d[2]:.5f} p2 {d[3]:.5f} k3 {d[4]:.4f}"
+        f"fx {K[0, 0]:.1f} fy {K[1, 1]:.1f} cx {K[0, 2]:.1f} cy {K[1, 2]:.1f}; k1 {d[0]:.4f} k2 {d[1]:.4f} p1 "
+        f"{d[2]:.5f} p2 {d[3]:.5f} k3 {d[4]:.4f}"
     )
     document = Rig([result.camera]).to_dict()
     document["calibration"] = {

@@ -1,7 +1,8 @@
 """``perception import``: nuScenes (mmdet3d info files or raw tables), plain videos and robot logs to drive clips.
 
 perception import nuscenes INFO.json|INFO.pkl --out CLIP [--data-root DIR] [--keep-other]
-perception import nuscenes NUSCENES_ROOT --version v1.0-mini --out CLIPS_DIR [--scenes scene-0061 ...] [--no-interpolate]
+perception import nuscenes NUSCENES_ROOT --version v1.0-mini --out CLIPS_DIR [--scenes scene-0061 ...]
+                           [--no-interpolate]
 perception import video VIDEO_OR_IMAGE_FOLDER --out CLIP [--fps 30] [--camera-yaml camera.yaml]
 perception import rosbag BAG... --out CLIP [--cameras TOPIC[=NAME] ...] [--rig rig.yaml] [--base-frame base_link]
 

@@ -1,13 +1,15 @@
 """nuScenes through mmdetection3d v1.x "info" files (``.json``, or ``.pkl`` via a restricted unpickler) to drive clips.
 
-Frames: one per ``data_list`` entry (a keyframe). Reference time = the LIDAR_TOP time, ``world_from_ego`` = ``ego2global``.
+Frames: one per ``data_list`` entry (a keyframe). Reference time = the LIDAR_TOP time,
+``world_from_ego`` = ``ego2global``.
 Per-camera capture times go to ``frames.csv``, and each camera's own ego pose,
 ``world_from_ego(t_cam) = ego2global @ lidar2ego @ inv(lidar2cam) @ inv(cam2ego)``, goes to the pose stream, so
 ``DriveClip.camera_from_ego(i, cam)`` reproduces the dataset's ``lidar2cam`` (which carries the ego motion between
 the lidar sweep and the exposure). Boxes: ``bbox_3d`` [x, y, z, l, w, h, yaw] in LIDAR_TOP with z the box centre and
 yaw the heading of the length axis about lidar +z (mmdet3d >= 1.0); converted to the ego frame with ``lidar2ego``.
 Classes: the 10 nuScenes detection classes; boxes labelled -1 (objects outside them, which mmdet3d and the nuScenes
-detection benchmark ignore) are dropped, or kept as an 11th class "other" with ``keep_other=True``. 2D boxes: ``cam_instances`` (the dataset's own). Times: seconds (unix).
+detection benchmark ignore) are dropped, or kept as an 11th class "other" with ``keep_other=True``. 2D boxes:
+``cam_instances`` (the dataset's own). Times: seconds (unix).
 Consecutive entries more than ``max_gap`` seconds apart start a new clip (info files list many scenes).
 """
 
@@ -203,7 +205,8 @@ def import_nuscenes_info(
     overwrite: bool = False,
     progress: bool = True,
 ) -> list[Path]:
-    """Convert an info file to drive clip(s); one run of consecutive samples -> ``out``, several -> ``out/<segment>``."""
+    """Convert an info file to drive clip(s); one run of consecutive samples -> ``out``, several ->
+    ``out/<segment>``."""
     info_path = Path(info_path)
     source = str(info_path)
     info = load_info_file(info_path)

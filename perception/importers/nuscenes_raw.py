@@ -252,7 +252,8 @@ def _rig(tables: NuScenesTables, keyframes: dict[str, dict], cameras: list[str])
         K = np.asarray(sensor.get("camera_intrinsic") or [], dtype=np.float64)
         if K.shape != (3, 3):
             raise ClipError(
-                f"{tables.folder / 'calibrated_sensor.json'}: token {sensor['token']}: field 'camera_intrinsic': expected 3x3, found {K.tolist()}"
+                f"{tables.folder / 'calibrated_sensor.json'}: token {sensor['token']}: field 'camera_intrinsic': "
+                f"expected 3x3, found {K.tolist()}"
             )
         ego_from_camera = se3(quat_to_matrix(sensor["rotation"]), sensor["translation"])
         result.append(Camera(channel, int(data["width"]), int(data["height"]), K, ego_from_camera))

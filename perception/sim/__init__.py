@@ -1,7 +1,8 @@
 """Synthetic multi-camera driving world: procedural roads, traffic and scenery rendered with numpy/OpenCV for any
 rig, with exact ground truth (3D/2D boxes, BEV drivable/lane maps) and per-camera capture times.
 
-``generate_clip`` / ``generate_dataset`` are imported lazily so ``import perception.sim`` stays cheap (no cv2, no torch).
+``generate_clip`` / ``generate_dataset`` are imported lazily so ``import perception.sim`` stays cheap (no cv2, no
+torch).
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ separates the two directions of travel; forward lanes (``direction=+1``, travel 
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -95,7 +96,7 @@ def sample_road(rng: np.random.Generator, *, s_min: float, s_max: float) -> Road
         segments_s.append(segments_s[-1] + length)
     s = np.arange(s_min, s_max + SAMPLE_SPACING, SAMPLE_SPACING)
     kappa = np.zeros_like(s)
-    for k, (a, b) in enumerate(zip(segments_s[:-1], segments_s[1:])):
+    for k, (a, b) in enumerate(itertools.pairwise(segments_s)):
         kappa[(s >= a) & (s < b)] = curvature[k]
     kappa = np.convolve(kappa, np.ones(21) / 21, mode="same")  # ~10 m clothoid-like transitions
     heading = float(rng.uniform(-np.pi, np.pi)) + np.concatenate([[0.0], np.cumsum(kappa[:-1] * SAMPLE_SPACING)])

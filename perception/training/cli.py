@@ -33,7 +33,8 @@ def _spec_link(model_name: str, model_overrides: dict[str, Any] | None) -> dict[
 
 
 class PerceptionCLI(LightningCLI):
-    """LightningCLI with the data<-model link, the checkpoint/data-wait/prediction-writer callbacks and default loggers."""
+    """LightningCLI with the data<-model link, the checkpoint/data-wait/prediction-writer callbacks and default
+    loggers."""
 
     def add_arguments_to_parser(self, parser: Any) -> None:
         parser.link_arguments(("model.model_name", "model.model_overrides"), "data.target_spec", compute_fn=_spec_link)

@@ -20,6 +20,7 @@ Run ``python tests/importers/make_raw_nuscenes_fixture.py OUT_DIR`` to write one
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import sys
@@ -211,7 +212,7 @@ def write_raw_fixture(
                         channel, t, pose, k if key else k + 1, key, source, "samples" if key else "sweeps", (1600, 900)
                     )
                 )
-        for a, b in zip(chain, chain[1:]):
+        for a, b in itertools.pairwise(chain):
             a["next"], b["prev"] = b["token"], a["token"]
     lidar_source = info_path.parent / entry["lidar_points"]["lidar_path"]
     lidar_chain = [
@@ -227,7 +228,7 @@ def write_raw_fixture(
         )
         for k in range(num_keyframes)
     ]
-    for a, b in zip(lidar_chain, lidar_chain[1:]):
+    for a, b in itertools.pairwise(lidar_chain):
         a["next"], b["prev"] = b["token"], a["token"]
 
     world_from_lidar = ego2global @ lidar2ego

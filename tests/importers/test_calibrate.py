@@ -38,7 +38,7 @@ def test_synthetic_board_recovers_intrinsics(tmp_path):
             if (r + c) % 2 == 0:
                 board[r * square_px : (r + 1) * square_px, c * square_px : (c + 1) * square_px] = 0
     board = cv2.copyMakeBorder(board, 40, 40, 40, 40, cv2.BORDER_CONSTANT, value=255)
-    h, w = board.shape
+    _h, w = board.shape
     rng = np.random.default_rng(1)
     for i in range(8):  # a plane at ~1.2 m seen from different angles (homography K [r1 r2 t] S)
         angles = rng.uniform(-0.35, 0.35, 3)

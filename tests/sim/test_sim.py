@@ -278,5 +278,8 @@ def test_cli_reports_a_bad_rig(tmp_path: Path, capsys) -> None:
 
 
 def test_import_is_light() -> None:
-    code = "import sys, perception.sim; assert 'torch' not in sys.modules and 'cv2' not in sys.modules, sorted(sys.modules)"
+    code = (
+        "import sys, perception.sim; "
+        "assert 'torch' not in sys.modules and 'cv2' not in sys.modules, sorted(sys.modules)"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)

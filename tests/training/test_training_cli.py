@@ -34,7 +34,7 @@ def test_fit_validate_predict(tiny_config: Path, tmp_path: Path) -> None:
     assert "val/AP_car@2m" in header and "val/IoU_drivable" in header and "train/loss" in header
     assert list((log_dir / "pictures").glob("val_epoch*.png"))
     # a plain deploy checkpoint, readable with weights_only=True
-    model, meta = load_model_checkpoint(log_dir / "model.pt")
+    _model, meta = load_model_checkpoint(log_dir / "model.pt")
     assert meta["cameras"] == ["front", "left"] and meta["image_size"] == [64, 96]
     assert meta["rig"]["cameras"][0]["name"] == "front"
     assert meta["classes"]["segmentation"] == ["drivable", "lane"]
