@@ -16,7 +16,6 @@ import configparser
 import contextlib
 import dataclasses
 import io
-import os
 import sys
 import tempfile
 import time
@@ -34,6 +33,7 @@ from autolabel.offline import OfflineLabelConfig, label_video_detections  # noqa
 from autolabel.refine.interpolate import interpolate_linear  # noqa: E402
 from autolabel.teachers.onnx_yolox import OnnxYoloxTeacher  # noqa: E402
 from autolabel.tracking.tracklet import detections_to_tracklets, tracklets_to_detections  # noqa: E402
+from perception.atomic import atomic_path, atomic_write_text  # noqa: E402
 from perception.geometry import box_iou  # noqa: E402
 from perception.labels import Boxes2D  # noqa: E402
 
@@ -96,9 +96,8 @@ def teacher_detections(sequence: Sequence, model_path: Path, cache_dir: Path) ->
     per_frame = [d.with_fields(frame=np.full(len(d), i)) for i, d in enumerate(teacher.predict_batch(sequence.frames))]
     flat = Boxes2D.concat(per_frame)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_suffix(".tmp.npz")
-    np.savez(tmp, xyxy=flat.xyxy, score=flat.score, class_id=flat.class_id, frame=flat.frame)
-    os.replace(tmp, cache)
+    with atomic_path(cache, suffix=".npz") as tmp:
+        np.savez(tmp, xyxy=flat.xyxy, score=flat.score, class_id=flat.class_id, frame=flat.frame)
     return per_frame
 
 
@@ -339,10 +338,7 @@ def main() -> None:
         + "\n"
     )
     print("\n" + "\n".join(table + [""] + verdicts))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, args.out)
+    atomic_write_text(args.out, text)
 
 
 if __name__ == "__main__":
