@@ -10,14 +10,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from autolabel.exporters import ExportContext, export_all
 from autolabel.sources import Source
-from perception.atomic import atomic_write_json, atomic_write_text
+from perception.atomic import atomic_directory, atomic_write_json, atomic_write_text
 from perception.clip import DriveClip
 from perception.labels import Boxes2D, ClipLabels
 
@@ -57,8 +56,7 @@ def _render_preview(clip: DriveClip, labels: ClipLabels, path: Path) -> None:
     from perception.viz import color_for, draw_boxes2d_on_image, render_mosaic
 
     fps = ExportContext.from_clip(clip).fps
-    writer = None
-    try:
+    with VideoWriter(path, fps) as writer:
         for frame in clip.frames():
             drawn = {}
             for camera, image in frame.images.items():
@@ -79,15 +77,7 @@ def _render_preview(clip: DriveClip, labels: ClipLabels, path: Path) -> None:
                     )
                 drawn[camera] = image
             picture = next(iter(drawn.values())) if len(drawn) == 1 else render_mosaic(drawn)
-            if writer is None:
-                writer = VideoWriter(path, fps, (picture.shape[1], picture.shape[0]))
             writer.write(picture)
-    except BaseException:
-        if writer is not None:
-            writer.abort()
-        raise
-    if writer is not None:
-        writer.close()
 
 
 def write_clip_outputs(
@@ -103,9 +93,7 @@ def write_clip_outputs(
     """Write every output of one clip into a hidden temp folder beside ``target``, then rename it into place."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-{os.getpid()}-", dir=target.parent))
-    temporary.chmod(0o755)  # mkdtemp makes 0700; a label folder is for sharing
-    try:
+    with atomic_directory(target, tag="partial") as temporary:
         labels.save(temporary / "labels.json")
         export_all(labels, ExportContext.from_clip(clip), temporary, list(export))
         if preview:
@@ -120,16 +108,6 @@ def write_clip_outputs(
                 "cameras": list(clip.rig.names),
             },
         )
-        if target.exists():
-            trash = target.with_name(f".{target.name}.old-{os.getpid()}")
-            os.replace(target, trash)
-            os.replace(temporary, target)
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            os.replace(temporary, target)
-    except BaseException:
-        shutil.rmtree(temporary, ignore_errors=True)
-        raise
 
 
 def _pid_alive(pid: int) -> bool:

@@ -98,7 +98,8 @@ class Tracklet:
 
 
 def tracklets_to_detections(tracklets: Sequence[Tracklet], *, use_track_score: bool = False) -> Boxes2D:
-    """Flatten to `Boxes2D` with frame and track_id set; score = detector score (or track score, if asked / unobserved)."""
+    """Flatten to `Boxes2D` with frame and track_id set; score = detector score (or track score, if asked /
+    unobserved)."""
     parts = []
     for tracklet in tracklets:
         n = len(tracklet)
