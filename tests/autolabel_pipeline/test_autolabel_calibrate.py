@@ -43,7 +43,9 @@ def test_floors_separate_true_from_false_boxes_per_class(tmp_path: Path) -> None
         truth = rng.uniform(-20, 20, (2, 2))
         ghost = rng.uniform(-20, 20, (1, 2)) + 50.0  # far from any true box: a false positive
         walker = frame < 10  # 10 pedestrian boxes: fewer than min_gt
-        gt.append(_boxes(np.vstack([truth, np.reshape([[3.0, 3.0]] * walker, (-1, 2))]), [CAR, CAR] + [PEDESTRIAN] * walker))
+        gt.append(
+            _boxes(np.vstack([truth, np.reshape([[3.0, 3.0]] * walker, (-1, 2))]), [CAR, CAR] + [PEDESTRIAN] * walker)
+        )
         found = truth + rng.normal(0, 0.3, truth.shape)
         pseudo.append(
             _boxes(
