@@ -219,6 +219,7 @@ def test_bag_without_image_topics_lists_its_topics(tmp_path, capsys):
 
 
 # ------------------------------------------------------------------------------------------ real recordings
+@pytest.mark.shared_data
 def test_realsense_d435_imports_with_its_device_frame(tmp_path, capsys):
     from rosbags.highlevel import AnyReader
 
@@ -264,6 +265,7 @@ cameras:
 """
 
 
+@pytest.mark.shared_data
 @pytest.mark.parametrize("path", [SPOT_RAW, SPOT_COMPRESSED], ids=["raw", "compressed"])
 def test_spot_without_camera_info_fails_clearly_or_imports_with_a_rig(path, tmp_path, capsys):
     bag = _real(path)
