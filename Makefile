@@ -146,7 +146,7 @@ $(S)/report: $(S)/deploy $(S)/viewers
 	  $(BIN)/autolabel ../shared/data/udacity_dashcam/solidWhiteRight.mp4 --out $(DEMO)/dashcam --preview --no-progress \
 	    -c configs/autolabel/jobs/yolox_nano_driving.yaml --teacher ../shared/data/models/yolox_nano_coco/yolox_nano.onnx; \
 	else echo "(../shared/data absent: skipping the real dash-cam part)"; fi
-	$(PYTHON) tools/demo_report.py $(DEMO)
+	$(PYTHON) benchmarks/demo_report.py $(DEMO)
 	@touch $@
 
 clean-demo:

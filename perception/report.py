@@ -2,7 +2,8 @@
 
 It renders what the caller declares (``Row``s and ``Picture``s) and knows no tool's files or keys: the caller reads
 its own outputs (``json_at`` helps) and decides what to show. It runs nothing, imports no torch, and a missing input
-shows as "n/a" instead of failing, so a partial run still reports. ``tools/demo_report.py`` is the ``make demo`` one.
+shows as "n/a" instead of failing, so a partial run still reports. The ``make demo`` report script is in the
+Makefile's last stage.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""tools/demo_report.py reads each stage's own output files; perception.report only renders what it is given."""
+"""benchmarks/demo_report.py reads each stage's own output files; perception.report only renders what it is given."""
 
 import json
 import subprocess
@@ -40,7 +40,7 @@ def test_demo_report_reads_every_stage(tmp_path):
     (demo / "viewers").mkdir()
     (demo / "viewers/clip_0000.rrd").write_bytes(b"\0" * 1000)
     done = subprocess.run(
-        [sys.executable, str(ROOT / "tools/demo_report.py"), str(demo)], capture_output=True, text=True, cwd=ROOT
+        [sys.executable, str(ROOT / "benchmarks/demo_report.py"), str(demo)], capture_output=True, text=True, cwd=ROOT
     )
     assert done.returncode == 0, done.stderr
     report = (demo / "REPORT.md").read_text()
@@ -68,7 +68,10 @@ def test_demo_report_reads_every_stage(tmp_path):
 
 def test_demo_report_of_an_empty_run_says_not_available(tmp_path):
     done = subprocess.run(
-        [sys.executable, str(ROOT / "tools/demo_report.py"), str(tmp_path)], capture_output=True, text=True, cwd=ROOT
+        [sys.executable, str(ROOT / "benchmarks/demo_report.py"), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
     )
     assert done.returncode == 0, done.stderr
     report = (tmp_path / "REPORT.md").read_text()

@@ -1,5 +1,5 @@
-"""``python tools/demo_report.py DEMO_DIR``: the summary table, ``REPORT.md`` and ``summary.json`` of a ``make demo``
-run (the Makefile's last stage).
+"""``python benchmarks/demo_report.py DEMO_DIR``: the summary table, ``REPORT.md`` and ``summary.json`` of a
+``make demo`` run (the Makefile's last stage).
 
 This script is where the demo's layout (which stage writes which file under DEMO_DIR, see the Makefile) and the JSON
 keys of ``autolabel eval``, ``perception test`` and ``deploy parity/quantize/bench/run`` live; ``perception.report``
@@ -163,7 +163,7 @@ def demo_pictures(demo: Path) -> list[Picture | Notes]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="tools/demo_report.py", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="benchmarks/demo_report.py", description=__doc__.splitlines()[0])
     parser.add_argument("demo_dir", type=Path, help="the folder of a make demo run (e.g. runs/demo)")
     args = parser.parse_args(argv)
     if not args.demo_dir.is_dir():
