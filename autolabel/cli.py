@@ -136,7 +136,11 @@ def _run_eval(argv: Sequence[str]) -> int:
     from autolabel.evaluate import evaluate_labels, format_metrics
 
     args = _eval_parser().parse_args(argv)
-    metrics = evaluate_labels(args.label_dir, args.gt, gt_class=args.gt_class, max_range=args.max_range)
+    try:
+        metrics = evaluate_labels(args.label_dir, args.gt, gt_class=args.gt_class, max_range=args.max_range)
+    except (FileNotFoundError, ValueError) as error:
+        print(f"autolabel eval: {error}", file=sys.stderr)
+        return 1
     out = args.out or args.label_dir / "metrics.json"
     from perception.atomic import atomic_write_json
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import cv2
@@ -132,3 +133,62 @@ def test_eval_reports_ground_truth_classes_the_labels_lack(tmp_path: Path, caplo
     clip = json.loads((tmp_path / "labels" / "metrics.json").read_text())["clips"]["clip"]
     assert clip["unscored_gt_classes"] == {"tram": 3}
     assert clip["det2d"]["AP50"] == pytest.approx(1.0)  # the car is found; the tram is reported, not counted
+
+
+def test_eval_hota_without_optional_packages_and_not_applicable_bev(tmp_path: Path, monkeypatch, capsys) -> None:
+    """2D labels against 3D+2D ground truth: HOTA/MOTA/IDF1 per class with motmetrics and TrackEval unimportable,
+    BEV "not applicable" (not 0.000), a label class the ground truth lacks reported."""
+    from perception.labels import Boxes3D
+
+    monkeypatch.setitem(sys.modules, "motmetrics", None)  # import raises ImportError
+    monkeypatch.setitem(sys.modules, "trackeval", None)
+    xyxy = np.array([[10.0, 10, 40, 40], [60, 60, 90, 90]])
+    gt, pred = [], []
+    for index in range(6):
+        boxes3d = Boxes3D(center=[[5.0, 0, 0.8]], size=[[4.5, 1.9, 1.6]], yaw=[0.0], class_id=[0], track_id=[1])
+        gt.append(
+            FrameLabels(boxes3d=boxes3d, boxes2d={"camera": Boxes2D(xyxy=xyxy, class_id=[0, 1], track_id=[1, 2])})
+        )
+        # the pedestrian changes id half-way (one switch); a traffic cone the ground truth does not know
+        pred.append(
+            FrameLabels(
+                boxes2d={
+                    "camera": Boxes2D(
+                        xyxy=np.r_[xyxy, [[100.0, 10, 110, 30]]],
+                        class_id=[0, 1, 2],
+                        score=[0.9, 0.8, 0.7],
+                        track_id=[5, 6 if index < 3 else 7, 8],
+                    )
+                }
+            )
+        )
+    (tmp_path / "labels" / "clip").mkdir(parents=True)
+    ClipLabels(["car", "pedestrian", "traffic_cone"], pred, {}).save(tmp_path / "labels" / "clip" / "labels.json")
+    (tmp_path / "labels" / "clip" / "done").write_text("{}")
+    (tmp_path / "gt" / "clip").mkdir(parents=True)
+    ClipLabels(["car", "pedestrian"], gt, {}).save(tmp_path / "gt" / "clip" / "labels.json")
+    assert main(["eval", str(tmp_path / "labels"), "--gt", str(tmp_path / "gt")]) == 0
+    printed = capsys.readouterr().out
+    assert "HOTA" in printed and "BEV not applicable" in printed and "mAP 0.000" not in printed
+    metrics = json.loads((tmp_path / "labels" / "metrics.json").read_text())
+    clip = metrics["clips"]["clip"]
+    assert clip["bev"] == {"not_applicable": "not applicable: the labels have no 3D boxes (a 2D teacher)"}
+    assert clip["unscored_label_classes"] == {"traffic_cone": 6}
+    tracking = clip["tracking"]["camera"]
+    assert tracking["per_class"]["car"]["hota"] == pytest.approx(1.0)
+    assert tracking["per_class"]["pedestrian"]["num_switches"] == 1
+    assert tracking["per_class"]["pedestrian"]["assa"] == pytest.approx(0.5)  # two halves of one object
+    assert tracking["deta"] == pytest.approx(1.0) and tracking["num_false_positives"] == 0  # the cone is not scored
+    assert tracking["hota"] == pytest.approx(np.sqrt((6 * 1.0 + 6 * 0.5) / 12))  # detection-weighted over classes
+    assert metrics["overall"]["tracking"]["hota"] == pytest.approx(tracking["hota"])
+
+
+def test_eval_mot_ground_truth_of_an_unknown_class_exits_1(tmp_path: Path, capsys) -> None:
+    (tmp_path / "labels" / "seq").mkdir(parents=True)
+    frames = [FrameLabels(boxes2d={"camera": Boxes2D(xyxy=[[1, 1, 5, 5]], track_id=[1])})]
+    ClipLabels(["car"], frames, {}).save(tmp_path / "labels" / "seq" / "labels.json")
+    (tmp_path / "labels" / "seq" / "done").write_text("{}")
+    (tmp_path / "gt" / "seq" / "gt").mkdir(parents=True)
+    (tmp_path / "gt" / "seq" / "gt" / "gt.txt").write_text("1,1,1,1,4,4,1,-1,-1,-1\n")
+    assert main(["eval", str(tmp_path / "labels"), "--gt", str(tmp_path / "gt")]) == 1
+    assert "--gt-class 'pedestrian'" in capsys.readouterr().err
