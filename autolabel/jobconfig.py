@@ -7,9 +7,10 @@ arguments only, ``--print_config``, dotted overrides.
 Sections, each the constructor arguments of one class:
 
 - ``teacher``: ``class_path`` + ``init_args`` of an ``autolabel.teachers.base.Teacher``: ``OnnxYoloxTeacher``,
-  ``TorchvisionTeacher``, ``FleetvisionTeacher`` or your own class. ``--teacher SPEC`` is a shorthand:
-  ``model.onnx`` | ``yolox:PATH`` | ``torchvision:ARCH:PATH`` | ``fleetvision:PATH`` | ``CKPT.ckpt/.pt/.pth`` |
-  ``class_path:pkg.module.Class``; when the config's teacher has the same class, its other arguments are kept.
+  ``OnnxDetectorTeacher``, ``TorchvisionTeacher``, ``FleetvisionTeacher`` or your own class. ``--teacher SPEC`` is a
+  shorthand: ``model.onnx`` (any supported ONNX layout) | ``yolox:PATH`` | ``ultralytics:PATH`` | ``end2end:PATH`` |
+  ``torchvision:ARCH:PATH`` | ``fleetvision:PATH`` | ``CKPT.ckpt/.pt/.pth`` | ``class_path:pkg.module.Class``;
+  when the config's teacher has the same class, its other arguments are kept.
 - ``classes``: the output classes in class-id order; teacher classes outside it are appended (with a warning).
 - ``refine``: ``autolabel.offline.OfflineLabelConfig`` (the 2D offline chain), inline or the path of a preset file.
 - ``tracking3d``: ``autolabel.tracking3d.Tracker3DConfig`` (3D teachers).
@@ -68,6 +69,7 @@ JOB_SECTIONS = (
 NOT_HASHED = ("batch_size", "queue_frames")  # speed and memory only: the same labels either way
 
 TEACHER_CLASSES = {
+    "onnx": "autolabel.teachers.onnx_detector.OnnxDetectorTeacher",
     "yolox": "autolabel.teachers.onnx_yolox.OnnxYoloxTeacher",
     "torchvision": "autolabel.teachers.torchvision_teacher.TorchvisionTeacher",
     "fleetvision": "autolabel.teachers.fleetvision.FleetvisionTeacher",
@@ -99,7 +101,8 @@ def add_job_arguments(parser: Any) -> None:
         "--teacher",
         type=Teacher,
         default=None,
-        help="class_path/init_args of a Teacher, or a shorthand: model.onnx | yolox:PATH | torchvision:ARCH:WEIGHTS "
+        help="class_path/init_args of a Teacher, or a shorthand: model.onnx (YOLOX, ultralytics or end-to-end layout, "
+        "read from the model) | yolox:PATH | ultralytics:PATH | end2end:PATH | torchvision:ARCH:WEIGHTS "
         "| fleetvision:CKPT | CKPT.ckpt | class_path:pkg.module.Class",
     )
     group.add_argument(
@@ -142,6 +145,10 @@ def parse_teacher_spec(spec: str) -> dict[str, Any] | None:
     kind, _, rest = spec.partition(":")
     if kind == "yolox" and rest:
         return {"class_path": TEACHER_CLASSES["yolox"], "init_args": {"model_path": rest}}
+    if kind in ("ultralytics", "end2end") and rest:
+        return {"class_path": TEACHER_CLASSES["onnx"], "init_args": {"model_path": rest, "layout": kind}}
+    if kind == "onnx" and rest:
+        return {"class_path": TEACHER_CLASSES["onnx"], "init_args": {"model_path": rest}}
     if kind == "torchvision" and rest:
         arch, _, path = rest.partition(":")
         if not path:
@@ -152,15 +159,16 @@ def parse_teacher_spec(spec: str) -> dict[str, Any] | None:
     if kind == "class_path" and rest:
         return {"class_path": rest}
     suffix = Path(spec).suffix.lower()
-    if suffix == ".onnx":
-        return {"class_path": TEACHER_CLASSES["yolox"], "init_args": {"model_path": spec}}
+    if suffix == ".onnx":  # layout, input size and class names read from the model (OnnxDetectorTeacher)
+        return {"class_path": TEACHER_CLASSES["onnx"], "init_args": {"model_path": spec}}
     if suffix in (".ckpt", ".pt", ".pth"):
         return {"class_path": TEACHER_CLASSES["fleetvision"], "init_args": {"checkpoint_path": spec}}
     if spec.lstrip().startswith("{") or re.fullmatch(r"([A-Za-z_]\w*\.)*[A-Z]\w*", spec):
         return None  # JSON or pkg.module.Class: for jsonargparse
     raise ValueError(
-        f"--teacher {spec!r}: expected a .onnx (YOLOX), a .ckpt/.pt (fleetvision checkpoint), "
-        "torchvision:ARCH:WEIGHTS, yolox:PATH, fleetvision:PATH, class_path:pkg.module.Class or a class path"
+        f"--teacher {spec!r}: expected a .onnx detector (YOLOX, ultralytics YOLOv8/YOLO11, end-to-end NMS; layout read "
+        "from the model), a .ckpt/.pt (fleetvision checkpoint), torchvision:ARCH:WEIGHTS, yolox:PATH, "
+        "ultralytics:PATH, end2end:PATH, fleetvision:PATH, class_path:pkg.module.Class or a class path"
     )
 
 

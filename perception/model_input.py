@@ -27,6 +27,7 @@ path above picks it up, and a bump of ``MODEL_INPUT_VERSION`` makes old runtimes
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -159,3 +160,48 @@ def check_description(
             f"{source}: field 'preprocess.size_hw': expected the model's image_size {list(size_hw)}, found {recorded}"
         )
     return description
+
+
+# ---------------------------------------------------------------------------------------------------- letterbox
+# Foreign detectors (YOLOX, ultralytics YOLO, ...) take a letterboxed image instead of the rule above: resized keeping
+# the aspect ratio, padded to the model's fixed input size. The one letterbox every such path uses.
+
+
+@dataclass(frozen=True)
+class Letterboxed:
+    """A letterboxed image (height, width, 3) and where the source went: ``scale`` (model px per source px) and
+    the padding ``left``/``top`` (model px) before the resized source."""
+
+    image: np.ndarray
+    scale: float
+    left: int
+    top: int
+
+    def to_source(self, xyxy: np.ndarray) -> np.ndarray:
+        """(N, 4) boxes in model input pixels -> source image pixels."""
+        xyxy = np.asarray(xyxy, dtype=np.float64).reshape(-1, 4)
+        offset = np.array([self.left, self.top, self.left, self.top], dtype=np.float64)
+        return (xyxy - offset) / self.scale
+
+
+def letterbox(
+    image: np.ndarray, size_hw: tuple[int, int], *, pad_value: int = 114, center: bool = False
+) -> Letterboxed:
+    """Resize keeping the aspect ratio (``cv2.INTER_LINEAR``, size rounded to the nearest pixel) into (H, W) =
+    ``size_hw`` and pad with ``pad_value``: bottom/right (``center=False``, YOLOX's layout) or split on both sides
+    (``center=True``, ultralytics' LetterBox: top = round(dh / 2 - 0.1), left = round(dw / 2 - 0.1))."""
+    import cv2
+
+    height, width = int(size_hw[0]), int(size_hw[1])
+    scale = min(height / image.shape[0], width / image.shape[1])
+    new_w, new_h = int(round(image.shape[1] * scale)), int(round(image.shape[0] * scale))
+    left = int(round((width - new_w) / 2 - 0.1)) if center else 0
+    top = int(round((height - new_h) / 2 - 0.1)) if center else 0
+    canvas = np.full((height, width, 3), pad_value, dtype=np.uint8)
+    resized = (
+        image
+        if (new_w, new_h) == (image.shape[1], image.shape[0])
+        else cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
+    )
+    canvas[top : top + new_h, left : left + new_w] = resized
+    return Letterboxed(canvas, scale, left, top)

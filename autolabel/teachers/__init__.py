@@ -13,5 +13,6 @@ __all__ = [
     "load_class_map",
     "resolve_class_map",
 ]
-# Heavy teachers are imported from their modules: autolabel.teachers.onnx_yolox, autolabel.teachers.torchvision_teacher,
+# Heavy teachers are imported from their modules: autolabel.teachers.onnx_detector (any ONNX layout),
+# autolabel.teachers.onnx_yolox, autolabel.teachers.torchvision_teacher,
 # autolabel.teachers.fleetvision

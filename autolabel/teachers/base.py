@@ -1,4 +1,4 @@
-"""Teacher interface and shared pre/post-processing: letterbox, class mapping, class-wise NMS."""
+"""Teacher interface and shared post-processing: class mapping, class-wise NMS (letterbox: perception.model_input)."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from perception.geometry import box_iou
 from perception.labels import Boxes2D
+from perception.model_input import letterbox  # re-exported: the one letterbox (perception.model_input)
 
 __all__ = [
     "CLASS_MAPS",
@@ -119,17 +119,6 @@ class ClassMapper:
         source_class = np.asarray(source_class, dtype=np.int64)
         inside = (source_class >= 0) & (source_class < len(self.lookup))
         return np.where(inside, self.lookup[np.clip(source_class, 0, len(self.lookup) - 1)], -1)
-
-
-def letterbox(frame: np.ndarray, size: tuple[int, int], pad_value: int = 114) -> tuple[np.ndarray, float]:
-    """Resize keeping aspect into (height, width) = size, pad bottom/right with pad_value; returns (image, scale)."""
-    height, width = size
-    scale = min(height / frame.shape[0], width / frame.shape[1])
-    new_w, new_h = int(round(frame.shape[1] * scale)), int(round(frame.shape[0] * scale))
-    resized = cv2.resize(frame, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
-    canvas = np.full((height, width, 3), pad_value, dtype=np.uint8)
-    canvas[:new_h, :new_w] = resized
-    return canvas, scale
 
 
 def nms(xyxy: np.ndarray, score: np.ndarray, iou_threshold: float) -> np.ndarray:

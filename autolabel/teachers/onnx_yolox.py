@@ -1,4 +1,4 @@
-"""YOLOX ONNX teacher (Megvii export layout): letterboxed BGR 0..255 input, raw per-anchor rows out."""
+"""YOLOX ONNX teacher (Megvii export layout): letterboxed BGR 0..255 input (top left), raw per-anchor rows out."""
 
 from __future__ import annotations
 
@@ -7,9 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from autolabel.teachers.base import ClassMapper, Teacher, class_wise_nms, letterbox, resolve_class_map
-from autolabel.teachers.coco import COCO80_NAMES
-from perception.labels import Boxes2D
+from autolabel.teachers.onnx_detector import OnnxDetectorTeacher
 
 __all__ = ["OnnxYoloxTeacher", "decode_yolox"]
 
@@ -45,21 +43,20 @@ def decode_yolox(
     return xyxy.astype(np.float64), score[keep].astype(np.float32), class_index[keep].astype(np.int64)
 
 
-class OnnxYoloxTeacher(Teacher):
-    """YOLOX detector from a local ONNX file; keeps boxes down to ``score_floor``, then class-wise NMS.
+class OnnxYoloxTeacher(OnnxDetectorTeacher):
+    """A YOLOX ONNX model (Megvii export layout, ``OnnxDetectorTeacher`` with ``layout="yolox"``): the input size is
+    the model's (``input_size`` only for a dynamic input); ``source_class_names`` None = the model's metadata, or
+    COCO-80 for an 80-class model without names.
 
     ``class_map``: ``coco_to_driving`` (the packaged COCO -> driving map, default), a YAML file path, an inline
-    {model class name: output class name} mapping, or None (the model's own names, ``source_class_names``, COCO-80
-    when None).
+    {model class name: output class name} mapping, or None (the model's own names).
     """
-
-    weights_argument = "model_path"
 
     def __init__(
         self,
         model_path: str | Path,
         *,
-        input_size: tuple[int, int] = (416, 416),
+        input_size: tuple[int, int] | None = None,
         class_map: str | dict[str, str] | None = "coco_to_driving",
         score_floor: float = 0.05,
         nms_iou: float = 0.65,
@@ -67,40 +64,15 @@ class OnnxYoloxTeacher(Teacher):
         strides: Sequence[int] = (8, 16, 32),
         source_class_names: Sequence[str] | None = None,
     ) -> None:
-        import onnxruntime as ort
-
-        model_path = Path(model_path)
-        if not model_path.is_file():
-            raise FileNotFoundError(f"OnnxYoloxTeacher: model file {model_path} not found")
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = 2
-        self.session = ort.InferenceSession(
-            str(model_path), sess_options=options, providers=list(providers or ["CPUExecutionProvider"])
+        super().__init__(
+            model_path,
+            layout="yolox",
+            input_size=input_size,
+            class_names=source_class_names,
+            class_map=class_map,
+            score_floor=score_floor,
+            nms_iou=nms_iou,
+            strides=strides,
+            providers=providers,
         )
-        self.input_name = self.session.get_inputs()[0].name
-        self.input_size = tuple(input_size)
-        self.score_floor = score_floor
-        self.nms_iou = nms_iou
-        self.strides = tuple(strides)
-        source_class_names = COCO80_NAMES if source_class_names is None else tuple(source_class_names)
-        mapping, self.class_map_source = resolve_class_map(class_map, source_class_names)
-        self.mapper = ClassMapper(mapping, source_class_names)
-        self.class_names = self.mapper.class_names
-        self.name = f"yolox_onnx:{model_path.name}"
-
-    def predict_batch(self, frames: Sequence[np.ndarray]) -> list[Boxes2D]:
-        """One `Boxes2D` per BGR frame, boxes in that frame's pixels (clipped to the image)."""
-        results = []
-        for frame in frames:  # the export has a fixed batch of 1
-            image, scale = letterbox(frame, self.input_size)
-            blob = np.ascontiguousarray(image.transpose(2, 0, 1)[None].astype(np.float32))
-            raw = self.session.run(None, {self.input_name: blob})[0][0]
-            xyxy, score, source_class = decode_yolox(raw, self.input_size, self.strides, self.score_floor)
-            class_id = self.mapper(source_class)
-            mapped = class_id >= 0
-            image_size = (frame.shape[1], frame.shape[0])
-            detections = Boxes2D(
-                xyxy=xyxy[mapped] / scale, score=score[mapped], class_id=class_id[mapped], image_size=image_size
-            ).clipped()
-            results.append(class_wise_nms(detections, self.nms_iou))
-        return results
+        self.name = f"yolox_onnx:{Path(model_path).name}"

@@ -36,11 +36,15 @@ def test_class_map_errors_name_the_class_and_file(tmp_path):
         resolve_class_map({"lorry": "truck"}, COCO80_NAMES)
 
 
-def test_letterbox_keeps_aspect_top_left():
+def test_letterbox_keeps_aspect_top_left_or_centred():
     frame = np.full((480, 640, 3), 7, np.uint8)
-    image, scale = letterbox(frame, (416, 416))
-    assert image.shape == (416, 416, 3) and scale == pytest.approx(0.65)
-    assert (image[:312] == 7).all() and (image[312:] == 114).all()
+    boxed = letterbox(frame, (416, 416))
+    assert boxed.image.shape == (416, 416, 3) and boxed.scale == pytest.approx(0.65)
+    assert (boxed.image[:312] == 7).all() and (boxed.image[312:] == 114).all()
+    centred = letterbox(frame, (416, 416), center=True)  # ultralytics: 104 rows of padding split 52 / 52
+    assert centred.top == 52 and centred.left == 0
+    assert (centred.image[:52] == 114).all() and (centred.image[52:364] == 7).all() and (centred.image[364:] == 114).all()
+    np.testing.assert_allclose(centred.to_source([[0, 52, 416, 364]]), [[0, 0, 640, 480]])
 
 
 def test_class_wise_nms_keeps_other_classes():

@@ -15,10 +15,12 @@ YOLOX_CLASS = "autolabel.teachers.onnx_yolox.OnnxYoloxTeacher"
 
 
 def test_parse_teacher_spec() -> None:
-    assert parse_teacher_spec("m/yolox_nano.onnx") == {
-        "class_path": YOLOX_CLASS,
+    assert parse_teacher_spec("m/yolox_nano.onnx") == {  # the layout is read from the model
+        "class_path": "autolabel.teachers.onnx_detector.OnnxDetectorTeacher",
         "init_args": {"model_path": "m/yolox_nano.onnx"},
     }
+    assert parse_teacher_spec("yolox:m/x.onnx") == {"class_path": YOLOX_CLASS, "init_args": {"model_path": "m/x.onnx"}}
+    assert parse_teacher_spec("ultralytics:y.onnx")["init_args"] == {"model_path": "y.onnx", "layout": "ultralytics"}
     assert parse_teacher_spec("torchvision:fcos_resnet50_fpn:/w.pth") == {
         "class_path": "autolabel.teachers.torchvision_teacher.TorchvisionTeacher",
         "init_args": {"arch": "fcos_resnet50_fpn", "weights_path": "/w.pth"},
