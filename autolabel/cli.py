@@ -32,6 +32,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from perception.labels import ClipLabels
+
 __all__ = ["build_parser", "main"]
 
 
@@ -132,6 +134,90 @@ def _review_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _export_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="autolabel export",
+        description="Write a training dataset (YOLO: images/ + labels/ + data.yaml; COCO: "
+        "annotations/instances_*.json) of a label folder, frames as JPEG, split train/val by clip. The frames are "
+        "read from the inputs the labels were made from (the job's input root, or --inputs).",
+    )
+    parser.add_argument("label_dir", type=Path, help="label folder (autolabel output, or import-cvat ground truth)")
+    parser.add_argument("--out", type=Path, required=True, help="dataset folder to write (replaced atomically)")
+    parser.add_argument(
+        "--format", nargs="+", choices=["yolo", "coco"], default=["yolo", "coco"], help="dataset formats to write"
+    )
+    parser.add_argument("--val-fraction", type=float, default=0.2, help="fraction of the clips used for validation")
+    parser.add_argument("--every", type=int, default=1, help="keep every n-th frame of videos and clips")
+    parser.add_argument("--quality", type=int, default=90, help="JPEG quality of the written frames (1-100)")
+    parser.add_argument(
+        "--inputs", type=Path, default=None, help="input root when the inputs moved (default: LABEL_DIR/job.json)"
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser
+
+
+def _run_export(argv: Sequence[str]) -> int:
+    from autolabel.exporters.dataset import write_dataset
+
+    args = _export_parser().parse_args(argv)
+    logging.basicConfig(format="%(levelname)s %(message)s")
+    try:
+        summary = write_dataset(
+            args.label_dir, args.out, formats=args.format, val_fraction=args.val_fraction, input_root=args.inputs,
+            every=args.every, jpeg_quality=args.quality, progress=not args.no_progress, reuse=False,
+        )  # fmt: skip
+    except (FileNotFoundError, ValueError) as error:
+        print(f"autolabel export: {error}", file=sys.stderr)
+        return 1
+    print(
+        f"autolabel export: {summary.images['train']} train images ({len(summary.items['train'])} clips), "
+        f"{summary.images['val']} val images ({len(summary.items['val'])} clips) -> {summary.out}"
+    )
+    if "yolo" in args.format:
+        print(f"  yolo train data={summary.out / 'data.yaml'}")
+    for name, reason in summary.skipped.items():
+        print(f"  skipped {name}: {reason}", file=sys.stderr)
+    return 3 if summary.skipped else 0
+
+
+def _import_cvat_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="autolabel import-cvat",
+        description="Read corrected CVAT XML (for video 1.1 or for images 1.1; one file per camera) back into a "
+        "labels.json with ground-truth provenance, for 'autolabel eval --gt', 'autolabel export' and training.",
+    )
+    parser.add_argument(
+        "xml", type=Path, nargs="+", help="CVAT XML files (autolabel writes LABELS/<clip>/cvat/<cam>.xml)"
+    )
+    parser.add_argument("--out", type=Path, required=True, help="folder for labels.json, e.g. GT/<clip>")
+    parser.add_argument(
+        "--input",
+        type=Path,
+        default=None,
+        help="the video, clip or image folder the task annotates (checked, recorded)",
+    )
+    parser.add_argument("--camera", nargs="+", default=None, help="camera name of each XML (default: file names)")
+    parser.add_argument(
+        "--classes", nargs="+", default=None, help="class order of the output (default: CVAT's label order)"
+    )
+    return parser
+
+
+def _run_import_cvat(argv: Sequence[str]) -> int:
+    from autolabel.corrections import import_cvat
+
+    args = _import_cvat_parser().parse_args(argv)
+    try:
+        path = import_cvat(args.xml, args.out, input_path=args.input, cameras=args.camera, classes=args.classes)
+    except (FileNotFoundError, ValueError) as error:
+        print(f"autolabel import-cvat: {error}", file=sys.stderr)
+        return 1
+    labels = ClipLabels.load(path)
+    boxes = sum(len(b) for f in labels.frames for b in f.boxes2d.values())
+    print(f"autolabel import-cvat: {boxes} boxes over {len(labels.frames)} frames, classes {labels.classes} -> {path}")
+    return 0
+
+
 def _run_eval(argv: Sequence[str]) -> int:
     from autolabel.evaluate import evaluate_labels, format_metrics
 
@@ -213,6 +299,15 @@ def _run_label(argv: Sequence[str]) -> int:
         f"autolabel: {counts['labelled']} labelled, {counts['skipped']} already done, {counts['failed']} failed "
         f"-> {args.out}"
     )
+    dataset = getattr(summary, "dataset", None)
+    if dataset is not None:
+        print(
+            f"autolabel: training dataset {dataset.out} ({'unchanged' if dataset.reused else 'written'}): "
+            f"{dataset.images['train']} train / {dataset.images['val']} val images, split by clip"
+            + (f"; YOLO: {dataset.out / 'data.yaml'}" if (dataset.out / "data.yaml").is_file() else "")
+        )
+        for name, reason in dataset.skipped.items():
+            print(f"  not in the dataset: {name}: {reason}", file=sys.stderr)
     for failure in summary.failed:
         print(f"  failed: {failure.source.path}: {failure.reason}", file=sys.stderr)
     if summary.failed:
@@ -229,6 +324,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run_review(argv[1:])
     if argv and argv[0] == "calibrate":
         return _run_calibrate(argv[1:])
+    if argv and argv[0] == "export":
+        return _run_export(argv[1:])
+    if argv and argv[0] == "import-cvat":
+        return _run_import_cvat(argv[1:])
+    if argv and argv[0] in ("--version", "-V"):
+        from perception import __version__
+
+        print(f"autolabel (fleetvision) {__version__}")
+        return 0
     return _run_label(argv)
 
 

@@ -26,6 +26,7 @@ from autolabel.pipeline import (
     label_source,
     write_failures,
     write_job_config,
+    write_job_dataset,
     write_job_record,
 )  # fmt: skip
 from autolabel.sources import Source, discover_sources
@@ -129,7 +130,7 @@ def run_job_distributed(
         clean_stale_partials(out_root)
         write_job_record(input_root, out_root)
         write_job_config(out_root, job.config_yaml, job.config_sha256)
-    sources = discover_sources(input_root, exclude=[out_root])
+    sources = discover_sources(input_root, exclude=[out_root], image_mode=job.images.mode)
     module = AutolabelModule(sources=sources, out_root=str(out_root), job=job)
     trainer = L.Trainer(
         accelerator="cpu",
@@ -161,4 +162,5 @@ def run_job_distributed(
         [ClipResult(sources[item["index"]], item["status"], item["frames"], item["reason"]) for item in merged]
     )
     write_failures(out_root, summary.failed)
+    summary.dataset = write_job_dataset(input_root, out_root, job, progress=progress)
     return summary

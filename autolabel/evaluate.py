@@ -272,7 +272,11 @@ def evaluate_labels(
             for p, g in zip(pred_list, gt_list):
                 for evaluator in (coco, coco_all):
                     evaluator.add_image(p.xyxy, p.score, p.class_id, g.xyxy, g.class_id)
-            per_class = class_tracking_scores(pred_list, gt_list, scored)
+            stills = "stills" in (
+                labels.provenance.get("input_kind"),
+                (gt_labels.provenance if gt_labels else {}).get("input_kind"),
+            )
+            per_class = {} if stills else class_tracking_scores(pred_list, gt_list, scored)  # stills: no tracks
             if per_class:
                 tracking = _tracking_dict(combine_tracking_scores(list(per_class.values())))
                 tracking["per_class"] = {labels.classes[c]: _tracking_dict(s) for c, s in per_class.items()}

@@ -14,6 +14,8 @@ Sections, each the constructor arguments of one class:
 - ``classes``: the output classes in class-id order; teacher classes outside it are appended (with a warning).
 - ``refine``: ``autolabel.offline.OfflineLabelConfig`` (the 2D offline chain), inline or the path of a preset file.
 - ``tracking3d``: ``autolabel.tracking3d.Tracker3DConfig`` (3D teachers).
+- ``images``: ``autolabel.sources.ImageSetConfig``: image folders without frames.csv are ``stills`` (independent
+  images, per-image labels) or, with ``mode: sequence``, videos.
 - ``export``, ``preview``: what each clip writes; ``batch_size``, ``queue_frames`` (memory and speed only);
   ``window_frames``, ``window_overlap`` (the 2D chain's windows over long videos).
 
@@ -65,6 +67,7 @@ JOB_SECTIONS = (
     "window_frames",
     "window_overlap",
     "preview",
+    "images",
 )
 NOT_HASHED = ("batch_size", "queue_frames")  # speed and memory only: the same labels either way
 
@@ -91,8 +94,9 @@ def add_job_arguments(parser: Any) -> None:
     from jsonargparse import ActionYesNo
     from jsonargparse.typing import NonNegativeInt, PositiveInt
 
-    from autolabel.exporters import EXPORTERS
+    from autolabel.exporters import EXPORT_FORMATS
     from autolabel.offline import OfflineLabelConfig
+    from autolabel.sources import ImageSetConfig
     from autolabel.teachers.base import Teacher
     from autolabel.tracking3d import Tracker3DConfig
 
@@ -116,9 +120,10 @@ def add_job_arguments(parser: Any) -> None:
     )
     group.add_argument(
         "--export",
-        type=list[Literal[tuple(EXPORTERS)]],  # type: ignore[misc]
-        default=list(EXPORTERS),
-        help=f"label formats written per clip, some of {list(EXPORTERS)}",
+        type=list[Literal[tuple(EXPORT_FORMATS)]],  # type: ignore[misc]
+        default=list(EXPORT_FORMATS),
+        help=f"label formats, some of {list(EXPORT_FORMATS)}: mot/cvat/labelstudio per clip; yolo/coco: one training "
+        "dataset over all clips (LABEL_DIR/dataset: frames as JPEG, train/val split by clip, data.yaml)",
     )
     group.add_argument("--batch_size", "--batch", type=PositiveInt, default=8, help="frames per teacher call")
     group.add_argument("--queue_frames", type=PositiveInt, default=16, help="decoded frames waiting for the teacher")
@@ -126,6 +131,13 @@ def add_job_arguments(parser: Any) -> None:
     group.add_argument("--window_overlap", type=NonNegativeInt, default=60, help="frames shared by windows")
     group.add_argument(
         "--preview", action=ActionYesNo, default=False, help="also write preview.mp4 per clip (--no_preview: not)"
+    )
+    group.add_argument(
+        "--images",
+        type=ImageSetConfig,
+        default=ImageSetConfig(),
+        help="image folders without frames.csv: mode 'stills' (independent images, per-image labels with score >= "
+        "min_score, no tracking) or 'sequence' (tracked like a video)",
     )
 
 
@@ -310,6 +322,13 @@ class Job:
     preview: bool
     config_yaml: str
     config_sha256: str
+    images: Any = None  # autolabel.sources.ImageSetConfig (still images)
+
+    def __post_init__(self) -> None:
+        if self.images is None:
+            from autolabel.sources import ImageSetConfig
+
+            self.images = ImageSetConfig()
 
     @property
     def teacher_info(self) -> TeacherInfo:
@@ -395,4 +414,4 @@ def build_job(config: Any) -> Job:
         window_overlap=built.window_overlap,
     )
     sha = config_sha256(document, weights)
-    return Job(labeler, list(built.export), bool(built.preview), config_yaml, sha)
+    return Job(labeler, list(built.export), bool(built.preview), config_yaml, sha, images=built.images)

@@ -15,15 +15,17 @@ from pathlib import Path
 from typing import Any
 
 from autolabel.exporters import ExportContext, export_all
-from autolabel.sources import Source
+from autolabel.sources import ImageSet, Source
 from perception.atomic import atomic_directory, atomic_write_json, atomic_write_text
 from perception.clip import DriveClip
 from perception.labels import Boxes2D, ClipLabels
 
 __all__ = [
     "CONFIG_FILE",
+    "DATASET_FOLDER",
     "DONE_FILE",
     "FAILURES_FILE",
+    "IMAGES_FILE",
     "JOB_FILE",
     "clean_stale_partials",
     "is_done",
@@ -34,6 +36,8 @@ __all__ = [
 ]
 
 DONE_FILE = "done"
+IMAGES_FILE = "images.json"  # still images: frame index -> file, width, height
+DATASET_FOLDER = "dataset"  # the job's YOLO / COCO training dataset (export: [yolo, coco])
 FAILURES_FILE = "failures.json"
 JOB_FILE = "job.json"
 CONFIG_FILE = "config.yaml"
@@ -80,9 +84,35 @@ def _render_preview(clip: DriveClip, labels: ClipLabels, path: Path) -> None:
             writer.write(picture)
 
 
+def _render_stills_preview(images: ImageSet, labels: ClipLabels, folder: Path) -> None:
+    """Still images: one JPEG per image with its labelled boxes (``preview/<name>.jpg``)."""
+    import cv2
+
+    from perception.atomic import atomic_write_bytes
+    from perception.viz import draw_boxes2d_on_image
+
+    for index, image in images.images():
+        boxes = labels.frames[index].boxes2d.get(ImageSet.CAMERA, Boxes2D.empty())
+        drawn = draw_boxes2d_on_image(image, boxes.xyxy, boxes.class_id, labels.classes, style="pred", thickness=2)
+        ok, encoded = cv2.imencode(".jpg", drawn, [cv2.IMWRITE_JPEG_QUALITY, 90])
+        if ok:
+            atomic_write_bytes(folder / f"{images.files[index].stem}.jpg", encoded.tobytes())
+
+
+def source_videos(clip: DriveClip | ImageSet, source: Source) -> dict[str, str]:
+    """camera -> its video (or image folder / image) path relative to the job's input root, for the exports that
+    point at the media (CVAT ``<source>``, Label Studio tasks)."""
+    base = source.input if source.input is not None else source.relative
+    if isinstance(clip, ImageSet):
+        return {ImageSet.CAMERA: base.as_posix()}
+    if source.kind == "clip":
+        return {name: (base / path.relative_to(clip.path)).as_posix() for name, path in clip.sources.items()}
+    return {name: base.as_posix() for name in clip.sources}
+
+
 def write_clip_outputs(
     labels: ClipLabels,
-    clip: DriveClip,
+    clip: DriveClip | ImageSet,
     target: Path,
     *,
     export: Sequence[str],
@@ -95,8 +125,14 @@ def write_clip_outputs(
     target.parent.mkdir(parents=True, exist_ok=True)
     with atomic_directory(target, tag="partial") as temporary:
         labels.save(temporary / "labels.json")
-        export_all(labels, ExportContext.from_clip(clip), temporary, list(export))
-        if preview:
+        context = ExportContext.from_clip(clip, videos=source_videos(clip, source))
+        export_all(labels, context, temporary, list(export))
+        stills = isinstance(clip, ImageSet)
+        if stills:  # frame i of labels.json is images.json[i]
+            atomic_write_json(temporary / IMAGES_FILE, clip.records(clip.path if clip.path.is_dir() else None))
+        if preview and stills:
+            _render_stills_preview(clip, labels, temporary / "preview")
+        elif preview:
             _render_preview(clip, labels, temporary / "preview.mp4")
         atomic_write_json(
             temporary / DONE_FILE,
@@ -105,7 +141,7 @@ def write_clip_outputs(
                 "input": source.relative.as_posix(),
                 "kind": source.kind,
                 "frames": clip.num_frames,
-                "cameras": list(clip.rig.names),
+                "cameras": list(context.image_sizes),
             },
         )
 

@@ -20,6 +20,7 @@ from typing import Any
 from autolabel.jobconfig import Job
 from autolabel.labeler import ClipLabeler
 from autolabel.outputs import (
+    DATASET_FOLDER,
     DONE_FILE,
     FAILURES_FILE,
     JOB_FILE,
@@ -30,7 +31,7 @@ from autolabel.outputs import (
     write_job_config,
     write_job_record,
 )  # fmt: skip
-from autolabel.sources import Source, discover_sources, open_source
+from autolabel.sources import ImageSet, Source, discover_sources, open_source
 from perception.clip import ClipError
 from perception.labels import LabelsError, make_provenance
 from perception.video import VideoError
@@ -76,6 +77,7 @@ class JobSummary:
     """All inputs' results; ``exit_code`` is 3 when any input failed."""
 
     results: list[ClipResult] = field(default_factory=list)
+    dataset: Any = None  # autolabel.exporters.dataset.DatasetSummary when the job exports yolo/coco
 
     @property
     def failed(self) -> list[ClipResult]:
@@ -119,12 +121,33 @@ def _start_source(source: Source, out_root: Path, *, job: Job) -> ClipResult | _
         return ClipResult(source, "skipped")
     try:
         clip = open_source(source)
+        if isinstance(clip, ImageSet):
+            labels = _label_stills(clip, job)
+            return _Streamed(source, clip, lambda: labels, start)
         return _Streamed(source, clip, job.labeler.label_deferred(clip), start)
     except INPUT_ERRORS as error:
         log.warning("failed: %s: %s", source.path, error)
         return ClipResult(
             source, "failed", reason=f"{type(error).__name__}: {error}", seconds=time.perf_counter() - start
         )
+
+
+def _label_stills(images: ImageSet, job: Job) -> Any:
+    """Per-image labels of still images (``autolabel.stills``) with the job's teacher and classes."""
+    from autolabel.stills import label_stills
+
+    labeler = job.labeler
+    if not getattr(labeler.teacher, "predicts_2d", True):
+        raise ClipError(f"{images.path}: teacher {labeler.teacher_info.name} predicts 3D boxes only: still images "
+                        "need a 2D teacher")  # fmt: skip
+    return label_stills(
+        images, teacher=labeler.teacher, class_lookup=labeler.class_lookup, classes=labeler.classes,
+        min_score=job.images.min_score, batch_size=labeler.batch_size, progress=labeler.frame_progress,
+    )  # fmt: skip
+
+
+def _frames_labelled(clip: Any) -> int:
+    return clip.num_frames if isinstance(clip, ImageSet) else clip.num_frames * len(clip.rig)
 
 
 def _complete_source(streamed: _Streamed, out_root: Path, *, job: Job) -> ClipResult:
@@ -161,9 +184,7 @@ def _complete_source(streamed: _Streamed, out_root: Path, *, job: Job) -> ClipRe
         config_sha256=job.config_sha256,
         source=source,
     )
-    return ClipResult(
-        source, "labelled", frames=clip.num_frames * len(clip.rig), seconds=time.perf_counter() - streamed.start
-    )
+    return ClipResult(source, "labelled", frames=_frames_labelled(clip), seconds=time.perf_counter() - streamed.start)
 
 
 def label_source(source: Source, out_root: Path, *, job: Job) -> ClipResult:
@@ -210,9 +231,8 @@ class _Progress:
 def _frame_count_hint(source: Source) -> int | None:
     """Frames to expect (for the progress bar) from headers only; None when unknown (never decodes the video)."""
     try:
-        if source.kind == "clip":
-            clip = open_source(source)
-            return clip.num_frames * len(clip.rig)
+        if source.kind in ("clip", "stills"):
+            return _frames_labelled(open_source(source))
         from perception.video import VideoReader
 
         with VideoReader(source.path) as reader:
@@ -237,7 +257,7 @@ def run_job(
     write_job_record(input_root, out_root)
     write_job_config(out_root, job.config_yaml, job.config_sha256)
     if sources is None:
-        sources = discover_sources(input_root, exclude=[out_root])
+        sources = discover_sources(input_root, exclude=[out_root], image_mode=job.images.mode)
     config_sha256 = job.config_sha256
     bars = _Progress(len(sources), progress)
     job.labeler.frame_progress = bars.frames_done
@@ -266,4 +286,24 @@ def run_job(
         finally:
             bars.close()
     write_failures(out_root, summary.failed)
+    summary.dataset = write_job_dataset(input_root, out_root, job, progress=progress)
     return summary
+
+
+def write_job_dataset(input_root: str | os.PathLike, out_root: Path, job: Job, *, progress: bool = False) -> Any:
+    """The job's YOLO / COCO training dataset over every finished clip (``LABEL_DIR/dataset``) when ``export``
+    names yolo or coco; None otherwise or when no clip is finished. Reused as is when no label changed."""
+    from autolabel.exporters.dataset import DATASET_FORMATS, write_dataset
+
+    formats = [name for name in job.export if name in DATASET_FORMATS]
+    if not formats:
+        return None
+    root = Path(input_root).resolve()
+    try:
+        return write_dataset(
+            out_root, Path(out_root) / DATASET_FOLDER, formats=formats, progress=progress,
+            input_root=root.parent if root.is_file() else root,
+        )  # fmt: skip
+    except FileNotFoundError as error:  # nothing finished (every input failed): nothing to export
+        log.warning("no dataset written: %s", error)
+        return None

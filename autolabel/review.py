@@ -25,7 +25,8 @@ def collect_review_items(
     for path in sorted(p for p in label_dir.rglob("labels.json") if (p.parent / "done").is_file()):
         labels = ClipLabels.load(path)
         scores = np.array([0.0 if f.uncertainty is None else float(f.uncertainty) for f in labels.frames])
-        for frame in rank_frames_for_review(scores, top_k=top, min_separation=min_separation):
+        stills = labels.provenance.get("input_kind") == "stills"  # independent images: no neighbours to skip
+        for frame in rank_frames_for_review(scores, top_k=top, min_separation=0 if stills else min_separation):
             boxes = labels.frames[int(frame)]
             items.append(
                 {
@@ -45,11 +46,18 @@ def render_review_picture(labels: ClipLabels, clip, frame_index: int) -> np.ndar
     """BGR picture of one frame: every camera with its 2D pseudo-labels (class colour, track id), mosaic if several."""
     import cv2
 
+    from autolabel.sources import ImageSet
     from perception.viz import color_for, draw_boxes2d_on_image, render_mosaic
 
-    frame = clip.read_frame(frame_index)
+    if isinstance(clip, ImageSet):  # still images
+        image = clip.read(frame_index)
+        if image is None:
+            raise OSError(clip.errors[frame_index])
+        images = {ImageSet.CAMERA: image}
+    else:
+        images = clip.read_frame(frame_index).images
     drawn = {}
-    for camera, image in frame.images.items():
+    for camera, image in images.items():
         boxes = labels.frames[frame_index].boxes2d.get(camera, Boxes2D.empty())
         image = draw_boxes2d_on_image(image, boxes.xyxy, boxes.class_id, labels.classes, style="pred", thickness=2)
         for (x1, y1, _, _), track_id, class_id, score in zip(boxes.xyxy, boxes.track_id, boxes.class_id, boxes.score):
@@ -91,7 +99,8 @@ def build_review(
     """Write ``review/review.json`` (ranked frames) and one JPEG per frame (when the inputs are reachable)."""
     import cv2
 
-    from perception.clip import ClipError, DriveClip
+    from autolabel.sources import open_input
+    from perception.clip import ClipError
 
     label_dir = Path(label_dir)
     out_dir = Path(out_dir) if out_dir is not None else label_dir / "review"
@@ -107,7 +116,7 @@ def build_review(
         try:
             if item["clip"] not in cache:
                 labels = ClipLabels.load(label_dir / item["clip"] / "labels.json")
-                clip = DriveClip.open(source) if item["input_kind"] == "clip" else DriveClip.from_video(source)
+                clip = open_input(source, item["input_kind"] or "video")
                 cache = {item["clip"]: (labels, clip)}  # one clip open at a time
             labels, clip = cache[item["clip"]]
             picture = render_review_picture(labels, clip, item["frame"])

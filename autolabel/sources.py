@@ -1,20 +1,122 @@
-"""Input discovery (videos, image folders, drive clips under one root) and streaming frame prefetch."""
+"""Input discovery (videos, image sequences, still images, drive clips under one root) and streaming frame prefetch.
+
+Kinds of input:
+
+- ``clip``: a drive-clip folder (rig.yaml + frames.csv), multi-camera, tracked.
+- ``video``: a video file, one camera, tracked.
+- ``images``: a folder of images that is a SEQUENCE (it holds a ``frames.csv``, or the job says
+  ``images.mode: sequence``): one camera, frames in name order, tracked; every image must have the same size.
+- ``stills``: a folder of images without ``frames.csv`` (or one image file): independent images, each of its own size,
+  labelled one by one (no tracking, no track ids), ``ImageSet``.
+"""
 
 from __future__ import annotations
 
+import logging
 import os
 import queue
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
-from perception.clip import DriveClip, Frame
-from perception.video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
+import numpy as np
 
-__all__ = ["Source", "discover_sources", "open_source", "prefetch_batches"]
+from perception.clip import ClipError, DriveClip, Frame
+from perception.video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, image_files
 
-SOURCE_KINDS = ("video", "images", "clip")
+__all__ = ["ImageSet", "ImageSetConfig", "Source", "discover_sources", "open_input", "open_source", "prefetch_batches"]
+
+log = logging.getLogger("autolabel")
+
+SOURCE_KINDS = ("video", "images", "clip", "stills")
+SEQUENCE_MARKER = "frames.csv"  # an image folder holding it is a sequence
+
+
+@dataclass(frozen=True)
+class ImageSetConfig:
+    """The job's ``images`` section: ``mode`` ``stills`` (default: an image folder without frames.csv is a set of
+    independent images, labelled one by one) or ``sequence`` (every image folder is a video: tracked);
+    ``min_score``: a still keeps the teacher's boxes with at least this score (the tracker's confident-detection
+    level, ``refine.high_score``, by default)."""
+
+    mode: Literal["stills", "sequence"] = "stills"
+    min_score: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("stills", "sequence"):
+            raise ValueError(f"images.mode: expected 'stills' or 'sequence', found {self.mode!r}")
+        if not 0.0 <= self.min_score <= 1.0:
+            raise ValueError(f"images.min_score: expected a score in 0..1, found {self.min_score}")
+
+
+class ImageSet:
+    """Independent still images (a folder's images in name order, or one image file); each keeps its own size.
+
+    Frame ``i`` of its labels is ``files[i]``; ``sizes[i]`` (width, height) is known once the image was decoded
+    (``images``). One camera, named ``image``."""
+
+    CAMERA = "image"
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        if self.path.is_file():
+            if self.path.suffix.lower() not in IMAGE_EXTENSIONS:
+                raise ClipError(f"{self.path}: expected an image file ({'/'.join(IMAGE_EXTENSIONS)})")
+            self.files = [self.path]
+        elif self.path.is_dir():
+            self.files = image_files(self.path)
+        else:
+            raise ClipError(f"{self.path}: image file or folder not found")
+        if not self.files:
+            raise ClipError(f"{self.path}: holds no {'/'.join(IMAGE_EXTENSIONS)} images")
+        self.sizes: list[tuple[int, int] | None] = [None] * len(self.files)
+        self.errors: dict[int, str] = {}
+
+    @property
+    def name(self) -> str:
+        return self.path.stem if self.path.is_file() else self.path.name
+
+    @property
+    def num_frames(self) -> int:
+        return len(self.files)
+
+    @property
+    def cameras(self) -> list[str]:
+        return [self.CAMERA]
+
+    def read(self, index: int) -> np.ndarray | None:
+        """BGR uint8 image ``index``, or None when it cannot be decoded (recorded in ``errors``)."""
+        import cv2
+
+        image = cv2.imread(str(self.files[index]), cv2.IMREAD_COLOR)
+        if image is None:
+            self.errors[index] = f"{self.files[index]}: cannot decode image"
+            log.warning("skipped: %s", self.errors[index])
+            return None
+        self.sizes[index] = (int(image.shape[1]), int(image.shape[0]))
+        return image
+
+    def images(self) -> Iterator[tuple[int, np.ndarray]]:
+        """(index, BGR image) of every decodable image, in order; undecodable ones are logged and skipped."""
+        for index in range(len(self.files)):
+            image = self.read(index)
+            if image is not None:
+                yield index, image
+
+    def records(self, root: Path | None = None) -> list[dict]:
+        """Per image: file (relative to ``root`` when given), width, height, and the error if it failed."""
+        out = []
+        for index, file in enumerate(self.files):
+            size = self.sizes[index]
+            name = file.relative_to(root).as_posix() if root is not None else file.name
+            entry: dict = {"file": name, "width": None if size is None else size[0]}
+            entry["height"] = None if size is None else size[1]
+            if index in self.errors:
+                entry["error"] = self.errors[index]
+            out.append(entry)
+        return out
 
 
 @dataclass(frozen=True)
@@ -57,8 +159,15 @@ def _has_images(names: Sequence[str]) -> bool:
     return any(Path(name).suffix.lower() in IMAGE_EXTENSIONS for name in names)
 
 
-def discover_sources(root: str | os.PathLike, *, exclude: Sequence[str | os.PathLike] = ()) -> list[Source]:
-    """Every video file, image-sequence folder and clip folder under ``root`` (sorted, deterministic).
+def _image_folder_kind(folder: Path, mode: str) -> str:
+    return "images" if mode == "sequence" or (folder / SEQUENCE_MARKER).is_file() else "stills"
+
+
+def discover_sources(
+    root: str | os.PathLike, *, exclude: Sequence[str | os.PathLike] = (), image_mode: str = "stills"
+) -> list[Source]:
+    """Every video file, image folder and clip folder under ``root`` (sorted, deterministic); see the module
+    docstring for the kinds (``image_mode``: ``ImageSetConfig.mode``).
 
     Clip folders (rig.yaml + frames.csv) are not descended into; hidden folders and ``exclude`` paths are skipped.
     Output folders mirror the input tree: ``a/b/run.mp4`` -> ``a/b/run``; a name clash (``run.mp4`` and
@@ -67,8 +176,13 @@ def discover_sources(root: str | os.PathLike, *, exclude: Sequence[str | os.Path
     root = Path(root).resolve()
     excluded = {Path(p).resolve() for p in exclude}
     if root.is_file():
+        if root.suffix.lower() in IMAGE_EXTENSIONS:
+            return [Source(root, Path(root.stem), "stills", Path(root.name))]
         if root.suffix.lower() not in VIDEO_EXTENSIONS:
-            raise ValueError(f"{root}: expected a folder or a video file ({'/'.join(VIDEO_EXTENSIONS)})")
+            raise ValueError(
+                f"{root}: expected a folder, a video file ({'/'.join(VIDEO_EXTENSIONS)}) or an image file "
+                f"({'/'.join(IMAGE_EXTENSIONS)})"
+            )
         return [Source(root, Path(root.stem), "video", Path(root.name))]
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: input folder not found")
@@ -84,22 +198,30 @@ def discover_sources(root: str | os.PathLike, *, exclude: Sequence[str | os.Path
             subfolders[:] = []
             continue
         if here != root and _has_images(files):
-            found.append(Source(here, relative, "images", relative))
+            found.append(Source(here, relative, _image_folder_kind(here, image_mode), relative))
         videos = sorted(f for f in files if Path(f).suffix.lower() in VIDEO_EXTENSIONS and not f.startswith("."))
         stems = [Path(f).stem for f in videos]
         for name in videos:
             clash = stems.count(Path(name).stem) > 1 or (here / Path(name).stem).is_dir()
             found.append(Source(here / name, relative / (name if clash else Path(name).stem), "video", relative / name))
     if _has_images(os.listdir(root)):
-        found.append(Source(root, Path(root.name), "images", Path(".")))
+        found.append(Source(root, Path(root.name), _image_folder_kind(root, image_mode), Path(".")))
     return sorted(found, key=lambda s: s.relative.as_posix())
 
 
-def open_source(source: Source) -> DriveClip:
-    """A ``DriveClip`` for the source (one-camera view for videos and image folders); raises ClipError."""
-    if source.kind == "clip":
-        return DriveClip.open(source.path)
-    return DriveClip.from_video(source.path)
+def open_input(path: str | os.PathLike, kind: str) -> DriveClip | ImageSet:
+    """A ``DriveClip`` (clips; one-camera views of videos and image sequences) or an ``ImageSet`` (stills) for an
+    input of the given kind; raises ClipError."""
+    if kind == "clip":
+        return DriveClip.open(path)
+    if kind == "stills":
+        return ImageSet(path)
+    return DriveClip.from_video(path)
+
+
+def open_source(source: Source) -> DriveClip | ImageSet:
+    """``open_input`` of a discovered source."""
+    return open_input(source.path, source.kind)
 
 
 _END = object()

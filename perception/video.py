@@ -68,10 +68,7 @@ class VideoReader:
 
         if self._images is not None:
             for image_path in self._images:
-                frame = cv2.imread(str(image_path), cv2.IMREAD_COLOR)
-                if frame is None:
-                    raise VideoError(f"{self.path}: cannot decode image {image_path.name}")
-                yield frame
+                yield self._read_image(image_path)
             return
         capture = cv2.VideoCapture(str(self.path))
         index = 0
@@ -98,10 +95,7 @@ class VideoReader:
         if self._images is not None:
             if not 0 <= index < len(self._images):
                 raise IndexError(f"{self.path}: frame {index} out of range 0..{len(self._images) - 1}")
-            frame = cv2.imread(str(self._images[index]), cv2.IMREAD_COLOR)
-            if frame is None:
-                raise VideoError(f"{self.path}: cannot decode image {self._images[index].name}")
-            return frame
+            return self._read_image(self._images[index])
         assert self._capture is not None
         if self.frame_count > 0 and not 0 <= index < self.frame_count:
             raise IndexError(f"{self.path}: frame {index} out of range 0..{self.frame_count - 1}")
@@ -109,6 +103,21 @@ class VideoReader:
         ok, frame = self._capture.read()
         if not ok:
             raise VideoError(f"{self.path}: cannot decode frame {index} (truncated or corrupt video)")
+        return frame
+
+    def _read_image(self, image_path: Path) -> np.ndarray:
+        """One image of an image sequence; every image must have the first one's size (a sequence is a video)."""
+        import cv2
+
+        frame = cv2.imread(str(image_path), cv2.IMREAD_COLOR)
+        if frame is None:
+            raise VideoError(f"{self.path}: cannot decode image {image_path.name}")
+        if frame.shape[:2] != (self.height, self.width):
+            raise VideoError(
+                f"{self.path}: image {image_path.name} is {frame.shape[1]}x{frame.shape[0]}, the first image "
+                f"{self._images[0].name} is {self.width}x{self.height}: an image sequence needs one size "
+                "(independent images of several sizes are still images, not a sequence)"
+            )
         return frame
 
     def count_decodable(self) -> int:

@@ -296,7 +296,7 @@ class OnnxDetectorTeacher(Teacher):
         self.class_map_source = f"{map_source} over {sources['class_names']}"
         self.mapper = ClassMapper(mapping, self.source_class_names)
         self.class_names = self.mapper.class_names
-        self.name = f"onnx_{self.layout}:{model_path.name}"
+        self.name = f"{self.layout}_onnx:{model_path.name}"
         self.sources = sources
         log.info("%s: layout %s, input %s, %d classes (%s)", model_path, self.layout, self.input.size,
                  len(names), sources["class_names"])  # fmt: skip

@@ -75,4 +75,3 @@ class OnnxYoloxTeacher(OnnxDetectorTeacher):
             strides=strides,
             providers=providers,
         )
-        self.name = f"yolox_onnx:{Path(model_path).name}"

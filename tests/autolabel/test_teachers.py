@@ -43,7 +43,9 @@ def test_letterbox_keeps_aspect_top_left_or_centred():
     assert (boxed.image[:312] == 7).all() and (boxed.image[312:] == 114).all()
     centred = letterbox(frame, (416, 416), center=True)  # ultralytics: 104 rows of padding split 52 / 52
     assert centred.top == 52 and centred.left == 0
-    assert (centred.image[:52] == 114).all() and (centred.image[52:364] == 7).all() and (centred.image[364:] == 114).all()
+    assert (
+        (centred.image[:52] == 114).all() and (centred.image[52:364] == 7).all() and (centred.image[364:] == 114).all()
+    )
     np.testing.assert_allclose(centred.to_source([[0, 52, 416, 364]]), [[0, 0, 640, 480]])
 
 

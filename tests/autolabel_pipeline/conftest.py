@@ -19,6 +19,10 @@ def input_tree(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("inputs")
     write_blob_video(root / "drive_a.mp4", frames=24)
     write_blob_images(root / "seq" / "images", frames=12)
+    # frames.csv marks an image folder as a sequence (tracked); without it the images are independent stills
+    (root / "seq" / "images" / "frames.csv").write_text(
+        "index,timestamp\n" + "".join(f"{i},{0.1 * i}\n" for i in range(12))
+    )
     write_blob_clip(root / "clips" / "clip_0000", frames=10)
     (root / "bad").mkdir()
     (root / "bad" / "empty.mp4").write_bytes(b"")

@@ -61,7 +61,8 @@ def test_every_good_input_labelled_with_tracks(labelled: tuple[Path, int]) -> No
         for camera in cameras:
             ids = {int(t) for f in labels.frames for t in f.boxes2d[camera].track_id}
             assert len(ids) == 2, (relative, camera, ids)  # the red and the blue blob, one id each
-            assert (folder / "mot" / f"{camera}.txt").is_file()
+            for name in labels.classes:  # one MOTChallenge file per class (benchmark convention)
+                assert (folder / "mot" / name / f"{camera}.txt").is_file()
             assert (folder / "cvat" / f"{camera}.xml").is_file()
         all_ids = [{int(t) for f in labels.frames for t in f.boxes2d[c].track_id} for c in cameras]
         assert len(set().union(*all_ids)) == 2 * len(cameras)  # ids unique across cameras of a clip
@@ -118,6 +119,7 @@ def test_preview_and_output_inside_input_tree(tmp_path: Path, input_tree: Path) 
     assert main([str(inputs), "--out", str(out), "--teacher", BLOB_TEACHER, "--preview", "--no-progress"]) == 0
     assert sorted(p.name for p in out.iterdir()) == [
         "config.yaml",
+        "dataset",  # the YOLO / COCO training dataset (export: yolo, coco)
         "drive_a",
         "failures.json",
         "job.json",

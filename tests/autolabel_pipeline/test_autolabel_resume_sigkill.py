@@ -16,7 +16,12 @@ REPO = HERE.parents[1]
 
 
 def _tree_bytes(root: Path) -> dict[str, bytes]:
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+    """Every file's bytes; the absolute dataset path in dataset/data.yaml (ultralytics needs it) made relative."""
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes().replace(str(root.resolve()).encode(), b"ROOT")
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def _command(inputs: Path, out: Path, config: Path) -> list[str]:
