@@ -13,7 +13,9 @@ DEMO ?= runs/demo
 # nuscenes-devkit (the reference for the BEV metric cross-check in tests/metrics) declares numpy<2, which our torch,
 # OpenCV and onnxruntime pins cannot use; its evaluation code runs on numpy 2, so it is installed without its
 # dependencies and the dev extra lists the few it imports (pyquaternion, cachetools, scikit-learn).
-DEV_NODEPS := nuscenes-devkit==1.2.0
+# trackeval (the reference for the HOTA / CLEAR / IDF1 cross-check in tests/metrics) declares opencv-python, which
+# clashes with opencv-python-headless; its metrics need only numpy and scipy.
+DEV_NODEPS := nuscenes-devkit==1.2.0 trackeval==1.3.0
 
 $(STAMP): pyproject.toml
 	test -x $(PYTHON) || $(PY) -m venv $(VENV)

@@ -9,7 +9,6 @@ provenance, in a folder that ``autolabel eval --gt``, ``autolabel export`` and t
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,6 +17,7 @@ import numpy as np
 
 from autolabel.exporters.cvat import labels_from_cvat, read_cvat_xml
 from perception.atomic import atomic_write_json
+from perception.hashing import file_sha256
 from perception.labels import Boxes2D, ClipLabels, FrameLabels, make_provenance
 
 __all__ = ["import_cvat"]
@@ -123,12 +123,11 @@ def import_cvat(
             for camera, boxes in frame.boxes2d.items():
                 frame.boxes2d[camera] = boxes.with_fields(class_id=remap[boxes.class_id]) if len(boxes) else boxes
         labels = ClipLabels(order, labels.frames, {})
-    digest = hashlib.sha256(b"".join(p.read_bytes() for p in files)).hexdigest()
+    digests = {str(p): file_sha256(p) for p in files}
     labels.provenance = make_provenance(
         "ground_truth",
         "CVAT (human-reviewed), autolabel import-cvat",
-        cvat_files=[str(p) for p in files],
-        cvat_sha256=digest,
+        cvat_files=digests,
         cameras=names,
         input=None if input_path is None else str(input_path),
         input_kind=kind,
@@ -136,6 +135,6 @@ def import_cvat(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     labels.save(out / "labels.json")
-    atomic_write_json(out / "done", {"source": "cvat", "cvat_sha256": digest, "frames": len(labels.frames),
+    atomic_write_json(out / "done", {"source": "cvat", "cvat_files": digests, "frames": len(labels.frames),
                                      "cameras": names})  # fmt: skip
     return out / "labels.json"

@@ -22,7 +22,6 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +30,8 @@ from typing import Any
 import numpy as np
 
 from autolabel.exporters.yolo import yolo_lines
+from perception.atomic import atomic_directory
+from perception.hashing import file_sha256
 from perception.labels import Boxes2D, ClipLabels
 
 __all__ = ["DATASET_FORMATS", "DatasetItem", "DatasetSummary", "find_dataset_items", "split_by_clip", "write_dataset"]
@@ -93,7 +94,7 @@ def find_dataset_items(label_dir: str | Path, *, input_root: str | Path | None =
                 path,
                 source,
                 provenance.get("input_kind") or "video",
-                hashlib.sha256(path.read_bytes()).hexdigest(),
+                file_sha256(path),
             )
         )
     return items
@@ -247,9 +248,7 @@ def write_dataset(
         classes += [c for c in labels.classes if c not in classes]
         loaded.append((item, labels))
     summary.classes = classes
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-{os.getpid()}-", dir=out.parent))
-    try:
+    with atomic_directory(out) as staging:
         for split in ("train", "val"):
             (staging / "images" / split).mkdir(parents=True)
             if "yolo" in formats:
@@ -326,15 +325,4 @@ def write_dataset(
             "labels": {i.relative: i.labels_sha256 for i in items},
         }  # fmt: skip
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
-        staging.chmod(0o755)
-        if out.exists():
-            trash = out.with_name(f".{out.name}.old-{os.getpid()}")
-            os.replace(out, trash)
-            os.replace(staging, out)
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            os.replace(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return summary

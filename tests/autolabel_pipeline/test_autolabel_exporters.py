@@ -151,7 +151,7 @@ def _source_image(root: Path, relative: str, camera: str, frame: int) -> np.ndar
 
 
 def test_dataset_yolo_reads_with_supervision(dataset_job) -> None:
-    sv = pytest.importorskip("supervision", reason="supervision (make bench-install) reads YOLO datasets")
+    sv = pytest.importorskip("supervision", reason="supervision (make bench-install) is the YOLO reader")
     root, out, dataset = dataset_job
     manifest = json.loads((dataset / "dataset.json").read_text())
     items = manifest["items"]
@@ -184,10 +184,34 @@ def test_dataset_yolo_reads_with_supervision(dataset_job) -> None:
     assert checked == 6 + 5 + 2 * 4 + 3
 
 
+def test_dataset_yolo_by_ultralytics_path_rule(dataset_job) -> None:
+    """Without supervision: every image's label file is where ultralytics looks (the last /images/ replaced by
+    /labels/, suffix .txt); rows denormalised by THAT image's size give the labelled boxes."""
+    import os
+
+    root, out, dataset = dataset_job
+    count = 0
+    for image_path in sorted((dataset / "images").rglob("*.jpg")):
+        text = str(image_path)
+        label_path = Path(f"{os.sep}labels{os.sep}".join(text.rsplit(f"{os.sep}images{os.sep}", 1)).rsplit(".", 1)[0]
+                          + ".txt")  # fmt: skip
+        rows = np.loadtxt(label_path, ndmin=2).reshape(-1, 5)
+        height, width = cv2.imread(text).shape[:2]
+        stem = image_path.stem
+        relative = "clips/clip_0000" if stem.startswith("clips__") else stem.split("__")[0]
+        camera, frame = stem.split("__")[-2], int(stem.split("__")[-1])
+        assert (height, width) == _source_image(root, relative, camera, frame).shape[:2]
+        xyxy = np.c_[rows[:, 1:3] - rows[:, 3:5] / 2, rows[:, 1:3] + rows[:, 3:5] / 2] * [width, height, width, height]
+        boxes = _labelled_boxes(out, relative, camera, frame)
+        np.testing.assert_allclose(np.sort(xyxy, axis=0), np.sort(boxes.xyxy, axis=0), atol=0.01)
+        count += 1
+    assert count == 6 + 5 + 2 * 4 + 3
+
+
 def test_dataset_coco_loads_with_pycocotools(dataset_job) -> None:
     from pycocotools.coco import COCO
 
-    root, out, dataset = dataset_job
+    _, out, dataset = dataset_job
     seen = 0
     for split in ("train", "val"):
         coco = COCO(str(dataset / "annotations" / f"instances_{split}.json"))

@@ -68,7 +68,8 @@ def test_image_folder_of_mixed_sizes_is_labelled_per_image(stills: Path, tmp_pat
     assert tasks[1]["data"]["image"] == "/data/local-files/?d=photos/img_1.jpg"
     assert tasks[1]["predictions"][0]["result"][0]["original_width"] == 320
     yolo = sorted((out / "dataset" / "labels").rglob("photos__image__000001.txt"))[0].read_text().split("\n")[0]
-    cls, cx, cy, w, h = (float(v) for v in yolo.split())
+    cls, cx, cy, _, _ = (float(v) for v in yolo.split())
+    assert cls == labels.classes.index("car")
     car = labels.frames[1].boxes2d["image"].xyxy[labels.frames[1].boxes2d["image"].class_id == 0][0]
     np.testing.assert_allclose([cx * 320, cy * 96], [(car[0] + car[2]) / 2, (car[1] + car[3]) / 2], atol=1e-3)
     assert len(list((out / "photos" / "preview").glob("*.jpg"))) == 3
