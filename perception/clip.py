@@ -26,7 +26,14 @@ from perception.atomic import atomic_write_text, make_staging_dir, replace_direc
 from perception.geometry import interpolate_pose, invert_se3, matrix_to_quat, quat_to_matrix, se3
 from perception.labels import ClipLabels, LabelsError
 from perception.rig import Camera, Rig, RigError
-from perception.video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, VideoError, VideoReader, VideoWriter
+from perception.video import (
+    IMAGE_EXTENSIONS,
+    VIDEO_EXTENSIONS,
+    VideoError,
+    VideoReader,
+    VideoWriter,
+    presentation_times,
+)
 
 POSE_COLUMNS = ["x", "y", "z", "qw", "qx", "qy", "qz"]
 
@@ -216,7 +223,10 @@ class DriveClip:
     def from_video(
         cls, path: str | os.PathLike, K: np.ndarray | None = None, fps: float | None = None, camera_name: str = "camera"
     ) -> DriveClip:
-        """A one-camera clip view of a plain video file or image folder (identity poses; nominal K if none given)."""
+        """A one-camera clip view of a plain video file or image folder (identity poses; nominal K if none given).
+
+        Frame times: the container's presentation times (``perception.video.presentation_times``; an image
+        folder's frames.csv ``timestamp`` column), or ``i / fps`` when ``fps`` is given."""
         path = Path(path)
         try:
             reader = VideoReader(path, fps=fps)
@@ -231,7 +241,10 @@ class DriveClip:
         if K is None:  # nominal pinhole: ~53 degrees horizontal field of view, centred principal point
             K = np.array([[width, 0, width / 2], [0, width, height / 2], [0, 0, 1]], dtype=np.float64)
         rig = Rig([Camera(camera_name, width, height, K)])
-        times = np.arange(count) / rate
+        try:  # the container's presentation times (variable frame rates) unless fps is forced
+            times = np.arange(count) / rate if fps is not None else presentation_times(path, count, rate)
+        except VideoError as error:
+            raise ClipError(str(error)) from error
         poses = np.repeat(np.eye(4)[None], count, axis=0)
         return cls(path, rig, {camera_name: path}, times, poses, {camera_name: times}, times, poses)
 
@@ -436,6 +449,8 @@ class ClipWriter:
                         self._temporary / "cameras" / f"{name}.{self.image_format}",
                         self.fps,
                         (camera.width, camera.height),
+                        odd_size="exact",  # a clip's video keeps the rig's size (4:4:4 H.264 when it is odd)
+                        faststart=False,  # written once, read from disk: no second pass to move the index
                     )
                 self._writers[name].write(image)
         times = camera_timestamps or {}

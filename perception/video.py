@@ -1,7 +1,9 @@
-"""Video I/O: lazy frame readers for video files and image-sequence folders, and atomic video writers."""
+"""Video I/O: lazy frame readers for video files and image-sequence folders, container frame times (PyAV), and atomic
+video writers (H.264 through PyAV)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -140,13 +142,86 @@ class VideoReader:
         self.close()
 
 
+def frame_times(path: str | os.PathLike) -> np.ndarray | None:
+    """Presentation times (s, first frame at 0) of a video file's frames, from the container's timestamps (PyAV,
+    packets only: nothing is decoded), in presentation order. None when the container has no timestamps for its
+    frames. Right for variable-frame-rate files (phones, dash cams), where ``i / fps`` drifts."""
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                return None
+            stream = container.streams.video[0]
+            pts = [packet.pts for packet in container.demux(stream) if packet.size > 0]
+    except (av.FFmpegError, OSError) as error:
+        raise VideoError(f"{path}: cannot read the container's frame timestamps: {error}") from error
+    if not pts or any(p is None for p in pts) or stream.time_base is None:
+        return None
+    times = np.sort(np.asarray(pts, dtype=np.float64)) * float(stream.time_base)
+    return times - times[0]
+
+
+def presentation_times(path: str | os.PathLike, count: int, fps: float) -> np.ndarray:
+    """Frame times (s) of a plain video or image sequence with ``count`` frames: a video's container timestamps
+    (``frame_times``), an image folder's ``frames.csv`` column ``timestamp`` when it has one, else ``i / fps``
+    (logged when a video's timestamps cannot be used: missing, repeated, or not one per frame)."""
+    import logging
+
+    path = Path(path)
+    fallback = np.arange(count) / fps
+    times = None
+    if path.is_dir():
+        table = path / "frames.csv"
+        if table.is_file():
+            import csv
+
+            with open(table, newline="") as stream:
+                rows = list(csv.DictReader(stream))
+            if rows and "timestamp" in rows[0]:
+                try:
+                    times = np.array([float(row["timestamp"]) for row in rows], dtype=np.float64)
+                except ValueError as error:
+                    raise VideoError(f"{table}: column 'timestamp': expected numbers ({error})") from error
+                if len(times) != count:
+                    raise VideoError(f"{table}: {len(times)} timestamps for {count} images")
+                if np.any(np.diff(times) <= 0):
+                    raise VideoError(f"{table}: column 'timestamp': expected increasing times")
+        return fallback if times is None else times
+    times = frame_times(path)
+    problem = None
+    if times is None:
+        problem = "the container has no frame timestamps"
+    elif len(times) != count:
+        problem = f"the container stamps {len(times)} frames, the video has {count}"
+    elif np.any(np.diff(times) <= 0):
+        problem = "the container repeats frame timestamps"
+    if problem is not None:
+        logging.getLogger("perception").warning("%s: %s: frame i is at i / %.3f s", path, problem, fps)
+        return fallback
+    return times
+
+
+ODD_SIZE_MODES = ("pad", "exact", "error")
+H264_SUFFIXES = (".mp4", ".mov", ".mkv")
+
+
 class VideoWriter:
-    """Writes BGR frames to a video (mp4v for .mp4/.mov, MJPG for .avi) through a temporary file renamed on close.
+    """Writes BGR frames to a video through a temporary file renamed on close, with PyAV: H.264 (libx264, yuv420p:
+    plays in browsers, Rerun and Foxglove) for .mp4/.mov/.mkv, VP9 for .webm, Motion-JPEG (any size) for .avi.
 
     ``size`` (width, height) in pixels; None opens the file on the first frame, with that frame's size (the one
     place that does "open the writer on the first frame"). A frame of another size is an error, or is resized to
     the video's size with ``resize_mismatched``. Closing a writer that got no frame writes no file. As a context
     manager it closes when the block succeeds and drops the partial file when it raises.
+
+    H.264 in 4:2:0 needs an even width and height. ``odd_size`` says what happens to an odd one (e.g. 1242x375):
+    ``pad`` (default: one black column/row added at the right/bottom, logged; for pictures to look at),
+    ``exact`` (4:4:4 H.264 keeps the size; FFmpeg/OpenCV decode it, browsers do not: for data such as clip camera
+    videos) or ``error``. Nothing is ever cropped. ``crf``/``preset``: libx264 quality and speed. ``faststart``: the
+    MP4 index first (streams while it downloads; the file is rewritten once at close).
+    ``write(frame, time_s=...)`` stamps frames with their own times (variable frame rate; not in .avi); otherwise
+    frame i is at i / fps.
     """
 
     def __init__(
@@ -156,30 +231,84 @@ class VideoWriter:
         size: tuple[int, int] | None = None,
         *,
         resize_mismatched: bool = False,
+        odd_size: str = "pad",
+        crf: int = 18,
+        preset: str = "veryfast",
+        faststart: bool = True,
     ) -> None:
+        if odd_size not in ODD_SIZE_MODES:
+            raise ValueError(f"VideoWriter.odd_size: expected one of {ODD_SIZE_MODES}, found {odd_size!r}")
+        suffix = Path(path).suffix.lower()
+        if suffix not in (*H264_SUFFIXES, ".webm", ".avi"):
+            raise VideoError(
+                f"{path}: cannot write {suffix!r} videos: expected one of {(*H264_SUFFIXES, '.webm', '.avi')}"
+            )
         self.path = Path(path)
         self.fps = float(fps)
+        if not self.fps > 0:
+            raise ValueError(f"VideoWriter.fps: expected a positive frame rate, found {fps}")
         self.resize_mismatched = resize_mismatched
-        self.size: tuple[int, int] | None = None
+        self.odd_size, self.crf, self.preset, self.faststart = odd_size, crf, preset, faststart
+        self.size: tuple[int, int] | None = None  # of the frames given
+        self.stored_size: tuple[int, int] | None = None  # in the file (padded when odd and odd_size="pad")
         self.frames_written = 0
         self._pending: PendingFile | None = None
-        self._writer = None
+        self._container = None  # PyAV container
+        self._frame_indexed = False  # .avi: frame i at i / fps
+        self._time_base = None
+        self._stream = None
         if size is not None:
             self._open((int(size[0]), int(size[1])))
 
     def _open(self, size: tuple[int, int]) -> None:
-        import cv2
+        import logging
+        from fractions import Fraction
+
+        import av
 
         self._pending = PendingFile(self.path, suffix=self.path.suffix)
-        fourcc = cv2.VideoWriter_fourcc(*("MJPG" if self.path.suffix.lower() == ".avi" else "mp4v"))
-        self.size = size
-        self._writer = cv2.VideoWriter(str(self._pending.temporary), fourcc, self.fps, size)
-        if not self._writer.isOpened():
-            self._pending.abort()
-            raise VideoError(f"{self.path}: OpenCV cannot open a video writer for this extension")
+        self.size = self.stored_size = size
+        width, height = size
+        suffix = self.path.suffix.lower()
+        codec = {".webm": "libvpx-vp9", ".avi": "mjpeg"}.get(suffix, "libx264")
+        pixel_format = "yuvj420p" if codec == "mjpeg" else "yuv420p"  # JPEG takes odd sizes, H.264/VP9 4:2:0 not
+        if (width % 2 or height % 2) and codec != "mjpeg":
+            if self.odd_size == "error":
+                self._pending.abort()
+                raise VideoError(
+                    f"{self.path}: frame size {width}x{height} is odd; H.264/VP9 4:2:0 needs an even width and "
+                    "height (pad or crop the frames, or write odd_size='pad' / 'exact')"
+                )
+            if self.odd_size == "pad":
+                self.stored_size = (width + width % 2, height + height % 2)
+                logging.getLogger("perception").info(
+                    "%s: %dx%d frames padded to %dx%d (H.264 4:2:0 needs even sizes)", self.path, width, height,
+                    *self.stored_size,
+                )  # fmt: skip
+            else:
+                pixel_format = "yuv444p"
+        rate = Fraction(self.fps).limit_denominator(1_000_000)
+        self._frame_indexed = codec == "mjpeg"  # AVI has no presentation times: frame i at i / fps
+        self._time_base = 1 / rate if self._frame_indexed else Fraction(1, 90_000)
+        try:
+            self._container = av.open(
+                str(self._pending.temporary), "w", format="webm" if codec == "libvpx-vp9" else None,
+                options={"movflags": "+faststart"} if self.faststart and suffix in (".mp4", ".mov") else {},
+            )  # fmt: skip
+            self._stream = self._container.add_stream(codec, rate=rate)
+            self._stream.width, self._stream.height = self.stored_size
+            self._stream.pix_fmt = pixel_format
+            self._stream.codec_context.time_base = self._time_base
+            if codec == "libx264":
+                self._stream.options = {"crf": str(self.crf), "preset": self.preset}
+            elif codec == "libvpx-vp9":
+                self._stream.options = {"crf": str(self.crf), "b": "0"}
+        except (av.FFmpegError, ValueError) as error:
+            self._abort_av()
+            raise VideoError(f"{self.path}: cannot open a {codec} writer: {error}") from error
 
-    def write(self, frame: np.ndarray) -> None:
-        """Append one BGR uint8 frame (H, W, 3)."""
+    def write(self, frame: np.ndarray, *, time_s: float | None = None) -> None:
+        """Append one BGR uint8 frame (H, W, 3); ``time_s``: its presentation time (s) for variable frame rates."""
         if self.size is None:
             self._open((frame.shape[1], frame.shape[0]))
         if frame.shape[1] != self.size[0] or frame.shape[0] != self.size[1]:
@@ -191,21 +320,47 @@ class VideoWriter:
             import cv2
 
             frame = cv2.resize(frame, self.size)
-        self._writer.write(np.ascontiguousarray(frame))
+        self._encode(frame, time_s)
         self.frames_written += 1
+
+    def _encode(self, frame: np.ndarray, time_s: float | None) -> None:
+
+        import av
+
+        if self.stored_size != self.size:
+            padded = np.zeros((self.stored_size[1], self.stored_size[0], 3), np.uint8)
+            padded[: frame.shape[0], : frame.shape[1]] = frame
+            frame = padded
+        picture = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="bgr24")
+        picture.time_base = self._time_base
+        if self._frame_indexed or time_s is None:
+            picture.pts = int(round(self.frames_written / self.fps / self._time_base))
+        else:
+            picture.pts = int(round(float(time_s) / self._time_base))
+        try:
+            for packet in self._stream.encode(picture):
+                self._container.mux(packet)
+        except av.FFmpegError as error:
+            raise VideoError(f"{self.path}: encoding frame {self.frames_written} failed: {error}") from error
 
     def close(self) -> None:
         """Finish the file and move it into place (nothing is written when no frame came)."""
-        if self._writer is not None:
-            self._writer.release()
-            self._writer = None
+        if self._container is not None:
+            for packet in self._stream.encode():
+                self._container.mux(packet)
+            self._container.close()
+            self._container = None
             self._pending.commit()
+
+    def _abort_av(self) -> None:
+        if self._container is not None:
+            with contextlib.suppress(Exception):  # a half-written container may not close cleanly; it is deleted
+                self._container.close()
+            self._container = None
 
     def abort(self) -> None:
         """Drop the partial file."""
-        if self._writer is not None:
-            self._writer.release()
-            self._writer = None
+        self._abort_av()
         if self._pending is not None:
             self._pending.abort()
 

@@ -45,7 +45,12 @@ def _parser() -> argparse.ArgumentParser:
     video = sub.add_parser("video", help="a video file or image folder -> one-camera clip")
     video.add_argument("path", type=Path, help="video file (.mp4 .avi .mov .mkv .webm) or folder of images")
     video.add_argument("--out", type=Path, required=True, help="clip folder to write")
-    video.add_argument("--fps", type=float, help="frame rate (default: the container's; 10 for image folders)")
+    video.add_argument(
+        "--fps",
+        type=float,
+        help="force frame i to i / FPS s (default: the container's presentation times, for variable frame rates; "
+        "image folders: their frames.csv 'timestamp' column, else 10 fps)",
+    )
     video.add_argument(
         "--camera-yaml", type=Path, help="rig.yaml or 'perception calibrate' output with the camera's K and distortion"
     )

@@ -1,6 +1,8 @@
 """Plain videos (or image folders) to one-camera drive clips.
 
-Timing: frame i at i / fps seconds (``--fps`` overrides the container's rate; image folders default to 10 fps).
+Timing: each frame's presentation time from the container (PyAV; right for the variable frame rate of phones and dash
+cams; frame 0 at 0 s), an image folder's ``frames.csv`` ``timestamp`` column, else i / 10 s for image folders;
+``--fps`` forces frame i to i / fps seconds.
 Poses: identity (no odometry), so ``world_from_ego`` is the same every frame. Intrinsics: from a camera YAML (a
 rig.yaml or a ``perception calibrate`` output; the first camera, or ``camera_name``, is used, rescaled if its size
 differs by the same factor on both axes), else a nominal pinhole (fx = fy = image width, about 53 degrees

@@ -90,3 +90,42 @@ def test_bad_aspect_camera_yaml_is_refused(small_video, tmp_path):
     )
     with pytest.raises(ClipError, match="same aspect ratio"):
         import_video(small_video, tmp_path / "clip", camera_yaml=tmp_path / "camera.yaml", progress=False)
+
+
+def test_variable_frame_rate_video_keeps_its_presentation_times(tmp_path):
+    """A phone-style VFR file (frames 20-150 ms apart): frames.csv gets the container's times, not i / fps."""
+    times = np.array([0.0, 0.033, 0.066, 0.1, 0.2, 0.22, 0.37, 0.4, 0.55, 0.6])
+    path = tmp_path / "phone.mp4"
+    with VideoWriter(path, 30.0, (64, 48)) as writer:
+        for i, t in enumerate(times):
+            writer.write(np.full((48, 64, 3), 20 * i, np.uint8), time_s=t)
+    assert main(["video", str(path), "--out", str(tmp_path / "clip"), ]) == 0
+    clip = DriveClip.open(tmp_path / "clip")
+    np.testing.assert_allclose(clip.timestamps, times, atol=1e-4)  # container time base 1/90000 s or coarser
+    np.testing.assert_allclose(clip.camera_timestamps["camera"], times, atol=1e-4)
+    assert main(["video", str(path), "--out", str(tmp_path / "forced"), "--fps", "10", ]) == 0
+    np.testing.assert_allclose(DriveClip.open(tmp_path / "forced").timestamps, np.arange(10) / 10)
+
+
+def test_odd_frame_size_is_kept_not_cropped(tmp_path):
+    """1242x375 (KITTI): OpenCV's mp4v writer used to crop it and 'perception check' then refused the clip."""
+    from perception.check import main as check_main
+    from perception.video import VideoReader
+
+    source = tmp_path / "kitti.avi"
+    frames = [np.full((375, 1242, 3), 10 * i, np.uint8) for i in range(4)]
+    for frame, k in zip(frames, range(4)):
+        frame[:, -1] = 255  # the last column is content, not padding
+        frame[-1, :] = 200 + k
+    with VideoWriter(source, 10.0) as writer:
+        for frame in frames:
+            writer.write(frame)
+    assert main(["video", str(source), "--out", str(tmp_path / "clip"), ]) == 0
+    assert check_main([str(tmp_path / "clip")]) == 0
+    with VideoReader(tmp_path / "clip" / "cameras" / "camera.mp4") as reader:
+        decoded = list(reader)
+        assert (reader.width, reader.height) == (1242, 375)
+    assert len(decoded) == 4 and abs(int(decoded[2][100, -1, 0]) - 255) <= 8  # last column still there
+    with VideoWriter(tmp_path / "preview.mp4", 10.0) as writer:  # pictures to look at: padded, logged, not cropped
+        writer.write(frames[0])
+    assert writer.stored_size == (1242, 376) and writer.size == (1242, 375)
