@@ -99,11 +99,33 @@ def test_variable_frame_rate_video_keeps_its_presentation_times(tmp_path):
     with VideoWriter(path, 30.0, (64, 48)) as writer:
         for i, t in enumerate(times):
             writer.write(np.full((48, 64, 3), 20 * i, np.uint8), time_s=t)
-    assert main(["video", str(path), "--out", str(tmp_path / "clip"), ]) == 0
+    assert (
+        main(
+            [
+                "video",
+                str(path),
+                "--out",
+                str(tmp_path / "clip"),
+            ]
+        )
+        == 0
+    )
     clip = DriveClip.open(tmp_path / "clip")
     np.testing.assert_allclose(clip.timestamps, times, atol=1e-4)  # container time base 1/90000 s or coarser
     np.testing.assert_allclose(clip.camera_timestamps["camera"], times, atol=1e-4)
-    assert main(["video", str(path), "--out", str(tmp_path / "forced"), "--fps", "10", ]) == 0
+    assert (
+        main(
+            [
+                "video",
+                str(path),
+                "--out",
+                str(tmp_path / "forced"),
+                "--fps",
+                "10",
+            ]
+        )
+        == 0
+    )
     np.testing.assert_allclose(DriveClip.open(tmp_path / "forced").timestamps, np.arange(10) / 10)
 
 
@@ -120,7 +142,17 @@ def test_odd_frame_size_is_kept_not_cropped(tmp_path):
     with VideoWriter(source, 10.0) as writer:
         for frame in frames:
             writer.write(frame)
-    assert main(["video", str(source), "--out", str(tmp_path / "clip"), ]) == 0
+    assert (
+        main(
+            [
+                "video",
+                str(source),
+                "--out",
+                str(tmp_path / "clip"),
+            ]
+        )
+        == 0
+    )
     assert check_main([str(tmp_path / "clip")]) == 0
     with VideoReader(tmp_path / "clip" / "cameras" / "camera.mp4") as reader:
         decoded = list(reader)
