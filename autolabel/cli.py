@@ -63,14 +63,18 @@ def build_parser() -> Any:
         "--workers", type=int, default=1, help="processes (Lightning DDP on CPU/gloo) sharding the clips"
     )
     parser.add_argument("--no-progress", action="store_true", help="no tqdm bars")
-    parser.add_argument("-v", "--verbose", action="store_true")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log every step (INFO)")
     add_job_arguments(parser)
     return parser
 
 
 def _eval_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="autolabel eval", description="Score pseudo-labels against ground truth.")
-    parser.add_argument("label_dir", type=Path)
+    parser = argparse.ArgumentParser(
+        prog="autolabel eval",
+        description="Score pseudo-labels against ground truth: COCO AP, HOTA (DetA, AssA), MOTA, IDF1 per class and "
+        "camera (TrackEval's figures), BEV mAP/NDS for 3D labels.",
+    )
+    parser.add_argument("label_dir", type=Path, help="label folder written by autolabel")
     parser.add_argument(
         "--gt",
         type=Path,
@@ -124,13 +128,13 @@ def _run_calibrate(argv: Sequence[str]) -> int:
 
 def _review_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="autolabel review", description="Most uncertain frames first, with pictures.")
-    parser.add_argument("label_dir", type=Path)
-    parser.add_argument("--top", type=int, default=20)
+    parser.add_argument("label_dir", type=Path, help="label folder written by autolabel")
+    parser.add_argument("--top", type=int, default=20, help="how many frames to list")
     parser.add_argument("--out", type=Path, default=None, help="review folder (default LABEL_DIR/review)")
     parser.add_argument(
         "--inputs", type=Path, default=None, help="input root when labels were moved (default: recorded)"
     )
-    parser.add_argument("--no-pictures", action="store_true")
+    parser.add_argument("--no-pictures", action="store_true", help="list the frames, draw no pictures")
     return parser
 
 

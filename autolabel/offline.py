@@ -31,7 +31,50 @@ __all__ = ["OfflineLabelConfig", "OfflineResult", "label_video_detections", "pre
 
 @dataclass(frozen=True)
 class OfflineLabelConfig:
-    """Every knob of the offline chain (plain constructor args; presets in configs/autolabel/*.yaml)."""
+    """Every knob of the offline chain (plain constructor args; presets in configs/autolabel/*.yaml).
+
+    Args:
+        high_score: detector score of a confident box (the tracker's first association stage)
+        low_score: boxes below this score are ignored (those between low and high feed the second stage)
+        new_track_score: a box starts a new track only from this score on
+        first_match_iou: minimum IoU of a confident box to a predicted track box (stage 1)
+        second_match_iou: minimum IoU of a low-score box to a still unmatched track (stage 2)
+        tentative_match_iou: minimum IoU to a not yet confirmed track
+        max_lost_frames: frames a track survives without a box before it ends
+        min_hits: boxes a track needs before it is confirmed
+        tracker_appearance_weight: weight of the colour-histogram distance in the stage-1 cost (0: off)
+        direction_weight: weight of the heading inconsistency in the stage-1 cost (0: off)
+        direction_delta: frames over which a track's heading is measured
+        recovery_iou: IoU to retry unmatched tracks from their last observed box (stage 3)
+        camera_motion: compensate camera motion (global image warp) before matching
+        backward_pass: cut forward tracklets where a time-reversed tracker disagrees
+        extend: rescue unused boxes at tracklet ends
+        extend_min_score: minimum score of a rescued box
+        extend_min_iou: minimum IoU of a rescued box to the tracklet's extrapolated box
+        extend_max_miss: frames without a box before the rescue stops
+        link: link tracklets across occlusions (gaps in frames)
+        appearance: compute colour-histogram embeddings (for linking and the tracker's appearance term)
+        link_max_gap: longest gap (frames) two tracklets may be linked across
+        link_gate_base: motion gate of linking in box heights
+        link_gate_per_frame: growth of the motion gate per frame of gap (box heights)
+        link_max_overlap: frames two linked tracklets may overlap (the later one's boxes there are dropped)
+        link_max_speed: fastest plausible motion across a gap (box heights per frame)
+        link_appearance_gate: largest appearance distance for a link
+        link_motion_weight: weight of motion in the link cost
+        link_appearance_weight: weight of appearance in the link cost
+        link_max_cost: links above this cost are not made
+        min_length: tracks shorter than this (boxes) are dropped
+        min_track_score: tracks with a lower track score are dropped
+        decision_low_score: a box below this score counts as weak in the track decision
+        max_low_fraction: tracks with more than this fraction of weak boxes are dropped
+        smoothing: output boxes: linear (observed + linear gap fill), rts (RTS-smoothed) or none
+        max_fill_gap: longest gap (frames) filled inside a track
+        process_noise: RTS smoother process noise (box heights)
+        measurement_noise: RTS smoother measurement noise (box heights)
+        rigid_classes: classes whose box scale is unified per track (vehicles)
+        rigid_max_scale_change: scale spread (10-90%) under which a rigid track gets one box size
+        stationary_max_motion: centre spread (box heights) under which a track is held still
+    """
 
     # online tracker (scores are detector scores in [0, 1]; IoU thresholds for matching)
     high_score: float = 0.5

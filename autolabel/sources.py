@@ -36,10 +36,13 @@ SEQUENCE_MARKER = "frames.csv"  # an image folder holding it is a sequence
 
 @dataclass(frozen=True)
 class ImageSetConfig:
-    """The job's ``images`` section: ``mode`` ``stills`` (default: an image folder without frames.csv is a set of
-    independent images, labelled one by one) or ``sequence`` (every image folder is a video: tracked);
-    ``min_score``: a still keeps the teacher's boxes with at least this score (the tracker's confident-detection
-    level, ``refine.high_score``, by default)."""
+    """The job's ``images`` section.
+
+    Args:
+        mode: stills (an image folder without frames.csv is a set of independent images, labelled one by one) or
+            sequence (every image folder is a video: tracked)
+        min_score: a still image keeps the teacher's boxes with at least this score
+    """
 
     mode: Literal["stills", "sequence"] = "stills"
     min_score: float = 0.5

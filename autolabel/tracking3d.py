@@ -49,6 +49,29 @@ class Tracker3DConfig:
     track is continued before its first and after its last detection (constant velocity), ``min_length`` and
     ``min_track_score`` drop short or weak tracks, and ``class_min_score`` is a per-class floor on the final box
     scores (choose it on a labelled split: ``autolabel calibrate``).
+
+    Args:
+        gates_m: association gate per class (metres of centre distance)
+        default_gate_m: gate of classes not in gates_m (m)
+        min_score: detections below this score are ignored
+        new_track_score: a detection starts a new track only from this score on
+        max_lost_s: seconds a track survives without a detection
+        min_hits: detections a track needs before it is confirmed
+        accel_std: constant-velocity Kalman filter process noise (m/s^2)
+        measurement_std: Kalman filter measurement noise (m)
+        cross_class_cost: extra cost of matching a detection of another class (None: never across classes)
+        class_vote: one class per track (score-weighted vote)
+        rigid_size: one box size per track (median)
+        smooth: RTS-smoothed world position and yaw
+        trajectory_velocity: velocity from the smoothed world trajectory
+        hold_stationary: a track that does not move gets one pose
+        stationary_max_spread_m: centre spread (m) under which a track counts as stationary
+        hold_range_m: a stationary track is also held on every frame within this distance of the ego (m)
+        max_fill_gap: longest gap (frames) of a moving track that is filled
+        extrapolate_s: seconds a moving track is continued before its first and after its last detection
+        min_length: tracks with fewer frames are dropped
+        min_track_score: tracks whose track score (mean of the better half of the scores) is lower are dropped
+        class_min_score: per-class floor on the final box scores (autolabel calibrate)
     """
 
     gates_m: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_GATES_M))

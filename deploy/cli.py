@@ -55,7 +55,7 @@ def _set_torch_threads(threads: int | None) -> None:
 # ---------------------------------------------------------------------------------------------- export / parity
 def _add_export(sub) -> None:
     parser = sub.add_parser("export", help="checkpoint -> self-describing ONNX (decoding in the graph)")
-    parser.add_argument("checkpoint", type=Path)
+    parser.add_argument("checkpoint", type=Path, help="fleetvision checkpoint (.pt / .ckpt) to export")
     parser.add_argument("--out", type=Path, required=True, help="output .onnx")
     parser.add_argument("--budget", type=Path, default=None, help="latency budget YAML stored in the metadata")
     parser.add_argument("--top-k", type=int, default=100, help="3D detection slots")
@@ -65,7 +65,7 @@ def _add_export(sub) -> None:
     )
     parser.add_argument("--simplify", action="store_true", help="run onnxslim (if installed) on the graph")
     parser.add_argument("--parity-clip", type=Path, default=None, help="check ORT vs PyTorch on this clip afterwards")
-    parser.add_argument("--parity-frames", type=int, default=4)
+    parser.add_argument("--parity-frames", type=int, default=4, help="frames of --parity-clip compared")
     _add_torch_threads(parser)
     parser.set_defaults(handler=_cmd_export)
 
@@ -107,12 +107,12 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 def _add_parity(sub) -> None:
     parser = sub.add_parser("parity", help="ONNX Runtime vs PyTorch on real clip frames (state carried)")
-    parser.add_argument("model", type=Path)
-    parser.add_argument("checkpoint", type=Path)
-    parser.add_argument("--clip", type=Path, required=True)
-    parser.add_argument("--frames", type=int, default=4)
-    parser.add_argument("--atol", type=float, default=1e-3)
-    parser.add_argument("--rtol", type=float, default=1e-3)
+    parser.add_argument("model", type=Path, help="exported .onnx")
+    parser.add_argument("checkpoint", type=Path, help="the checkpoint it was exported from")
+    parser.add_argument("--clip", type=Path, required=True, help="clip whose frames feed both")
+    parser.add_argument("--frames", type=int, default=4, help="consecutive frames compared (temporal state carried)")
+    parser.add_argument("--atol", type=float, default=1e-3, help="absolute tolerance per output value")
+    parser.add_argument("--rtol", type=float, default=1e-3, help="relative tolerance per output value")
     parser.add_argument("--json", type=Path, default=None, help="also write the report as JSON")
     _add_torch_threads(parser)
     parser.set_defaults(handler=_cmd_parity)
@@ -144,9 +144,14 @@ def _cmd_parity(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------------------------- quantize
 def _add_quantize(sub) -> None:
     parser = sub.add_parser("quantize", help="static INT8 QDQ on real clip frames (+ FP32 vs INT8 task metrics)")
-    parser.add_argument("model", type=Path)
+    parser.add_argument("model", type=Path, help="FP32 .onnx from 'deploy export'")
     parser.add_argument("--calib", type=Path, nargs="+", required=True, help="clip folders or folders of clips")
-    parser.add_argument("--method", choices=("minmax", "entropy", "percentile"), default="minmax")
+    parser.add_argument(
+        "--method",
+        choices=("minmax", "entropy", "percentile"),
+        default="minmax",
+        help="activation range calibration (onnxruntime's CalibrationMethod)",
+    )
     parser.add_argument(
         "--keep-float",
         nargs="*",
@@ -264,13 +269,17 @@ def _add_bench(sub) -> None:
         default=None,
         help="threads per model run, onnxruntime and the PyTorch row (default: budget's, else the runtimes' own)",
     )
-    parser.add_argument("--inter-op-threads", type=int, default=None)
+    parser.add_argument("--inter-op-threads", type=int, default=None, help="onnxruntime threads across graph branches")
     parser.add_argument("--cpu-affinity", type=_parse_affinity, default=None, help="core ids, e.g. 0,1 or 0-3")
-    parser.add_argument("--warmup-runs", type=int, default=defaults.warmup_runs)
-    parser.add_argument("--warmup-s", type=float, default=defaults.warmup_s)
-    parser.add_argument("--min-runs", type=int, default=defaults.min_runs)
-    parser.add_argument("--min-duration-s", type=float, default=defaults.min_duration_s)
-    parser.add_argument("--max-runs", type=int, default=defaults.max_runs)
+    parser.add_argument(
+        "--warmup-runs", type=int, default=defaults.warmup_runs, help="untimed runs first (and --warmup-s)"
+    )
+    parser.add_argument("--warmup-s", type=float, default=defaults.warmup_s, help="untimed seconds first (and runs)")
+    parser.add_argument("--min-runs", type=int, default=defaults.min_runs, help="timed runs at least (and seconds)")
+    parser.add_argument(
+        "--min-duration-s", type=float, default=defaults.min_duration_s, help="timed seconds at least (and runs)"
+    )
+    parser.add_argument("--max-runs", type=int, default=defaults.max_runs, help="timed runs at most")
     parser.add_argument("--throughput-s", type=float, default=defaults.throughput_s, help="0 disables the pass")
     parser.add_argument("--concurrency", type=int, default=defaults.concurrency, help="threads in the throughput pass")
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size, help="items per run for throughput")
@@ -281,11 +290,11 @@ def _add_bench(sub) -> None:
     inputs.add_argument("--clip", type=Path, default=None, help="real inputs from this clip's frames")
     parser.add_argument("--clip-frames", type=int, default=8, help="frames of --clip cycled through")
     parser.add_argument("--checkpoint", type=Path, default=None, help="add a PyTorch eager FP32 row (first row)")
-    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--seed", type=int, default=defaults.seed, help="seed of the synthetic inputs")
     parser.add_argument("--profile-runs", type=int, default=defaults.profile_runs, help="0 = no operator profile")
     parser.add_argument("--out", type=Path, default=Path("bench_reports"), help="report folder")
     parser.add_argument("--stem", default="bench", help="report file name stem")
-    parser.add_argument("--no-plot", action="store_true")
+    parser.add_argument("--no-plot", action="store_true", help="no latency plot (PNG) in the report")
     parser.add_argument(
         "--exit-zero",
         action="store_true",
@@ -417,7 +426,7 @@ def eager_result(checkpoint: Path, feeds, config, budget):
 # ---------------------------------------------------------------------------------------------- run
 def _add_run(sub) -> None:
     parser = sub.add_parser("run", help="the in-vehicle runtime on a clip replay or live cameras (torch-free)")
-    parser.add_argument("model", type=Path)
+    parser.add_argument("model", type=Path, help=".onnx exported by 'deploy export' (or its INT8/FP16 variant)")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--clip", type=Path, help="replay this clip folder")
     source.add_argument("--camera", action="append", metavar="NAME=DEVICE", help="live OpenCV device per camera")
@@ -435,9 +444,11 @@ def _add_run(sub) -> None:
     parser.add_argument("--video", type=Path, default=None, help="annotated video (mosaic + BEV)")
     parser.add_argument("--score-threshold", type=float, default=0.3, help="3D detections kept at or above")
     parser.add_argument("--score-threshold-2d", type=float, default=0.3, help="2D detections kept at or above")
-    parser.add_argument("--deadline-ms", type=float, default=None)
-    parser.add_argument("--max-frames", type=int, default=None)
-    parser.add_argument("--start-frame", type=int, default=0)
+    parser.add_argument(
+        "--deadline-ms", type=float, default=None, help="per-frame deadline (default: the budget's, else 1000 / rate)"
+    )
+    parser.add_argument("--max-frames", type=int, default=None, help="stop after this many frames (clip replay)")
+    parser.add_argument("--start-frame", type=int, default=0, help="first frame of the clip replayed")
     parser.add_argument("--duration", type=float, default=30.0, help="seconds, live cameras only")
     parser.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads (default: budget's)")
     parser.add_argument("--drop-alert", type=float, default=0.2, help="alert above this filtered drop fraction")
@@ -517,12 +528,15 @@ def format_summary(summary: dict) -> str:
 
 # ---------------------------------------------------------------------------------------------- main
 def build_parser() -> argparse.ArgumentParser:
+    from perception import __version__
+
     parser = argparse.ArgumentParser(
         prog="deploy",
-        description=__doc__.splitlines()[0],
+        description=__doc__.splitlines()[0].replace("``", "'"),
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="\n".join(__doc__.splitlines()[2:]),
+        epilog="\n".join(__doc__.splitlines()[2:]).replace("``", "'"),
     )
+    parser.add_argument("--version", "-V", action="version", version=f"deploy (fleetvision) {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     for add in (_add_export, _add_parity, _add_quantize, _add_bench, _add_run):
         add(sub)

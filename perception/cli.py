@@ -28,7 +28,7 @@ def _usage() -> str:
     lines += [f"  {name:<10} {help_text}" for name, (_, help_text) in SUBCOMMANDS.items()]
     lines += ["", "training (LightningCLI; e.g. perception fit -c configs/perception/bev_tiny.yaml):"]
     lines += [f"  {name}" for name in LIGHTNING_SUBCOMMANDS]
-    lines += ["", "Run 'perception COMMAND --help' for a command's options."]
+    lines += ["", "Run 'perception COMMAND --help' for a command's options; 'perception --version' for the version."]
     return "\n".join(lines)
 
 
@@ -36,6 +36,11 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
         print(_usage())
+        return 0
+    if argv[0] in ("--version", "-V"):
+        from perception import __version__
+
+        print(f"perception (fleetvision) {__version__}")
         return 0
     command, rest = argv[0], argv[1:]
     if command in LIGHTNING_SUBCOMMANDS:
