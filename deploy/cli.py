@@ -172,6 +172,7 @@ def _add_quantize(sub) -> None:
     parser.add_argument("--report", type=Path, default=None, help="report stem (default: MODEL.int8.accuracy)")
     parser.add_argument("--sensitivity-groups", type=int, default=6, help="node groups ranked when below 99%%")
     parser.add_argument("--require-99", action="store_true", help="exit 1 when INT8 keeps < 99%% of FP32 accuracy")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.set_defaults(handler=_cmd_quantize)
 
 
@@ -193,6 +194,7 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
             keep_float=args.keep_float,
             frames_per_clip=args.calib_frames,
             keep_heads_float=not args.quantize_heads,
+            progress=not args.no_progress,
         )
     except (MetadataError, QuantizeError, FileNotFoundError, ValueError) as error:
         return _error("quantize", error)
@@ -207,7 +209,9 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
         print(f"wrote {fp16}")
     if args.eval is None:
         return EXIT_OK
-    calib = clip_feeds(args.model, resolve_clips(args.calib), frames_per_clip=min(args.calib_frames, 8))
+    calib = clip_feeds(
+        args.model, resolve_clips(args.calib), frames_per_clip=min(args.calib_frames, 8), progress=not args.no_progress
+    )
     report = compare_accuracy(
         args.model,
         out,
@@ -216,6 +220,7 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
         sensitivity_calib=calib,
         sensitivity_groups=args.sensitivity_groups,
         sensitivity_method=args.method,
+        progress=not args.no_progress,
     )
     stem = args.report or out.with_name(out.stem + ".accuracy")
     json_path, md_path = write_accuracy_report(report, stem)
@@ -452,6 +457,7 @@ def _add_run(sub) -> None:
     parser.add_argument("--duration", type=float, default=30.0, help="seconds, live cameras only")
     parser.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads (default: budget's)")
     parser.add_argument("--drop-alert", type=float, default=0.2, help="alert above this filtered drop fraction")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar (frames, drops, latency)")
     parser.add_argument(
         "--no-spin",
         action="store_true",
@@ -493,10 +499,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
     runtime = Runtime(model, config)
     try:
         if args.clip is not None:
-            summary = runtime.run_clip(args.clip, out_dir=args.out, video_path=args.video)
+            summary = runtime.run_clip(
+                args.clip, out_dir=args.out, video_path=args.video, progress=not args.no_progress
+            )
         else:
             devices = dict(item.split("=", 1) for item in args.camera)
-            summary = runtime.run_live(devices, duration_s=args.duration, out_dir=args.out, video_path=args.video)
+            summary = runtime.run_live(
+                devices,
+                duration_s=args.duration,
+                out_dir=args.out,
+                video_path=args.video,
+                progress=not args.no_progress,
+            )
     except (ClipError, FileNotFoundError, ValueError) as error:
         return _error("run", error)
     print(format_summary(summary.to_dict()))

@@ -36,13 +36,22 @@ def session_runner(path: str | Path, threads: int = 0) -> Callable[[dict[str, np
 
 
 def clip_feeds(
-    model_path: str | Path, clips: Sequence[str | Path], *, frames_per_clip: int = 16, stride: int = 1
+    model_path: str | Path,
+    clips: Sequence[str | Path],
+    *,
+    frames_per_clip: int = 16,
+    stride: int = 1,
+    progress: bool = False,
 ) -> list[dict[str, np.ndarray]]:
-    """Feed dicts from real clip frames, state carried by ``model_path`` itself (for calibration / benchmarks)."""
+    """Feed dicts from real clip frames, state carried by ``model_path`` itself (for calibration / benchmarks);
+    ``progress``: a bar over the frames run."""
+    from tqdm import tqdm
+
     metadata = read_metadata(model_path)
     run = session_runner(model_path)
     state0 = np.zeros([1, *metadata["state_shape"]], np.float32)
     feeds: list[dict[str, np.ndarray]] = []
+    bar = tqdm(total=len(clips) * frames_per_clip, desc="calibration frames", unit="frame", disable=not progress)
     for clip in clips:
         steps = clip_steps(
             clip,
@@ -51,5 +60,8 @@ def clip_feeds(
             stop=frames_per_clip * stride,
             stride=stride,
         )
-        feeds += [full for _, full, _ in run_sequence(run, steps, state0)]
+        for _, full, _ in run_sequence(run, steps, state0):
+            feeds.append(full)
+            bar.update(1)
+    bar.close()
     return feeds

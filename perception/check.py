@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import struct
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -90,8 +91,9 @@ def _hint(kind: str) -> str:
     return f"\n    hint: {HINTS[kind]}"
 
 
-def check_clip(path: str | Path, deep: bool = True) -> CheckReport:
-    """Validate one clip folder; ``deep`` decodes every frame of every camera."""
+def check_clip(path: str | Path, deep: bool = True, progress: Callable[[int], None] | None = None) -> CheckReport:
+    """Validate one clip folder; ``deep`` decodes every frame of every camera (``progress(n)`` is called with the
+    number of frames decoded, for a progress bar)."""
     from perception.clip import ClipError, DriveClip, camera_source
     from perception.rig import Rig, RigError
     from perception.video import VideoError, VideoReader
@@ -132,6 +134,10 @@ def check_clip(path: str | Path, deep: bool = True) -> CheckReport:
             with VideoReader(source) as reader:
                 for _ in reader:
                     decoded += 1
+                    if progress is not None and decoded % 16 == 0:
+                        progress(16)
+            if progress is not None:
+                progress(decoded % 16)
         except VideoError as error:
             note = diagnose_mp4(source)
             report.errors.append(f"{error}{(chr(10) + '    ' + note) if note else ''}{_hint('video')}")
@@ -186,23 +192,25 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("clips", nargs="+", type=Path, help="clip folders, or folders searched for clips")
     parser.add_argument("--quick", action="store_true", help="skip decoding every frame")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar (decoded frames)")
     args = parser.parse_args(argv)
     paths: list[Path] = []
     for item in args.clips:
         found = [item] if (item / "rig.yaml").is_file() or not item.is_dir() else find_clips(item)
         paths.extend(found or [item])
+    from tqdm import tqdm
+
     bad = 0
+    bar = tqdm(total=None, desc="decoding", unit="frame", disable=args.no_progress or args.quick, leave=False)
     for clip_path in paths:
-        report = check_clip(clip_path, deep=not args.quick)
-        if report.ok:
-            print(f"OK    {clip_path}: {report.summary}")
-        else:
-            bad += 1
-            print(f"ERROR {clip_path}:")
-            for error in report.errors:
-                print(f"  - {error}")
-        for warning in report.warnings:
-            print(f"  warning: {warning}")
+        bar.set_postfix_str(clip_path.name)
+        report = check_clip(clip_path, deep=not args.quick, progress=bar.update)
+        lines = [f"OK    {clip_path}: {report.summary}"] if report.ok else [f"ERROR {clip_path}:"]
+        bad += not report.ok
+        lines += [f"  - {error}" for error in report.errors] + [f"  warning: {w}" for w in report.warnings]
+        for line in lines:
+            tqdm.write(line)
+    bar.close()
     print(f"{len(paths) - bad} of {len(paths)} clips OK")
     return 1 if bad else 0
 

@@ -71,7 +71,11 @@ def test_good_clip_passes(clip, capsys):
     report = check_clip(clip)
     assert report.ok, report.errors
     assert main([str(clip)]) == 0
-    assert "OK" in capsys.readouterr().out
+    printed = capsys.readouterr()
+    assert "OK" in printed.out
+    assert f"{2 * FRAMES}frame" in printed.err.replace(" ", "").replace("/", "")  # bar: every frame decoded
+    assert main([str(clip), "--no-progress"]) == 0
+    assert "decoding" not in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

@@ -103,17 +103,23 @@ def synthetic_inputs(
 class FeedCalibrationReader(CalibrationDataReader):
     """onnxruntime CalibrationDataReader over an iterable of feed dicts; ``rewind`` works for re-iterable inputs."""
 
-    def __init__(self, feeds: Iterable[Feeds]):
+    def __init__(self, feeds: Iterable[Feeds], *, progress: bool = False):
+        from tqdm import tqdm
+
         self._feeds = feeds
         self._iterator: Iterator[Feeds] = iter(feeds)
         self.count = 0
+        total = len(feeds) if hasattr(feeds, "__len__") else None
+        self._bar = tqdm(total=total, desc="calibrating", unit="frame", disable=not progress, leave=False)
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         """Next feed dict, or None at the end."""
         feed = next(self._iterator, None)
         if feed is None:
+            self._bar.close()
             return None
         self.count += 1
+        self._bar.update(1)
         return {name: np.asarray(value) for name, value in feed.items()}
 
     def rewind(self) -> None:

@@ -81,6 +81,7 @@ def quantize_static(
     percentile: float = 99.999,
     entropy_bins: int = 2048,
     extra_options: Mapping | None = None,
+    progress: bool = False,
 ) -> QuantizeResult:
     """INT8 QDQ static quantization: optional ``quant_pre_process``, calibration (percentile (default) | minmax |
     entropy) on ``calibration_inputs``, per-channel weights; listed nodes and op types stay float. Percentile is the
@@ -88,7 +89,7 @@ def quantize_static(
     Node names refer to the pre-processed graph (see ``preprocess_model`` + ``deploy.onnx_utils.list_nodes``).
     Opset < 13 is converted to 13 for per-channel QDQ. CPU x86 default: QUInt8 activations / QInt8 weights;
     for TensorRT use activation_type='qint8' (symmetric). Entropy uses a 2048-bin histogram (see
-    ``calibrate_entropy_cache``)."""
+    ``calibrate_entropy_cache``). ``progress``: a bar over the frames the calibrator runs."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType
     from onnxruntime.quantization import quantize_static as ort_quantize_static
 
@@ -125,7 +126,7 @@ def quantize_static(
                 calibrate_entropy_cache(
                     source, calibration_cache, calibration_inputs=calibration_inputs, num_bins=entropy_bins
                 )
-        reader = FeedCalibrationReader(calibration_inputs)
+        reader = FeedCalibrationReader(calibration_inputs, progress=progress)
         options = {"CalibPercentile": percentile} if method == "percentile" else {}
         options.update(extra_options or {})
         kwargs = {}

@@ -40,14 +40,22 @@ class TaskMetrics:
     frames: int = 0
 
 
-def _run_variant(path: str | Path, clips: Sequence[Path], max_frames: int | None) -> list[tuple[Any, dict]]:
+def _run_variant(
+    path: str | Path, clips: Sequence[Path], max_frames: int | None, progress: bool = False
+) -> list[tuple[Any, dict]]:
+    from tqdm import tqdm
+
     metadata = read_metadata(path)
     run = session_runner(path)
     state0 = np.zeros([1, *metadata["state_shape"]], np.float32)
     records = []
     for clip in clips:
         steps = clip_steps(clip, cameras=metadata["cameras"], size_hw=tuple(metadata["image_size"]), stop=max_frames)
-        records += [(clip, step.index, outputs) for step, _, outputs in run_sequence(run, steps, state0)]
+        runs = run_sequence(run, steps, state0)
+        label = f"evaluating {Path(path).name} on {Path(clip).name}"
+        records += [
+            (clip, step.index, out) for step, _, out in tqdm(runs, desc=label, unit="frame", disable=not progress)
+        ]
     return records
 
 
@@ -301,8 +309,10 @@ def compare_accuracy(
     sensitivity_calib: Sequence[dict] | None = None,
     sensitivity_method: str = "minmax",
     sensitivity_groups: int = 6,
+    progress: bool = False,
 ) -> AccuracyReport:
-    """Evaluate both variants on ``eval_clips``; when INT8 keeps < 99%, rank node groups to keep in float."""
+    """Evaluate both variants on ``eval_clips``; when INT8 keeps < 99%, rank node groups to keep in float.
+    ``progress``: bars over the frames evaluated."""
     from perception.labels import ClipLabels
 
     clips = resolve_clips(eval_clips)
@@ -315,8 +325,8 @@ def compare_accuracy(
             cache[clip] = ClipLabels.load(path) if path.is_file() else None
         return cache[clip]
 
-    fp32_records = _run_variant(fp32_path, clips, max_frames)
-    int8_records = _run_variant(int8_path, clips, max_frames)
+    fp32_records = _run_variant(fp32_path, clips, max_frames, progress)
+    int8_records = _run_variant(int8_path, clips, max_frames, progress)
     fp32 = score_variant(metadata, fp32_records, fp32_records, labels_of)
     int8 = score_variant(metadata, int8_records, fp32_records, labels_of)
     name, a, b, truth, note = _primary(fp32, int8)

@@ -24,7 +24,7 @@ import numpy as np
 
 from deploy.runtime.deadline import DropFilter
 from deploy.runtime.model import DeployedModel
-from deploy.runtime.sinks import STAGES, JsonlSink, RunStats, VideoOutput
+from deploy.runtime.sinks import STAGES, JsonlSink, ProgressBar, RunStats, VideoOutput
 from deploy.runtime.sources import CameraFrame, CameraSource, LiveCameraSource, ReplayCameraSource, ReplayClock
 from deploy.runtime.step import FrameStep
 from perception.atomic import atomic_write_json
@@ -100,9 +100,15 @@ class Runtime:
 
     # ------------------------------------------------------------------ entry points
     def run_clip(
-        self, clip_path: str | Path, *, out_dir: str | Path | None = None, video_path: str | Path | None = None
+        self,
+        clip_path: str | Path,
+        *,
+        out_dir: str | Path | None = None,
+        video_path: str | Path | None = None,
+        progress: bool = False,
     ) -> RuntimeSummary:
-        """Replay a clip folder (real time or fast); write ``detections.jsonl`` + ``summary.json`` into ``out_dir``."""
+        """Replay a clip folder (real time or fast); write ``detections.jsonl`` + ``summary.json`` into ``out_dir``;
+        ``progress``: a bar over the frames (stderr)."""
         clip = DriveClip.open(clip_path, lenient=True)
         absent_model_cameras = [c for c in self.model.cameras if c not in clip.rig.names]
         rig = clip.rig if not absent_model_cameras else self.model.rig
@@ -147,6 +153,7 @@ class Runtime:
             video_path=video_path,
             video_fps=1.0 / clip.frame_period_s,
             first_index=start,
+            progress=progress,
         )
 
     def run_live(
@@ -156,6 +163,7 @@ class Runtime:
         duration_s: float,
         out_dir: str | Path | None = None,
         video_path: str | Path | None = None,
+        progress: bool = False,
     ) -> RuntimeSummary:
         """Run on live OpenCV devices {camera name: device} for ``duration_s`` seconds (static rig extrinsics)."""
         stop_event, notify = threading.Event(), threading.Event()
@@ -185,6 +193,7 @@ class Runtime:
                 video_path=video_path,
                 video_fps=self.config.rate_hz,
                 first_index=None,
+                progress=progress,
             )
         finally:
             timer.cancel()
@@ -206,6 +215,7 @@ class Runtime:
         video_path: str | Path | None,
         video_fps: float,
         first_index: int | None,
+        progress: bool = False,
     ) -> RuntimeSummary:
         """Sources -> frame sets -> ``FrameStep`` -> sinks, until the sources end or ``stop_event`` is set."""
         cfg, model = self.config, self.model
@@ -242,7 +252,8 @@ class Runtime:
             video = VideoOutput(
                 Path(video_path), video_fps, rig=rig, cameras=model.cameras, classes=model.classes, grid=model.bev_grid
             )
-        sinks = [sink for sink in (stats, jsonl, video) if sink is not None]
+        bar = ProgressBar(frames_in_source, desc=Path(source_name).name or "frames") if progress else None
+        sinks = [sink for sink in (stats, jsonl, video, bar) if sink is not None]
         started = time.perf_counter()
         for source in sources:  # resize in each camera's thread: the training rule, off the critical path
             source.transform = functools.partial(resize_image, size_hw=model.size_hw)

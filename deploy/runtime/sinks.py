@@ -100,6 +100,28 @@ class VideoOutput:
         return self.sink.error
 
 
+class ProgressBar:
+    """A tqdm bar over processed frame sets: frames (and dropped ones) against the source's frame count, with the
+    last frame's end-to-end latency; stderr only, nothing in the outputs."""
+
+    def __init__(self, total: int | None, *, desc: str = "frames") -> None:
+        from tqdm import tqdm
+
+        self._bar = tqdm(total=total or None, desc=desc, unit="frame")
+        self._dropped = 0
+        self._late = 0
+
+    def write(self, result: FrameResult) -> None:
+        self._dropped += int(result.dropped)
+        self._late += int(result.late)
+        self._bar.update(1 + int(result.dropped))
+        total = result.latency_ms.get("sensor_to_output")
+        self._bar.set_postfix(dropped=self._dropped, late=self._late, **({"ms": f"{total:.0f}"} if total else {}))
+
+    def close(self) -> None:
+        self._bar.close()
+
+
 class RunStats:
     """Counts and per-stage latency samples (ms) over the processed frames."""
 

@@ -102,9 +102,13 @@ def test_parity_command(exported, tmp_path):
 def test_run_command_writes_jsonl_and_summary(exported, tmp_path, capsys):
     model_path, _, clip = exported
     assert main(["run", str(model_path), "--clip", str(clip), "--fast", "--out", str(tmp_path)]) == 0
-    assert "6 frames processed" in capsys.readouterr().out
+    printed = capsys.readouterr()
+    assert "6 frames processed" in printed.out
+    assert "6/6" in printed.err and "dropped=0" in printed.err  # the progress bar (stderr)
     assert len((tmp_path / "detections.jsonl").read_text().splitlines()) == 6
     assert json.loads((tmp_path / "summary.json").read_text())["mode"] == "fast"
+    assert main(["run", str(model_path), "--clip", str(clip), "--fast", "--no-progress"]) == 0
+    assert "6/6" not in capsys.readouterr().err
 
 
 def test_run_refuses_onnx_without_metadata_but_bench_accepts_it(plain_onnx, exported, tmp_path, capsys):
@@ -159,7 +163,10 @@ def test_quantize_command_with_accuracy_report(exported, tmp_path, capsys):
             "0",
         ]
     )
-    assert code == 0, capsys.readouterr().err
+    printed = capsys.readouterr()
+    assert code == 0, printed.err
+    for stage in ("calibration frames", "calibrating", "evaluating model.onnx", "evaluating model.int8.onnx"):
+        assert stage in printed.err, f"no progress bar {stage!r} in stderr"
     meta = read_metadata(out)
     assert meta["cameras"] == ["cam0", "cam1"]
     quant = meta["quantization"]
