@@ -135,12 +135,12 @@ $(S)/deploy: $(S)/student_pseudo $(S)/student_gt
 	$(BIN)/deploy export $(DEMO)/student_pseudo.pt --out $(DEMO)/deploy/student.onnx --budget configs/deploy/rate_20hz.yaml
 	$(BIN)/deploy parity $(DEMO)/deploy/student.onnx $(DEMO)/student_pseudo.pt --clip $(D)/val/clip_0000 \
 	    --json $(DEMO)/deploy/parity.json
-	$(BIN)/deploy quantize $(DEMO)/deploy/student.onnx --calib $(D)/labelled --eval $(D)/val $(QUANTIZE_ARGS)
+	$(BIN)/deploy quantize $(DEMO)/deploy/student.onnx --calib $(D)/labelled --eval $(D)/val $(QUANTIZE_ARGS) --no-progress
 	$(BIN)/deploy bench $(DEMO)/deploy/student.onnx $(DEMO)/deploy/student.int8.onnx --checkpoint $(DEMO)/student_pseudo.pt \
 	    --clip $(D)/val/clip_0000 --budget configs/deploy/rate_20hz.yaml $(BENCH_ARGS) --out $(DEMO)/bench --stem bench \
 	    --exit-zero
 	$(BIN)/deploy run $(DEMO)/deploy/student.int8.onnx --clip $(D)/val/clip_0000 --rate 20 --realtime \
-	    --out $(DEMO)/run --video $(DEMO)/run/annotated.mp4
+	    --out $(DEMO)/run --video $(DEMO)/run/annotated.mp4 --no-progress
 	@touch $@
 
 $(S)/report: $(S)/deploy $(S)/viewers

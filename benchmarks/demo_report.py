@@ -90,6 +90,18 @@ def demo_rows(demo: Path) -> list[Row]:
         )
     )
     rows.append(Row("runtime", "deadline misses", json_at(run, "deadline_misses")))
+    for data_yaml in training_datasets(demo):  # autolabel (export: yolo, coco): LABEL_DIR/dataset
+        manifest = data_yaml.parent / "dataset.json"
+        train, val = json_at(manifest, "images", "train"), json_at(manifest, "images", "val")
+        where = data_yaml.relative_to(demo).as_posix()
+        rows.append(
+            Row(
+                "datasets",
+                f"YOLO / COCO training set of {data_yaml.parent.parent.name} (train / val images, split by clip)",
+                {"data_yaml": where, "train_images": train, "val_images": val},
+                f"{format_value(train)} / {format_value(val)}: {where}",
+            )
+        )
     recordings = [path.name for path in viewer_recordings(demo)]  # perception export rerun|foxglove
     rows.append(Row("viewers", "Rerun / Foxglove recordings (viewers/)", recordings, ", ".join(recordings) or "n/a"))
     p50, p99 = (json_at(run, "stages_ms", "sensor_to_output", q) for q in ("p50", "p99"))
@@ -102,6 +114,26 @@ def demo_rows(demo: Path) -> list[Row]:
         )
     )
     return rows
+
+
+def training_datasets(demo: Path) -> list[Path]:
+    """The ``data.yaml`` of every training dataset the demo's autolabel jobs wrote (``LABEL_DIR/dataset``)."""
+    return sorted(demo.glob("*/dataset/data.yaml"))
+
+
+def dataset_notes(demo: Path) -> Notes:
+    """How to train on the exported datasets (YOLO: ultralytics; COCO: any COCO loader)."""
+    lines = []
+    for data_yaml in training_datasets(demo):
+        folder = data_yaml.parent.relative_to(demo).as_posix()
+        lines.append(
+            f"- `{folder}/data.yaml`: `yolo train data={data_yaml.as_posix()}` (images/ + labels/, split by clip)"
+        )
+        coco = sorted((data_yaml.parent / "annotations").glob("instances_*.json"))
+        if coco:
+            names = ", ".join(f"`{folder}/annotations/{p.name}`" for p in coco)
+            lines.append(f"  COCO: {names} (file_name relative to `{folder}/images/`)")
+    return Notes("Train a detector on the pseudo-labels", lines)
 
 
 def viewer_recordings(demo: Path) -> list[Path]:
@@ -158,6 +190,7 @@ def demo_pictures(demo: Path) -> list[Picture | Notes]:
             "A frame of `deploy run` replaying a validation clip at 20 Hz.",
         ),
         Picture("Real dash-cam video auto-labelled with YOLOX-Nano", dashcam_frame),
+        dataset_notes(demo),
         viewer_notes(demo),
     ]
 

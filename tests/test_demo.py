@@ -61,8 +61,11 @@ def test_demo_chain_end_to_end(tmp_path):
         "pseudo_vs_gt.png",
         "viewers/clip_0000.rrd",
         "viewers/clip_0000.mcap",
+        "pseudo/dataset/data.yaml",  # the YOLO / COCO training set of the pseudo-labels
+        "pseudo/dataset/annotations/instances_train.json",
     ]:
         assert (demo / produced).is_file(), produced
+    assert "pseudo/dataset/data.yaml" in report and f"yolo train data={demo / 'pseudo/dataset/data.yaml'}" in report
     assert "viewers/clip_0000.rrd" in report and "viewers/clip_0000.mcap" in report
     assert json.loads((demo / "deploy" / "parity.json").read_text())["passed"]
     summary = json.loads((demo / "run" / "summary.json").read_text())
