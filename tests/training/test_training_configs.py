@@ -20,6 +20,18 @@ def test_shipped_config_parses(name: str, capsys: pytest.CaptureFixture) -> None
     assert printed["checkpoint"]["save_last"] is True
 
 
+@pytest.mark.parametrize(("name", "logger"), [("wandb", "WandbLogger"), ("mlflow", "MLFlowLogger")])
+def test_other_lightning_loggers_are_a_config_fragment(name: str, logger: str, capsys: pytest.CaptureFixture) -> None:
+    """The README's recipe: a second -c replaces the default TensorBoard + CSV loggers (the CSV one is kept)."""
+    fragment = CONFIGS / "loggers" / f"{name}.yaml"
+    assert run_cli(["fit", "-c", str(CONFIGS / "bev_tiny.yaml"), "-c", str(fragment), "--print_config"]) == 0
+    loggers = yaml.safe_load(capsys.readouterr().out)["trainer"]["logger"]
+    assert [entry["class_path"] for entry in loggers] == [
+        f"lightning.pytorch.loggers.{logger}",
+        "lightning.pytorch.loggers.CSVLogger",
+    ]
+
+
 def test_cam2d_single_camera_no_bev(tiny_config: Path, tmp_path: Path) -> None:
     """Only YAML changes: a 2D-only preset, one camera, T=1, another backbone size."""
     config = yaml.safe_load(tiny_config.read_text())
