@@ -16,6 +16,8 @@ Sections, each the constructor arguments of one class:
 - ``tracking3d``: ``autolabel.tracking3d.Tracker3DConfig`` (3D teachers).
 - ``images``: ``autolabel.sources.ImageSetConfig``: image folders without frames.csv are ``stills`` (independent
   images, per-image labels) or, with ``mode: sequence``, videos.
+- ``multicam``: ``autolabel.multicam.CrossCameraConfig`` (2D teachers on multi-camera clips: one id per object
+  across cameras from the rig geometry, 3D boxes from lifted tracks).
 - ``export``, ``preview``: what each clip writes; ``batch_size``, ``queue_frames`` (memory and speed only);
   ``window_frames``, ``window_overlap`` (the 2D chain's windows over long videos).
 
@@ -61,6 +63,7 @@ JOB_SECTIONS = (
     "classes",
     "refine",
     "tracking3d",
+    "multicam",
     "export",
     "batch_size",
     "queue_frames",
@@ -95,6 +98,7 @@ def add_job_arguments(parser: Any) -> None:
     from jsonargparse.typing import NonNegativeInt, PositiveInt
 
     from autolabel.exporters import EXPORT_FORMATS
+    from autolabel.multicam import CrossCameraConfig
     from autolabel.offline import OfflineLabelConfig
     from autolabel.sources import ImageSetConfig
     from autolabel.teachers.base import Teacher
@@ -117,6 +121,12 @@ def add_job_arguments(parser: Any) -> None:
     )
     group.add_argument(
         "--tracking3d", type=Tracker3DConfig, default=Tracker3DConfig(), help="3D world-frame tracker (3D teachers)"
+    )
+    group.add_argument(
+        "--multicam",
+        type=CrossCameraConfig,
+        default=CrossCameraConfig(),
+        help="2D teachers: association across cameras and 3D boxes from lifted tracks",
     )
     group.add_argument(
         "--export",
@@ -408,6 +418,7 @@ def build_job(config: Any) -> Job:
         classes=classes,
         refine=built.refine,
         tracking3d=built.tracking3d,
+        multicam=built.multicam,
         batch_size=built.batch_size,
         queue_frames=built.queue_frames,
         window_frames=built.window_frames,

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from autolabel.jobconfig import TeacherInfo
+from autolabel.multicam import CrossCameraConfig, associate_cameras, lift_tracks, tracks_to_boxes3d
 from autolabel.offline import OfflineLabelConfig, label_video_detections
 from autolabel.sources import prefetch_batches
 from autolabel.tracking3d import Tracker3DConfig, project_boxes_to_cameras, track_and_refine_3d
@@ -23,8 +24,10 @@ __all__ = ["ClipLabeler"]
 class ClipLabeler:
     """Labels one ``DriveClip``: teacher on streamed batches, then tracking + offline refinement.
 
-    2D teachers: each camera is labelled on its own (single-camera chain of ``autolabel.offline``), track ids are
-    made unique across cameras (the same object seen by two cameras gets two ids: 2D-only limitation).
+    2D teachers: each camera is labelled on its own (single-camera chain of ``autolabel.offline``), then the tracks
+    are lifted to the ground plane with the rig geometry and associated across cameras (``autolabel.multicam``): one
+    id per object over all cameras, and a 3D box per track where the lifted track is consistent. With
+    ``multicam.enabled`` False ids are only unique per camera (one object seen by two cameras gets two ids).
     3D teachers (fleetvision BEV checkpoints): one 3D box set per frame, tracked in the world frame
     (``autolabel.tracking3d``), projected into each camera as 2D boxes with the same track ids.
     """
@@ -37,6 +40,7 @@ class ClipLabeler:
         classes: Sequence[str] = DRIVING_CLASSES,
         refine: OfflineLabelConfig | None = None,
         tracking3d: Tracker3DConfig | None = None,
+        multicam: CrossCameraConfig | None = None,
         batch_size: int = 8,
         queue_frames: int = 16,
         window_frames: int = 600,
@@ -53,6 +57,7 @@ class ClipLabeler:
         self.class_lookup = np.array([self.classes.index(n) for n in names], dtype=np.int64)
         self.refine = refine or OfflineLabelConfig()
         self.tracking3d = tracking3d or Tracker3DConfig()
+        self.multicam = multicam or CrossCameraConfig()
         self.batch_size = batch_size
         self.queue_frames = queue_frames
         self.window_frames = window_frames
@@ -91,7 +96,8 @@ class ClipLabeler:
         # no stage of the chain reads boxes under the tracker's low score or the rescue pass's floor: drop them early
         score_floor = min(config.low_score, config.extend_min_score)
         uses_frames = bool(config.camera_motion or config.appearance)
-        chain = partial(label_video_detections, class_names=self.classes)
+        frame_rate = 1.0 / clip.frame_period_s  # the chain's durations are scaled to the video's rate
+        chain = partial(label_video_detections, class_names=self.classes, frame_rate=frame_rate)
         try:
             return run_windowed_chain(
                 chain, self._camera_stream(clip, camera, score_floor), clip.num_frames, config,
@@ -103,37 +109,52 @@ class ClipLabeler:
 
     def label_2d_deferred(self, clip: DriveClip) -> Callable[[], ClipLabels]:
         """Stream every camera through the teacher now; the returned function finishes the offline chains and
-        assembles the ClipLabels (ids made unique across cameras)."""
+        assembles the ClipLabels (ids associated across cameras, see ``_assemble_2d``)."""
         finishers = [(camera, self.label_camera_2d(clip, camera, defer=True)) for camera in clip.rig.names]
         return lambda: self._assemble_2d(clip, finishers)
 
     def _assemble_2d(self, clip: DriveClip, finishers: list[tuple[str, Callable]]) -> ClipLabels:
-        frames = [FrameLabels() for _ in range(clip.num_frames)]
+        per_camera: dict[str, list[Boxes2D]] = {}
         uncertainty = np.zeros(clip.num_frames)
-        next_id = 1
         for camera, finish in finishers:
             per_frame, camera_uncertainty = finish()
-            # unique ids across cameras, in order of first appearance per camera
-            unique = np.unique(np.concatenate([d.track_id for d in per_frame] + [np.zeros(0, np.int64)]))
-            unique = unique[unique >= 0]
-            remap = {int(t): next_id + i for i, t in enumerate(unique)}
-            next_id += len(unique)
             image_size = (clip.rig[camera].width, clip.rig[camera].height)
+            # smoothing may push a box past the border: clip to the image, drop what is left under a pixel
+            per_camera[camera] = [
+                tracks[np.argsort(tracks.track_id, kind="stable")].with_fields(image_size=image_size).clipped(1.0)
+                for tracks in per_frame
+            ]
+            per_frame.clear()  # the clipped copies live on; free the chain's output before the next camera finishes
+            uncertainty = np.maximum(uncertainty, camera_uncertainty)
+        boxes3d: list | None = None
+        if self.multicam.enabled:
+            lifted = [
+                track for camera in per_camera for track in lift_tracks(clip, camera, per_camera[camera], self.multicam)
+            ]
+            global_ids = associate_cameras(lifted, self.multicam, classes=self.classes, camera_order=list(per_camera))
+            if self.multicam.boxes3d:
+                boxes3d = tracks_to_boxes3d(lifted, global_ids, clip, self.classes, self.multicam)
+        else:  # unique ids across cameras, in order of first appearance per camera
+            global_ids, next_id = {}, 1
+            for camera, per_frame in per_camera.items():
+                unique = np.unique(np.concatenate([d.track_id for d in per_frame] + [np.zeros(0, np.int64)]))
+                for t in unique[unique >= 0]:
+                    global_ids[(camera, int(t))] = next_id
+                    next_id += 1
+        frames = [FrameLabels() for _ in range(clip.num_frames)]
+        for camera, per_frame in per_camera.items():
             for index, tracks in enumerate(per_frame):
-                tracks = tracks[np.argsort(tracks.track_id, kind="stable")]
-                # smoothing may push a box past the border: clip to the image, drop what is left under a pixel
-                tracks = tracks.with_fields(image_size=image_size).clipped(min_size=1.0)
                 frames[index].boxes2d[camera] = Boxes2D(
                     xyxy=tracks.xyxy,
                     class_id=tracks.class_id,
                     score=tracks.score,
-                    track_id=np.array([remap.get(int(t), -1) for t in tracks.track_id], dtype=np.int64),
-                    image_size=image_size,
+                    track_id=np.array([global_ids.get((camera, int(t)), -1) for t in tracks.track_id], dtype=np.int64),
+                    image_size=tracks.image_size,
                 )
-            uncertainty = np.maximum(uncertainty, camera_uncertainty)
-            per_frame.clear()  # the tracks now live in frames; free them before the next camera / the writers
         for index, frame in enumerate(frames):
             frame.uncertainty = float(uncertainty[index])
+            if boxes3d is not None:
+                frame.boxes3d = boxes3d[index]
         return ClipLabels(self.classes, frames, {})
 
     # ------------------------------------------------------------------ 3D

@@ -29,11 +29,31 @@ from perception.labels import Boxes2D
 __all__ = ["OfflineLabelConfig", "OfflineResult", "label_video_detections", "precompute_frame_cues"]
 
 
+# frame-valued settings scaled with the video's frame rate (durations), and per-frame rates scaled inversely
+FRAME_COUNTS = (
+    "max_lost_frames",
+    "direction_delta",
+    "extend_max_miss",
+    "link_max_gap",
+    "link_max_overlap",
+    "max_fill_gap",
+)
+PER_FRAME_RATES = ("link_gate_per_frame", "link_max_speed")
+
+
 @dataclass(frozen=True)
 class OfflineLabelConfig:
     """Every knob of the offline chain (plain constructor args; presets in configs/autolabel/*.yaml).
 
+    Durations are frame counts. With ``reference_frame_rate`` set they are read as frames of a video at that rate
+    and ``at_frame_rate`` scales them to the video's (``FRAME_COUNTS``: 30 frames at 25 fps are 12 at 10 fps) and the
+    per-frame rates inversely (``PER_FRAME_RATES``), as ByteTrack scales its track buffer; None (the default, chosen
+    by leave-one-source-out in ``benchmarks/bench_mot15_loso.py``, where scaling to the 10 fps synthetic source
+    scored 0.2-0.4 points lower) uses them as given. Counts of boxes (``min_hits``, ``min_length``) are not scaled.
+    Defaults: ``configs/autolabel/default.yaml``, chosen by that benchmark's rule (see benchmarks/RESULTS.md).
+
     Args:
+        reference_frame_rate: frame rate (Hz) the frame counts are given for, scaled to the video's; None: as given
         high_score: detector score of a confident box (the tracker's first association stage)
         low_score: boxes below this score are ignored (those between low and high feed the second stage)
         new_track_score: a box starts a new track only from this score on
@@ -67,6 +87,8 @@ class OfflineLabelConfig:
         min_track_score: tracks with a lower track score are dropped
         decision_low_score: a box below this score counts as weak in the track decision
         max_low_fraction: tracks with more than this fraction of weak boxes are dropped
+        box_min_score: observed boxes under this score are replaced by the interpolated box inside a track and
+            dropped at its ends (0: all kept)
         smoothing: output boxes: linear (observed + linear gap fill), rts (RTS-smoothed) or none
         max_fill_gap: longest gap (frames) filled inside a track
         process_noise: RTS smoother process noise (box heights)
@@ -76,10 +98,12 @@ class OfflineLabelConfig:
         stationary_max_motion: centre spread (box heights) under which a track is held still
     """
 
+    reference_frame_rate: float | None = None
+
     # online tracker (scores are detector scores in [0, 1]; IoU thresholds for matching)
     high_score: float = 0.5
     low_score: float = 0.1
-    new_track_score: float = 0.6
+    new_track_score: float = 0.7
     first_match_iou: float = 0.2
     second_match_iou: float = 0.5
     tentative_match_iou: float = 0.3
@@ -114,6 +138,10 @@ class OfflineLabelConfig:
     min_track_score: float = 0.3
     decision_low_score: float = 0.5
     max_low_fraction: float = 0.8
+    # observed boxes under this detector score are not output as seen: inside a track the interpolated box replaces
+    # them (a partly hidden object gets a shrunken, low-score box; its confident neighbours give the whole object),
+    # at a track's ends they are dropped (0: every observed box is kept)
+    box_min_score: float = 0.0
     # output boxes: "linear" (observed boxes + linear gap fill), "rts" (RTS-smoothed, gaps bridged) or "none";
     # the RTS trajectory is always computed as the reference for temporal-inconsistency uncertainty
     smoothing: Literal["linear", "rts", "none"] = "linear"
@@ -149,6 +177,20 @@ class OfflineLabelConfig:
                 f"{path}: unknown fields {unknown}; expected fields of OfflineLabelConfig: {sorted(known)}"
             )
         return cls(**{**values, **overrides})
+
+    def at_frame_rate(self, frame_rate: float | None) -> OfflineLabelConfig:
+        """These settings for a video of ``frame_rate`` Hz (see the class doc); unchanged when either rate is None."""
+        if frame_rate is None or self.reference_frame_rate is None or frame_rate == self.reference_frame_rate:
+            return self
+        if not np.isfinite(frame_rate) or frame_rate <= 0:
+            raise ValueError(f"OfflineLabelConfig.at_frame_rate: expected a frame rate > 0 Hz, found {frame_rate}")
+        scale = frame_rate / self.reference_frame_rate
+        changes = {
+            name: max(1, int(round(getattr(self, name) * scale))) if getattr(self, name) > 0 else 0
+            for name in FRAME_COUNTS
+        }
+        changes.update({name: getattr(self, name) / scale for name in PER_FRAME_RATES})
+        return dataclasses.replace(self, reference_frame_rate=frame_rate, **changes)
 
     def tracker(self) -> ByteTracker:
         """The online tracker these settings describe."""
@@ -236,25 +278,42 @@ def _finalise(tracklet: Tracklet, config: OfflineLabelConfig, rigid_ids: set[int
     return refined, box_uncertainty(refined, temporal=temporal)
 
 
+def _drop_weak_boxes(tracklet: Tracklet, min_score: float) -> Tracklet:
+    """The tracklet without its observed boxes under ``min_score`` (gap filling later bridges those inside it)."""
+    weak = tracklet.observed & (np.nan_to_num(tracklet.score, nan=0.0) < min_score)
+    return tracklet.select(~weak) if weak.any() else tracklet
+
+
 def label_video_detections(
     frames_or_reader: Iterable[np.ndarray] | None,
     per_frame_detections: Sequence[Boxes2D],
     config: OfflineLabelConfig = OfflineLabelConfig(),
     *,
     class_names: Sequence[str] = (),
+    cues: tuple[Sequence[Boxes2D], list[np.ndarray] | None] | None = None,
+    frame_rate: float | None = None,
 ) -> OfflineResult:
     """Chain tracking -> rescue -> linking -> decisions -> fill/smooth -> shape priors -> uncertainty over one video.
 
     frames_or_reader: the video's BGR frames in order (e.g. a VideoReader), used once for camera motion and
     appearance; None disables both. per_frame_detections[i]: the teacher's boxes for frame i (low scores kept).
     class_names: the name of each class id (``config.rigid_classes`` are looked up in it).
+    cues: what ``precompute_frame_cues`` returned for these frames and settings (detections with embeddings, warps),
+    to run many settings over one video without reading its frames again; ``frames_or_reader`` is then not read.
+    frame_rate: the video's frames per second; durations in ``config`` are scaled to it (``at_frame_rate``).
     """
+    config = config.at_frame_rate(frame_rate)
     num_frames = len(per_frame_detections)
-    per_frame, warps = precompute_frame_cues(
-        frames_or_reader, per_frame_detections, camera_motion=config.camera_motion,
-        appearance=config.appearance and (config.link or config.tracker_appearance_weight > 0),
-        min_score=config.low_score,
-    )  # fmt: skip
+    if cues is not None:
+        per_frame, warps = list(cues[0]), cues[1]
+        if len(per_frame) != num_frames:
+            raise ValueError(f"label_video_detections: cues hold {len(per_frame)} frames, detections {num_frames}")
+    else:
+        per_frame, warps = precompute_frame_cues(
+            frames_or_reader, per_frame_detections, camera_motion=config.camera_motion,
+            appearance=config.appearance and (config.link or config.tracker_appearance_weight > 0),
+            min_score=config.low_score,
+        )  # fmt: skip
     flat = Boxes2D.concat(per_frame)
     tracklets = run_tracker(per_frame, tracker=config.tracker(), warps=warps)
     if config.backward_pass:
@@ -284,6 +343,9 @@ def label_video_detections(
         low_score=config.decision_low_score,
         max_low_fraction=config.max_low_fraction,
     )
+    if config.box_min_score > 0:
+        decided = [_drop_weak_boxes(tracklet, config.box_min_score) for tracklet in decided]
+        decided = [tracklet for tracklet in decided if len(tracklet)]
     rigid_ids = {i for i, name in enumerate(class_names) if name in config.rigid_classes}
     final, parts = [], []
     for new_id, tracklet in enumerate(sorted(decided, key=lambda t: (t.start, t.track_id)), start=1):

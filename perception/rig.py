@@ -138,6 +138,23 @@ class Camera:
         depth = np.asarray(depth, dtype=np.float64).reshape(-1)
         return np.concatenate([xy * depth[:, None], depth[:, None]], axis=1)
 
+    def ground_points(self, uv: np.ndarray, camera_from_ego: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Where the rays of pixels (N, 2) meet the ground plane z = 0 of the ego frame: (points (N, 3) metres, ego
+        frame; hit (N,) bool, False where the ray points at or above the horizon, those points are nan).
+
+        ``camera_from_ego`` defaults to the rig extrinsic; give ``DriveClip.camera_from_ego(frame, camera)`` to
+        honour the camera's own capture time. Flat ground is assumed: on a slope the error grows with range.
+        """
+        camera_from_ego = self.camera_from_ego if camera_from_ego is None else np.asarray(camera_from_ego)
+        ego_from_camera = invert_se3(camera_from_ego)
+        rays = self.unproject(uv, np.ones(len(np.asarray(uv).reshape(-1, 2)))) @ ego_from_camera[:3, :3].T
+        origin = ego_from_camera[:3, 3]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            distance = -origin[2] / rays[:, 2]
+        hit = np.isfinite(distance) & (rays[:, 2] < -1e-9) & (distance > 0)
+        points = origin + rays * np.where(hit, distance, np.nan)[:, None]
+        return points, hit
+
     def project_ego(self, points_ego: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Project ego-frame points (N, 3) to pixels; returns (uv, depth)."""
         return self.project(transform_points(self.camera_from_ego, points_ego))

@@ -7,6 +7,7 @@
 - ``video_box_ap``: AP50 (or another IoU) of 2D boxes over the frames of a video.
 - ``tracking_scores``: HOTA (DetA, AssA, LocA), CLEAR-MOT (MOTA, MOTP, IDSW) and IDF1 of a sequence, equal to
   TrackEval's; ``combine_tracking_scores`` for several sequences or classes.
+- ``camera_handover_ids``: whether objects keep one track id as they pass between the cameras of a rig.
 """
 
 from perception.metrics.bev_detection import BevDetectionEvaluator, aligned_iou, yaw_difference
@@ -15,6 +16,7 @@ from perception.metrics.segmentation import SegmentationIoU
 from perception.metrics.tracking import (
     TrackingScores,
     box_similarity,
+    camera_handover_ids,
     combine_tracking_scores,
     tracking_scores,
     video_box_ap,
@@ -27,6 +29,7 @@ __all__ = [
     "TrackingScores",
     "aligned_iou",
     "box_similarity",
+    "camera_handover_ids",
     "combine_tracking_scores",
     "tracking_scores",
     "video_box_ap",

@@ -324,3 +324,98 @@ def combine_tracking_scores(scores: Sequence[TrackingScores]) -> TrackingScores:
         sum(s.num_gt_dets for s in scores),
         sum(s.num_pred_dets for s in scores),
     )
+
+
+def _greedy_iou_match(pred_xyxy: np.ndarray, gt_xyxy: np.ndarray, threshold: float) -> list[tuple[int, int]]:
+    """(pred row, gt row) pairs, highest IoU first, each row used once, IoU >= threshold."""
+    from perception.geometry import box_iou
+
+    if not len(pred_xyxy) or not len(gt_xyxy):
+        return []
+    iou = box_iou(pred_xyxy, gt_xyxy)
+    pairs: list[tuple[int, int]] = []
+    used_pred, used_gt = set(), set()
+    for flat in np.argsort(-iou, axis=None, kind="stable"):
+        p, g = (int(v) for v in np.unravel_index(flat, iou.shape))
+        if iou[p, g] < threshold:
+            break
+        if p not in used_pred and g not in used_gt:
+            pairs.append((p, g))
+            used_pred.add(p)
+            used_gt.add(g)
+    return pairs
+
+
+def camera_handover_ids(
+    pred_frames: Sequence[dict[str, Any]],
+    gt_frames: Sequence[dict[str, Any]],
+    *,
+    iou_threshold: float = 0.5,
+    window: int = 10,
+) -> dict[str, Any]:
+    """Identity across the cameras of a rig: does an object that passes from one camera's view into another's keep
+    one predicted id?
+
+    Frames are {camera: Boxes2D-like (``xyxy``, ``track_id``)}; ground-truth ids are global (one per object over all
+    cameras). Predictions are matched to ground truth per frame and camera (IoU >= ``iou_threshold``, highest first).
+    A handover is a match of object g in camera B with no match of g in B in the ``window`` previous frames while g
+    was matched in another camera in those frames (or this one); it is an id switch when B's predicted id is none of
+    the predicted ids of g's latest matches in the other cameras. Returns handovers, handover_switches, objects seen
+    (matched) in two or more cameras and how many of them carry a single predicted id everywhere, and false_merges:
+    predicted ids whose most-matched object differs between two cameras (two objects given one id).
+    """
+    if len(pred_frames) != len(gt_frames):
+        raise ValueError(f"camera_handover_ids: {len(pred_frames)} prediction frames but {len(gt_frames)} ground truth")
+    seen: dict[int, dict[str, list[tuple[int, int]]]] = {}  # gt id -> camera -> [(frame, predicted id)]
+    for frame, (pred, gt) in enumerate(zip(pred_frames, gt_frames)):
+        for camera, gt_boxes in gt.items():
+            pred_boxes = pred.get(camera)
+            if pred_boxes is None:
+                continue
+            gt_xyxy = np.asarray(_column(gt_boxes, "xyxy"), dtype=np.float64).reshape(-1, 4)
+            pred_xyxy = np.asarray(_column(pred_boxes, "xyxy"), dtype=np.float64).reshape(-1, 4)
+            gt_ids = np.asarray(_column(gt_boxes, "track_id"))
+            pred_ids = np.asarray(_column(pred_boxes, "track_id"))
+            for p, g in _greedy_iou_match(pred_xyxy, gt_xyxy, iou_threshold):
+                seen.setdefault(int(gt_ids[g]), {}).setdefault(camera, []).append((frame, int(pred_ids[p])))
+    handovers = switches = multi = single = 0
+    majority: dict[int, dict[str, list[int]]] = {}  # predicted id -> camera -> ground-truth ids it matched
+    for gt_id, cameras in seen.items():
+        for camera, matches in cameras.items():
+            for _, pid in matches:
+                majority.setdefault(pid, {}).setdefault(camera, []).append(gt_id)
+    false_merges = sum(
+        len({int(np.bincount(ids).argmax()) for ids in cameras.values()}) > 1
+        for pid, cameras in majority.items()
+        if pid >= 0
+    )
+    for cameras in seen.values():
+        if len(cameras) >= 2:
+            multi += 1
+            single += len({pid for matches in cameras.values() for _, pid in matches}) == 1
+        for camera, matches in cameras.items():
+            previous_frame = None
+            for frame, pid in matches:
+                entry = previous_frame is None or frame - previous_frame > window
+                previous_frame = frame
+                if not entry:
+                    continue
+                latest: dict[str, tuple[int, set[int]]] = {}
+                for other, other_matches in cameras.items():
+                    if other == camera:
+                        continue
+                    recent = [(f, q) for f, q in other_matches if frame - window <= f <= frame]
+                    if recent:
+                        last = max(f for f, _ in recent)
+                        latest[other] = (last, {q for f, q in recent if f == last})
+                if not latest:
+                    continue
+                handovers += 1
+                switches += pid not in set().union(*(ids for _, ids in latest.values()))
+    return {
+        "handovers": handovers,
+        "handover_switches": switches,
+        "objects_multi_camera": multi,
+        "objects_single_id": single,
+        "false_merges": false_merges,
+    }

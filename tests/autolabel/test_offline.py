@@ -1,3 +1,4 @@
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -99,3 +100,49 @@ def test_end_to_end_on_real_video_with_video_reader(shared_data):
     assert matched / len(gt) > 0.6
     assert 3 <= len(result.tracklets) <= 15 and len(result.warps) == num_frames
     assert np.abs(np.stack(result.warps)[:, :, 2]).max() < 3.0  # static camera: near-identity compensation
+
+
+def test_weak_boxes_inside_a_track_are_replaced_by_interpolation():
+    """box_min_score: a shrunken low-score box (a partly hidden object) is replaced by the interpolated whole box,
+    a low-score box at the track's end is dropped."""
+    per_frame = []
+    for f in range(20):
+        box = np.array([10 + 2.0 * f, 40, 40 + 2.0 * f, 120])
+        score = 0.9
+        if f == 10:
+            box = np.array([10 + 2.0 * f, 40, 40 + 2.0 * f, 100])  # lower quarter hidden: a shrunken box
+            score = 0.2
+        if f == 19:
+            score = 0.25
+        per_frame.append(Boxes2D(xyxy=box[None], score=[score], class_id=[0]))
+    config = OfflineLabelConfig(camera_motion=False, appearance=False, backward_pass=False)
+    kept = label_video_detections(None, per_frame, config).tracks
+    trusted = label_video_detections(None, per_frame, dataclasses.replace(config, box_min_score=0.3)).tracks
+    assert kept.frame.tolist() == list(range(20))
+    assert kept.xyxy[kept.frame == 10][0, 3] == pytest.approx(100, abs=1)  # the detector's shrunken box
+    assert trusted.frame.tolist() == list(range(19))  # the weak last box is gone
+    assert trusted.xyxy[trusted.frame == 10][0, 3] == pytest.approx(120, abs=1)  # interpolated whole box
+
+
+def test_durations_follow_the_frame_rate():
+    config = OfflineLabelConfig(reference_frame_rate=25.0)  # durations read as frames at 25 fps
+    slow = config.at_frame_rate(10.0)
+    assert (slow.max_fill_gap, slow.max_lost_frames, slow.link_max_gap) == (12, 12, 20)
+    assert slow.link_max_speed == pytest.approx(config.link_max_speed * 2.5)
+    assert slow.min_length == config.min_length and slow.reference_frame_rate == 10.0
+    assert config.at_frame_rate(25.0) is config and config.at_frame_rate(None) is config
+    fixed = OfflineLabelConfig()  # the default: frame counts as given
+    assert fixed.reference_frame_rate is None and fixed.at_frame_rate(10.0) is fixed
+    with pytest.raises(ValueError, match="frame rate"):
+        config.at_frame_rate(0.0)
+    # a gap of 15 frames at 10 fps (1.5 s) is longer than 30 frames at 25 fps allow once scaled: not filled
+    per_frame = [
+        Boxes2D(xyxy=np.array([[10.0 + f, 40, 40 + f, 120]]), score=[0.9], class_id=[0]) if not 10 <= f < 25
+        else Boxes2D.empty()
+        for f in range(40)
+    ]  # fmt: skip
+    config = OfflineLabelConfig(camera_motion=False, appearance=False, reference_frame_rate=25.0)
+    at_25 = label_video_detections(None, per_frame, config, frame_rate=25.0).tracks
+    at_10 = label_video_detections(None, per_frame, config, frame_rate=10.0).tracks
+    assert len(set(at_25.track_id.tolist())) == 1 and at_25.frame.tolist() == list(range(40))
+    assert 20 not in at_10.frame.tolist()

@@ -34,9 +34,14 @@ def test_print_config_round_trip(preset: Path, tmp_path: Path, capsys) -> None:
 def test_dotted_overrides_and_teacher_shorthand(tmp_path: Path) -> None:
     preset = REPO / "configs/autolabel/jobs/yolox_nano_driving.yaml"
     config = load_job_config(
-        preset, overrides=["--tracking3d.min_length=5", "--teacher.score_floor=0.1", "--refine.smoothing=rts"]
-    )
+        preset,
+        overrides=[
+            "--tracking3d.min_length=5", "--teacher.score_floor=0.1", "--refine.smoothing=rts",
+            "--multicam.enabled=false", "--multicam.gate_per_m=0.1",
+        ],
+    )  # fmt: skip
     assert config.tracking3d.min_length == 5 and config.refine.smoothing == "rts"
+    assert config.multicam.enabled is False and config.multicam.gate_per_m == 0.1
     assert config.teacher.init_args.score_floor == 0.1
     assert config.teacher.init_args.class_map == "coco_to_driving"  # the rest of the preset is kept
     # --teacher KIND:PATH replaces the weights path and keeps the preset's other teacher arguments
