@@ -64,7 +64,29 @@ class CrossCameraConfig:
     near faces, so by default a class's gate is half its prior footprint's diagonal (``size_priors_m``), at least
     ``default_gate_m`` (also the gate of a class with neither). ``max_range_m``: lifted points farther away are not
     used.
-    ``border_px``: a box side within this many pixels of the image border counts as cut by it.
+
+    Args:
+        enabled: associate tracks across cameras and build 3D boxes (False: ids unique per camera only)
+        max_range_m: lifted ground points farther from the camera than this (metres) are not used
+        gates_m: association gate at zero range per class (metres); None: half the class prior's footprint diagonal
+        default_gate_m: smallest gate, and the gate of a class without prior or gate (metres)
+        gate_per_m: growth of the gate per metre of range (a pixel on the ground line is more metres far away)
+        min_overlap_frames: frames two tracks must both be lifted in to be compared over their overlap
+        min_agreement: fraction of those frames within the gate for a pair to count as agreeing
+        region_cost: least cost of a frame where a box is cut by the image bottom (its ground contact is unseen)
+        region_only_merge: merge pairs whose shared frames all involve such a cut box
+        handoff_max_gap_s: longest blind gap (seconds) a track may continue another camera's track across
+        handoff_speed_std_mps: speed uncertainty (m/s) widening the gate of a handover per second of gap
+        border_px: a box side within this many pixels of the image border counts as cut by it
+        boxes3d: also output a 3D box per consistent merged track
+        min_frames_3d: uncut lifted frames a merged track needs for a 3D box
+        height_tolerance: a measured height outside prior/(1+t)..prior*(1+t) means no 3D box for that track
+        size_priors_m: (length, width, height) per class name, metres (default: nuScenes means)
+        accel_std_mps2: acceleration noise of the smoother of 3D ground tracks (m/s^2)
+        measurement_std_m: noise of a lifted ground point at zero range (metres)
+        measurement_std_per_m: growth of that noise per metre of range
+        min_speed_mps: slower than this the heading is not taken from the motion (held from moving frames)
+        max_fill_gap: 3D boxes are output up to half this many frames from an uncut observation
     """
 
     enabled: bool = True

@@ -31,7 +31,6 @@ import contextlib
 import dataclasses
 import io
 import itertools
-import os
 import sys
 import tempfile
 import time
@@ -52,6 +51,7 @@ from bench_mot15 import (  # noqa: E402
 )
 
 from autolabel.offline import OfflineLabelConfig, label_video_detections, precompute_frame_cues  # noqa: E402
+from perception.atomic import atomic_write_text  # noqa: E402
 from perception.geometry import box_iou  # noqa: E402
 from perception.labels import Boxes2D  # noqa: E402
 
@@ -411,8 +411,8 @@ def main() -> None:
                 print(f"{source.name}: {len(configs)} settings scored", flush=True)
             margins = {s.name: [margin(score, best_public(peers[s.name])) for score in table[s.name]] for s in sources}
             lines += [
-                f"## Leave-one-source-out ({len(configs)} settings: {', '.join(f'{k} in {list(v)}' for k, v in GRID.items())}; "
-                "the rest as the base settings)",
+                f"## Leave-one-source-out ({len(configs)} settings: "
+                f"{', '.join(f'{k} in {list(v)}' for k, v in GRID.items())}; the rest as the base settings)",
                 "",
                 "Rule: on the two tuning sources, pick the setting whose worst margin over the best public tracker "
                 "(the smallest of its HOTA, IDF1 and MOTA margins) is largest; score it on the held-out source.",
@@ -470,9 +470,7 @@ def main() -> None:
     text = "\n".join(lines) + "\n"
     print("\n" + text)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp_out = args.out.with_suffix(".tmp")
-    tmp_out.write_text(text)
-    os.replace(tmp_out, args.out)
+    atomic_write_text(args.out, text)
 
 
 if __name__ == "__main__":

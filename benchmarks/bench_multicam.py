@@ -9,7 +9,8 @@ Clips come from ``perception synth`` (nuScenes-like 6-camera rig; generated into
 detector. Each clip is labelled twice through ``ClipLabeler`` (the 2D path of ``autolabel``): ids unique per camera
 (``multicam.enabled=False``, the behaviour before cross-camera association) and associated across cameras.
 Reported: handovers and id switches at them (``perception.metrics.camera_handover_ids``), objects seen by two or
-more cameras that keep one id, false merges, IDF1/IDSW over all (frame, camera) boxes with global ids (motmetrics),
+more cameras that keep one id, false merges, HOTA/IDF1/IDSW/MOTA over all (frame, camera) boxes with global ids
+(``perception.metrics.tracking_scores``; every labelled box counts, hardly visible ones too),
 and the 3D boxes from lifted tracks against the ground-truth 3D boxes of objects some camera sees (BEV centre
 distance, ``perception.metrics.BevDetectionEvaluator``).
 """
@@ -17,7 +18,6 @@ distance, ``perception.metrics.BevDetectionEvaluator``).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -31,34 +31,29 @@ from autolabel.jobconfig import TeacherInfo  # noqa: E402
 from autolabel.labeler import ClipLabeler  # noqa: E402
 from autolabel.multicam import CrossCameraConfig  # noqa: E402
 from autolabel.teachers.simulated import GroundTruthTeacher  # noqa: E402
+from perception.atomic import atomic_write_text  # noqa: E402
 from perception.clip import DriveClip, find_clips  # noqa: E402
-from perception.geometry import box_iou  # noqa: E402
-from perception.metrics import BevDetectionEvaluator, camera_handover_ids  # noqa: E402
+from perception.labels import Boxes2D  # noqa: E402
+from perception.metrics import (  # noqa: E402
+    BevDetectionEvaluator,
+    box_similarity,
+    camera_handover_ids,
+    combine_tracking_scores,
+    tracking_scores,
+)
 
 
-def global_identity(pred_frames, gt_frames, cameras) -> dict:
-    """IDF1 / IDSW / MOTA (percent) of global ids over every (frame, camera) as one event (motmetrics, IoU 0.5)."""
-    if not hasattr(np, "asfarray"):  # motmetrics 1.4.0 calls np.asfarray, removed in NumPy 2 (benchmark process only)
-        np.asfarray = lambda a, dtype=np.float64: np.asarray(a, dtype=dtype)
-    import motmetrics as mm
-
-    accumulator = mm.MOTAccumulator(auto_id=True)
+def global_identity(pred_frames, gt_frames, cameras):
+    """HOTA / IDF1 / IDSW / MOTA of global ids with every (frame, camera) as one step of one sequence
+    (``perception.metrics.tracking_scores``, TrackEval's definitions, IoU 0.5)."""
+    gt_ids, pred_ids, similarity = [], [], []
     for pred, gt in zip(pred_frames, gt_frames):
         for camera in cameras:
-            g, p = gt.get(camera), pred.get(camera)
-            g_xyxy = np.zeros((0, 4)) if g is None else g.xyxy
-            p_xyxy = np.zeros((0, 4)) if p is None else p.xyxy
-            distance = 1.0 - box_iou(g_xyxy, p_xyxy)
-            distance[distance > 0.5] = np.nan
-            accumulator.update(
-                [] if g is None else g.track_id.tolist(), [] if p is None else p.track_id.tolist(), distance
-            )
-    summary = mm.metrics.create().compute(accumulator, metrics=["idf1", "num_switches", "mota"], name="x")
-    return {
-        "IDF1": 100 * float(summary["idf1"].iloc[0]),
-        "IDSW": int(summary["num_switches"].iloc[0]),
-        "MOTA": 100 * float(summary["mota"].iloc[0]),
-    }
+            g, p = gt.get(camera, Boxes2D.empty()), pred.get(camera, Boxes2D.empty())
+            gt_ids.append(g.track_id)
+            pred_ids.append(p.track_id)
+            similarity.append(box_similarity(g.xyxy, p.xyxy))
+    return tracking_scores(gt_ids, pred_ids, similarity)
 
 
 def main() -> None:
@@ -84,6 +79,7 @@ def main() -> None:
     info = TeacherInfo("ground_truth_simulated", None)
     modes = {"per camera (before)": CrossCameraConfig(enabled=False), "associated (after)": CrossCameraConfig()}
     totals: dict[str, dict] = {m: {} for m in modes}
+    combined: dict[str, list] = {}
     rows = []
     evaluator = None
     for path in paths:
@@ -97,11 +93,13 @@ def main() -> None:
             elapsed = time.perf_counter() - start
             pred2d = [frame.boxes2d for frame in labels.frames]
             handover = camera_handover_ids(pred2d, gt2d)
-            identity = global_identity(pred2d, gt2d, clip.rig.names)
-            for key, value in {**handover, "IDSW": identity["IDSW"], "seconds": elapsed}.items():
+            scores = global_identity(pred2d, gt2d, clip.rig.names)
+            combined.setdefault(mode, []).append(scores)
+            identity = scores.summary()
+            for key, value in {**handover, "seconds": elapsed}.items():
                 totals[mode][key] = totals[mode].get(key, 0) + value
             rows.append((clip.name, mode, handover, identity, elapsed))
-            print(clip.name, mode, handover, identity, f"{elapsed:.1f} s", flush=True)
+            print(clip.name, mode, handover, {k: identity[k] for k in ("HOTA", "IDF1", "IDSW", "MOTA")}, flush=True)
             if config.enabled:
                 if evaluator is None:
                     evaluator = BevDetectionEvaluator(gt.classes, distance_thresholds=(1.0, 2.0, 4.0))
@@ -109,8 +107,7 @@ def main() -> None:
                     seen = {int(t) for boxes in gt_frame.boxes2d.values() for t in boxes.track_id}
                     visible = gt_frame.boxes3d[np.isin(gt_frame.boxes3d.track_id, sorted(seen))]
                     evaluator.add_frame(pred_frame.boxes3d, visible)
-    # global IDF1 over all clips at once would need one accumulator; report the per-clip mean
-    idf1 = {m: np.mean([r[3]["IDF1"] for r in rows if r[1] == m]) for m in modes}
+    overall = {m: combine_tracking_scores(combined[m]).summary() for m in modes}  # all clips as TrackEval combines
     metrics3d = evaluator.compute() if evaluator is not None else None
 
     lines = [
@@ -124,21 +121,22 @@ def main() -> None:
         "in those frames; a switch when its id there is none of the other cameras' latest ids for it.",
         "",
         "| clip | labels | handovers | switches at handovers | objects in >= 2 cameras | ... with one id | "
-        "false merges | IDF1 (global ids) | IDSW (global) | MOTA | seconds |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "false merges | HOTA (global ids) | IDF1 | IDSW | MOTA | seconds |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, mode, handover, identity, elapsed in rows:
         lines.append(
             f"| {name} | {mode} | {handover['handovers']} | {handover['handover_switches']} | "
             f"{handover['objects_multi_camera']} | {handover['objects_single_id']} | {handover['false_merges']} | "
-            f"{identity['IDF1']:.1f} | {identity['IDSW']} | {identity['MOTA']:.1f} | {elapsed:.1f} |"
+            f"{100 * identity['HOTA']:.1f} | {100 * identity['IDF1']:.1f} | {identity['IDSW']} | "
+            f"{100 * identity['MOTA']:.1f} | {elapsed:.1f} |"
         )
     for mode in modes:
-        t = totals[mode]
+        t, o = totals[mode], overall[mode]
         lines.append(
             f"| **all** | **{mode}** | {t['handovers']} | **{t['handover_switches']}** | {t['objects_multi_camera']} | "
-            f"{t['objects_single_id']} | {t['false_merges']} | {idf1[mode]:.1f} (mean) | {t['IDSW']} | - | "
-            f"{t['seconds']:.1f} |"
+            f"{t['objects_single_id']} | {t['false_merges']} | {100 * o['HOTA']:.1f} | {100 * o['IDF1']:.1f} | "
+            f"{o['IDSW']} | {100 * o['MOTA']:.1f} | {t['seconds']:.1f} |"
         )
     if metrics3d is not None:
         lines += [
@@ -163,9 +161,7 @@ def main() -> None:
     text = "\n".join(lines) + "\n"
     print("\n" + text)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, args.out)
+    atomic_write_text(args.out, text)
 
 
 if __name__ == "__main__":
