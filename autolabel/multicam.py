@@ -74,7 +74,7 @@ class CrossCameraConfig:
         min_overlap_frames: frames two tracks must both be lifted in to be compared over their overlap
         min_agreement: fraction of those frames within the gate for a pair to count as agreeing
         region_cost: least cost of a frame where a box is cut by the image bottom (its ground contact is unseen)
-        region_only_merge: merge pairs whose shared frames all involve such a cut box
+        region_only_merge: merge pairs seen only as two such regions in every shared frame
         handoff_max_gap_s: longest blind gap (seconds) a track may continue another camera's track across
         handoff_speed_std_mps: speed uncertainty (m/s) widening the gate of a handover per second of gap
         border_px: a box side within this many pixels of the image border counts as cut by it
@@ -97,7 +97,7 @@ class CrossCameraConfig:
     min_overlap_frames: int = 2
     min_agreement: float = 0.5
     region_cost: float = 0.5
-    region_only_merge: bool = True
+    region_only_merge: bool = False
     handoff_max_gap_s: float = 1.5
     handoff_speed_std_mps: float = 1.0
     border_px: float = 2.0
@@ -299,10 +299,8 @@ def _pair_cost(a: LiftedTrack, b: LiftedTrack, config: CrossCameraConfig) -> flo
     _, ia, ib = np.intersect1d(a.frames[ua], b.frames[ub], return_indices=True)
     if len(ia) < config.min_overlap_frames:
         return None
-    if config.region_only_merge is False and not np.any(
-        (a.kind[ua[ia]] != BOTTOM_CUT) & (b.kind[ub[ib]] != BOTTOM_CUT)
-    ):
-        return None  # regions only: no frame places both
+    if not config.region_only_merge and not np.any((a.kind[ua[ia]] != BOTTOM_CUT) | (b.kind[ub[ib]] != BOTTOM_CUT)):
+        return None  # two regions only: no frame places either object
     costs = np.array([observation_cost(a, k, b, m, config) for k, m in zip(ua[ia], ub[ib])])
     if np.mean(costs <= 1.0) < config.min_agreement:
         return float(max(np.median(costs), 1.0 + 1e-6))
