@@ -158,7 +158,7 @@ def test_fisheye_rig_exports_and_the_runtime_matches_pytorch(tmp_path, tiny_mode
     the runtime's preprocessing, and the torch-free runtime replays the clip with the exported model."""
     from pathlib import Path
 
-    from deploy.export import export_onnx
+    from deploy.export.to_onnx import export_onnx
     from deploy.runtime import DeployedModel, Runtime, RuntimeConfig
     from perception.models import build_model
     from perception.sim import generate_clip
