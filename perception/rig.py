@@ -85,7 +85,15 @@ class Camera:
         return xy
 
     def max_undistorted_radius(self) -> float | None:
-        """Normalised radius where the radial distortion stops increasing (None: monotonic up to r = 10)."""
+        """Normalised radius where the radial distortion stops increasing (None: monotonic up to r = 10, or, for
+        fisheye, up to 90 deg off-axis)."""
+        if self.distortion_model == "fisheye":
+            k1, k2, k3, k4 = self.distortion
+            theta = np.linspace(0.0, np.pi / 2, 4001)[:-1]
+            t2 = theta * theta
+            slope = 1 + t2 * (3 * k1 + t2 * (5 * k2 + t2 * (7 * k3 + t2 * 9 * k4)))  # d(theta_d)/d(theta)
+            turning = np.nonzero(slope <= 0)[0]
+            return float(np.tan(theta[turning[0]])) if len(turning) else None
         if self.distortion_model != "radtan" or not np.any(self.distortion):
             return None
         radial_only = self.distortion.copy()

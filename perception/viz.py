@@ -8,6 +8,7 @@ and shows scores. Colours come from the class (or the track id with ``color_by="
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -78,6 +79,38 @@ def _line(image: np.ndarray, p0: np.ndarray, p1: np.ndarray, color: tuple, thick
         cv2.line(image, tuple(np.round(p0).astype(int)), tuple(np.round(p1).astype(int)), color, thickness, cv2.LINE_AA)
 
 
+def _polyline(image: np.ndarray, uv: np.ndarray, color: tuple, thickness: int, style: str) -> None:
+    """Connect points (K, 2): solid, or dashed along the whole length (``pred``); non-finite points break it."""
+    if style != "pred":
+        for a, b in itertools.pairwise(uv):
+            _line(image, a, b, color, thickness, style)
+        return
+    finite = np.all(np.isfinite(uv), axis=1)
+    uv = uv[: np.argmin(finite)] if not finite.all() else uv
+    if len(uv) < 2:
+        return
+    if len(uv) == 2:
+        _line(image, uv[0], uv[1], color, thickness, style)
+        return
+    lengths = np.hypot(*np.diff(uv, axis=0).T)
+    along = np.concatenate([[0.0], np.cumsum(lengths)])
+    dash = 8.0
+    for start in np.arange(0.0, along[-1], 2 * dash):
+        stops = np.concatenate(
+            [[start], along[(along > start) & (along < start + dash)], [min(start + dash, along[-1])]]
+        )
+        points = np.stack([np.interp(stops, along, uv[:, 0]), np.interp(stops, along, uv[:, 1])], axis=1)
+        for a, b in itertools.pairwise(points):
+            _line(image, a, b, color, thickness, "gt")
+
+
+def _edge_samples(camera: Camera) -> int:
+    """Points per box edge: lens distortion bends straight edges, so distorted cameras draw them as curves."""
+    if camera.distortion_model == "fisheye":
+        return 16
+    return 8 if camera.distortion_model == "radtan" and np.any(camera.distortion) else 1
+
+
 def _label_text(boxes3d: Boxes3D, i: int, classes: Sequence[str] | None, show_track_id: bool, style: str) -> str:
     class_id = int(boxes3d.class_id[i])
     text = classes[class_id] if classes is not None and 0 <= class_id < len(classes) else str(class_id)
@@ -115,7 +148,8 @@ def draw_boxes3d_on_image(
     """Draw 3D boxes (ego frame) as wireframes on a copy of ``image`` seen by ``camera``.
 
     ``camera_from_ego`` maps ego points into the camera (use ``DriveClip.camera_from_ego`` to honour capture time);
-    default is the rig's static ``camera.camera_from_ego``. Edges crossing the near plane are clipped in 3D.
+    default is the rig's static ``camera.camera_from_ego``. Edges crossing the near plane are clipped in 3D; with a
+    distorted lens each edge is drawn through several projected points (the curve the lens makes of it).
     """
     if style not in STYLES:
         raise ValueError(f"style: expected one of {STYLES}, found {style!r}")
@@ -125,6 +159,7 @@ def draw_boxes3d_on_image(
     camera_from_ego = camera.camera_from_ego if camera_from_ego is None else camera_from_ego
     corners = transform_points(camera_from_ego, boxes3d.corners())  # (N, 8, 3), camera frame
     order = np.argsort(-corners[:, :, 2].mean(axis=1))  # far first, so near boxes are drawn on top
+    samples = _edge_samples(camera)
     for i in order:
         box = corners[i]
         if np.all(box[:, 2] <= min_depth):
@@ -139,11 +174,12 @@ def draw_boxes3d_on_image(
                 alpha = (min_depth - p[2]) / (q[2] - p[2])
                 cut = p + alpha * (q - p)
                 p, q = (cut, q) if p[2] <= min_depth else (p, cut)
-            uv, _ = camera.project(np.stack([p, q]))
+            steps = np.linspace(0.0, 1.0, samples + 1)[:, None]
+            uv, _ = camera.project(p + steps * (q - p))
             if not camera.in_image(uv).any() and not _segment_hits_image(uv, camera):
                 continue
             width = max(thickness - 1, 1) if (a, b) in FRONT_CROSS else thickness
-            _line(out, uv[0], uv[1], color, width, style)
+            _polyline(out, uv, color, width, style)
             drawn = True
         if drawn and show_labels:
             visible = box[box[:, 2] > min_depth]
@@ -158,7 +194,8 @@ def draw_boxes3d_on_image(
 
 def _segment_hits_image(uv: np.ndarray, camera: Camera) -> bool:
     """Cheap test: does the segment's bounding box overlap the image?"""
-    if not np.all(np.isfinite(uv)):
+    uv = uv[np.all(np.isfinite(uv), axis=1)]
+    if len(uv) < 2:
         return False
     lo, hi = uv.min(axis=0), uv.max(axis=0)
     return bool(hi[0] >= 0 and lo[0] < camera.width and hi[1] >= 0 and lo[1] < camera.height)
@@ -337,7 +374,8 @@ def compose_frame(
         if pred is not None:
             image = draw_boxes3d_on_image(image, pred.boxes3d, camera, camera_from_ego, pred_classes, style="pred")
         annotated[name] = image
-    mosaic = render_mosaic(annotated, columns=3 if len(annotated) > 2 else len(annotated), tile_width=tile_width)
+    columns = {1: 1, 2: 2, 4: 2}.get(len(annotated), 3)  # 4 cameras as 2x2
+    mosaic = render_mosaic(annotated, columns=columns, tile_width=tile_width)
     grid = grid or default_grid(labels or pred_labels)
     maps, channels = None, None
     source = labels if labels is not None and labels.bev is not None else pred_labels
@@ -414,6 +452,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cameras", nargs="+", help="subset of camera names (default: all)")
     parser.add_argument("--tile-width", type=int, default=480, help="width of each camera tile in pixels")
     parser.add_argument("--fps", type=float, help="output video frame rate (default: from the clip's timestamps)")
+    parser.add_argument("--boxes2d", action="store_true", help="also draw the clip's 2D boxes (thin, per camera)")
     args = parser.parse_args(argv)
     if args.out.suffix.lower() in (".rrd", ".mcap"):  # the viewer recordings of ``perception export``
         from perception.export.cli import main as export_main
@@ -438,7 +477,12 @@ def main(argv: list[str] | None = None) -> int:
         suffix = args.out.suffix.lower()
         if suffix in (".png", ".jpg", ".jpeg"):
             image = compose_frame(
-                clip, clip.read_frame(args.frame, args.cameras), labels, pred, tile_width=args.tile_width
+                clip,
+                clip.read_frame(args.frame, args.cameras),
+                labels,
+                pred,
+                tile_width=args.tile_width,
+                show_boxes2d=args.boxes2d,
             )
             args.out.parent.mkdir(parents=True, exist_ok=True)
             ok, encoded = cv2.imencode(suffix, image)
@@ -455,7 +499,9 @@ def main(argv: list[str] | None = None) -> int:
             for frame in tqdm(
                 clip.frames(args.cameras, 0, stop), total=stop, desc=f"rendering {clip.name}", unit="frame"
             ):
-                writer.write(compose_frame(clip, frame, labels, pred, tile_width=args.tile_width))
+                writer.write(
+                    compose_frame(clip, frame, labels, pred, tile_width=args.tile_width, show_boxes2d=args.boxes2d)
+                )
         print(f"wrote {args.out} ({stop} frames at {fps:.2f} fps)")
         return 0
     except (ClipError, LabelsError, IndexError, ValueError, OSError) as error:

@@ -56,6 +56,30 @@ def test_box_crossing_the_image_plane_is_clipped():
     assert drawn.any()
 
 
+def test_fisheye_box_edges_are_drawn_as_the_lens_bends_them():
+    """A wide box just in front of and below a fisheye: its near bottom edge spans ~140 deg of the view. The drawing
+    passes through the edge's projected midpoint, not along the straight chord between its projected ends; solid
+    and dashed (prediction) lines both curve."""
+    from perception.rig import Camera
+
+    K = np.array([[60.0, 0.0, 99.5], [0.0, 60.0, 79.5], [0.0, 0.0, 1.0]])
+    ego_from_camera = np.eye(4)
+    ego_from_camera[:3, :3] = [[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]]  # looking along +x
+    camera = Camera("fish", 200, 160, K, ego_from_camera, "fisheye", np.zeros(4))
+    box = Boxes3D(np.array([[1.0, 0.0, 0.0]]), np.array([[0.4, 4.0, 1.0]]), np.array([0.0]))
+    edge = box.corners()[0][[2, 3]]  # bottom rear-right -> rear-left, 0.8 m ahead, 0.5 m below the camera
+    (u0, v0), (u1, v1) = camera.project_ego(edge)[0]
+    um, vm = camera.project_ego(edge.mean(axis=0, keepdims=True))[0][0]
+    chord_v = v0 + (v1 - v0) * (um - u0) / (u1 - u0)
+    assert vm - chord_v > 10  # the lens bends this edge: its middle sags below the chord
+    for style, score in (("gt", 1.0), ("pred", 0.5)):
+        box.score = np.array([score], np.float32)
+        drawn = draw_boxes3d_on_image(np.zeros((160, 200, 3), np.uint8), box, camera, style=style, show_labels=False)
+        near_curve = drawn[int(vm) - 2 : int(vm) + 3, int(um) - 8 : int(um) + 9].any()
+        near_chord = drawn[int(chord_v) - 1 : int(chord_v) + 2, int(um) - 1 : int(um) + 2].any()
+        assert near_curve and not near_chord, style
+
+
 def test_mosaic_and_bev_layout():
     images = {f"cam{i}": np.full((90, 160, 3), 30 * i, np.uint8) for i in range(5)}
     mosaic = render_mosaic(images, columns=3, tile_width=160)

@@ -26,7 +26,13 @@ from autolabel.teachers.base import Teacher
 from perception.clip import ClipError
 from perception.geometry import invert_se3
 from perception.labels import Boxes2D, Boxes3D
-from perception.model_input import UnsupportedDistortionError, model_distortion, model_intrinsics, prepare_image
+from perception.model_input import (
+    DISTORTION_COLUMNS,
+    UnsupportedDistortionError,
+    model_distortion,
+    model_intrinsics,
+    prepare_image,
+)
 
 __all__ = ["FleetvisionTeacher"]
 
@@ -129,7 +135,7 @@ class FleetvisionTeacher(Teacher):
         images = np.zeros((1, n, 3, height, width), np.uint8)
         intrinsics = np.tile(np.eye(3, dtype=np.float32), (1, n, 1, 1))
         camera_from_ego = np.tile(np.eye(4, dtype=np.float32), (1, n, 1, 1))
-        distortion = np.zeros((1, n, 5), np.float32)
+        distortion = np.zeros((1, n, len(DISTORTION_COLUMNS)), np.float32)
         valid = np.zeros((1, n), np.float32)
         for i, name in enumerate(self.cameras):
             if name not in frame.images:
@@ -240,7 +246,7 @@ class FleetvisionTeacher(Teacher):
                 "images": torch.from_numpy(images),
                 "intrinsics": torch.eye(3).repeat(1, n, 1, 1),
                 "camera_from_ego": torch.eye(4).repeat(1, n, 1, 1),
-                "distortion": torch.zeros(1, n, 5),
+                "distortion": torch.zeros(1, n, len(DISTORTION_COLUMNS)),
                 "camera_valid": torch.from_numpy(valid),
                 "prev_state": self.model.initial_state(1),
                 "prev_from_curr": torch.eye(4)[None],

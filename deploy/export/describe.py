@@ -66,9 +66,12 @@ def build_metadata(
         ),
         tensor_spec(
             "distortion",
-            [1, n, len(model_input.MODEL_DISTORTION_COEFFICIENTS)],
+            [1, n, len(model_input.DISTORTION_COLUMNS)],
             "float32",
-            f"OpenCV radtan {', '.join(model_input.MODEL_DISTORTION_COEFFICIENTS)} (zeros = pinhole)",
+            f"lens of each camera, layout {model_input.MODEL_DISTORTION!r}: five coefficients, then the lens id "
+            f"{model_input.LENS_IDS}; radtan {', '.join(model_input.LENS_COEFFICIENTS['radtan'])} (zeros = pinhole), "
+            f"fisheye (equidistant) {', '.join(model_input.LENS_COEFFICIENTS['fisheye'])}, 0 "
+            "(perception.model_input.model_distortion)",
         ),
         tensor_spec("camera_valid", [1, n], "float32", "1 = camera image present, 0 = missing (features masked)"),
         tensor_spec(

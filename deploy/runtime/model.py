@@ -9,7 +9,7 @@ import numpy as np
 
 from deploy.metadata import METADATA_KEY, MetadataError, parse_metadata
 from perception.geometry import BevGrid
-from perception.model_input import check_description
+from perception.model_input import check_description, distortion_layout
 from perception.rig import Rig
 
 
@@ -56,6 +56,7 @@ class DeployedModel:
             )
         except ValueError as error:
             raise MetadataError(str(error)) from error
+        self.distortion_layout: str = distortion_layout(self.preprocess)  # what FramePreprocessor must feed
         self.rig = Rig.from_dict(metadata["rig"], source=f"{path or '<model>'}: metadata 'rig'")
         self.output_names: list[str] = [entry["name"] for entry in metadata["outputs"]]
         self.state_shape: tuple[int, ...] = tuple(

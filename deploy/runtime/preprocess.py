@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from perception.model_input import model_distortion, model_intrinsics, resize_image
+from perception.model_input import MODEL_DISTORTION, model_distortion, model_intrinsics, resize_image
 from perception.rig import Rig
 
 
@@ -18,9 +18,16 @@ class FramePreprocessor:
     """Builds the model's image and calibration inputs for a fixed camera order and input size (H, W)."""
 
     def __init__(
-        self, rig: Rig, cameras: Sequence[str], size_hw: tuple[int, int], *, source: str | None = None
+        self,
+        rig: Rig,
+        cameras: Sequence[str],
+        size_hw: tuple[int, int],
+        *,
+        source: str | None = None,
+        distortion_layout: str = MODEL_DISTORTION,
     ) -> None:
-        """``source`` names where ``rig`` comes from (e.g. a rig.yaml) in errors."""
+        """``source`` names where ``rig`` comes from (e.g. a rig.yaml) in errors; ``distortion_layout`` is the
+        model's (``DeployedModel.distortion_layout``: older exports take radtan only)."""
         missing = [name for name in cameras if name not in rig.names]
         if missing:
             raise ValueError(
@@ -33,9 +40,9 @@ class FramePreprocessor:
         self.intrinsics = np.stack([model_intrinsics(rig[name], self.size_hw) for name in self.cameras]).astype(
             np.float32
         )
-        self.distortion = np.stack([model_distortion(rig[name], source=source) for name in self.cameras]).astype(
-            np.float32
-        )
+        self.distortion = np.stack(
+            [model_distortion(rig[name], source=source, layout=distortion_layout) for name in self.cameras]
+        ).astype(np.float32)
         self.static_camera_from_ego = np.stack([rig[name].camera_from_ego for name in self.cameras]).astype(np.float32)
 
     def images(self, images: Mapping[str, np.ndarray | None]) -> tuple[np.ndarray, np.ndarray]:

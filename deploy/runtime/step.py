@@ -103,7 +103,9 @@ class FrameStep:
         self.sync_tolerance_s, self.max_gap_s, self.deadline_ms = sync_tolerance_s, max_gap_s, deadline_ms
         self.score_threshold, self.score_threshold_2d = score_threshold, score_threshold_2d
         source = str(clip.path / "rig.yaml") if clip is not None and rig is clip.rig else None
-        self.preprocessor = FramePreprocessor(rig, model.cameras, model.size_hw, source=source)
+        self.preprocessor = FramePreprocessor(
+            rig, model.cameras, model.size_hw, source=source, distortion_layout=model.distortion_layout
+        )
         self.sizes_wh = {name: (rig[name].width, rig[name].height) for name in model.cameras}
         self.state = model.initial_state()
         self.last_index: int | None = first_index - 1 if first_index is not None else None

@@ -4,7 +4,7 @@ A sample (numpy; the default collate stacks it into a batch with a leading B):
     images            uint8  [T, N, 3, H, W]  RGB (the model takes float 0..255: ``.float()`` on device)
     intrinsics        f32    [T, N, 3, 3]     for the H x W training images (after augmentation)
     camera_from_ego   f32    [T, N, 4, 4]     per frame AND camera (``DriveClip.camera_from_ego``), augmented ego
-    distortion        f32    [T, N, 5]        radtan k1, k2, p1, p2, k3 (zeros for 'none')
+    distortion        f32    [T, N, 6]        lens coefficients + lens id (``perception.model_input``)
     camera_valid      f32    [T, N]
     prev_from_curr    f32    [T, 4, 4]        inv(world_from_ego[f-1]) @ world_from_ego[f]
                                               (augmented ego; eye at frame 0)
@@ -41,7 +41,7 @@ from perception.data.augment import (
 from perception.data.cache import FrameCache
 from perception.geometry import BevGrid, invert_se3
 from perception.labels import Boxes2D, Boxes3D, ClipLabels
-from perception.model_input import model_distortion, model_intrinsics
+from perception.model_input import DISTORTION_COLUMNS, model_distortion, model_intrinsics
 
 LOG = logging.getLogger(__name__)
 
@@ -170,7 +170,7 @@ class ClipWindowDataset:
             "images": np.zeros((t_count, n_count, 3, height, width), np.uint8),
             "intrinsics": np.zeros((t_count, n_count, 3, 3), np.float32),
             "camera_from_ego": np.zeros((t_count, n_count, 4, 4), np.float32),
-            "distortion": np.zeros((t_count, n_count, 5), np.float32),
+            "distortion": np.zeros((t_count, n_count, len(DISTORTION_COLUMNS)), np.float32),
             "camera_valid": np.ones((t_count, n_count), np.float32),
             "prev_from_curr": np.tile(np.eye(4, dtype=np.float32), (t_count, 1, 1)),
             "state_valid": np.zeros(t_count, np.float32),

@@ -31,7 +31,8 @@ forward (one time step; pure, tensors in / dict of tensors out, ONNX-exportable)
   intrinsics      [B,N,3,3]   K for the HxW images given (scale K when resizing); OpenCV pixel convention
                               (u = 0 is the centre of the first pixel column)
   camera_from_ego [B,N,4,4]   ego frame (x fwd, y left, z up) -> OpenCV camera frame
-  distortion      [B,N,5]     OpenCV radtan k1,k2,p1,p2,k3 (zeros = pinhole)
+  distortion      [B,N,6]     lens (``perception.model_input.model_distortion``): c0..c4, lens id; radtan
+                              k1,k2,p1,p2,k3,0 (zeros = pinhole) or fisheye (equidistant) k1,k2,k3,k4,0,1
   camera_valid    [B,N]       1 = use camera, 0 = missing (ignored by the BEV lifting)
   prev_state      [B,*model.state_shape()]   ``model.initial_state(B)`` at the start of a sequence
   prev_from_curr  [B,4,4]     maps current-ego points to previous-ego points (identity if unknown)
@@ -54,7 +55,7 @@ losses.compute_losses(outputs, targets, *, weights=None, dice_weight=0.0) -> {na
 decode.decode_bev_detections(outputs, *, grid=model.head_grid(), k=100, score_threshold=0.1) -> list[dict of numpy]
 decode.decode_topk(heatmap, offset, z, size, yaw, velocity, *, grid, k) -> (boxes [B,k,9], scores, class_id)  (in-graph)
 decode.decode_det2d(outputs, *, stride, k=100, score_threshold=0.3); decode.decode_det2d_topk(...) (in-graph)
-example_inputs.example_inputs(model, *, batch_size, num_cameras, image_size, time_steps) -> dict of forward inputs.
+example_inputs.example_inputs(model, *, batch_size, num_cameras, image_size, time_steps, rig) -> dict of forward inputs.
 """
 
 from perception.models.backbones import ImageBackbone, ImageEncoder, list_backbones

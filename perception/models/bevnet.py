@@ -283,7 +283,8 @@ class BevVideoNet(nn.Module):
         state_valid: torch.Tensor,
     ) -> dict[str, torch.Tensor]:
         """One time step. Shapes: images [B,N,3,H,W] RGB 0..255; intrinsics [B,N,3,3] (for HxW images);
-        camera_from_ego [B,N,4,4]; distortion [B,N,5] radtan; camera_valid [B,N] (1/0);
+        camera_from_ego [B,N,4,4]; distortion [B,N,6] (lens coefficients + lens id, radtan or fisheye);
+        camera_valid [B,N] (1/0);
         prev_state [B,*state_shape()]; prev_from_curr [B,4,4]; state_valid [B] (0 = reset).
         Returns a dict of tensors keyed by ``output_names()``."""
         features = self._image_features(images)
@@ -310,7 +311,7 @@ class BevVideoNet(nn.Module):
         prev_from_curr: torch.Tensor,
         state_valid: torch.Tensor,
     ) -> dict[str, torch.Tensor]:
-        """A T-frame window: inputs carry a T dim after B ([B,T,N,3,H,W], [B,T,N,3,3], [B,T,N,4,4], [B,T,N,5],
+        """A T-frame window: inputs carry a T dim after B ([B,T,N,3,H,W], [B,T,N,3,3], [B,T,N,4,4], [B,T,N,6],
         [B,T,N], prev_from_curr [B,T,4,4], state_valid [B,T]); prev_state [B,*state_shape()] is the state
         before frame 0. Images go through the backbone as one B*T*N batch; fusion loops over T.
         Returns every output with a T dim: out[k][:, t] == forward(frame t)[k]; out["state"][:, -1] is final."""

@@ -10,10 +10,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-# Normalised image coordinates are clamped to |x/z|, |y/z| <= this before distortion (~87 deg off-axis);
+from perception.model_input import DISTORTION_COLUMNS, LENS_IDS
+
+# radtan: normalised image coordinates are clamped to |x/z|, |y/z| <= this before distortion (~87 deg off-axis);
 # points beyond it are invalid. It keeps the distortion polynomial finite for points near the camera plane.
 MAX_TAN_ANGLE = 20.0
-MIN_DEPTH_M = 0.1
+MIN_DEPTH_M = 0.1  # radtan: depth along the optical axis; fisheye: distance from the camera centre
+# fisheye: seen while z > this (as ``perception.rig.Camera.project``), i.e. up to 90 deg off-axis; never behind
+FISHEYE_MIN_Z_M = 1e-6
 
 
 def voxel_centers(
@@ -35,6 +39,43 @@ def voxel_centers(
     return torch.stack([xx, yy, zz], dim=-1).float()
 
 
+def _radtan(
+    x_cam: torch.Tensor, y_cam: torch.Tensor, depth: torch.Tensor, coefficients: list[torch.Tensor]
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """OpenCV radtan (k1, k2, p1, p2, k3) on x/z, y/z -> (xd, yd, ok)."""
+    k1, k2, p1, p2, k3 = coefficients
+    safe_depth = depth.clamp(min=MIN_DEPTH_M)
+    xn = (x_cam / safe_depth).clamp(-MAX_TAN_ANGLE, MAX_TAN_ANGLE)
+    yn = (y_cam / safe_depth).clamp(-MAX_TAN_ANGLE, MAX_TAN_ANGLE)
+    r2 = xn * xn + yn * yn
+    radial = 1.0 + r2 * (k1 + r2 * (k2 + r2 * k3))
+    slope = 1.0 + r2 * (3.0 * k1 + r2 * (5.0 * k2 + r2 * 7.0 * k3))  # d(r * radial)/dr: <= 0 where it folds back
+    xy2 = 2.0 * xn * yn
+    xd = xn * radial + p1 * xy2 + p2 * (r2 + 2.0 * xn * xn)
+    yd = yn * radial + p1 * (r2 + 2.0 * yn * yn) + p2 * xy2
+    within = (x_cam.abs() < MAX_TAN_ANGLE * safe_depth) & (y_cam.abs() < MAX_TAN_ANGLE * safe_depth)
+    return xd, yd, (depth > MIN_DEPTH_M) & within & (slope > 0)
+
+
+def _fisheye(
+    x_cam: torch.Tensor, y_cam: torch.Tensor, depth: torch.Tensor, coefficients: list[torch.Tensor]
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """OpenCV fisheye (equidistant Kannala-Brandt k1..k4) on the ray angle theta -> (xd, yd, ok).
+
+    theta_d = theta (1 + k1 theta^2 + k2 theta^4 + k3 theta^6 + k4 theta^8); (xd, yd) = theta_d (x, y) / |(x, y)|.
+    Computed from the angle, not from x/z, so it stays exact up to 90 deg off-axis; z <= 0 (at or behind the
+    camera plane: a lens wider than 180 deg) is invalid, as in ``Camera.project``."""
+    k1, k2, k3, k4 = coefficients[:4]
+    off_axis = torch.sqrt(x_cam * x_cam + y_cam * y_cam + 1e-12)  # metres from the optical axis (> 0: no 0/0)
+    theta = torch.atan(off_axis / depth.clamp(min=FISHEYE_MIN_Z_M))
+    t2 = theta * theta
+    theta_d = theta * (1.0 + t2 * (k1 + t2 * (k2 + t2 * (k3 + t2 * k4))))
+    slope = 1.0 + t2 * (3.0 * k1 + t2 * (5.0 * k2 + t2 * (7.0 * k3 + t2 * 9.0 * k4)))  # d(theta_d)/d(theta)
+    scale = theta_d / off_axis
+    distance = torch.sqrt(off_axis * off_axis + depth * depth)
+    return x_cam * scale, y_cam * scale, (depth > FISHEYE_MIN_Z_M) & (distance > MIN_DEPTH_M) & (slope > 0)
+
+
 def project_points(
     points_ego: torch.Tensor,
     intrinsics: torch.Tensor,
@@ -43,10 +84,19 @@ def project_points(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Project ego points [P,3] into cameras -> (uv [B,N,P,2] pixels, depth [B,N,P] metres, ok [B,N,P] bool).
 
-    intrinsics [B,N,3,3], camera_from_ego [B,N,4,4], distortion [B,N,5] OpenCV radtan (k1,k2,p1,p2,k3).
-    ``ok`` is False behind the camera, beyond ``MAX_TAN_ANGLE``, or where the radial distortion has folded
-    back (d(r_distorted)/dr <= 0), so such points never alias into the image.
+    The model's one projection (training, export and any later precomputation use it); it equals
+    ``perception.rig.Camera.project``. intrinsics [B,N,3,3], camera_from_ego [B,N,4,4], distortion [B,N,6] in
+    ``perception.model_input``'s layout: five coefficients, then the lens id (``LENS_IDS``): radtan
+    (k1, k2, p1, p2, k3; zeros = pinhole) or fisheye (k1, k2, k3, k4, 0). ``ok`` is False where a camera does not
+    see the point: behind it, radtan beyond ``MAX_TAN_ANGLE``, or where the lens's radial mapping has folded back
+    (its derivative <= 0), so such points never alias into the image.
     """
+    if distortion.shape[-1] != len(DISTORTION_COLUMNS):
+        raise ValueError(
+            f"project_points: distortion: expected [..., {len(DISTORTION_COLUMNS)}] "
+            f"({', '.join(DISTORTION_COLUMNS)}; perception.model_input.model_distortion), "
+            f"found shape {list(distortion.shape)}"
+        )
     # Element-wise products (not matmul) so autocast keeps the geometry in float32.
     camera_from_ego = camera_from_ego.float()
     px, py, pz = points_ego[:, 0].float(), points_ego[:, 1].float(), points_ego[:, 2].float()
@@ -56,23 +106,17 @@ def project_points(
         return m[..., 0] * px + m[..., 1] * py + m[..., 2] * pz + m[..., 3]
 
     x_cam, y_cam, depth = camera_axis(0), camera_axis(1), camera_axis(2)
-    safe_depth = depth.clamp(min=MIN_DEPTH_M)
-    xn = (x_cam / safe_depth).clamp(-MAX_TAN_ANGLE, MAX_TAN_ANGLE)
-    yn = (y_cam / safe_depth).clamp(-MAX_TAN_ANGLE, MAX_TAN_ANGLE)
     distortion, intrinsics = distortion.float(), intrinsics.float()
-    k1, k2, p1, p2, k3 = (distortion[..., i : i + 1] for i in range(5))
-    r2 = xn * xn + yn * yn
-    radial = 1.0 + r2 * (k1 + r2 * (k2 + r2 * k3))
-    slope = 1.0 + r2 * (3.0 * k1 + r2 * (5.0 * k2 + r2 * 7.0 * k3))
-    xy2 = 2.0 * xn * yn
-    xd = xn * radial + p1 * xy2 + p2 * (r2 + 2.0 * xn * xn)
-    yd = yn * radial + p1 * (r2 + 2.0 * yn * yn) + p2 * xy2
+    coefficients = [distortion[..., i : i + 1] for i in range(5)]  # [B,N,1] each
+    fisheye = distortion[..., 5:6] == float(LENS_IDS["fisheye"])  # [B,N,1]
+    xd_r, yd_r, ok_r = _radtan(x_cam, y_cam, depth, coefficients)
+    xd_f, yd_f, ok_f = _fisheye(x_cam, y_cam, depth, coefficients)
+    xd, yd = torch.where(fisheye, xd_f, xd_r), torch.where(fisheye, yd_f, yd_r)
+    ok = (fisheye & ok_f) | (~fisheye & ok_r)  # not a bool Where: onnxruntime has no CPU kernel for it
     fx, skew, cx = intrinsics[..., 0, 0:1], intrinsics[..., 0, 1:2], intrinsics[..., 0, 2:3]
     fy, cy = intrinsics[..., 1, 1:2], intrinsics[..., 1, 2:3]
     u = fx * xd + skew * yd + cx
     v = fy * yd + cy
-    within = (x_cam.abs() < MAX_TAN_ANGLE * safe_depth) & (y_cam.abs() < MAX_TAN_ANGLE * safe_depth)
-    ok = (depth > MIN_DEPTH_M) & within & (slope > 0)
     return torch.stack([u, v], dim=-1), depth, ok
 
 

@@ -45,8 +45,9 @@ class CameraSetup:
 
 
 def _monotonic_radius(camera: Camera) -> float:
-    if camera.distortion_model == "fisheye":
-        return float(np.tan(np.radians(88.0)))
+    if camera.distortion_model == "fisheye":  # up to 88 deg off-axis, or where the lens folds back before that
+        folds = camera.max_undistorted_radius()
+        return float(np.tan(np.radians(88.0))) if folds is None else min(folds, float(np.tan(np.radians(88.0))))
     if camera.distortion_model != "radtan" or not np.any(camera.distortion):
         return np.inf
     r = np.linspace(0.0, 8.0, 4001)

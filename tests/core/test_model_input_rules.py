@@ -46,39 +46,70 @@ def test_intrinsics_follow_the_resize_with_pixel_centres_at_integers():
 @pytest.mark.parametrize(
     ("lens", "coefficients", "expected"),
     [
-        ("none", [], [0, 0, 0, 0, 0]),
-        ("radtan", [0.1, -0.01, 0.001, 0.002], [0.1, -0.01, 0.001, 0.002, 0]),
-        ("radtan", [0.1, -0.01, 0.001, 0.002, 0.003], [0.1, -0.01, 0.001, 0.002, 0.003]),
-        ("radtan", [0.1, -0.01, 0.001, 0.002, 0.003, 0, 0, 0], [0.1, -0.01, 0.001, 0.002, 0.003]),
+        ("none", [], [0, 0, 0, 0, 0, 0]),
+        ("radtan", [0.1, -0.01, 0.001, 0.002], [0.1, -0.01, 0.001, 0.002, 0, 0]),
+        ("radtan", [0.1, -0.01, 0.001, 0.002, 0.003], [0.1, -0.01, 0.001, 0.002, 0.003, 0]),
+        ("radtan", [0.1, -0.01, 0.001, 0.002, 0.003, 0, 0, 0], [0.1, -0.01, 0.001, 0.002, 0.003, 0]),
+        ("fisheye", [0.0, 0.0, 0.0, 0.0], [0, 0, 0, 0, 0, 1]),  # all-zero fisheye is equidistant, not a pinhole
+        ("fisheye", [0.02, -0.01, 0.002, -0.0005], [0.02, -0.01, 0.002, -0.0005, 0, 1]),
     ],
 )
 def test_lens_models_the_model_takes(lens, coefficients, expected):
     camera = Camera("front", 160, 96, K, distortion_model=lens, distortion=coefficients)
+    assert model_input.DISTORTION_COLUMNS[-1] == "lens" and model_input.LENS_IDS == {"radtan": 0, "fisheye": 1}
     np.testing.assert_allclose(model_input.model_distortion(camera), expected)
 
 
 @pytest.mark.parametrize(
-    ("lens", "coefficients"),
-    [("fisheye", [0.0, 0.0, 0.0, 0.0]), ("fisheye", [0.1, 0.0, 0.0, 0.0]), ("radtan", [0.1, 0, 0, 0, 0, 0.2, 0, 0])],
+    ("lens", "coefficients", "expected"),
+    [("none", [], [0, 0, 0, 0, 0]), ("radtan", [0.1, -0.01, 0.001, 0.002, 0.003], [0.1, -0.01, 0.001, 0.002, 0.003])],
 )
-def test_other_lens_models_are_refused_with_an_actionable_error(lens, coefficients):
-    camera = Camera("side", 160, 96, K, distortion_model=lens, distortion=coefficients)
+def test_legacy_layout_is_the_radtan_prefix(lens, coefficients, expected):
+    """Models exported under input rule 1 take [.., 5] radtan: the current row without its lens column."""
+    camera = Camera("front", 160, 96, K, distortion_model=lens, distortion=coefficients)
+    legacy = model_input.model_distortion(camera, layout=model_input.LEGACY_DISTORTION)
+    np.testing.assert_allclose(legacy, expected)
+    np.testing.assert_array_equal(legacy, model_input.model_distortion(camera)[:5])
+
+
+def test_other_lens_models_are_refused_with_an_actionable_error():
+    camera = Camera("side", 160, 96, K, distortion_model="radtan", distortion=[0.1, 0, 0, 0, 0, 0.2, 0, 0])
     with pytest.raises(
         model_input.UnsupportedDistortionError,
-        match=rf"clip/rig.yaml: camera 'side': distortion model '{lens}' .*'none', 'radtan'.*undistort the images",
+        match=r"clip/rig.yaml: camera 'side': distortion model 'radtan' .*'lens6'.*fisheye \(k1, k2, k3, k4\); "
+        r"radtan k4..k6 must be 0; or undistort the images",
     ):
         model_input.model_distortion(camera, source="clip/rig.yaml")
 
 
+def test_fisheye_is_refused_for_models_exported_before_fisheye_support():
+    camera = Camera("side", 160, 96, K, distortion_model="fisheye", distortion=[0.1, 0, 0, 0])
+    with pytest.raises(
+        model_input.UnsupportedDistortionError,
+        match=r"clip/rig.yaml: camera 'side': distortion model 'fisheye' .*'radtan5'.*before fisheye support, "
+        r"re-export it; or undistort the images",
+    ):
+        model_input.model_distortion(camera, source="clip/rig.yaml", layout=model_input.LEGACY_DISTORTION)
+    with pytest.raises(ValueError, match="layout: expected one of .*found 'fisheye4'"):
+        model_input.model_distortion(camera, layout="fisheye4")
+
+
 def test_description_round_trip_and_refusals():
     description = model_input.describe((64, 128))
+    assert description["version"] == model_input.MODEL_INPUT_VERSION == 2
     assert model_input.check_description(description, size_hw=(64, 128), source="m.onnx") == description
+    assert model_input.distortion_layout(description) == "lens6"
+    # exported before 'version' existed, and under rule 1 (radtan only): read back, fed the radtan layout
     legacy = {"resize": model_input.RESIZE_RULE, "intrinsics": "Camera.resized(W, H).K", "distortion": "radtan"}
-    assert model_input.check_description(legacy, source="old.onnx")["version"] == 1  # exported before 'version'
-    assert model_input.check_description(None)["version"] == 1
-    with pytest.raises(ValueError, match=r"m.onnx: field 'preprocess.version': expected 1 .* found 2"):
-        model_input.check_description({**description, "version": 2}, source="m.onnx")
-    with pytest.raises(ValueError, match="'preprocess.distortion.layout': expected 'radtan5', found 'fisheye4'"):
-        model_input.check_description({**description, "distortion": {"layout": "fisheye4"}}, source="m.onnx")
+    assert model_input.check_description(legacy, source="old.onnx")["version"] == 1
+    assert model_input.distortion_layout(model_input.check_description(None)) == "radtan5"
+    version1 = {**description, "version": 1, "distortion": {"layout": "radtan5", "coefficients": ["k1"]}}
+    assert model_input.distortion_layout(model_input.check_description(version1, source="v1.onnx")) == "radtan5"
+    with pytest.raises(ValueError, match=r"m.onnx: field 'preprocess.version': expected 1 or 2 .* found 3"):
+        model_input.check_description({**description, "version": 3}, source="m.onnx")
+    with pytest.raises(
+        ValueError, match=r"'preprocess.distortion.layout': expected 'lens6' \(input rule version 2\), found 'radtan5'"
+    ):
+        model_input.check_description({**description, "distortion": {"layout": "radtan5"}}, source="m.onnx")
     with pytest.raises(ValueError, match=r"'preprocess.size_hw': expected the model's image_size \[96, 192\]"):
         model_input.check_description(description, size_hw=(96, 192), source="m.onnx")

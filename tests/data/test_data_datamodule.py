@@ -42,7 +42,7 @@ def test_batch_shapes_and_geometry(root: Path, tmp_path: Path) -> None:
     assert batch["images"].shape == (B, T, N, 3, 64, 96) and batch["images"].dtype == torch.uint8
     assert batch["intrinsics"].shape == (B, T, N, 3, 3)
     assert batch["camera_from_ego"].shape == (B, T, N, 4, 4)
-    assert batch["distortion"].shape == (B, T, N, 5)
+    assert batch["distortion"].shape == (B, T, N, 6)
     assert batch["prev_from_curr"].shape == (B, T, 4, 4) and batch["state_valid"].tolist() == [[0, 1, 1]] * 2
     assert batch["heatmap"].shape == (B, T, 6, 48, 48) and batch["segmentation"].shape == (B, T, 2, 48, 48)
     assert batch["det2d_heatmap"].shape == (B, T, N, 6, 8, 12) and batch["det2d_box"].shape == (B, T, N, 4, 8, 12)

@@ -1,7 +1,8 @@
 """One rule for "frame -> model input" (``perception.model_input``): the training data (frame cache + dataset), the
 auto-labelling teacher, export and the runtime (offline steps and the real-time engine) feed the model identical
-tensors for the same frames and rig, with cameras below and above the model's resolution and a radtan lens; a lens
-the model cannot take is refused by each of them with the same actionable error."""
+tensors for the same frames and rig, with cameras below and above the model's resolution and a radtan or fisheye
+lens; a lens the model cannot take is refused by each of them with the same actionable error, and models exported
+under the previous rule (radtan-only distortion) still get what they take."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ torch = pytest.importorskip("torch")
 
 SIZE_HW = (64, 128)  # the exported tiny model's image size (tests/deploy/conftest.py)
 RADTAN = np.array([-0.05, 0.01, 0.001, -0.001, 0.002])
+FISHEYE = np.array([0.03, -0.01, 0.001, -0.0002])
 
 
 def _rig(lens_model: str = "radtan", coefficients: np.ndarray = RADTAN) -> Rig:
@@ -75,7 +77,10 @@ def _runtime_rgb(images_bgr_nhwc: np.ndarray) -> np.ndarray:
     return images_bgr_nhwc[..., ::-1].transpose(0, 3, 1, 2)
 
 
-def test_every_path_prepares_identical_inputs(exported, tmp_path: Path, tiny_model_args: dict) -> None:
+@pytest.mark.parametrize(("lens_model", "coefficients"), [("radtan", RADTAN), ("fisheye", FISHEYE)])
+def test_every_path_prepares_identical_inputs(
+    exported, tmp_path: Path, tiny_model_args: dict, lens_model: str, coefficients: np.ndarray
+) -> None:
     from autolabel.teachers.fleetvision import FleetvisionTeacher
     from deploy.export.checkpoint import load_checkpoint
     from deploy.export.graph import example_feeds
@@ -84,7 +89,7 @@ def test_every_path_prepares_identical_inputs(exported, tmp_path: Path, tiny_mod
     from perception.data.spec import target_spec_for
 
     model_path, checkpoint, _ = exported
-    rig = _rig()
+    rig = _rig(lens_model, coefficients)
     path = write_synthetic_clip(tmp_path / "clip", rig=rig, frames=3, fps=20.0, seed=4, camera_offset_s=0.01)
     clip = DriveClip.open(path)
     cameras = rig.names
@@ -100,6 +105,7 @@ def test_every_path_prepares_identical_inputs(exported, tmp_path: Path, tiny_mod
     area = cv2.resize(enlarged, SIZE_HW[::-1], interpolation=cv2.INTER_AREA)[..., ::-1].transpose(2, 0, 1)
     assert not np.array_equal(area, expected["images"][0, 1])
     assert np.any(expected["distortion"][1]) and not np.any(expected["distortion"][0])
+    assert expected["distortion"][1, -1] == model_input.LENS_IDS[lens_model]
 
     # training: frame cache + dataset
     spec = target_spec_for("bev_tiny", tiny_model_args)
@@ -157,8 +163,7 @@ def test_every_path_prepares_identical_inputs(exported, tmp_path: Path, tiny_mod
 
 
 @pytest.mark.parametrize(
-    ("lens_model", "coefficients"),
-    [("fisheye", [0.1, -0.02, 0.003, 0.0]), ("radtan", [-0.05, 0.01, 0.001, -0.001, 0.002, 0.1, 0.0, 0.0])],
+    ("lens_model", "coefficients"), [("radtan", [-0.05, 0.01, 0.001, -0.001, 0.002, 0.1, 0.0, 0.0])]
 )
 def test_unsupported_lens_is_refused_by_every_path(exported, tmp_path: Path, tiny_model_args, lens_model, coefficients):
     from autolabel.teachers.fleetvision import FleetvisionTeacher
@@ -191,3 +196,32 @@ def test_unsupported_lens_is_refused_by_every_path(exported, tmp_path: Path, tin
     metadata = read_metadata(model_path)
     with pytest.raises(model_input.UnsupportedDistortionError, match=message):
         Runtime(DeployedModel(metadata, RecordingSession(metadata)), RuntimeConfig(realtime=False)).run_clip(path)
+
+
+def _version1_metadata(metadata: dict) -> dict:
+    """The exported tiny model's metadata as an export under input rule 1 wrote it (radtan-only distortion [1,N,5])."""
+    preprocess = {
+        **metadata["preprocess"],
+        "version": 1,
+        "distortion": {"layout": "radtan5", "coefficients": ["k1", "k2", "p1", "p2", "k3"]},
+    }
+    inputs = [
+        {**entry, "shape": [*entry["shape"][:-1], 5]} if entry["name"] == "distortion" else entry
+        for entry in metadata["inputs"]
+    ]
+    return {**metadata, "preprocess": preprocess, "inputs": inputs}
+
+
+def test_models_exported_under_rule_1_get_radtan_only_and_refuse_fisheye(exported, tmp_path: Path) -> None:
+    model_path, _, _ = exported
+    metadata = _version1_metadata(read_metadata(model_path))
+    radtan = write_synthetic_clip(tmp_path / "radtan", rig=_rig(), frames=2, fps=20.0, seed=6)
+    session = RecordingSession(metadata)
+    model = DeployedModel(metadata, session)
+    assert model.distortion_layout == "radtan5"
+    Runtime(model, RuntimeConfig(realtime=False)).run_clip(radtan)
+    assert len(session.feeds) == 2
+    np.testing.assert_array_equal(session.feeds[0]["distortion"][0], [np.zeros(5), RADTAN.astype(np.float32)])
+    fisheye = write_synthetic_clip(tmp_path / "fisheye", rig=_rig("fisheye", FISHEYE), frames=2, fps=20.0, seed=6)
+    with pytest.raises(model_input.UnsupportedDistortionError, match="'radtan5'.*before fisheye support, re-export"):
+        Runtime(DeployedModel(metadata, RecordingSession(metadata)), RuntimeConfig(realtime=False)).run_clip(fisheye)

@@ -202,6 +202,21 @@ def test_onnx_export_matches_pytorch(name: str, tmp_path: Path) -> None:
     assert export_and_compare(model, inputs, tmp_path / f"{name}.onnx") < 1e-4
 
 
+def test_onnx_export_matches_pytorch_on_a_fisheye_rig(tmp_path: Path) -> None:
+    """The low robot rig's four fisheye cameras (lens id 1 in the distortion input) through the exported graph."""
+    from perception.rig import Rig
+
+    rig = Rig.load(Path(__file__).resolve().parents[2] / "configs" / "rigs" / "robot_quadruped_4fisheye.yaml")
+    model = small_model("bev_tiny")
+    inputs = example_inputs(model, rig=rig, seed=4)
+    assert inputs["distortion"].shape == (1, 4, 6) and (inputs["distortion"][..., 5] == 1).all()
+    assert export_and_compare(model, inputs, tmp_path / "fisheye.onnx") < 1e-4
+    with torch.no_grad():  # the lens column matters, so the comparison above can fail
+        fisheye = model(**inputs)["heatmap"]
+        as_pinhole = model(**{**inputs, "distortion": torch.zeros_like(inputs["distortion"])})["heatmap"]
+    assert (fisheye - as_pinhole).abs().max() > 1e-3
+
+
 @pytest.mark.parametrize("name", list_models())
 def test_preset_config_is_complete(name: str) -> None:
     assert build_model(name).config() == model_defaults(name)

@@ -235,6 +235,60 @@ def test_other_rigs_and_distorted_cameras(tmp_path: Path, rig_name: str) -> None
         assert clip.rig["front_wide"].distortion_model == "radtan"
 
 
+def _projected_box_extent(camera, camera_from_ego: np.ndarray, corners: np.ndarray) -> np.ndarray | None:
+    """Pixel extent (x1, y1, x2, y2) of a 3D box's edges, densely sampled (a lens bends them), or None if any
+    sample is not seen."""
+    from perception.viz import BOX_EDGES
+
+    t = np.linspace(0.0, 1.0, 33)[:, None]
+    points = np.concatenate([corners[a] + t * (corners[b] - corners[a]) for a, b in BOX_EDGES])
+    uv, _ = camera.project(transform_points(camera_from_ego, points))
+    if not np.isfinite(uv).all():
+        return None
+    return np.array([uv[:, 0].min(), uv[:, 1].min(), uv[:, 0].max() + 1, uv[:, 1].max() + 1])
+
+
+@pytest.mark.parametrize("rig_name", ["robot_quadruped_4fisheye", "robot_indoor_base"])
+def test_robot_rigs_render_with_fisheye_labels_that_match_the_lens(tmp_path: Path, rig_name: str) -> None:
+    """Low fisheye cameras: every untruncated 2D box (from the rendered silhouette) lies inside its 3D box's
+    fisheye projection and covers most of it; pixels beyond 90 deg off-axis show nothing; the ground is seen
+    close to the low mount."""
+    from perception.sim.render import camera_setup
+
+    rig = _rig(rig_name)
+    assert {camera.distortion_model for camera in rig} >= {"fisheye"}
+    assert max(camera.ego_from_camera[2, 3] for camera in rig) < 0.7  # a low mount
+    path = generate_clip(tmp_path / rig_name, rig, frames=3, seed=5, num_actors=(14, 20))
+    clip = DriveClip.open(path)
+    clip.validate(deep=True)
+    _boxes_inside(clip)
+    assert _centres_project_into_boxes(clip) >= 5
+    overlaps = []
+    for index, frame in enumerate(clip.labels.frames):
+        corners = frame.boxes3d.corners()
+        for name, boxes in frame.boxes2d.items():
+            camera = clip.rig[name]
+            for xyxy, track, truncation in zip(boxes.xyxy, boxes.track_id, boxes.truncation):
+                match = np.nonzero(frame.boxes3d.track_id == track)[0]
+                if camera.distortion_model != "fisheye" or len(match) == 0 or truncation > 0:
+                    continue
+                extent = _projected_box_extent(camera, clip.camera_from_ego(index, name), corners[match[0]])
+                if extent is None:
+                    continue
+                assert np.all(xyxy[:2] >= extent[:2] - 2) and np.all(xyxy[2:] <= extent[2:] + 2), (name, track)
+                overlaps.append(np.prod(xyxy[2:] - xyxy[:2]) / np.prod(extent[2:] - extent[:2]))
+    assert len(overlaps) >= 10 and np.median(overlaps) > 0.4  # meshes fill their boxes, not a sliver of them
+    for camera in rig:
+        if camera.distortion_model != "fisheye":
+            continue
+        setup = camera_setup(camera)
+        image = clip.read_frame(0, [camera.name]).images[camera.name]
+        assert not setup.valid[0, 0] and setup.valid[camera.height // 2, camera.width // 2]  # corners: beyond 90 deg
+        assert image[:4, :4].max() < 40 and image[camera.height // 2].mean() > 40
+        nearest = float(np.nanmin(np.where(np.isfinite(setup.ground_distance), setup.ground_distance, np.nan)))
+        assert nearest < 1.0  # a low, down-looking fisheye sees the ground within a metre
+
+
 def test_synth_cli_writes_openable_clips_and_resumes(tmp_path: Path) -> None:
     from perception.cli import main
 

@@ -1,4 +1,5 @@
-"""The shipped configs parse (``--print_config``); YAML-only edits switch tasks, cameras and T (cam2d path)."""
+"""The shipped configs parse (``--print_config``); YAML-only edits switch tasks, cameras and T (cam2d path); the
+robot config trains on fisheye clips of the synthetic world."""
 
 from __future__ import annotations
 
@@ -30,6 +31,53 @@ def test_other_lightning_loggers_are_a_config_fragment(name: str, logger: str, c
         f"lightning.pytorch.loggers.{logger}",
         "lightning.pytorch.loggers.CSVLogger",
     ]
+
+
+def test_robot_config_parses_with_its_overrides(capsys: pytest.CaptureFixture) -> None:
+    assert run_cli(["fit", "-c", str(CONFIGS / "robot_tiny.yaml"), "--print_config"]) == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["model"]["model_name"] == "bev_tiny"
+    assert printed["model"]["model_overrides"]["x_range"] == [-16.0, 16.0]
+
+
+def test_robot_config_trains_on_fisheye_synthetic_clips(tmp_path: Path) -> None:
+    """The robot config (tiny overrides) fits a few steps on rendered low fisheye clips and validates."""
+    from perception.rig import Rig
+    from perception.sim import generate_clip
+
+    rig = Rig.load(CONFIGS.parent / "rigs" / "robot_quadruped_4fisheye.yaml")
+    for split, seeds in (("train", (0, 1)), ("val", (2,))):
+        for seed in seeds:
+            generate_clip(tmp_path / split / f"clip{seed}", rig, frames=3, seed=seed, num_actors=(10, 14))
+    config = yaml.safe_load((CONFIGS / "robot_tiny.yaml").read_text())
+    config["model"]["model_overrides"] = {  # the preset's architecture, tiny widths
+        **config["model"]["model_overrides"],
+        "backbone_stages": 2,
+        "image_channels": 16,
+        "image_size": [64, 80],
+        "resolution": 2.0,
+        "num_heights": 2,
+        "bev_channels": 16,
+        "head_channels": 16,
+    }
+    for split in ("train", "val", "test", "predict"):
+        config["data"][split] = str(tmp_path / ("train" if split == "train" else "val"))
+    config["data"].update({"batch_size": 1, "num_workers": 0, "cache_dir": str(tmp_path / "cache")})
+    config["trainer"].update({"max_time": None, "enable_progress_bar": False, "enable_model_summary": False})
+    config["trainer"]["callbacks"] = []
+    path = tmp_path / "robot.yaml"
+    path.write_text(yaml.safe_dump(config))
+    root = tmp_path / "run"
+    argv = ["fit", "-c", str(path), "--trainer.max_steps=2", "--trainer.limit_val_batches=2"]
+    assert run_cli([*argv, "--trainer.val_check_interval=2", f"--trainer.default_root_dir={root}"]) == 0
+    log_dir = root / "logs" / "version_0"
+    report = yaml.safe_load(sorted((log_dir / "metrics").glob("val_*.json"))[-1].read_text())
+    assert {"bev_detection", "segmentation_iou"} <= set(report)
+    from perception.training.checkpoint import load_model_checkpoint
+
+    _, meta = load_model_checkpoint(log_dir / "model.pt")
+    assert meta["cameras"] == rig.names
+    assert {c["distortion"]["model"] for c in meta["rig"]["cameras"]} == {"fisheye"}
 
 
 def test_cam2d_single_camera_no_bev(tiny_config: Path, tmp_path: Path) -> None:
