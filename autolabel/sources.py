@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from perception.clip import DriveClip, Frame
+from perception.errors import InputError
 from perception.video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 
 __all__ = ["Source", "discover_sources", "open_source", "prefetch_batches"]
@@ -50,7 +51,9 @@ class Source:
 
 
 def _is_clip_folder(folder: Path) -> bool:
-    return (folder / "rig.yaml").is_file() and (folder / "frames.csv").is_file()
+    """A drive clip, whole or broken: it holds rig.yaml or frames.csv (a broken one fails when opened and is listed
+    in failures.json, instead of its camera folders being labelled as unrelated image sequences)."""
+    return (folder / "rig.yaml").exists() or (folder / "frames.csv").exists()
 
 
 def _has_images(names: Sequence[str]) -> bool:
@@ -68,10 +71,10 @@ def discover_sources(root: str | os.PathLike, *, exclude: Sequence[str | os.Path
     excluded = {Path(p).resolve() for p in exclude}
     if root.is_file():
         if root.suffix.lower() not in VIDEO_EXTENSIONS:
-            raise ValueError(f"{root}: expected a folder or a video file ({'/'.join(VIDEO_EXTENSIONS)})")
+            raise InputError(f"{root}: expected a folder or a video file ({'/'.join(VIDEO_EXTENSIONS)})")
         return [Source(root, Path(root.stem), "video", Path(root.name))]
     if not root.is_dir():
-        raise FileNotFoundError(f"{root}: input folder not found")
+        raise InputError(f"{root}: expected an input folder or a video file, found nothing")
     if _is_clip_folder(root):
         return [Source(root, Path(root.name), "clip", Path("."))]
     found: list[Source] = []
