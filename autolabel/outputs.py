@@ -9,8 +9,9 @@ contents) and every output file with its size and sha256. A rerun skips a clip o
 another of the same size and time is caught; hashing costs far less than labelling); every recorded output present
 with its recorded bytes. Anything else relabels the clip.
 
-``lock_label_folder``: an exclusive ``flock`` on ``LABEL_DIR/.autolabel.lock`` for the whole job; a second job on
-the same folder stops at once (``LabelFolderBusy``). The kernel drops the lock when the holder exits, even killed.
+``lock_label_folder``: an exclusive ``flock`` on ``LABEL_DIR/.autolabel.lock`` for the whole job (the file is removed
+at the end); a second job on the same folder stops at once (``LabelFolderBusy``). The kernel drops the lock when the
+holder exits, even killed, so a file left by a killed job does not block the next one.
 """
 
 from __future__ import annotations
@@ -75,12 +76,18 @@ def lock_label_folder(out_root: Path) -> Iterator[Path]:
     try:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            same_file = path.exists() and os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino
         except BlockingIOError:
+            same_file = None
+        if not same_file:  # held, or removed by a job that just finished while we opened it: still busy
             raise LabelFolderBusy(
                 f"{out_root}: another autolabel job is writing to this label folder (it holds {path}); wait for it "
                 "to finish or choose another --out"
-            ) from None
-        yield path
+            )
+        try:
+            yield path
+        finally:
+            path.unlink(missing_ok=True)  # while still locked: a job that opened it before sees it gone
     finally:
         handle.close()  # releases the lock
 

@@ -34,6 +34,7 @@ from autolabel.outputs import (
     write_job_record,
 )  # fmt: skip
 from autolabel.sources import Source, discover_sources, open_source
+from perception.atomic import path_inside
 from perception.errors import InputError, one_line
 from perception.labels import make_provenance
 from perception.video import VIDEO_EXTENSIONS
@@ -176,7 +177,7 @@ def _write_source(streamed: _Streamed, out_root: Path, *, job: Job) -> ClipResul
     write_clip_outputs(
         labels,
         clip,
-        Path(out_root) / source.relative,
+        path_inside(out_root, source.relative),  # an input's name never leaves LABEL_DIR
         export=job.export,
         preview=job.preview,
         config_sha256=job.config_sha256,

@@ -144,6 +144,8 @@ class _BoxTable:
             return cls(**{name: data[name] for name in cls._saved_fields()})
         except LabelsError as error:
             raise LabelsError(f"{source}: {error}") from None
+        except (TypeError, ValueError, OverflowError) as error:  # a column of other values than numbers
+            raise LabelsError(f"{source}: expected columns of numbers, found {type(error).__name__}: {error}") from None
 
 
 @dataclass

@@ -8,7 +8,7 @@ from pathlib import Path
 from xml.sax.saxutils import quoteattr
 
 from autolabel.exporters.common import ExportContext, camera_tracks
-from perception.atomic import atomic_text_stream
+from perception.atomic import atomic_text_stream, path_inside
 from perception.labels import ClipLabels
 
 __all__ = ["cvat_video_lines", "export_cvat_video"]
@@ -63,7 +63,7 @@ def export_cvat_video(labels: ClipLabels, context: ExportContext, out_dir: Path)
     """Write ``cvat/<camera>.xml`` for each camera (streamed, atomic)."""
     written = []
     for camera in context.image_sizes:
-        path = Path(out_dir) / "cvat" / f"{camera}.xml"
+        path = path_inside(out_dir, "cvat", f"{camera}.xml")  # a camera name never leaves out_dir
         with atomic_text_stream(path) as stream:
             for line in cvat_video_lines(labels, context, camera):
                 stream.write(line + "\n")

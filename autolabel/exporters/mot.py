@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from autolabel.exporters.common import ExportContext, camera_boxes
-from perception.atomic import atomic_write_text
+from perception.atomic import atomic_write_text, path_inside
 from perception.labels import ClipLabels
 
 __all__ = ["export_mot", "mot_lines"]
@@ -35,7 +35,7 @@ def export_mot(labels: ClipLabels, context: ExportContext, out_dir: Path) -> lis
     """Write ``mot/<camera>.txt`` for each camera."""
     written = []
     for camera in context.image_sizes:
-        path = Path(out_dir) / "mot" / f"{camera}.txt"
+        path = path_inside(out_dir, "mot", f"{camera}.txt")  # a camera name never leaves out_dir
         lines = mot_lines(labels, camera)
         atomic_write_text(path, "\n".join(lines) + ("\n" if lines else ""))
         written.append(path)

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from autolabel.exporters.common import ExportContext, camera_boxes
-from perception.atomic import atomic_write_text
+from perception.atomic import atomic_write_text, path_inside
 from perception.labels import ClipLabels
 
 __all__ = ["export_yolo", "yolo_lines"]
@@ -35,7 +35,7 @@ def export_yolo(labels: ClipLabels, context: ExportContext, out_dir: Path) -> li
     written = []
     for camera, (width, height) in context.image_sizes.items():
         for frame, boxes in camera_boxes(labels, camera):
-            path = root / camera / f"{frame:06d}.txt"
+            path = path_inside(root, camera, f"{frame:06d}.txt")  # a camera name never leaves out_dir
             lines = yolo_lines(boxes.xyxy, boxes.class_id, width, height)
             atomic_write_text(path, "\n".join(lines) + ("\n" if lines else ""))
             written.append(path)

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from perception.atomic import path_inside
 from perception.clip import ClipError
 from perception.errors import InputError
 from perception.geometry import invert_se3, transform_points, yaw_from_matrix, yaw_matrix
@@ -33,7 +34,7 @@ from perception.importers.common import (
     write_jpeg_clip,
 )
 from perception.labels import Boxes2D, Boxes3D, ClipLabels, FrameLabels, make_provenance
-from perception.rig import Camera, Rig
+from perception.rig import Camera, Rig, RigError
 
 
 class InfoFileError(InputError):
@@ -182,6 +183,13 @@ def _frame_labels(
 
 
 def _rig(entry: dict, cameras: list[str], data_root: Path, source: str) -> Rig:
+    try:
+        return _rig_unchecked(entry, cameras, data_root, source)
+    except RigError as error:
+        raise InfoFileError(f"{source}: field 'data_list[0].images': {error}") from None
+
+
+def _rig_unchecked(entry: dict, cameras: list[str], data_root: Path, source: str) -> Rig:
     result = []
     for camera in cameras:
         image = entry["images"][camera]
@@ -306,7 +314,7 @@ def _import_info(
         target = (
             Path(out)
             if len(segments) == 1
-            else Path(out) / f"segment_{number:03d}_{str(first.get('token', number))[:8]}"
+            else path_inside(out, f"segment_{number:03d}_{str(first.get('token', number))[:8]}")
         )
         written.append(
             write_jpeg_clip(target, rig, frames, dedupe_poses(poses), labels, overwrite=overwrite, progress=progress)

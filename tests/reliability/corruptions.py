@@ -161,7 +161,7 @@ RIG: dict[str, Mutation] = {
     "rig-scalar": _write("rig.yaml", "42\n"),
     "rig-bad-yaml": _write("rig.yaml", "cameras: [\n  - {name: front\n"),
     "rig-python-tag": _write("rig.yaml", "!!python/object/apply:os.system ['echo owned']\n"),
-    "rig-deep-nesting": _write("rig.yaml", "cameras: " + _nested(3000) + "\n"),
+    "rig-deep-nesting": _write("rig.yaml", "cameras: " + _nested(1500) + "\n"),
     "rig-K-text": _camera("K", "identity"),
     "rig-K-nan": _camera("K", [[float("nan"), 0, 32], [0, 60, 24], [0, 0, 1]]),
     "rig-K-inf": _camera("K", [[float("inf"), 0, 32], [0, 60, 24], [0, 0, 1]]),

@@ -7,7 +7,8 @@ A verdict is one of:
 - ``silent``: exit status 0 where the input is broken (a wrong answer presented as a result);
 - ``lost``: a file outside ``out/`` was created, changed or removed;
 - ``half-written``: a temporary file or a partial output was left behind after a failure;
-- ``off``: no traceback, but the exit status or the message is not as documented (counted apart).
+- ``off``: no traceback, but the exit status or the message is not as documented (counted apart);
+- ``n/a``: the case could not be set up (a scenario's earlier command failed), so it was not judged.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from typing import Any
 from workspace import Templates, Workspace
 
 TOOLS = {"perception": "perception.cli", "autolabel": "autolabel.cli", "deploy": "deploy.cli"}
-VERDICTS = ("handled", "off", "traceback", "silent", "lost", "half-written")
+VERDICTS = ("handled", "off", "traceback", "silent", "lost", "half-written", "n/a")
 TEMPORARY_MARKERS = (".tmp", ".partial-", ".old-", ".staging")
 
 
@@ -153,7 +154,10 @@ def judge(case: Case, workspace: Workspace, outcome: Outcome) -> tuple[str, str]
 def run_case(case: Case, root: Path, templates: Templates) -> tuple[str, str, Outcome]:
     """Build the case in a fresh workspace under ``root``, run it, judge it."""
     workspace = Workspace(root, templates)
-    argv = case.build(workspace)
+    try:
+        argv = case.build(workspace)
+    except Exception as error:  # the setup itself failed (e.g. an earlier command of a scenario)
+        return "n/a", f"setup failed: {type(error).__name__}: {error}", Outcome(None, "")
     with case.context(workspace) if case.context is not None else contextlib.nullcontext():
         outcome = run_tool(case.tool, argv, workspace)
     verdict, reason = judge(case, workspace, outcome)
