@@ -48,10 +48,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-deploy-model", action="store_true", help="skip the deploy run cases (they export a tiny model: torch)"
     )
+    parser.add_argument("--time-limit", type=float, default=120.0, help="seconds per command before it is a hang")
     args = parser.parse_args(argv)
 
+    import harness
     from cases import all_cases
     from harness import VERDICTS, run_case
+
+    harness.TIME_LIMIT_S = args.time_limit
     from workspace import Templates
 
     work = Path(tempfile.mkdtemp(prefix="fv_reliability_"))

@@ -452,6 +452,12 @@ class ClipLabels:
                 f"{where}.boxes3d: expected finite center, size and yaw, found nan/inf in rows "
                 f"{np.flatnonzero(~finite).tolist()[:10]}"
             )
+        flat = ~(boxes3d.size > 0).all(axis=1)
+        if flat.any():
+            raise LabelsError(
+                f"{where}.boxes3d.size: expected positive l, w, h (metres), found "
+                f"{boxes3d.size[flat].tolist()[:3]} in rows {np.flatnonzero(flat).tolist()[:10]}"
+            )
         cameras = item.get("boxes2d", {})
         if not isinstance(cameras, dict):
             raise LabelsError(f"{where}.boxes2d: expected a mapping camera -> boxes, found {cameras!r:.80}")

@@ -258,6 +258,62 @@ def _eval_case(label: str, mutate: Callable[[Path], None], names: tuple[str, ...
     return Case(f"autolabel-eval:{label}", "autolabel", build, (2,), names=names)
 
 
+def _review_case(label: str, mutate: Callable[[Path], None], names: tuple[str, ...]) -> Case:
+    def build(workspace: Workspace) -> list[str]:
+        labels = workspace.root / "labels" / "clip"
+        labels.mkdir(parents=True)
+        clip = workspace.clip("png")
+        for name in ("labels.json", "labels_bev.npz"):
+            (labels / name).write_bytes((clip / name).read_bytes())
+        (labels / "done").write_text("{}")
+        mutate(labels)
+        return ["review", str(workspace.root / "labels"), "--out", str(workspace.out / "review"), "--no-pictures"]
+
+    return Case(f"autolabel-review:{label}", "autolabel", build, (2,), names=names)
+
+
+def _calibrate_case(label: str, write: Callable[[Path], None], extra: list[str], names: tuple[str, ...]) -> Case:
+    def build(workspace: Workspace) -> list[str]:
+        images = workspace.root / "chessboards"
+        images.mkdir()
+        write(images)
+        return ["calibrate", str(images), "--out", str(workspace.out / "camera.yaml"), *extra]
+
+    return Case(f"calibrate:{label}", "perception", build, (2,), names=names)
+
+
+def _garbage_images(folder: Path) -> None:
+    for index in range(4):
+        (folder / f"{index}.png").write_bytes(NOT_UTF8 * 5)
+
+
+def _blank_images(folder: Path) -> None:
+    import cv2
+    import numpy as np
+
+    for index in range(4):
+        cv2.imwrite(str(folder / f"{index}.png"), np.full((48, 64), 128, np.uint8))
+
+
+def _rosbag_case(label: str, content: bytes, name: str) -> Case:
+    def build(workspace: Workspace) -> list[str]:
+        bag = workspace.root / name
+        bag.write_bytes(content)
+        return ["import", "rosbag", str(bag), "--out", str(workspace.out / "clip"), "--no-progress"]
+
+    return Case(f"import-rosbag:{label}", "perception", build, (2,), names=(name,))
+
+
+def _detections_case(label: str, text: str) -> Case:
+    def build(workspace: Workspace) -> list[str]:
+        detections = workspace.root / "detections.jsonl"
+        detections.write_text(text)
+        return ["export", "foxglove", str(workspace.clip("png")), "--out", str(workspace.out / "x.mcap"),
+                "--detections", str(detections), "--no-progress"]  # fmt: skip
+
+    return Case(f"export-detections:{label}", "perception", build, (2,), names=("detections.jsonl",))
+
+
 def other_cases() -> list[Case]:
     """Broken job configs, models, budgets, command lines, synth rigs, import inputs."""
     cases = [_job_config(index, text) for index, text in enumerate(JOB_CONFIGS)]
@@ -307,6 +363,32 @@ def other_cases() -> list[Case]:
     cases += [
         _eval_case("binary-labels", lambda path: path.write_bytes(NOT_UTF8), ("labels.json",)),
         _eval_case("nan-box", lambda path: path.write_text(path.read_text().replace("8.0", "NaN", 1)), ("labels",)),
+    ]
+    cases += [
+        _review_case("binary-labels", lambda d: (d / "labels.json").write_bytes(NOT_UTF8), ("labels.json",)),
+        _review_case(
+            "class-escape",
+            lambda d: (d / "labels.json").write_text((d / "labels.json").read_text().replace('"car"', '"../../car"')),
+            ("classes",),
+        ),
+    ]
+    cases += [
+        _calibrate_case("garbage-images", _garbage_images, [], ("chessboards",)),
+        _calibrate_case("no-chessboard", _blank_images, [], ("chessboards",)),
+        _calibrate_case("bad-pattern", _blank_images, ["--pattern", "9by6"], ("--pattern",)),
+        _calibrate_case("escaping-name", _blank_images, ["--name", "../../x"], ("name",)),
+    ]
+    cases += [
+        _rosbag_case("garbage-bag", NOT_UTF8 * 20, "drive.bag"),
+        _rosbag_case("empty-bag", b"", "drive.bag"),
+        _rosbag_case("garbage-mcap", NOT_UTF8 * 20, "drive.mcap"),
+        _rosbag_case("truncated-bag-header", b"#ROSBAG V2.0\n\x00\x10", "drive.bag"),
+    ]
+    cases += [
+        _detections_case("not-json", "{index: 0\n"),
+        _detections_case("wrong-types", '{"index": "zero", "boxes3d": 5}\n'),
+        _detections_case("nan-box", '{"index": 0, "boxes3d": [{"center": [NaN, 0, 0]}]}\n'),
+        _detections_case("binary", NOT_UTF8.decode("latin-1")),
     ]
     return cases
 

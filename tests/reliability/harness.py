@@ -4,6 +4,7 @@ A verdict is one of:
 - ``handled``: the exit status is one the case allows, the message names the file, no traceback, nothing outside
   ``out/`` touched, no temporary or half-written output left;
 - ``traceback``: an exception left ``main`` or a traceback / "internal error" was printed;
+- ``hang``: the command did not finish within the harness's time limit (benchmark runs only);
 - ``silent``: exit status 0 where the input is broken (a wrong answer presented as a result);
 - ``lost``: a file outside ``out/`` was created, changed or removed;
 - ``half-written``: a temporary file or a partial output was left behind after a failure;
@@ -19,6 +20,7 @@ import hashlib
 import importlib
 import io
 import os
+import signal
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -28,7 +30,7 @@ from typing import Any
 from workspace import Templates, Workspace
 
 TOOLS = {"perception": "perception.cli", "autolabel": "autolabel.cli", "deploy": "deploy.cli"}
-VERDICTS = ("handled", "off", "traceback", "silent", "lost", "half-written", "n/a")
+VERDICTS = ("handled", "off", "traceback", "hang", "silent", "lost", "half-written", "n/a")
 TEMPORARY_MARKERS = (".tmp", ".partial-", ".old-", ".staging")
 
 
@@ -78,6 +80,17 @@ def _temporaries(root: Path) -> list[str]:
     return found
 
 
+class CaseTimeout(BaseException):
+    """Raised in the main thread when a command runs past the harness's time limit."""
+
+
+TIME_LIMIT_S: float | None = None  # set by the benchmark: a case running longer is a hang
+
+
+def _alarm(signum: int, frame: object) -> None:
+    raise CaseTimeout()
+
+
 def run_tool(tool: str, argv: Sequence[str], workspace: Workspace | None = None) -> Outcome:
     """``main(argv)`` of ``tool`` with stdout and stderr captured; file changes outside ``workspace.out`` recorded."""
     main = importlib.import_module(TOOLS[tool]).main
@@ -86,12 +99,21 @@ def run_tool(tool: str, argv: Sequence[str], workspace: Workspace | None = None)
     code, escaped = None, None
     with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr), warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        previous = signal.signal(signal.SIGALRM, _alarm) if TIME_LIMIT_S else None
+        if TIME_LIMIT_S:
+            signal.setitimer(signal.ITIMER_REAL, TIME_LIMIT_S)
         try:
             code = main(list(argv))
+        except CaseTimeout:
+            escaped = f"hang: still running after {TIME_LIMIT_S:g} s"
         except SystemExit as exit_:
             code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
         except BaseException as error:
             escaped = f"{type(error).__name__}: {error}"
+        finally:
+            if TIME_LIMIT_S:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                signal.signal(signal.SIGALRM, previous)
     gc.collect()  # PendingFile finalizers run: what remains is really left behind
     outcome = Outcome(code, stdout.getvalue() + stderr.getvalue(), escaped)
     if workspace is not None:
@@ -126,7 +148,7 @@ def judge(case: Case, workspace: Workspace, outcome: Outcome) -> tuple[str, str]
         return "lost", f"touched outside out/: {outcome.touched[:5]}"
     text = outcome.output
     if outcome.escaped is not None:
-        return "traceback", outcome.escaped
+        return "hang" if outcome.escaped.startswith("hang:") else "traceback", outcome.escaped
     if "Traceback (most recent call last)" in text or "internal error" in text:
         return "traceback", text.strip().splitlines()[-1][:300] if text.strip() else ""
     if outcome.code == 0 and 0 not in case.codes:
