@@ -437,7 +437,11 @@ def eager_result(checkpoint: Path, feeds, config, budget):
 
     if config.intra_op_threads:
         torch.set_num_threads(config.intra_op_threads)
-    return benchmark_callable(eager_step(checkpoint, feeds), label="pytorch-eager-fp32", config=config, budget=budget)
+    step = eager_step(checkpoint, feeds)
+    result = benchmark_callable(step, label="pytorch-eager-fp32", config=config, budget=budget)
+    result.input_shapes = dict(getattr(step, "input_shapes", {}))
+    result.input_source = "given" if feeds else "synthetic"
+    return result
 
 
 # ---------------------------------------------------------------------------------------------- run
