@@ -18,8 +18,10 @@ on its own: on a multi-camera clip the same object seen by two cameras gets two 
 A fleetvision BEV checkpoint labels multi-camera clips in 3D: one box per object, tracked in the world frame, with
 2D boxes projected into every camera under the same track id.
 
-Exit codes: 0 success; 1 error before labelling (bad config, missing teacher weights, missing folder);
-2 bad command line; 3 some inputs failed (listed with reasons in LABEL_DIR/failures.json, the rest are labelled).
+Exit codes (``perception.errors``, the same for the three tools): 0 success; 1 the run failed (nothing could be
+written, another job holds LABEL_DIR, an unexpected error); 2 bad input: command line, job config, teacher weights,
+input folder (one line naming the file and field); 3 some inputs failed (listed with reasons in
+LABEL_DIR/failures.json, the rest are labelled). ``--debug`` prints the traceback of an unexpected error.
 (A folder literally named ``eval`` or ``review`` is passed as ``./eval``.)
 """
 
@@ -32,6 +34,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from perception.errors import EXIT_BAD_INPUT, cli_boundary
 from perception.labels import ClipLabels
 
 __all__ = ["build_parser", "main"]
@@ -115,7 +118,7 @@ def _run_calibrate(argv: Sequence[str]) -> int:
         floors = calibrate_score_floors(args.label_dir, args.gt, max_range=args.max_range, min_gt=args.min_gt)
     except (FileNotFoundError, ValueError) as error:
         print(f"autolabel calibrate: {error}", file=sys.stderr)
-        return 1
+        return EXIT_BAD_INPUT
     atomic_write_text(args.out, floors_document(floors, source=str(args.gt)))
     for name, entry in floors.items():
         print(
@@ -172,7 +175,7 @@ def _run_export(argv: Sequence[str]) -> int:
         )  # fmt: skip
     except (FileNotFoundError, ValueError) as error:
         print(f"autolabel export: {error}", file=sys.stderr)
-        return 1
+        return EXIT_BAD_INPUT
     print(
         f"autolabel export: {summary.images['train']} train images ({len(summary.items['train'])} clips), "
         f"{summary.images['val']} val images ({len(summary.items['val'])} clips) -> {summary.out}"
@@ -215,7 +218,7 @@ def _run_import_cvat(argv: Sequence[str]) -> int:
         path = import_cvat(args.xml, args.out, input_path=args.input, cameras=args.camera, classes=args.classes)
     except (FileNotFoundError, ValueError) as error:
         print(f"autolabel import-cvat: {error}", file=sys.stderr)
-        return 1
+        return EXIT_BAD_INPUT
     labels = ClipLabels.load(path)
     boxes = sum(len(b) for f in labels.frames for b in f.boxes2d.values())
     print(f"autolabel import-cvat: {boxes} boxes over {len(labels.frames)} frames, classes {labels.classes} -> {path}")
@@ -230,7 +233,7 @@ def _run_eval(argv: Sequence[str]) -> int:
         metrics = evaluate_labels(args.label_dir, args.gt, gt_class=args.gt_class, max_range=args.max_range)
     except (FileNotFoundError, ValueError) as error:
         print(f"autolabel eval: {error}", file=sys.stderr)
-        return 1
+        return EXIT_BAD_INPUT
     out = args.out or args.label_dir / "metrics.json"
     from perception.atomic import atomic_write_json
 
@@ -264,7 +267,7 @@ def _run_label(argv: Sequence[str]) -> int:
         args = parse_job_args(build_parser(), argv)
     except (ValueError, FileNotFoundError) as error:
         print(f"autolabel: {error}", file=sys.stderr)
-        return 2 if str(error).startswith("command line:") else 1
+        return EXIT_BAD_INPUT
     logging.getLogger().setLevel(logging.INFO if args.verbose else logging.WARNING)
     if args.print_config:
         sys.stdout.write(dump_job_config(args))
@@ -281,7 +284,7 @@ def _run_label(argv: Sequence[str]) -> int:
         job = build_job(args)
     except (ValueError, FileNotFoundError, TypeError) as error:
         print(f"autolabel: {error}", file=sys.stderr)
-        return 1
+        return EXIT_BAD_INPUT
     if args.workers > 1:
         from autolabel.distributed import run_job_distributed
 
@@ -295,9 +298,9 @@ def _run_label(argv: Sequence[str]) -> int:
 
         try:
             summary = run_job(args.video_dir, args.out, job, progress=not args.no_progress)
-        except (FileNotFoundError, TypeError) as error:
+        except FileNotFoundError as error:
             print(f"autolabel: {error}", file=sys.stderr)
-            return 1
+            return EXIT_BAD_INPUT
     counts = summary.counts()
     print(
         f"autolabel: {counts['labelled']} labelled, {counts['skipped']} already done, {counts['failed']} failed "
@@ -320,8 +323,11 @@ def _run_label(argv: Sequence[str]) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``autolabel`` console script; returns the exit code."""
-    argv = list(sys.argv[1:] if argv is None else argv)
+    """Entry point of the ``autolabel`` console script; returns the exit code (``perception.errors``)."""
+    return cli_boundary("autolabel", _dispatch, argv, subcommands=("eval", "review", "calibrate"))
+
+
+def _dispatch(argv: list[str]) -> int:
     if argv and argv[0] == "eval":
         return _run_eval(argv[1:])
     if argv and argv[0] == "review":

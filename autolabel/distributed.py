@@ -7,6 +7,7 @@ outputs are identical. On CPU the process group uses gloo. Rank 0 merges the per
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -19,6 +20,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from autolabel.jobconfig import Job
+from autolabel.outputs import lock_label_folder
 from autolabel.pipeline import (
     ClipResult,
     JobSummary,
@@ -125,12 +127,27 @@ def run_job_distributed(
     """Label ``input_root`` with ``workers`` DDP processes (CPU, gloo); rank 0 returns the summary, others None."""
     out_root = Path(out_root)
     is_launcher = "LOCAL_RANK" not in os.environ  # Lightning's subprocess launcher re-runs this command per rank
+    with contextlib.ExitStack() as stack:
+        if is_launcher:  # rank 0 and the launcher are one process: it holds the lock while the ranks run
+            stack.enter_context(lock_label_folder(out_root))
+        return _run_distributed(input_root, out_root, job, is_launcher, workers, progress, timeout_s)
+
+
+def _run_distributed(
+    input_root: str | os.PathLike,
+    out_root: Path,
+    job: Job,
+    is_launcher: bool,
+    workers: int,
+    progress: bool,
+    timeout_s: float,
+) -> JobSummary | None:
+    sources = discover_sources(input_root, exclude=[out_root], image_mode=job.images.mode)
     if is_launcher:
         out_root.mkdir(parents=True, exist_ok=True)
         clean_stale_partials(out_root)
         write_job_record(input_root, out_root)
         write_job_config(out_root, job.config_yaml, job.config_sha256)
-    sources = discover_sources(input_root, exclude=[out_root], image_mode=job.images.mode)
     module = AutolabelModule(sources=sources, out_root=str(out_root), job=job)
     trainer = L.Trainer(
         accelerator="cpu",

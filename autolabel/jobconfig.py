@@ -226,13 +226,13 @@ def _config_files(argv: Sequence[str]) -> list[str]:
 
 def _check_config_file(path: str) -> None:
     """Parse one config file alone, so an error names the file (jsonargparse's messages name only the key)."""
-    import yaml
     from jsonargparse import ArgumentError
 
-    try:
-        document = yaml.safe_load(Path(path).read_text())
-    except FileNotFoundError as error:
-        raise FileNotFoundError(f"{path}: config file not found") from error
+    from perception.errors import load_yaml
+
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{path}: config file not found")
+    document = load_yaml(path, "an autolabel job config (YAML)")
     if not isinstance(document, dict):
         raise ValueError(
             f"{path}: expected a mapping of sections {list(JOB_SECTIONS)}, found {type(document).__name__}"
@@ -350,8 +350,9 @@ def _job_classes(teacher: Any, classes: list[str], refine: Any, tracking3d: Any,
     ``refine.rigid_classes`` / ``tracking3d.gates_m`` that no output class has are reported (defaults are not)."""
     from autolabel.offline import OfflineLabelConfig
     from autolabel.tracking3d import Tracker3DConfig
+    from perception.labels import check_class_names
 
-    classes = list(classes)
+    classes = check_class_names(list(classes), where)
     source = getattr(teacher, "class_map_source", None) or f"teacher {type(teacher).__name__}"
     for name in getattr(teacher, "class_names", []):
         if name not in classes:
@@ -379,7 +380,7 @@ def _job_classes(teacher: Any, classes: list[str], refine: Any, tracking3d: Any,
                     where,
                     classes,
                 )
-    return classes
+    return check_class_names(classes, f"{where} with the classes of {source}")
 
 
 def build_job(config: Any) -> Job:

@@ -1,24 +1,39 @@
-"""Per-clip outputs on disk: atomic folder commit with a ``done`` marker, stale temp cleanup, job records, preview.
+"""Per-clip outputs on disk: atomic folder commit with a ``done`` marker, stale temp cleanup, job records, preview,
+and the lock that keeps a second job out of a label folder.
 
 A clip's files are written into a hidden temp folder ``.<name>.partial-<pid>-*`` beside the target and renamed into
-place, so a killed run leaves either nothing or a finished folder; ``done`` (JSON with the config hash) is written
-last inside it. A rerun skips folders whose ``done`` holds the same config hash.
+place, so a killed run leaves either nothing or a finished folder; ``done`` is written last inside it and records:
+the config hash, the input's fingerprint (its files' names, sizes and modification times, and a sha256 over their
+contents) and every output file with its size and sha256. A rerun skips a clip only when all three still hold
+(``why_not_done``): same config; the input's contents unchanged (hashed again on every run: a video replaced by
+another of the same size and time is caught; hashing costs far less than labelling); every recorded output present
+with its recorded bytes. Anything else relabels the clip.
+
+``lock_label_folder``: an exclusive ``flock`` on ``LABEL_DIR/.autolabel.lock`` for the whole job (the file is removed
+at the end); a second job on the same folder stops at once (``LabelFolderBusy``). The kernel drops the lock when the
+holder exits, even killed, so a file left by a killed job does not block the next one.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
 import json
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from autolabel.exporters import ExportContext, export_all
 from autolabel.sources import ImageSet, Source
-from perception.atomic import atomic_directory, atomic_write_json, atomic_write_text
+from perception.atomic import PathEscapeError, atomic_directory, atomic_write_json, atomic_write_text, path_inside
 from perception.clip import DriveClip
+from perception.errors import RunFailed
+from perception.hashing import file_sha256
 from perception.labels import Boxes2D, ClipLabels
+from perception.video import image_files
 
 __all__ = [
     "CONFIG_FILE",
@@ -27,8 +42,13 @@ __all__ = [
     "FAILURES_FILE",
     "IMAGES_FILE",
     "JOB_FILE",
+    "LOCK_FILE",
+    "LabelFolderBusy",
     "clean_stale_partials",
+    "input_fingerprint",
     "is_done",
+    "lock_label_folder",
+    "why_not_done",
     "write_clip_outputs",
     "write_failures",
     "write_job_config",
@@ -43,13 +63,124 @@ JOB_FILE = "job.json"
 CONFIG_FILE = "config.yaml"
 
 
-def is_done(folder: Path, config_sha256: str) -> bool:
-    """True when ``folder/done`` exists and records the same config hash."""
-    marker = Path(folder) / DONE_FILE
+LOCK_FILE = ".autolabel.lock"
+
+
+class LabelFolderBusy(RunFailed):
+    """Another autolabel job holds the label folder's lock."""
+
+
+@contextlib.contextmanager
+def lock_label_folder(out_root: Path) -> Iterator[Path]:
+    """Hold an exclusive lock on ``out_root`` for the block; ``LabelFolderBusy`` at once when another job holds it."""
+    out_root = Path(out_root)
+    out_root.mkdir(parents=True, exist_ok=True)
+    path = out_root / LOCK_FILE
+    handle = open(path, "a+b")
     try:
-        return json.loads(marker.read_text()).get("config_sha256") == config_sha256
-    except (OSError, ValueError, AttributeError):
-        return False
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            same_file = path.exists() and os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino
+        except BlockingIOError:
+            same_file = None
+        if not same_file:  # held, or removed by a job that just finished while we opened it: still busy
+            raise LabelFolderBusy(
+                f"{out_root}: another autolabel job is writing to this label folder (it holds {path}); wait for it "
+                "to finish or choose another --out"
+            )
+        try:
+            yield path
+        finally:
+            path.unlink(missing_ok=True)  # while still locked: a job that opened it before sees it gone
+    finally:
+        handle.close()  # releases the lock
+
+
+def input_files(source: Source) -> list[Path]:
+    """The files an input's labels depend on: the video, the images of an image folder, or a clip's rig.yaml,
+    frames.csv, poses.csv and camera files (its own labels are not read by the labeller)."""
+    path = Path(source.path)
+    if source.kind == "video" or path.is_file():  # a video, or one still image
+        return [path]
+    if source.kind in ("images", "stills"):
+        marker = path / "frames.csv"  # an image sequence's timestamps
+        return image_files(path) + ([marker] if marker.is_file() else [])
+    files = [path / name for name in ("rig.yaml", "frames.csv", "poses.csv") if (path / name).is_file()]
+    cameras = path / "cameras"
+    if cameras.is_dir():
+        files += sorted(p for p in cameras.rglob("*") if p.is_file())
+    return files
+
+
+def input_fingerprint(source: Source, *, content: bool = True) -> dict[str, Any]:
+    """``{files, bytes, stat_sha256[, content_sha256]}`` of an input: a hash over (name, size, mtime) of its files
+    and, with ``content``, a hash over their bytes."""
+    root = Path(source.path) if Path(source.path).is_dir() else Path(source.path).parent
+    rows, content_hash = [], hashlib.sha256()
+    for path in input_files(source):
+        stat = path.stat()
+        name = path.relative_to(root).as_posix()
+        rows.append([name, stat.st_size, stat.st_mtime_ns])
+        if content:
+            content_hash.update(f"{name}\0{file_sha256(path)}\0".encode())
+    fingerprint: dict[str, Any] = {
+        "files": len(rows),
+        "bytes": sum(row[1] for row in rows),
+        "stat_sha256": hashlib.sha256(json.dumps(rows).encode()).hexdigest(),
+    }
+    if content:
+        fingerprint["content_sha256"] = content_hash.hexdigest()
+    return fingerprint
+
+
+def _output_records(folder: Path) -> dict[str, dict[str, Any]]:
+    """{relative name: {size, sha256}} of every file under ``folder``."""
+    return {
+        path.relative_to(folder).as_posix(): {"size": path.stat().st_size, "sha256": file_sha256(path)}
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
+
+
+def why_not_done(folder: Path, config_sha256: str, source: Source | None = None) -> str | None:
+    """None when ``folder`` holds finished labels of this config and of the input as it is now; else the reason to
+    (re)label: no marker, another config, the input changed, an output missing or changed."""
+    marker_path = Path(folder) / DONE_FILE
+    try:
+        marker = json.loads(marker_path.read_text())
+    except FileNotFoundError:
+        return "not labelled yet"
+    except (OSError, ValueError) as error:
+        return f"{marker_path}: unreadable done marker ({error})"
+    if not isinstance(marker, dict) or marker.get("config_sha256") != config_sha256:
+        return "labelled with another job config"
+    recorded, outputs = marker.get("input_fingerprint"), marker.get("outputs")
+    if not isinstance(recorded, dict) or not isinstance(outputs, dict) or not outputs:
+        return "done marker of an older version (no input fingerprint or output hashes)"
+    if source is not None:
+        try:
+            now = input_fingerprint(source)
+        except OSError as error:
+            return f"{source.path}: cannot fingerprint the input ({error})"
+        if now["content_sha256"] != recorded.get("content_sha256"):
+            touched = "" if now["stat_sha256"] != recorded.get("stat_sha256") else " (same sizes and times)"
+            return f"{source.path}: the input's contents changed since it was labelled{touched}"
+    for name, entry in outputs.items():
+        try:
+            path = path_inside(folder, name)
+            size_ok = isinstance(entry, dict) and path.stat().st_size == entry.get("size")
+            if not size_ok or file_sha256(path) != entry.get("sha256"):
+                return f"{path}: changed since it was written"
+        except FileNotFoundError:
+            return f"{Path(folder) / name}: missing (recorded in {marker_path})"
+        except (OSError, PathEscapeError) as error:
+            return f"{Path(folder) / name}: cannot be checked ({error})"
+    return None
+
+
+def is_done(folder: Path, config_sha256: str, source: Source | None = None) -> bool:
+    """True when ``why_not_done`` finds nothing to redo."""
+    return why_not_done(folder, config_sha256, source) is None
 
 
 def _render_preview(clip: DriveClip, labels: ClipLabels, path: Path) -> None:
@@ -119,10 +250,15 @@ def write_clip_outputs(
     preview: bool,
     config_sha256: str,
     source: Source,
+    fingerprint: dict[str, Any] | None = None,
 ) -> None:
-    """Write every output of one clip into a hidden temp folder beside ``target``, then rename it into place."""
+    """Write every output of one clip into a hidden temp folder beside ``target``, then rename it into place.
+
+    ``fingerprint`` (``input_fingerprint`` taken before labelling; computed now when None) and the size and sha256
+    of every output go into the ``done`` marker, written last."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
+    fingerprint = fingerprint or input_fingerprint(source)
     with atomic_directory(target, tag="partial") as temporary:
         labels.save(temporary / "labels.json")
         context = ExportContext.from_clip(clip, videos=source_videos(clip, source))
@@ -142,6 +278,8 @@ def write_clip_outputs(
                 "kind": source.kind,
                 "frames": clip.num_frames,
                 "cameras": list(context.image_sizes),
+                "input_fingerprint": fingerprint,
+                "outputs": _output_records(temporary),
             },
         )
 

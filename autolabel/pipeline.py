@@ -25,16 +25,21 @@ from autolabel.outputs import (
     FAILURES_FILE,
     JOB_FILE,
     clean_stale_partials,
+    input_fingerprint,
     is_done,
+    lock_label_folder,
+    why_not_done,
     write_clip_outputs,
     write_failures,
     write_job_config,
     write_job_record,
 )  # fmt: skip
 from autolabel.sources import ImageSet, Source, discover_sources, open_source
+from perception.atomic import path_inside
 from perception.clip import ClipError
-from perception.labels import LabelsError, make_provenance
-from perception.video import VideoError
+from perception.errors import InputError, one_line
+from perception.labels import make_provenance
+from perception.video import VIDEO_EXTENSIONS
 
 __all__ = [
     "DONE_FILE",
@@ -58,7 +63,15 @@ log = logging.getLogger("autolabel")
 
 EXIT_OK = 0
 EXIT_SOME_FAILED = 3  # some inputs could not be labelled; see LABEL_DIR/failures.json
-INPUT_ERRORS = (ClipError, VideoError, LabelsError, OSError)
+INPUT_ERRORS = (InputError, OSError)  # a bad input (ClipError, VideoError, LabelsError, ...) or an unreadable file
+
+
+def _failure_reason(error: Exception) -> str:
+    """One line for failures.json; errors that are not about the input are marked as unexpected."""
+    if isinstance(error, INPUT_ERRORS):
+        return f"{type(error).__name__}: {one_line(error)}"
+    log.debug("unexpected error", exc_info=error)
+    return f"unexpected {type(error).__name__}: {one_line(error)} (rerun with --debug for the traceback)"
 
 
 @dataclass
@@ -112,24 +125,29 @@ class _Streamed:
     clip: Any
     finish: Any
     start: float
+    fingerprint: dict
 
 
-def _start_source(source: Source, out_root: Path, *, job: Job) -> ClipResult | _Streamed:
-    """Skip (done), fail (input error) or stream the input through the teacher."""
+def _start_source(source: Source, out_root: Path, *, job: Job, redo: str | None = "") -> ClipResult | _Streamed:
+    """Skip (done), fail (bad input) or stream the input through the teacher. ``redo``: ``why_not_done``'s answer
+    when the caller has it already (None = done)."""
     start = time.perf_counter()
-    if is_done(Path(out_root) / source.relative, job.config_sha256):
+    if redo == "":
+        redo = why_not_done(Path(out_root) / source.relative, job.config_sha256, source)
+    if redo is None:
         return ClipResult(source, "skipped")
+    if redo != "not labelled yet":
+        log.info("relabelling %s: %s", source.relative.as_posix(), redo)
     try:
+        fingerprint = input_fingerprint(source)  # before reading: a change while labelling shows on the next run
         clip = open_source(source)
         if isinstance(clip, ImageSet):
             labels = _label_stills(clip, job)
-            return _Streamed(source, clip, lambda: labels, start)
-        return _Streamed(source, clip, job.labeler.label_deferred(clip), start)
-    except INPUT_ERRORS as error:
+            return _Streamed(source, clip, lambda: labels, start, fingerprint)
+        return _Streamed(source, clip, job.labeler.label_deferred(clip), start, fingerprint)
+    except Exception as error:  # one input never stops the batch: logged, listed in failures.json
         log.warning("failed: %s: %s", source.path, error)
-        return ClipResult(
-            source, "failed", reason=f"{type(error).__name__}: {error}", seconds=time.perf_counter() - start
-        )
+        return ClipResult(source, "failed", reason=_failure_reason(error), seconds=time.perf_counter() - start)
 
 
 def _label_stills(images: ImageSet, job: Job) -> Any:
@@ -152,15 +170,20 @@ def _frames_labelled(clip: Any) -> int:
 
 def _complete_source(streamed: _Streamed, out_root: Path, *, job: Job) -> ClipResult:
     """Finish tracking/refinement, add provenance, write the clip's outputs atomically."""
-    source, clip = streamed.source, streamed.clip
     try:
-        labels = streamed.finish()
-        streamed.finish = None  # drop the chain's per-frame tracks before writing
-    except INPUT_ERRORS as error:
-        log.warning("failed: %s: %s", source.path, error)
-        return ClipResult(
-            source, "failed", reason=f"{type(error).__name__}: {error}", seconds=time.perf_counter() - streamed.start
-        )
+        return _write_source(streamed, out_root, job=job)
+    except Exception as error:  # one input never stops the batch: logged, listed in failures.json
+        log.warning("failed: %s: %s", streamed.source.path, error)
+        seconds = time.perf_counter() - streamed.start
+        return ClipResult(streamed.source, "failed", reason=_failure_reason(error), seconds=seconds)
+    finally:
+        streamed.finish = None  # drop the chain's per-frame tracks
+
+
+def _write_source(streamed: _Streamed, out_root: Path, *, job: Job) -> ClipResult:
+    source, clip = streamed.source, streamed.clip
+    labels = streamed.finish()
+    streamed.finish = None  # drop the chain's per-frame tracks before writing
     info = job.teacher_info
     provenance = make_provenance(
         "autolabel",
@@ -178,11 +201,12 @@ def _complete_source(streamed: _Streamed, out_root: Path, *, job: Job) -> ClipRe
     write_clip_outputs(
         labels,
         clip,
-        Path(out_root) / source.relative,
+        path_inside(out_root, source.relative),  # an input's name never leaves LABEL_DIR
         export=job.export,
         preview=job.preview,
         config_sha256=job.config_sha256,
         source=source,
+        fingerprint=streamed.fingerprint,
     )
     return ClipResult(source, "labelled", frames=_frames_labelled(clip), seconds=time.perf_counter() - streamed.start)
 
@@ -250,14 +274,24 @@ def run_job(
     sources: Sequence[Source] | None = None,
 ) -> JobSummary:
     """Label every input under ``input_root`` into ``out_root`` (single process); writes failures.json and the
-    resolved job config (config.yaml)."""
+    resolved job config (config.yaml). The label folder is locked for the whole job (``LabelFolderBusy``)."""
     out_root = Path(out_root)
-    out_root.mkdir(parents=True, exist_ok=True)
+    if sources is None:
+        sources = discover_sources(input_root, exclude=[out_root], image_mode=job.images.mode)
+    if not sources:
+        raise InputError(
+            f"{input_root}: expected videos ({', '.join(VIDEO_EXTENSIONS)}), image folders or drive clips, found none"
+        )
+    with lock_label_folder(out_root):
+        return _run_locked(input_root, out_root, job, progress=progress, sources=sources)
+
+
+def _run_locked(
+    input_root: str | os.PathLike, out_root: Path, job: Job, *, progress: bool, sources: Sequence[Source]
+) -> JobSummary:
     clean_stale_partials(out_root)
     write_job_record(input_root, out_root)
     write_job_config(out_root, job.config_yaml, job.config_sha256)
-    if sources is None:
-        sources = discover_sources(input_root, exclude=[out_root], image_mode=job.images.mode)
     config_sha256 = job.config_sha256
     bars = _Progress(len(sources), progress)
     job.labeler.frame_progress = bars.frames_done
@@ -268,9 +302,10 @@ def run_job(
         pending = None
         try:
             for source in sources:
-                if progress and not is_done(out_root / source.relative, config_sha256):
+                redo = why_not_done(out_root / source.relative, config_sha256, source)
+                if progress and redo is not None:
                     bars.start_clip(source.relative.as_posix(), _frame_count_hint(source))
-                started = _start_source(source, out_root, job=job)
+                started = _start_source(source, out_root, job=job, redo=redo)
                 if pending is not None:
                     summary.results.append(pending.result())
                     bars.clip_done()

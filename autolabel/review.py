@@ -104,8 +104,8 @@ def build_review(
 
     label_dir = Path(label_dir)
     out_dir = Path(out_dir) if out_dir is not None else label_dir / "review"
+    items = collect_review_items(label_dir, top=top)  # reads every labels file first: a bad one writes nothing
     out_dir.mkdir(parents=True, exist_ok=True)
-    items = collect_review_items(label_dir, top=top)
     root = _input_root(label_dir, input_root)
     cache: dict[str, tuple[ClipLabels, Any]] = {}
     for rank, item in enumerate(items, start=1):

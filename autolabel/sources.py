@@ -24,6 +24,7 @@ from typing import Literal
 import numpy as np
 
 from perception.clip import ClipError, DriveClip, Frame
+from perception.errors import InputError
 from perception.video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, image_files
 
 __all__ = ["ImageSet", "ImageSetConfig", "Source", "discover_sources", "open_input", "open_source", "prefetch_batches"]
@@ -155,7 +156,12 @@ class Source:
 
 
 def _is_clip_folder(folder: Path) -> bool:
-    return (folder / "rig.yaml").is_file() and (folder / "frames.csv").is_file()
+    """A drive clip, whole or broken: it holds rig.yaml or frames.csv (a broken one fails when opened and is listed
+    in failures.json, instead of its camera folders being labelled as unrelated image sequences). A frames.csv
+    beside images is an image sequence's timestamps, not a clip."""
+    if (folder / "rig.yaml").exists():
+        return True
+    return (folder / "frames.csv").exists() and not _has_images([p.name for p in folder.iterdir() if p.is_file()])
 
 
 def _has_images(names: Sequence[str]) -> bool:
@@ -182,13 +188,13 @@ def discover_sources(
         if root.suffix.lower() in IMAGE_EXTENSIONS:
             return [Source(root, Path(root.stem), "stills", Path(root.name))]
         if root.suffix.lower() not in VIDEO_EXTENSIONS:
-            raise ValueError(
+            raise InputError(
                 f"{root}: expected a folder, a video file ({'/'.join(VIDEO_EXTENSIONS)}) or an image file "
                 f"({'/'.join(IMAGE_EXTENSIONS)})"
             )
         return [Source(root, Path(root.stem), "video", Path(root.name))]
     if not root.is_dir():
-        raise FileNotFoundError(f"{root}: input folder not found")
+        raise InputError(f"{root}: expected an input folder or a video file, found nothing")
     if _is_clip_folder(root):
         return [Source(root, Path(root.name), "clip", Path("."))]
     found: list[Source] = []

@@ -27,6 +27,8 @@ import numpy as np
 
 from deploy.budget import Budget, BudgetVerdict, evaluate_budget
 from deploy.onnx_utils import (
+    ModelInputError,
+    check_dim_overrides,
     check_inputs,
     file_size_mb,
     input_specs,
@@ -55,7 +57,7 @@ class BenchConfig:
     cpu_affinity: tuple[int, ...] | None = None
     provider: str = "cpu"
     seed: int = 0
-    default_dim: int = 1
+    default_dim: int | None = None  # symbolic non-batch dims of synthetic inputs: None = never guessed
     profile_runs: int = 0
     profile_top_k: int = 15
 
@@ -69,10 +71,11 @@ class BenchConfig:
             "profile_runs",
             "intra_op_threads",
             "inter_op_threads",
-            "default_dim",
         ):
             if getattr(self, name) < 0:
                 raise ValueError(f"BenchConfig.{name}: expected >= 0, found {getattr(self, name)}")
+        if self.default_dim is not None and self.default_dim < 1:
+            raise ValueError(f"BenchConfig.default_dim: expected None or >= 1, found {self.default_dim}")
         if self.min_runs < 1 or self.max_runs < self.min_runs:
             raise ValueError(f"BenchConfig: expected 1 <= min_runs <= max_runs, found {self.min_runs}, {self.max_runs}")
         if self.concurrency < 1:
@@ -126,12 +129,16 @@ class BenchResult:
     config: BenchConfig | None = None
     error: str | None = None
     extra: dict = field(default_factory=dict)
+    input_shapes: dict[str, list[int]] = field(default_factory=dict)  # the exact shapes timed, per input
+    input_source: str | None = None  # "synthetic" (seeded random) or "given" (--inputs / --clip)
 
     def to_dict(self, *, include_samples: bool = True) -> dict:
         """Plain-JSON dict; raw latencies rounded to 1 us when ``include_samples``."""
         data = {
             "label": self.label,
             "model_path": self.model_path,
+            "input_shapes": self.input_shapes,
+            "input_source": self.input_source,
             "file_size_mb": self.file_size_mb,
             "accuracy": self.accuracy,
             "accuracy_name": self.accuracy_name,
@@ -325,6 +332,7 @@ def benchmark_model(
             inter_op_threads=config.inter_op_threads,
         )
         feed_list = _resolve_feeds(session, inputs, config, dim_overrides, source=str(model_path))
+        shapes = {name: list(np.shape(value)) for name, value in feed_list[0].items()}
         output_names = [o.name for o in session.get_outputs()]
 
         def run_once(index: int) -> Any:
@@ -360,6 +368,8 @@ def benchmark_model(
         profile=profile,
         environment=environment,
         config=config,
+        input_shapes=shapes,
+        input_source="synthetic" if inputs is None else "given",
     )
 
 
@@ -371,10 +381,22 @@ def _resolve_feeds(
     *,
     source: str,
 ) -> list[dict[str, np.ndarray]]:
-    """Validated list of feed dicts for the session (synthetic when ``inputs`` is None)."""
+    """Validated list of feed dicts for the session (synthetic when ``inputs`` is None: symbolic batch = the
+    config's batch size, other symbolic dims from ``dim_overrides`` or ``config.default_dim``, never guessed)."""
     specs = input_specs(session)
     if inputs is None:
-        return [synthesize_inputs(specs, default_dim=config.default_dim, dim_overrides=dim_overrides, seed=config.seed)]
+        check_dim_overrides(specs, dim_overrides, source=source)
+        return [
+            synthesize_inputs(
+                specs,
+                default_dim=config.default_dim,
+                dim_overrides=dim_overrides,
+                batch=max(config.batch_size, 1),
+                seed=config.seed,
+            )
+        ]
+    if dim_overrides:
+        raise ModelInputError(f"{source}: --dim sets sizes of synthetic inputs; the given inputs have their own shapes")
     feed_list = [dict(inputs)] if isinstance(inputs, Mapping) else [dict(feed) for feed in inputs]
     if not feed_list:
         raise ValueError(f"{source}: inputs is an empty sequence; pass at least one feed dict or None")

@@ -115,6 +115,13 @@ def format_table(results: Sequence[BenchResult]) -> str:
     return "\n".join(lines)
 
 
+def format_input_shapes(result: BenchResult) -> str:
+    """``image [1, 3, 224, 224] float inputs (synthetic, seeded)``: the exact shapes a row was timed with."""
+    shapes = ", ".join(f"{name} {shape}" for name, shape in result.input_shapes.items())
+    source = {"synthetic": "synthetic, seeded", "given": "given: --inputs / --clip"}.get(result.input_source or "", "?")
+    return f"{shapes} ({source})"
+
+
 def format_markdown(
     results: Sequence[BenchResult],
     *,
@@ -146,6 +153,11 @@ def format_markdown(
             "",
         ]
     lines += ["## Results", "", format_table(results), ""]
+    shaped = [r for r in results if r.input_shapes]
+    if shaped:
+        lines += ["## Inputs", ""]
+        lines += [f"- **{r.label}**: {format_input_shapes(r)}" for r in shaped]
+        lines.append("")
     if plot_name:
         lines += [f"![latency histogram and CDF]({plot_name})", ""]
     if budget is not None:

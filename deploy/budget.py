@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from deploy.stats import LatencyStats, miss_rate
+from perception.errors import InputError, load_yaml
 
 EXIT_OK = 0
 EXIT_BUDGET_EXCEEDED = 3  # distinct from argparse usage errors (2) and crashes (1)
@@ -18,7 +19,7 @@ _INT_FIELDS = ("intra_op_threads", "inter_op_threads")
 _ALLOWED = {"name", "description", "provider", *_NUMBER_FIELDS, *_INT_FIELDS}
 
 
-class BudgetError(ValueError):
+class BudgetError(InputError):
     """A budget file or dict is malformed (message names file, field, expected, found)."""
 
 
@@ -94,13 +95,8 @@ class Budget:
     @classmethod
     def load(cls, path: str | Path) -> Budget:
         """Load a budget YAML file (see configs/deploy/*.yaml)."""
-        import yaml
-
         path = Path(path)
-        try:
-            data = yaml.safe_load(path.read_text())
-        except (OSError, yaml.YAMLError) as error:
-            raise BudgetError(f"{path}: cannot read budget YAML: {error}") from error
+        data = load_yaml(path, "a latency budget YAML (see configs/deploy/*.yaml)", BudgetError)
         return cls.from_dict(data, source=str(path))
 
     def to_dict(self) -> dict:

@@ -9,8 +9,10 @@
   deploy run model.onnx --clip CLIP [--rate 20] [--realtime|--fast] [--out DIR] [--video out.mp4]
   deploy run model.onnx --camera front=/dev/video0 ... --duration 60
 
-Exit status: 0 success, 1 a check failed (parity, accuracy below 99% with --require-99), 2 bad arguments or input
-(missing file, model without fleetvision metadata for ``run``), 3 a latency budget was exceeded.
+Exit status (``perception.errors``, the same for the three tools): 0 success; 1 the run or a check failed (parity,
+accuracy below 99% with --require-99, ``run`` processed no frame or could not write its video, an unexpected error);
+2 bad arguments or input (missing, empty, truncated or non-ONNX model, model without fleetvision metadata for
+``run``, bad budget); 3 a latency budget was exceeded. --debug prints the traceback of an unexpected error.
 Torch is imported only by export, parity and ``bench --checkpoint``.
 """
 
@@ -21,7 +23,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_BUDGET = 0, 1, 2, 3
+from perception.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, EXIT_PARTIAL, cli_boundary
+
+EXIT_USAGE, EXIT_BUDGET = EXIT_BAD_INPUT, EXIT_PARTIAL
 
 
 def _load_budget(path: Path | None):
@@ -287,9 +291,25 @@ def _add_bench(sub) -> None:
     parser.add_argument("--max-runs", type=int, default=defaults.max_runs, help="timed runs at most")
     parser.add_argument("--throughput-s", type=float, default=defaults.throughput_s, help="0 disables the pass")
     parser.add_argument("--concurrency", type=int, default=defaults.concurrency, help="threads in the throughput pass")
-    parser.add_argument("--batch-size", type=int, default=defaults.batch_size, help="items per run for throughput")
-    parser.add_argument("--default-dim", type=int, default=defaults.default_dim, help="value for symbolic dims")
-    parser.add_argument("--dim", type=_parse_dims, action="append", default=[], help="symbolic dim NAME=INT")
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=defaults.batch_size,
+        help="items per run (throughput; the size of a symbolic batch axis of synthetic inputs)",
+    )
+    parser.add_argument(
+        "--default-dim",
+        type=int,
+        default=defaults.default_dim,
+        help="size of every symbolic non-batch dim of synthetic inputs (default: none; each must be given by --dim)",
+    )
+    parser.add_argument(
+        "--dim",
+        type=_parse_dims,
+        action="append",
+        default=[],
+        help="size of a symbolic dim NAME=INT of synthetic inputs (a symbolic batch axis is --batch-size)",
+    )
     inputs = parser.add_mutually_exclusive_group()
     inputs.add_argument("--inputs", type=Path, default=None, help="NPZ of real inputs {input name: array}")
     inputs.add_argument("--clip", type=Path, default=None, help="real inputs from this clip's frames")
@@ -363,7 +383,7 @@ def bench_inputs(model: Path, clip: Path | None, frames: int):
 
 def _cmd_bench(args: argparse.Namespace) -> int:
     from deploy.bench import BenchResult, benchmark_model
-    from deploy.bench_report import format_table, write_reports
+    from deploy.bench_report import format_input_shapes, format_table, write_reports
     from deploy.budget import BudgetError, budget_exit_code
     from deploy.onnx_utils import ModelInputError, ProviderUnavailableError
 
@@ -374,7 +394,10 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     if args.labels and len(args.labels) != len(args.models):
         expected, found = len(args.models), len(args.labels)
         return _error("bench", ValueError(f"--labels: expected {expected} names (one per model), found {found}"))
-    config = bench_config(args, budget)
+    try:
+        config = bench_config(args, budget)
+    except ValueError as error:
+        return _error("bench", error)
     labels = args.labels or [path.stem for path in args.models]
     results: list[BenchResult] = []
     feeds_by_model = {}
@@ -409,6 +432,9 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     paths = write_reports(results, args.out, budget=budget, stem=args.stem, plot=not args.no_plot)
     print(format_table(results))
     for result in results:
+        if result.input_shapes:
+            print(f"{result.label} inputs: {format_input_shapes(result)}")
+    for result in results:
         if result.verdict is not None and not result.verdict.passed:
             print(f"{result.label}: over budget {result.verdict.budget}: {'; '.join(result.verdict.failures())}")
     print(f"reports: {paths.markdown} {paths.json} {paths.plot or ''}".rstrip())
@@ -425,7 +451,11 @@ def eager_result(checkpoint: Path, feeds, config, budget):
 
     if config.intra_op_threads:
         torch.set_num_threads(config.intra_op_threads)
-    return benchmark_callable(eager_step(checkpoint, feeds), label="pytorch-eager-fp32", config=config, budget=budget)
+    step = eager_step(checkpoint, feeds)
+    result = benchmark_callable(step, label="pytorch-eager-fp32", config=config, budget=budget)
+    result.input_shapes = dict(getattr(step, "input_shapes", {}))
+    result.input_source = "given" if feeds else "synthetic"
+    return result
 
 
 # ---------------------------------------------------------------------------------------------- run
@@ -466,11 +496,40 @@ def _add_run(sub) -> None:
     parser.set_defaults(handler=_cmd_run)
 
 
+def _run_argument_problem(args: argparse.Namespace) -> str | None:
+    """What is wrong with ``deploy run``'s numeric options (checked before anything is loaded), or None."""
+    import math
+
+    def positive(value: float | None, allow_none: bool = True) -> bool:
+        return (value is None and allow_none) or (value is not None and math.isfinite(value) and value > 0)
+
+    checks = [
+        ("--rate", args.rate, positive(args.rate), "a frame rate > 0 Hz"),
+        ("--max-frames", args.max_frames, args.max_frames is None or args.max_frames >= 1, "at least 1 frame"),
+        ("--start-frame", args.start_frame, args.start_frame >= 0, "a frame index >= 0"),
+        ("--deadline-ms", args.deadline_ms, positive(args.deadline_ms), "> 0 ms"),
+        ("--duration", args.duration, positive(args.duration, allow_none=False), "> 0 s"),
+        ("--threads", args.threads, args.threads is None or args.threads >= 0, ">= 0 (0 = onnxruntime's default)"),
+        ("--drop-alert", args.drop_alert, 0 <= args.drop_alert <= 1, "a fraction in [0, 1]"),
+        ("--score-threshold", args.score_threshold, 0 <= args.score_threshold <= 1, "a score in [0, 1]"),
+        ("--score-threshold-2d", args.score_threshold_2d, 0 <= args.score_threshold_2d <= 1, "a score in [0, 1]"),
+    ]  # fmt: skip
+    for option, value, ok, expected in checks:
+        if not ok:
+            return f"{option}: expected {expected}, found {value}"
+    if args.camera and not all("=" in item and all(item.split("=", 1)) for item in args.camera):
+        return f"--camera: expected NAME=DEVICE, found {args.camera}"
+    return None
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from deploy.metadata import MetadataError
     from deploy.runtime import DeployedModel, Runtime, RuntimeConfig
     from perception.clip import ClipError
 
+    problem = _run_argument_problem(args)
+    if problem is not None:
+        return _error("run", ValueError(problem))
     try:
         probe = DeployedModel.load(args.model)
         budget = probe.budget or {}
@@ -514,6 +573,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
     except (ClipError, FileNotFoundError, ValueError) as error:
         return _error("run", error)
     print(format_summary(summary.to_dict()))
+    if summary.frames_processed == 0:
+        reasons = "; ".join(f"{name}: {reason}" for name, reason in summary.missing_cameras.items())
+        print(
+            f"deploy run: error: no frame was processed{f' (missing cameras: {reasons})' if reasons else ''}",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    if args.video is not None and (summary.video_error or not Path(args.video).is_file()):
+        print(f"deploy run: error: {args.video}: the video was not written ({summary.video_error})", file=sys.stderr)
+        return EXIT_FAILED
     return EXIT_OK
 
 
@@ -558,9 +627,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``deploy`` console script; returns the exit status."""
+    """Entry point of the ``deploy`` console script; returns the exit status (``perception.errors``)."""
+    return cli_boundary("deploy", _dispatch, argv, subcommands=("export", "parity", "quantize", "bench", "run"))
+
+
+def _dispatch(argv: list[str]) -> int:
     parser = build_parser()
-    argv = list(sys.argv[1:] if argv is None else argv)
     if not argv:
         parser.print_help()
         return EXIT_OK

@@ -13,12 +13,14 @@ import json
 from pathlib import Path
 from typing import Any
 
+from perception.errors import InputError
+
 METADATA_KEY = "fleetvision"
 METADATA_SCHEMA_VERSION = 1
 REQUIRED_FIELDS = ("schema_version", "cameras", "image_size", "rig", "inputs", "outputs", "classes", "model")
 
 
-class MetadataError(ValueError):
+class MetadataError(InputError):
     """A model file lacks fleetvision metadata or holds malformed metadata (message names file and field)."""
 
 
@@ -26,13 +28,12 @@ def read_metadata_map(path: str | Path) -> dict[str, str]:
     """All ``metadata_props`` of an ONNX file as {key: value} (via onnxruntime; no onnx import)."""
     import onnxruntime as ort
 
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: model file not found")
+    from deploy.onnx_utils import open_session
+
     options = ort.SessionOptions()
     options.log_severity_level = 3
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    session = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+    session = open_session(path, options, ["CPUExecutionProvider"])
     return dict(session.get_modelmeta().custom_metadata_map)
 
 

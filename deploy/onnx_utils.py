@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from perception.atomic import atomic_path
+from perception.errors import InputError
 
 PROVIDER_ALIASES: dict[str, str] = {
     "cpu": "CPUExecutionProvider",
@@ -37,12 +38,53 @@ _ORT_TYPE_TO_NUMPY: dict[str, type] = {
 QUANTIZABLE_OP_TYPES: tuple[str, ...] = ("Conv", "ConvTranspose", "MatMul", "Gemm")
 
 
-class ProviderUnavailableError(RuntimeError):
+class ProviderUnavailableError(InputError, RuntimeError):
     """The requested execution provider is not in ``onnxruntime.get_available_providers()``."""
 
 
-class ModelInputError(ValueError):
+class ModelInputError(InputError):
     """Caller-supplied inputs do not match the model's declared inputs."""
+
+
+class ModelFileError(InputError):
+    """The model file is missing, empty, truncated, not ONNX (a PyTorch checkpoint?) or cannot be loaded."""
+
+
+def check_model_file(path: str | Path) -> Path:
+    """``path`` when it names a non-empty file that does not look like a PyTorch checkpoint; ``ModelFileError``
+    (naming the file, what was expected and what was found) otherwise. Cheap: reads 8 bytes."""
+    path = Path(path)
+    if not path.exists():
+        raise ModelFileError(f"{path}: expected an ONNX model file, found nothing (no such file)")
+    if not path.is_file():
+        raise ModelFileError(f"{path}: expected an ONNX model file, found a folder")
+    if path.stat().st_size == 0:
+        raise ModelFileError(f"{path}: expected an ONNX model, found an empty file (0 bytes)")
+    with open(path, "rb") as stream:
+        head = stream.read(8)
+    if head.startswith(b"PK\x03\x04") or head[:1] == b"\x80":
+        raise ModelFileError(
+            f"{path}: expected an ONNX model, found a {'zip archive' if head[:1] == b'P' else 'Python pickle'} "
+            "(a PyTorch checkpoint?); hint: 'deploy export CHECKPOINT --out model.onnx' turns a checkpoint into ONNX"
+        )
+    return path
+
+
+def open_session(path: str | Path, sess_options, providers: Sequence[str]):
+    """``onnxruntime.InferenceSession`` of a model file; ``ModelFileError`` with the reason when the file is not a
+    loadable ONNX model (missing, empty, truncated, another format, an operator this onnxruntime lacks)."""
+    import onnxruntime as ort
+
+    path = check_model_file(path)
+    try:
+        return ort.InferenceSession(str(path), sess_options=sess_options, providers=list(providers))
+    except Exception as error:  # onnxruntime's pybind errors (InvalidProtobuf, Fail, ...) derive from Exception only
+        message = " ".join(str(error).split())
+        if "Protobuf parsing failed" in message or "No graph was found" in message:
+            found = f"a file that is not an ONNX model or is truncated ({path.stat().st_size} bytes)"
+        else:
+            found = f"a model onnxruntime {ort.__version__} cannot load: {message[:300]}"
+        raise ModelFileError(f"{path}: expected an ONNX model, found {found}") from None
 
 
 @dataclass(frozen=True)
@@ -53,17 +95,30 @@ class InputSpec:
     shape: tuple[int | str | None, ...]
     dtype: type
 
-    def concrete_shape(self, default_dim: int = 1, dim_overrides: Mapping[str, int] | None = None) -> tuple[int, ...]:
-        """Shape with symbolic dims replaced by ``dim_overrides[name]`` or ``default_dim``."""
+    def concrete_shape(
+        self, default_dim: int | None = None, dim_overrides: Mapping[str, int] | None = None, *, batch: int = 1
+    ) -> tuple[int, ...]:
+        """Shape with every symbolic dim resolved: ``dim_overrides[name]``, else ``batch`` for axis 0 (the batch),
+        else ``default_dim``; with no ``default_dim`` a symbolic non-batch dim (an image height, a sequence length)
+        is never guessed: ``ModelInputError`` naming it and the ``--dim`` to pass."""
         overrides = dim_overrides or {}
         dims: list[int] = []
-        for dim in self.shape:
+        for axis, dim in enumerate(self.shape):
             if isinstance(dim, int) and dim > 0:
                 dims.append(dim)
             elif isinstance(dim, str) and dim in overrides:
                 dims.append(int(overrides[dim]))
-            else:
+            elif axis == 0:
+                dims.append(int(batch))
+            elif default_dim is not None:
                 dims.append(int(default_dim))
+            else:
+                name = dim if isinstance(dim, str) and dim else "NAME"
+                raise ModelInputError(
+                    f"input {self.name!r} {list(self.shape)}: axis {axis} is symbolic ({dim!r}); expected its size, "
+                    f"found none: pass --dim {name}=SIZE (or real inputs with --inputs x.npz); spatial sizes are "
+                    "never guessed"
+                )
         return tuple(dims)
 
 
@@ -130,7 +185,7 @@ def make_session(
         options.enable_profiling = True
         if profile_prefix is not None:
             options.profile_file_prefix = str(profile_prefix)
-    return ort.InferenceSession(str(model_path), sess_options=options, providers=resolve_providers(provider))
+    return open_session(model_path, options, resolve_providers(provider))
 
 
 def input_specs(session) -> list[InputSpec]:
@@ -146,20 +201,43 @@ def input_specs(session) -> list[InputSpec]:
     return specs
 
 
+def symbolic_dims(specs: Sequence[InputSpec]) -> list[str]:
+    """Names of the symbolic dims of the declared inputs, in order of appearance."""
+    names: list[str] = []
+    for spec in specs:
+        names += [dim for dim in spec.shape if isinstance(dim, str) and dim and dim not in names]
+    return names
+
+
+def check_dim_overrides(specs: Sequence[InputSpec], dim_overrides: Mapping[str, int] | None, *, source: str) -> None:
+    """``ModelInputError`` when ``dim_overrides`` names a dim no input has, or gives a size below 1."""
+    known = symbolic_dims(specs)
+    for name, value in (dim_overrides or {}).items():
+        if name not in known:
+            raise ModelInputError(
+                f"{source}: --dim {name}={value}: expected one of the model's symbolic dims {known}, found {name!r}"
+            )
+        if int(value) < 1:
+            raise ModelInputError(f"{source}: --dim {name}={value}: expected a size >= 1")
+
+
 def synthesize_inputs(
     specs: Sequence[InputSpec],
     *,
-    default_dim: int = 1,
+    default_dim: int | None = None,
     dim_overrides: Mapping[str, int] | None = None,
+    batch: int = 1,
     seed: int = 0,
     float_range: tuple[float, float] = (0.0, 1.0),
     int_range: tuple[int, int] = (0, 10),
 ) -> dict[str, np.ndarray]:
-    """Seeded random inputs for the declared specs: floats uniform in ``float_range``, ints in ``[lo, hi)``."""
+    """Seeded random inputs for the declared specs: floats uniform in ``float_range``, ints in ``[lo, hi)``;
+    symbolic dims as in ``InputSpec.concrete_shape`` (a symbolic non-batch dim needs an override or a
+    ``default_dim``)."""
     rng = np.random.default_rng(seed)
     feeds: dict[str, np.ndarray] = {}
     for spec in specs:
-        shape = spec.concrete_shape(default_dim, dim_overrides)
+        shape = spec.concrete_shape(default_dim, dim_overrides, batch=batch)
         if np.issubdtype(spec.dtype, np.floating):
             feeds[spec.name] = rng.uniform(float_range[0], float_range[1], size=shape).astype(spec.dtype)
         elif spec.dtype is np.bool_:

@@ -9,6 +9,9 @@ The one module for this in the project; every package imports it.
 - ``PendingFile``: the same as an object with ``commit``/``abort``, for files whose writing spans a whole run.
 - ``atomic_directory(path)``: a folder filled under a temporary name and renamed into place, replacing an old one
   (``make_staging_dir`` + ``replace_directory`` for writers with their own open/close life cycle).
+- ``path_inside(root, *parts)``: ``root/parts...`` for a writer, refused (``PathEscapeError``) when a part is absolute
+  or ``..`` or the result (symbolic links resolved) lies outside ``root``: names read from files (cameras, classes,
+  inputs) never make a writer touch anything outside its output folder.
 
 Temporary names start with ``.<name>.`` beside the target, so they stay on the same file system (rename is atomic)
 and are hidden. Folders are named ``.<name>.<tag>-<pid>-<random>.tmp``: a cleaner can tell a live writer's folder
@@ -24,13 +27,43 @@ import shutil
 import tempfile
 import weakref
 from collections.abc import Iterator
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import IO, Any
+
+from perception.errors import InputError
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 FILE_MODE = 0o666 & ~_UMASK  # what open() would give; mkstemp makes files private (0600)
 DIR_MODE = 0o777 & ~_UMASK  # what mkdir would give; mkdtemp makes folders private (0700)
+
+
+class PathEscapeError(InputError):
+    """A name used as a path would leave its output folder (absolute, ``..``, or through a symbolic link)."""
+
+
+def path_inside(root: str | os.PathLike, *parts: str | os.PathLike) -> Path:
+    """``root`` joined with ``parts``, checked to stay strictly inside ``root`` (``PathEscapeError`` otherwise).
+
+    Each part must be a relative path without ``..`` components; the joined path, with symbolic links resolved,
+    must lie below ``root`` (also resolved) and not be ``root`` itself.
+    """
+    root = Path(root)
+    for part in parts:
+        pure = PurePath(part)
+        if str(part) == "" or pure.is_absolute() or pure.drive or ".." in pure.parts or "\0" in str(part):
+            raise PathEscapeError(
+                f"{root}: name {str(part)!r}: expected a relative path inside the output folder (no '/' at the "
+                f"start, no '..'), found one that would leave it"
+            )
+    candidate = root.joinpath(*parts)
+    resolved_root, resolved = root.resolve(), candidate.resolve()
+    if resolved == resolved_root or resolved_root not in resolved.parents:
+        raise PathEscapeError(
+            f"{root}: name {'/'.join(map(str, parts))!r}: expected a path inside the output folder, found "
+            f"{resolved} (through a symbolic link?)"
+        )
+    return candidate
 
 
 def _unlink_quietly(path: str) -> None:

@@ -4,7 +4,8 @@ Checks, in order: the folder and its files; ``rig.yaml`` (shapes, focal lengths,
 (columns, index, increasing timestamps) and each camera's file; every frame of every camera decodes (truncation is
 reported with the last good frame, and mp4 containers are inspected to say why); ``labels.json`` (schema, cameras,
 classes, frame count, finite boxes). Camera times far from the frame time are reported as warnings.
-Exit status 1 when any clip has an error.
+Exit status 1 when any clip has an error (every clip is checked: one broken clip never stops the others), 2 when a
+path given is neither a clip nor a folder holding clips.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import argparse
 import struct
 import sys
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -96,7 +98,7 @@ def check_clip(path: str | Path, deep: bool = True, progress: Callable[[int], No
     number of frames decoded, for a progress bar)."""
     from perception.clip import ClipError, DriveClip, camera_source
     from perception.rig import Rig, RigError
-    from perception.video import VideoError, VideoReader
+    from perception.video import VideoError, VideoReader, image_file_problem, image_files
 
     path = Path(path)
     report = CheckReport(path)
@@ -128,6 +130,12 @@ def check_clip(path: str | Path, deep: bool = True, progress: Callable[[int], No
     for camera in clip.rig.names:
         source = clip.sources[camera]
         if not deep:
+            continue
+        damaged = [image_file_problem(p) for p in image_files(source)] if source.is_dir() else []
+        damaged = [problem for problem in damaged if problem]
+        if damaged:
+            more = f" (and {len(damaged) - 1} more)" if len(damaged) > 1 else ""
+            report.errors.append(f"{damaged[0]}{more}{_hint('video')}")
             continue
         decoded = 0
         try:
@@ -183,10 +191,22 @@ def check_clip(path: str | Path, deep: bool = True, progress: Callable[[int], No
     return report
 
 
+def _looks_like_clip(folder: Path) -> bool:
+    """A clip, whole or broken: the folder holds rig.yaml or frames.csv."""
+    return (folder / "rig.yaml").exists() or (folder / "frames.csv").exists()
+
+
+def _clip_folders(root: Path) -> list[Path]:
+    """Every clip folder under ``root`` (whole or broken, see ``_looks_like_clip``), not descending into clips."""
+    found = []
+    for folder in sorted(p for p in root.rglob("*") if p.is_dir() and not p.name.startswith(".")):
+        if _looks_like_clip(folder) and not any(parent in found for parent in folder.parents):
+            found.append(folder)
+    return found
+
+
 def main(argv: list[str] | None = None) -> int:
     """``perception check CLIP... [--quick]``; prints one block per clip, exit 1 if any clip has errors."""
-    from perception.clip import find_clips
-
     parser = argparse.ArgumentParser(
         prog="perception check", description="Validate drive clips and report what is wrong."
     )
@@ -196,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     paths: list[Path] = []
     for item in args.clips:
-        found = [item] if (item / "rig.yaml").is_file() or not item.is_dir() else find_clips(item)
+        found = [item] if _looks_like_clip(item) or not item.is_dir() else _clip_folders(item)
         paths.extend(found or [item])
     from tqdm import tqdm
 
@@ -204,7 +224,16 @@ def main(argv: list[str] | None = None) -> int:
     bar = tqdm(total=None, desc="decoding", unit="frame", disable=args.no_progress or args.quick, leave=False)
     for clip_path in paths:
         bar.set_postfix_str(clip_path.name)
-        report = check_clip(clip_path, deep=not args.quick, progress=bar.update)
+        try:
+            report = check_clip(clip_path, deep=not args.quick, progress=bar.update)
+        except Exception as error:  # one clip's unexpected failure is that clip's error, the others are checked
+            from perception.errors import debug_enabled, is_expected, one_line
+
+            if debug_enabled():
+                traceback.print_exc()
+            report = CheckReport(clip_path)
+            kind = "" if is_expected(error) else "internal error (rerun with --debug for the traceback): "
+            report.errors.append(f"{clip_path}: {kind}{type(error).__name__}: {one_line(error)}")
         lines = [f"OK    {clip_path}: {report.summary}"] if report.ok else [f"ERROR {clip_path}:"]
         bad += not report.ok
         lines += [f"  - {error}" for error in report.errors] + [f"  warning: {w}" for w in report.warnings]

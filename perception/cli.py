@@ -9,6 +9,8 @@ from __future__ import annotations
 import importlib
 import sys
 
+from perception.errors import cli_boundary
+
 SUBCOMMANDS = {
     "synth": ("perception.sim.cli", "generate synthetic multi-camera drive clips"),
     "viz": ("perception.viz", "render a clip (cameras + boxes + bird's-eye view) to a video or picture"),
@@ -28,12 +30,18 @@ def _usage() -> str:
     lines += [f"  {name:<10} {help_text}" for name, (_, help_text) in SUBCOMMANDS.items()]
     lines += ["", "training (LightningCLI; e.g. perception fit -c configs/perception/bev_tiny.yaml):"]
     lines += [f"  {name}" for name in LIGHTNING_SUBCOMMANDS]
-    lines += ["", "Run 'perception COMMAND --help' for a command's options; 'perception --version' for the version."]
+    lines += ["", "Run 'perception COMMAND --help' for a command's options, 'perception --version' for the version;"]
+    lines += ["add --debug to see a traceback."]
+    lines += ["Exit status: 0 success, 1 the run or a check failed, 2 bad input (file, field, expected, found)."]
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    """Entry point of the ``perception`` console script; returns the exit status (``perception.errors``)."""
+    return cli_boundary("perception", _dispatch, argv, subcommands=[*SUBCOMMANDS, *LIGHTNING_SUBCOMMANDS])
+
+
+def _dispatch(argv: list[str]) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print(_usage())
         return 0

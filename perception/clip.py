@@ -22,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from perception.atomic import atomic_write_text, make_staging_dir, replace_directory
+from perception.atomic import atomic_write_text, make_staging_dir, path_inside, replace_directory
+from perception.errors import InputError
 from perception.geometry import interpolate_pose, invert_se3, matrix_to_quat, quat_to_matrix, se3
 from perception.labels import ClipLabels, LabelsError
 from perception.rig import Camera, Rig, RigError
@@ -38,7 +39,7 @@ from perception.video import (
 POSE_COLUMNS = ["x", "y", "z", "qw", "qx", "qy", "qz"]
 
 
-class ClipError(ValueError):
+class ClipError(InputError):
     """A clip folder is malformed or inconsistent; the message names the file and what is wrong."""
 
 
@@ -61,30 +62,67 @@ def _pose_from_row(row: Sequence[float]) -> np.ndarray:
     return se3(quat_to_matrix(np.asarray(row[3:7])), np.asarray(row[:3]))
 
 
-def _read_table(path: Path, required: list[str]) -> tuple[list[str], np.ndarray]:
+def _read_table(path: Path, required: list[str], rig_path: Path | None = None) -> tuple[list[str], np.ndarray]:
+    """Header and rows (float64) of a CSV table; ``ClipError`` naming the file, the line and the column when it is
+    not UTF-8 text, misses a column, has a row of another length, or holds a value that is not a finite number."""
     try:
-        text = path.read_text()
+        text = path.read_bytes().decode("utf-8")
     except FileNotFoundError as error:
         raise ClipError(f"{path}: file not found") from error
+    except UnicodeDecodeError as error:
+        raise ClipError(f"{path}: expected CSV text, found binary data (byte {error.start} is not UTF-8)") from None
+    except OSError as error:
+        raise ClipError(f"{path}: cannot read ({error.strerror})") from None
     reader = csv.reader(io.StringIO(text))
+    line_number = 1
     try:
-        header = [h.strip() for h in next(reader)]
-    except StopIteration as error:
-        raise ClipError(f"{path}: empty file (expected a header row {required + ['...']})") from error
-    missing = [c for c in required if c not in header]
-    if missing:
-        raise ClipError(f"{path}: missing columns {missing} (found {header})")
-    rows = []
-    for line_number, row in enumerate(reader, start=2):
-        if not row:
-            continue
-        if len(row) != len(header):
-            raise ClipError(f"{path}: line {line_number}: expected {len(header)} values, found {len(row)}")
         try:
-            rows.append([float(v) for v in row])
-        except ValueError as error:
-            raise ClipError(f"{path}: line {line_number}: expected numbers, found {row}") from error
+            header = [h.strip() for h in next(reader)]
+        except StopIteration as error:
+            raise ClipError(f"{path}: empty file (expected a header row {required + ['...']})") from error
+        missing = [c for c in required if c not in header]
+        if missing:
+            cameras = [c for c in missing if c.startswith("t_")]
+            note = f"; the cameras of {rig_path} need t_<camera> columns" if cameras and rig_path else ""
+            raise ClipError(f"{path}: missing columns {missing} (found {header[:20]}){note}")
+        duplicates = sorted({name for name in header if header.count(name) > 1})
+        if duplicates:
+            raise ClipError(f"{path}: header: expected unique column names, found duplicates {duplicates}")
+        rows = []
+        for line_number, row in enumerate(reader, start=2):
+            if not row:
+                continue
+            if len(row) != len(header):
+                raise ClipError(f"{path}: line {line_number}: expected {len(header)} values, found {len(row)}")
+            try:
+                values = [float(v) for v in row]
+            except ValueError as error:
+                raise ClipError(f"{path}: line {line_number}: expected numbers, found {row[:12]}") from error
+            bad = [header[i] for i, v in enumerate(values) if not np.isfinite(v)]
+            if bad:
+                raise ClipError(
+                    f"{path}: line {line_number}: column {bad[0]!r}: expected a finite number, found "
+                    f"{row[header.index(bad[0])]!r}"
+                )
+            rows.append(values)
+    except csv.Error as error:
+        raise ClipError(f"{path}: line {line_number + 1}: not a CSV row ({error})") from None
     return header, np.asarray(rows, dtype=np.float64).reshape(-1, len(header))
+
+
+def _poses_from_table(path: Path, header: list[str], table: np.ndarray) -> np.ndarray:
+    """(N, 4, 4) world_from_ego from the pose columns; ``ClipError`` naming the line for a quaternion that is not
+    of unit length."""
+    column = {name: i for i, name in enumerate(header)}
+    rows = table[:, [column[c] for c in POSE_COLUMNS]]
+    norms = np.linalg.norm(rows[:, 3:7], axis=1)
+    bad = np.flatnonzero(np.abs(norms - 1.0) > 1e-3)
+    if len(bad):
+        raise ClipError(
+            f"{path}: line {int(bad[0]) + 2}: columns qw,qx,qy,qz: expected a unit quaternion, found "
+            f"{rows[bad[0], 3:7].tolist()} (length {norms[bad[0]]:.4g})"
+        )
+    return np.stack([_pose_from_row(row) for row in rows]) if len(rows) else np.zeros((0, 4, 4))
 
 
 def camera_source(clip_path: Path, name: str) -> Path | None:
@@ -149,7 +187,9 @@ class DriveClip:
         except RigError as error:
             raise ClipError(str(error)) from error
         camera_columns = [] if lenient else [f"t_{name}" for name in rig.names]
-        header, table = _read_table(path / "frames.csv", ["index", "timestamp", *POSE_COLUMNS, *camera_columns])
+        header, table = _read_table(
+            path / "frames.csv", ["index", "timestamp", *POSE_COLUMNS, *camera_columns], rig_path=path / "rig.yaml"
+        )
         column = {name: i for i, name in enumerate(header)}
         if len(table) == 0:
             raise ClipError(f"{path / 'frames.csv'}: no frames")
@@ -167,16 +207,19 @@ class DriveClip:
                     f"{path / 'frames.csv'}: column '{name}': timestamps must increase, "
                     f"found {values[i]:.6f} at frame {i} then {values[i + 1]:.6f} at frame {i + 1}"
                 )
-        world_from_ego = np.stack([_pose_from_row(row) for row in table[:, [column[c] for c in POSE_COLUMNS]]])
+        world_from_ego = _poses_from_table(path / "frames.csv", header, table)
         pose_times, pose_stream = timestamps, world_from_ego
         if (path / "poses.csv").is_file():
             pose_header, pose_table = _read_table(path / "poses.csv", ["timestamp", *POSE_COLUMNS])
+            if len(pose_table) == 0:
+                raise ClipError(f"{path / 'poses.csv'}: expected pose rows after the header, found none")
             pc = {name: i for i, name in enumerate(pose_header)}
+            poses = _poses_from_table(path / "poses.csv", pose_header, pose_table)
             order = np.argsort(pose_table[:, pc["timestamp"]], kind="stable")
             pose_times = pose_table[order, pc["timestamp"]]
             if np.any(np.diff(pose_times) <= 0):
                 raise ClipError(f"{path / 'poses.csv'}: column 'timestamp': expected distinct times, found duplicates")
-            pose_stream = np.stack([_pose_from_row(r) for r in pose_table[order][:, [pc[c] for c in POSE_COLUMNS]]])
+            pose_stream = poses[order]
         sources, missing = {}, {}
         for name in rig.names:
             source = camera_source(path, name)
@@ -440,13 +483,13 @@ class ClipWriter:
             if self.image_format in ("jpg", "png"):
                 import cv2
 
-                folder = self._temporary / "cameras" / name
+                folder = path_inside(self._temporary, "cameras", name)
                 folder.mkdir(exist_ok=True)
                 cv2.imwrite(str(folder / f"{index:06d}.{self.image_format}"), image)
             else:
                 if name not in self._writers:
                     self._writers[name] = VideoWriter(
-                        self._temporary / "cameras" / f"{name}.{self.image_format}",
+                        path_inside(self._temporary, "cameras", f"{name}.{self.image_format}"),
                         self.fps,
                         (camera.width, camera.height),
                         odd_size="exact",  # a clip's video keeps the rig's size (4:4:4 H.264 when it is odd)

@@ -177,7 +177,9 @@ class BevGrid:
     resolution: float = 0.5
 
     def __post_init__(self) -> None:
-        if self.x_max <= self.x_min or self.y_max <= self.y_min or self.resolution <= 0:
+        values = (self.x_min, self.x_max, self.y_min, self.y_max, self.resolution)
+        finite = all(np.isfinite(float(v)) for v in values)
+        if not finite or self.x_max <= self.x_min or self.y_max <= self.y_min or self.resolution <= 0:
             raise ValueError(f"BevGrid: invalid extent or resolution: {self}")
 
     @property

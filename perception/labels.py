@@ -6,6 +6,8 @@ import datetime as _dt
 import io
 import json
 import os
+import re
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -13,15 +15,42 @@ from typing import Any
 
 import numpy as np
 
-from perception.atomic import atomic_write_bytes, atomic_write_text
+from perception.atomic import PathEscapeError, atomic_write_bytes, atomic_write_text, path_inside
+from perception.errors import InputError
 from perception.geometry import BevGrid, box3d_corners
+from perception.rig import CAMERA_NAME_RULE, is_camera_name
 
 SCHEMA_VERSION = 1
 DRIVING_CLASSES = ("car", "truck", "bus", "pedestrian", "cyclist", "traffic_cone")
 
 
-class LabelsError(ValueError):
+# A class name appears in file names and markup of exporters (YOLO data.yaml, CVAT XML, COCO JSON): letters,
+# digits, blanks and _ . + - ( ), starting with a letter or digit, at most 64 characters.
+CLASS_NAME_RULE = "letters, digits, ' ', '_', '.', '+', '-', '(', ')' (starting with a letter or digit, at most 64)"
+_CLASS_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9 _.+()\-]{0,62}[A-Za-z0-9_.+()\-])?")
+
+
+class LabelsError(InputError):
     """A labels file is malformed or inconsistent with its clip."""
+
+
+def is_class_name(name: object) -> bool:
+    """True when ``name`` may name a class (see ``CLASS_NAME_RULE``)."""
+    return isinstance(name, str) and _CLASS_NAME.fullmatch(name) is not None
+
+
+def check_class_names(classes: object, source: str = "<labels>") -> list[str]:
+    """``classes`` as a list after checking it is a list of unique valid class names (``LabelsError`` naming
+    ``source`` otherwise)."""
+    if not isinstance(classes, list | tuple):
+        raise LabelsError(f"{source}: field 'classes': expected a list of class names, found {classes!r}")
+    bad = [name for name in classes if not is_class_name(name)]
+    if bad:
+        raise LabelsError(f"{source}: field 'classes': expected names of {CLASS_NAME_RULE}, found {bad[:3]!r}")
+    duplicates = sorted({name for name in classes if classes.count(name) > 1})
+    if duplicates:
+        raise LabelsError(f"{source}: field 'classes': expected unique names, found duplicates {duplicates}")
+    return list(classes)
 
 
 def _as_array(value: Any, dtype: Any, shape_tail: tuple[int, ...]) -> np.ndarray:
@@ -29,6 +58,17 @@ def _as_array(value: Any, dtype: Any, shape_tail: tuple[int, ...]) -> np.ndarray
     if array.size == 0:
         array = array.reshape((0, *shape_tail))
     return array
+
+
+def _rows(value: Any, width: int, where: str) -> int:
+    """Number of rows of ``value`` seen as (N, width) numbers; ``LabelsError`` when it is not."""
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError, OverflowError):
+        raise LabelsError(f"{where}: expected numbers of shape (N, {width}), found {str(value)[:80]}") from None
+    if array.size % width or (array.ndim > 1 and array.shape[-1] != width):
+        raise LabelsError(f"{where}: expected shape (N, {width}), found {array.shape}")
+    return array.size // width
 
 
 class _BoxTable:
@@ -44,7 +84,13 @@ class _BoxTable:
     def _validate(self) -> None:
         n = None
         for name, (tail, dtype) in self._shapes.items():
-            array = _as_array(getattr(self, name), dtype, tail)
+            try:
+                array = _as_array(getattr(self, name), dtype, tail)
+            except (TypeError, ValueError, OverflowError) as error:
+                raise LabelsError(
+                    f"{type(self).__name__}.{name}: expected numbers of shape (N{''.join(', ' + str(t) for t in tail)})"
+                    f", found {str(getattr(self, name))[:80]} ({error})"
+                ) from None
             if array.shape[1:] != tail:
                 raise LabelsError(
                     f"{type(self).__name__}.{name}: expected shape (N, {', '.join(map(str, tail))}), found "
@@ -89,10 +135,17 @@ class _BoxTable:
 
     @classmethod
     def from_dict(cls, data: dict, source: str = "<dict>"):
+        if not isinstance(data, dict):
+            raise LabelsError(f"{source}: expected a mapping of {list(cls._saved_fields())}, found {data!r:.80}")
         missing = [name for name in cls._saved_fields() if name not in data]
         if missing:
             raise LabelsError(f"{source}: {cls.__name__} is missing fields {missing}")
-        return cls(**{name: data[name] for name in cls._saved_fields()})
+        try:
+            return cls(**{name: data[name] for name in cls._saved_fields()})
+        except LabelsError as error:
+            raise LabelsError(f"{source}: {error}") from None
+        except (TypeError, ValueError, OverflowError) as error:  # a column of other values than numbers
+            raise LabelsError(f"{source}: expected columns of numbers, found {type(error).__name__}: {error}") from None
 
 
 @dataclass
@@ -118,7 +171,7 @@ class Boxes3D(_BoxTable):
     }
 
     def __post_init__(self) -> None:
-        n = len(np.asarray(self.center).reshape(-1, 3))
+        n = _rows(self.center, 3, "Boxes3D.center")
         if self.velocity is None:
             self.velocity = np.zeros((n, 2))
         if self.class_id is None:
@@ -181,7 +234,7 @@ class Boxes2D(_BoxTable):
     }
 
     def __post_init__(self) -> None:
-        n = len(np.asarray(self.xyxy).reshape(-1, 4))
+        n = _rows(self.xyxy, 4, "Boxes2D.xyxy")
         for name, fill in self._defaults.items():
             if getattr(self, name) is None:
                 setattr(self, name, np.full(n, fill, dtype=self._shapes[name][1]))
@@ -269,9 +322,11 @@ class Boxes2D(_BoxTable):
 
     @classmethod
     def from_dict(cls, data: dict, source: str = "<dict>"):
+        if not isinstance(data, dict):
+            raise LabelsError(f"{source}: expected a mapping of {list(cls._saved_fields())}, found {data!r:.80}")
         data = dict(data)
         for name in ("visibility", "truncation"):
-            if name in data:
+            if isinstance(data.get(name), list):
                 data[name] = [np.nan if v is None else v for v in data[name]]
         return super().from_dict(data, source)
 
@@ -312,6 +367,9 @@ class ClipLabels:
     provenance: dict = field(default_factory=dict)
     bev: BevMaps | None = None
 
+    def __post_init__(self) -> None:
+        self.classes = check_class_names(self.classes, "ClipLabels")
+
     def save(self, path: str | os.PathLike) -> None:
         """Write ``labels.json`` (and ``bev_maps.npz`` beside it when BEV maps exist), atomically."""
         path = Path(path)
@@ -342,46 +400,123 @@ class ClipLabels:
 
     @classmethod
     def load(cls, path: str | os.PathLike, camera_names: Sequence[str] | None = None) -> ClipLabels:
-        """Read and validate a labels file; ``camera_names`` (the clip's rig) catches unknown cameras."""
+        """Read and validate a labels file; ``camera_names`` (the clip's rig) catches unknown cameras.
+
+        Every problem is a ``LabelsError`` naming the file and the field: not JSON, wrong types, unknown cameras or
+        class ids, non-finite 3D boxes, a missing or corrupt BEV sidecar."""
         path = Path(path)
         try:
-            document = json.loads(path.read_text())
+            document = json.loads(path.read_bytes().decode("utf-8"))
         except FileNotFoundError as error:
             raise LabelsError(f"{path}: file not found") from error
-        except json.JSONDecodeError as error:
-            raise LabelsError(f"{path}: not valid JSON ({error})") from error
+        except UnicodeDecodeError as error:
+            raise LabelsError(f"{path}: expected a labels JSON file, found binary data (byte {error.start})") from None
+        except (json.JSONDecodeError, RecursionError) as error:
+            raise LabelsError(f"{path}: not valid JSON ({error})") from None
+        except OSError as error:
+            raise LabelsError(f"{path}: cannot read ({error.strerror})") from None
+        if not isinstance(document, dict):
+            raise LabelsError(
+                f"{path}: expected a JSON object with schema_version, classes, frames, found {type(document).__name__}"
+            )
         version = document.get("schema_version")
-        if version != SCHEMA_VERSION:
+        if version != SCHEMA_VERSION or isinstance(version, bool):
             raise LabelsError(f"{path}: field 'schema_version': expected {SCHEMA_VERSION}, found {version!r}")
-        classes = document.get("classes")
-        if not isinstance(classes, list):
-            raise LabelsError(f"{path}: field 'classes': expected a list of class names, found {classes!r}")
-        frames = []
-        for index, item in enumerate(document.get("frames", [])):
-            where = f"{path}: frames[{index}]"
-            boxes3d = Boxes3D.from_dict(item.get("boxes3d", Boxes3D.empty().to_dict()), where + ".boxes3d")
-            boxes2d = {}
-            for camera, boxes in item.get("boxes2d", {}).items():
-                if camera_names is not None and camera not in camera_names:
-                    raise LabelsError(
-                        f"{where}.boxes2d: camera {camera!r} is not in the clip's rig (cameras: {list(camera_names)})"
-                    )
-                boxes2d[camera] = Boxes2D.from_dict(boxes, f"{where}.boxes2d.{camera}")
-            for name, table in [("boxes3d", boxes3d), *[(f"boxes2d.{c}", b) for c, b in boxes2d.items()]]:
-                if len(table) and (table.class_id.min() < 0 or table.class_id.max() >= len(classes)):
-                    raise LabelsError(
-                        f"{where}.{name}.class_id: expected 0..{len(classes) - 1}, found {table.class_id.tolist()}"
-                    )
-            frames.append(FrameLabels(boxes3d, boxes2d, item.get("uncertainty")))
-        bev = None
-        if "bev" in document:
-            meta = document["bev"]
-            sidecar = path.with_name(meta["file"])
-            if not sidecar.is_file():
-                raise LabelsError(f"{path}: field 'bev.file': expected {sidecar} to exist, found nothing")
-            with np.load(sidecar) as archive:
-                bev = BevMaps(BevGrid.from_dict(meta["grid"]), list(meta["channels"]), archive["data"])
-        return cls(classes, frames, document.get("provenance", {}), bev)
+        classes = check_class_names(document.get("classes"), str(path))
+        items = document.get("frames", [])
+        if not isinstance(items, list):
+            raise LabelsError(f"{path}: field 'frames': expected a list, found {type(items).__name__}")
+        provenance = document.get("provenance", {})
+        if not isinstance(provenance, dict):
+            raise LabelsError(f"{path}: field 'provenance': expected a mapping, found {type(provenance).__name__}")
+        frames = [
+            cls._frame_from_dict(item, f"{path}: frames[{index}]", classes, camera_names)
+            for index, item in enumerate(items)
+        ]
+        bev = cls._load_bev(path, document["bev"]) if "bev" in document else None
+        if bev is not None and len(bev.data) != len(frames):
+            raise LabelsError(f"{path}: field 'bev': expected maps for {len(frames)} frames, found {len(bev.data)}")
+        return cls(classes, frames, provenance, bev)
+
+    @staticmethod
+    def _frame_from_dict(
+        item: object, where: str, classes: list[str], camera_names: Sequence[str] | None
+    ) -> FrameLabels:
+        if not isinstance(item, dict):
+            raise LabelsError(f"{where}: expected a mapping with boxes3d and boxes2d, found {item!r:.80}")
+        boxes3d = Boxes3D.from_dict(item.get("boxes3d", Boxes3D.empty().to_dict()), where + ".boxes3d")
+        finite = np.isfinite(boxes3d.center).all(axis=1) & np.isfinite(boxes3d.size).all(axis=1)
+        finite &= np.isfinite(boxes3d.yaw)
+        if not finite.all():
+            raise LabelsError(
+                f"{where}.boxes3d: expected finite center, size and yaw, found nan/inf in rows "
+                f"{np.flatnonzero(~finite).tolist()[:10]}"
+            )
+        flat = ~(boxes3d.size > 0).all(axis=1)
+        if flat.any():
+            raise LabelsError(
+                f"{where}.boxes3d.size: expected positive l, w, h (metres), found "
+                f"{boxes3d.size[flat].tolist()[:3]} in rows {np.flatnonzero(flat).tolist()[:10]}"
+            )
+        cameras = item.get("boxes2d", {})
+        if not isinstance(cameras, dict):
+            raise LabelsError(f"{where}.boxes2d: expected a mapping camera -> boxes, found {cameras!r:.80}")
+        boxes2d = {}
+        for camera, boxes in cameras.items():
+            if camera_names is not None and camera not in camera_names:
+                raise LabelsError(
+                    f"{where}.boxes2d: camera {camera!r} is not in the clip's rig (cameras: {list(camera_names)})"
+                )
+            if not is_camera_name(camera):
+                raise LabelsError(f"{where}.boxes2d: camera name: expected {CAMERA_NAME_RULE}, found {camera!r}")
+            boxes2d[camera] = Boxes2D.from_dict(boxes, f"{where}.boxes2d.{camera}")
+        for name, table in [("boxes3d", boxes3d), *[(f"boxes2d.{c}", b) for c, b in boxes2d.items()]]:
+            if len(table) and (table.class_id.min() < 0 or table.class_id.max() >= len(classes)):
+                raise LabelsError(
+                    f"{where}.{name}.class_id: expected 0..{len(classes) - 1}, found {table.class_id.tolist()[:20]}"
+                )
+        uncertainty = item.get("uncertainty")
+        if uncertainty is not None and (
+            not isinstance(uncertainty, int | float) or isinstance(uncertainty, bool) or not np.isfinite(uncertainty)
+        ):
+            raise LabelsError(f"{where}.uncertainty: expected a finite number or nothing, found {uncertainty!r}")
+        return FrameLabels(boxes3d, boxes2d, uncertainty)
+
+    @staticmethod
+    def _load_bev(path: Path, meta: object) -> BevMaps:
+        """The BEV maps named by the document's ``bev`` record (a sidecar ``.npz`` beside ``path``)."""
+        if not isinstance(meta, dict) or not all(key in meta for key in ("file", "grid", "channels")):
+            raise LabelsError(f"{path}: field 'bev': expected a mapping with file, grid, channels, found {meta!r:.80}")
+        if not isinstance(meta["file"], str) or "/" in meta["file"] or "\\" in meta["file"]:
+            raise LabelsError(f"{path}: field 'bev.file': expected a file name beside it, found {meta['file']!r}")
+        try:
+            sidecar = path_inside(path.parent, meta["file"])
+        except PathEscapeError:
+            raise LabelsError(
+                f"{path}: field 'bev.file': expected a file name beside it, found {meta['file']!r}"
+            ) from None
+        if not sidecar.is_file():
+            raise LabelsError(f"{path}: field 'bev.file': expected {sidecar} to exist, found nothing")
+        channels = meta["channels"]
+        if not isinstance(channels, list) or not all(isinstance(c, str) for c in channels):
+            raise LabelsError(f"{path}: field 'bev.channels': expected a list of names, found {channels!r:.80}")
+        try:
+            grid = BevGrid.from_dict(meta["grid"])
+        except (TypeError, ValueError, KeyError, AttributeError) as error:
+            raise LabelsError(
+                f"{path}: field 'bev.grid': expected x_min, x_max, y_min, y_max, resolution: {error}"
+            ) from None
+        try:
+            with np.load(sidecar, allow_pickle=False) as archive:
+                data = archive["data"]
+        except KeyError:
+            raise LabelsError(f"{sidecar}: expected an array 'data' (BEV maps), found {'none'}") from None
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile, zipfile.LargeZipFile) as error:
+            raise LabelsError(f"{sidecar}: expected a numpy .npz of BEV maps, found a corrupt file ({error})") from None
+        try:
+            return BevMaps(grid, list(channels), data)
+        except (LabelsError, ValueError) as error:
+            raise LabelsError(f"{sidecar}: {error}") from None
 
 
 def make_provenance(source: str, producer: str, **extra: Any) -> dict:
@@ -403,6 +538,7 @@ def make_provenance(source: str, producer: str, **extra: Any) -> dict:
 
 
 __all__ = [
+    "CLASS_NAME_RULE",
     "DRIVING_CLASSES",
     "SCHEMA_VERSION",
     "BevMaps",
@@ -411,5 +547,7 @@ __all__ = [
     "ClipLabels",
     "FrameLabels",
     "LabelsError",
+    "check_class_names",
+    "is_class_name",
     "make_provenance",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -10,14 +11,26 @@ from pathlib import Path
 import numpy as np
 
 from perception.atomic import atomic_write_text
+from perception.errors import InputError, load_yaml
 from perception.geometry import invert_se3, matrix_to_quat, quat_to_matrix, se3, transform_points
 
 RIG_SCHEMA_VERSION = 1
 DISTORTION_MODELS = {"none": (0,), "radtan": (4, 5, 8), "fisheye": (4,)}
 
 
-class RigError(ValueError):
+# A camera name is a file name (cameras/<name>.mp4) and a CSV column (t_<name>): letters, digits, '_', '.', '-',
+# starting with a letter or digit, at most 64 characters. Names read from files are checked where they are read.
+CAMERA_NAME_RULE = "letters, digits, '_', '.', '-' (starting with a letter or digit, at most 64 characters)"
+_CAMERA_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}")
+
+
+class RigError(InputError):
     """A rig description is malformed; the message names the file, the field, the expectation and the finding."""
+
+
+def is_camera_name(name: object) -> bool:
+    """True when ``name`` may name a camera (see ``CAMERA_NAME_RULE``): safe as a file name and a CSV column."""
+    return isinstance(name, str) and _CAMERA_NAME.fullmatch(name) is not None
 
 
 def _distort_radtan(xy: np.ndarray, coeffs: np.ndarray) -> np.ndarray:
@@ -67,6 +80,8 @@ class Camera:
     distortion: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     def __post_init__(self) -> None:
+        if not is_camera_name(self.name):
+            raise RigError(f"<camera>: field 'name': expected {CAMERA_NAME_RULE}, found {self.name!r}")
         self.K = np.asarray(self.K, dtype=np.float64)
         self.ego_from_camera = np.asarray(self.ego_from_camera, dtype=np.float64)
         self.distortion = np.asarray(self.distortion, dtype=np.float64).reshape(-1)
@@ -209,21 +224,41 @@ def _require(condition: bool, source: str, field_name: str, expected: str, found
         raise RigError(f"{source}: field '{field_name}': expected {expected}, found {found!r}")
 
 
+def _numbers(value: object) -> np.ndarray | None:
+    """``value`` as a float64 array when it is a (nested) list of finite real numbers, else None."""
+
+    def plain(item: object) -> bool:
+        if isinstance(item, list | tuple):
+            return all(plain(x) for x in item)
+        return isinstance(item, int | float) and not isinstance(item, bool)
+
+    if not plain(value):
+        return None
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):  # ragged
+        return None
+    return array if np.all(np.isfinite(array)) else None
+
+
 def _camera_from_dict(data: object, source: str, where: str) -> Camera:
     _require(isinstance(data, dict), source, where, "a mapping with name, width, height, K", data)
     assert isinstance(data, dict)
     for key in ("name", "width", "height", "K"):
         _require(key in data, source, f"{where}.{key}", "a value (required field)", "nothing")
     name = data["name"]
-    _require(isinstance(name, str) and name != "", source, f"{where}.name", "a non-empty string", name)
+    _require(is_camera_name(name), source, f"{where}.name", CAMERA_NAME_RULE, name)
     for key in ("width", "height"):
         value = data[key]
-        _require(isinstance(value, int) and value > 0, source, f"{where}.{key}", "a positive integer (pixels)", value)
-    try:
-        K = np.asarray(data["K"], dtype=np.float64)
-    except (TypeError, ValueError):
-        K = None
-    _require(K is not None and K.shape == (3, 3), source, f"{where}.K", "a 3x3 matrix", data["K"])
+        _require(
+            isinstance(value, int) and not isinstance(value, bool) and 0 < value <= 65535,
+            source,
+            f"{where}.{key}",
+            "a positive integer up to 65535 (pixels)",
+            value,
+        )
+    K = _numbers(data["K"])
+    _require(K is not None and K.shape == (3, 3), source, f"{where}.K", "a 3x3 matrix of finite numbers", data["K"])
     assert K is not None
     _require(
         K[0, 0] > 0 and K[1, 1] > 0, source, f"{where}.K", "positive focal lengths K[0][0], K[1][1]", [K[0, 0], K[1, 1]]
@@ -234,9 +269,22 @@ def _camera_from_dict(data: object, source: str, where: str) -> Camera:
     _require(isinstance(distortion, dict), source, f"{where}.distortion", "a mapping {model, coefficients}", distortion)
     model = distortion.get("model", "none")
     _require(
-        model in DISTORTION_MODELS, source, f"{where}.distortion.model", f"one of {sorted(DISTORTION_MODELS)}", model
+        isinstance(model, str) and model in DISTORTION_MODELS,
+        source,
+        f"{where}.distortion.model",
+        f"one of {sorted(DISTORTION_MODELS)}",
+        model,
     )
-    coefficients = np.asarray(distortion.get("coefficients", []), dtype=np.float64).reshape(-1)
+    coefficients = _numbers(distortion.get("coefficients", []))
+    _require(
+        coefficients is not None and coefficients.ndim <= 1,
+        source,
+        f"{where}.distortion.coefficients",
+        "a list of finite numbers",
+        distortion.get("coefficients"),
+    )
+    assert coefficients is not None
+    coefficients = coefficients.reshape(-1)
     allowed = DISTORTION_MODELS[model]
     _require(
         len(coefficients) in allowed or (model == "none" and len(coefficients) == 0),
@@ -248,11 +296,23 @@ def _camera_from_dict(data: object, source: str, where: str) -> Camera:
 
     extrinsic = data.get("ego_from_camera")
     _require(
-        extrinsic is not None, source, f"{where}.ego_from_camera", "{translation, rotation_wxyz} or {matrix}", None
+        isinstance(extrinsic, dict),
+        source,
+        f"{where}.ego_from_camera",
+        "a mapping {translation, rotation_wxyz} or {matrix}",
+        extrinsic,
     )
+    assert isinstance(extrinsic, dict)
     if "matrix" in extrinsic:
-        matrix = np.asarray(extrinsic["matrix"], dtype=np.float64)
-        _require(matrix.shape == (4, 4), source, f"{where}.ego_from_camera.matrix", "a 4x4 matrix", extrinsic["matrix"])
+        matrix = _numbers(extrinsic["matrix"])
+        _require(
+            matrix is not None and matrix.shape == (4, 4),
+            source,
+            f"{where}.ego_from_camera.matrix",
+            "a 4x4 matrix of finite numbers",
+            extrinsic["matrix"],
+        )
+        assert matrix is not None
         _require(
             np.allclose(matrix[3], [0, 0, 0, 1]),
             source,
@@ -261,22 +321,23 @@ def _camera_from_dict(data: object, source: str, where: str) -> Camera:
             matrix[3].tolist(),
         )
     else:
-        translation = np.asarray(extrinsic.get("translation", []), dtype=np.float64)
-        quaternion = np.asarray(extrinsic.get("rotation_wxyz", []), dtype=np.float64)
+        translation = _numbers(extrinsic.get("translation", []))
+        quaternion = _numbers(extrinsic.get("rotation_wxyz", []))
         _require(
-            translation.shape == (3,),
+            translation is not None and translation.shape == (3,),
             source,
             f"{where}.ego_from_camera.translation",
             "3 numbers (metres)",
             extrinsic.get("translation"),
         )
         _require(
-            quaternion.shape == (4,),
+            quaternion is not None and quaternion.shape == (4,),
             source,
             f"{where}.ego_from_camera.rotation_wxyz",
             "4 numbers (w, x, y, z)",
             extrinsic.get("rotation_wxyz"),
         )
+        assert translation is not None and quaternion is not None
         _require(
             abs(np.linalg.norm(quaternion) - 1) < 1e-3,
             source,
@@ -351,15 +412,11 @@ class Rig:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Rig:
-        import yaml
 
         path = Path(path)
         if not path.is_file():
             raise RigError(f"{path}: file not found (expected a rig.yaml)")
-        try:
-            data = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as error:
-            raise RigError(f"{path}: not valid YAML: {error}") from error
+        data = load_yaml(path, "a rig.yaml", RigError)
         return cls.from_dict(data, source=str(path))
 
     def save(self, path: str | os.PathLike) -> None:

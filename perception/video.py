@@ -11,13 +11,32 @@ from pathlib import Path
 import numpy as np
 
 from perception.atomic import PendingFile
+from perception.errors import InputError
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 
 
-class VideoError(RuntimeError):
+class VideoError(InputError, RuntimeError):
     """A video or image sequence cannot be read (missing, unreadable, truncated)."""
+
+
+def image_file_problem(path: Path) -> str | None:
+    """Why an image file is damaged, judged from its first and last bytes (a truncated JPEG still decodes, with grey
+    where the data ends), or None when it looks whole. PNG: signature and IEND chunk; JPEG: SOI and EOI markers."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in (".png", ".jpg", ".jpeg"):
+        return None
+    with open(path, "rb") as stream:
+        head = stream.read(8)
+        stream.seek(max(0, Path(path).stat().st_size - 64))
+        tail = stream.read()
+    if suffix == ".png":
+        whole = head.startswith(b"\x89PNG\r\n\x1a\n") and b"IEND" in tail[-16:]
+    else:
+        whole = head.startswith(b"\xff\xd8") and b"\xff\xd9" in tail
+    kind = "PNG" if suffix == ".png" else "JPEG"
+    return None if whole else f"{path}: expected a whole {kind} file, found a damaged or truncated one"
 
 
 def image_files(folder: Path) -> list[Path]:

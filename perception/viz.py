@@ -428,7 +428,7 @@ def main(argv: list[str] | None = None) -> int:
     from tqdm import tqdm
 
     from perception.clip import ClipError, DriveClip
-    from perception.labels import LabelsError
+    from perception.errors import EXIT_BAD_INPUT, InputError
     from perception.video import VideoWriter
 
     parser = argparse.ArgumentParser(
@@ -468,7 +468,8 @@ def main(argv: list[str] | None = None) -> int:
         forwarded += ["--max-frames", str(args.max_frames)] if args.max_frames else []
         return export_main(forwarded)
     try:
-        is_plain_video = args.clip.exists() and not (args.clip / "rig.yaml").is_file()
+        clip_parts = ("rig.yaml", "frames.csv", "cameras")  # any of them: a (broken) clip, not an image folder
+        is_plain_video = args.clip.exists() and not any((args.clip / part).exists() for part in clip_parts)
         clip = DriveClip.from_video(args.clip) if is_plain_video else DriveClip.open(args.clip)
         labels = None if args.no_gt else clip.labels
         pred = ClipLabels.load(args.labels, camera_names=clip.rig.names) if args.labels else None
@@ -504,9 +505,9 @@ def main(argv: list[str] | None = None) -> int:
                 )
         print(f"wrote {args.out} ({stop} frames at {fps:.2f} fps)")
         return 0
-    except (ClipError, LabelsError, IndexError, ValueError, OSError) as error:
+    except (InputError, IndexError) as error:
         print(f"perception viz: error: {error}", file=sys.stderr)
-        return 1
+        return EXIT_BAD_INPUT
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from xml.sax.saxutils import quoteattr
 import numpy as np
 
 from autolabel.exporters.common import ExportContext, camera_boxes, camera_tracks
-from perception.atomic import atomic_text_stream
+from perception.atomic import atomic_text_stream, path_inside
 from perception.labels import Boxes2D, ClipLabels
 
 __all__ = ["CvatAnnotations", "cvat_image_lines", "cvat_video_lines", "export_cvat_video", "read_cvat_xml"]
@@ -102,7 +102,7 @@ def export_cvat_video(labels: ClipLabels, context: ExportContext, out_dir: Path)
     written = []
     lines = cvat_image_lines if context.stills else cvat_video_lines
     for camera in context.image_sizes:
-        path = Path(out_dir) / "cvat" / f"{camera}.xml"
+        path = path_inside(out_dir, "cvat", f"{camera}.xml")  # a camera name never leaves out_dir
         with atomic_text_stream(path) as stream:
             for line in lines(labels, context, camera):
                 stream.write(line + "\n")

@@ -17,7 +17,7 @@ from pathlib import Path
 from xml.sax.saxutils import quoteattr
 
 from autolabel.exporters.common import ExportContext, camera_boxes, camera_tracks
-from perception.atomic import atomic_write_text
+from perception.atomic import atomic_write_text, path_inside
 from perception.labels import ClipLabels
 from perception.video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 
@@ -115,10 +115,10 @@ def export_labelstudio(labels: ClipLabels, context: ExportContext, out_dir: Path
     """Write ``labelstudio/<camera>.json`` (tasks) and ``labelstudio/config.xml``."""
     written = []
     for camera in context.image_sizes:
+        path = path_inside(out_dir, "labelstudio", f"{camera}.json")  # a camera name never leaves out_dir
         tasks = labelstudio_tasks(labels, context, camera)
         if not tasks:
             continue
-        path = Path(out_dir) / "labelstudio" / f"{camera}.json"
         atomic_write_text(path, json.dumps(tasks, indent=1) + "\n")
         written.append(path)
     if written:

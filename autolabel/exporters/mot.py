@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from autolabel.exporters.common import ExportContext, camera_boxes
-from perception.atomic import atomic_write_text
+from perception.atomic import atomic_write_text, path_inside
 from perception.labels import ClipLabels
 
 __all__ = ["export_mot", "mot_lines"]
@@ -52,7 +52,7 @@ def export_mot(
     written = []
     for name in classes or labels.classes:
         for camera in context.image_sizes:
-            path = Path(out_dir) / "mot" / name / f"{camera}.txt"
+            path = path_inside(out_dir, "mot", name, f"{camera}.txt")  # a class or camera name never leaves out_dir
             lines = mot_lines(labels, camera, labels.classes.index(name))
             atomic_write_text(path, "\n".join(lines) + ("\n" if lines else ""))
             written.append(path)

@@ -11,6 +11,8 @@ Every module here imports torch; ``import deploy.export`` alone does not.
 
 from __future__ import annotations
 
+from perception.errors import InputError
 
-class ExportError(RuntimeError):
+
+class ExportError(InputError, RuntimeError):
     """Export could not produce a valid model (message names the checkpoint/file and the reason)."""

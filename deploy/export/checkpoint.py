@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +24,19 @@ def load_checkpoint(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     try:
         return load_model_checkpoint(path)
     except pickle.UnpicklingError as error:
+        found = re.search(r"GLOBAL ([\w.]+)", str(error))
+        if found is None:  # not a refused global: the file is not a checkpoint at all
+            raise ExportError(f"{path}: expected a PyTorch checkpoint, found a file torch cannot read") from None
         raise ExportError(
-            f"{path}: refused: the checkpoint holds objects other than tensors and plain types, and "
-            f"is loaded with torch.load(weights_only=True) ({str(error).splitlines()[0]})"
-        ) from error
+            f"{path}: refused: expected a plain checkpoint (tensors and plain Python types), found a pickled object "
+            f"({found.group(1)}) that could run code when loaded; fleetvision loads only with "
+            "torch.load(weights_only=True). hint: save {'state_dict': model.state_dict(), ...} "
+            "(perception.training.checkpoint.export_checkpoint writes one)"
+        ) from None
+    except EOFError:
+        raise ExportError(f"{path}: expected a PyTorch checkpoint, found an empty or truncated file") from None
     except (ValueError, KeyError, RuntimeError) as error:
-        raise ExportError(f"{path}: cannot load the checkpoint: {error}") from error
+        raise ExportError(f"{path}: cannot load the checkpoint: {' '.join(str(error).split())[:300]}") from error
 
 
 def state_dict_sha256(model: nn.Module) -> str:

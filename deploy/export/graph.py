@@ -177,4 +177,5 @@ def eager_step(checkpoint: str | Path, feeds: Sequence[dict[str, np.ndarray]] | 
         with torch.no_grad():
             graph(*tensors[next(calls) % len(tensors)])
 
+    step.input_shapes = {name: list(np.shape(feeds[0][name])) for name in INPUT_NAMES}  # for the bench report
     return step

@@ -19,6 +19,8 @@ A model made by ``deploy export``:
 
 from __future__ import annotations
 
+from perception.errors import InputError
 
-class QuantizeError(ValueError):
+
+class QuantizeError(InputError):
     """Bad quantization arguments (message names the field, expected and found values)."""

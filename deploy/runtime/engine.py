@@ -28,7 +28,7 @@ from deploy.runtime.sinks import STAGES, JsonlSink, ProgressBar, RunStats, Video
 from deploy.runtime.sources import CameraFrame, CameraSource, LiveCameraSource, ReplayCameraSource, ReplayClock
 from deploy.runtime.step import FrameStep
 from perception.atomic import atomic_write_json
-from perception.clip import DriveClip
+from perception.clip import ClipError, DriveClip
 from perception.model_input import resize_image
 from perception.rig import Rig
 
@@ -116,6 +116,8 @@ class Runtime:
         for name in absent_model_cameras:
             missing[name] = f"{clip.path / 'rig.yaml'}: camera {name!r} of the model is not in the clip's rig"
         start = self.config.start_frame
+        if not 0 <= start < clip.num_frames:
+            raise ClipError(f"{clip.path}: start frame {start}: expected 0..{clip.num_frames - 1} (frames.csv)")
         stop = (
             clip.num_frames if self.config.max_frames is None else min(clip.num_frames, start + self.config.max_frames)
         )

@@ -30,7 +30,7 @@ def create_session(
     """onnxruntime session with all graph optimisations; threads 0 = onnxruntime's default."""
     import onnxruntime as ort
 
-    from deploy.onnx_utils import resolve_providers
+    from deploy.onnx_utils import open_session, resolve_providers
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = int(intra_op_threads)
@@ -38,7 +38,7 @@ def create_session(
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3
     options.add_session_config_entry("session.intra_op.allow_spinning", "1" if allow_spinning else "0")
-    return ort.InferenceSession(str(path), sess_options=options, providers=resolve_providers(provider))
+    return open_session(path, options, resolve_providers(provider))
 
 
 class DeployedModel:
@@ -80,8 +80,6 @@ class DeployedModel:
         """Open an exported ONNX file; ``MetadataError`` (with the reason) when it lacks fleetvision metadata.
         ``allow_spinning=False`` makes idle onnxruntime workers sleep instead of spin (better on shared cores)."""
         path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: model file not found")
         session = create_session(
             path,
             provider=provider,

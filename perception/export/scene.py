@@ -192,8 +192,16 @@ def _file_bytes(path: Path, jpeg_quality: int) -> tuple[bytes, str]:
 
     suffix = path.suffix.lower()
     if suffix in (".jpg", ".jpeg", ".png"):
+        from perception.video import image_file_problem
+
+        problem = image_file_problem(path)  # copied as is, a viewer would show a broken picture: say which file
+        if problem is not None:
+            raise ClipError(problem)
         return path.read_bytes(), "image/png" if suffix == ".png" else "image/jpeg"
-    ok, encoded = cv2.imencode(".jpg", cv2.imread(str(path)), [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality])
+    image = cv2.imread(str(path))
+    if image is None:
+        raise ClipError(f"{path}: cannot decode the image")
+    ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality])
     if not ok:
         raise ClipError(f"{path}: OpenCV could not re-encode it as JPEG")
     return encoded.tobytes(), "image/jpeg"

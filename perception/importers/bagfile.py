@@ -16,11 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from perception.errors import InputError
+
 # rosbags' own words for an index it cannot use (ROS 1: missing/damaged index; MCAP: no footer/summary)
 _DAMAGE_HINTS = ("not indexed", "index looks damaged", "truncated", "end magic", "mcap footer", "summary offset")
 
 
-class BagError(ValueError):
+class BagError(InputError):
     """A robot log cannot be read; the message names the file, what was expected and what was found."""
 
 
@@ -90,7 +92,7 @@ class BagFile:
         reader = AnyReader(self.paths, default_typestore=default)
         try:
             reader.open()
-        except (AnyReaderError, FileNotFoundError, OSError, KeyError, AssertionError) as error:
+        except (AnyReaderError, FileNotFoundError, OSError, KeyError, AssertionError, UnicodeDecodeError) as error:
             reason = " ".join(str(a) for a in getattr(error, "args", ())) or type(error).__name__
             damaged = isinstance(error, FileNotFoundError) or any(h in reason.lower() for h in _DAMAGE_HINTS)
             if not damaged:

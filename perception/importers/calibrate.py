@@ -14,10 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
+from perception.errors import InputError
 from perception.rig import Camera, Rig
 
 
-class CalibrationError(ValueError):
+class CalibrationError(InputError):
     """Calibration cannot run (too few usable images, mixed sizes, bad pattern)."""
 
 
@@ -131,13 +132,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", default="camera", help="camera name in the written entry")
     parser.add_argument("--out", type=Path, required=True, help="output YAML: a rig.yaml with this one camera")
     args = parser.parse_args(argv)
+    from perception.rig import CAMERA_NAME_RULE, is_camera_name
+
+    if not is_camera_name(args.name):
+        print(f"perception calibrate: error: --name: expected {CAMERA_NAME_RULE}, found {args.name!r}", file=sys.stderr)
+        return 2
     try:
         result = calibrate_chessboard(
             list_images(args.images), parse_pattern(args.pattern), args.square, name=args.name
         )
     except CalibrationError as error:
-        print(f"perception calibrate: error: {error}", file=sys.stderr)
-        return 1
+        where = "" if str(args.images) in str(error) or str(error).startswith("--") else f"{args.images}: "
+        print(f"perception calibrate: error: {where}{error}", file=sys.stderr)
+        return 2
     print(f"{'image':<28} reprojection error (px)")
     for image_name, error in result.per_image_error.items():
         print(f"{image_name:<28} {error:.3f}")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from perception.atomic import atomic_directory
+from perception.atomic import atomic_directory, path_inside
 from perception.clip import ClipError, ClipWriter
 from perception.labels import ClipLabels
 from perception.rig import Rig
@@ -110,8 +110,20 @@ def write_jpeg_clip(
                 writer.set_labels(labels)
         for index, frame in enumerate(frames):
             for name, image_path in frame.images.items():
-                shutil.copyfile(image_path, staging / "cameras" / name / f"{index:06d}.jpg")
+                shutil.copyfile(image_path, path_inside(staging, "cameras", name, f"{index:06d}.jpg"))
+        check_written_clip(staging, out)
     return out
+
+
+def check_written_clip(staging: Path, out: Path) -> None:
+    """``perception check`` (every frame decoded) on a finished staging folder before it replaces ``out``: an
+    importer never writes, or replaces a good clip with, a clip the check rejects."""
+    from perception.check import check_clip
+
+    report = check_clip(staging, deep=True)
+    if not report.ok:
+        problems = "; ".join(" ".join(error.replace(str(staging), str(out)).split()) for error in report.errors[:3])
+        raise ClipError(f"{out}: the imported clip fails 'perception check', so nothing was written: {problems}")
 
 
 def dedupe_poses(poses: list[tuple[float, np.ndarray]], min_gap: float = 1e-6) -> list[tuple[float, np.ndarray]]:

@@ -21,7 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
+from perception.atomic import path_inside
 from perception.clip import ClipError
+from perception.errors import InputError
 from perception.geometry import invert_se3, transform_points, yaw_from_matrix, yaw_matrix
 from perception.importers.common import (
     NUSCENES_CLASSES,
@@ -32,10 +34,10 @@ from perception.importers.common import (
     write_jpeg_clip,
 )
 from perception.labels import Boxes2D, Boxes3D, ClipLabels, FrameLabels, make_provenance
-from perception.rig import Camera, Rig
+from perception.rig import Camera, Rig, RigError
 
 
-class InfoFileError(ValueError):
+class InfoFileError(InputError):
     """An info file is unreadable or lacks a field; the message names the file and the field."""
 
 
@@ -46,13 +48,24 @@ def load_info_file(path: str | os.PathLike) -> dict:
         raise InfoFileError(f"{path}: info file not found")
     if path.suffix.lower() == ".json":
         try:
-            data = json.loads(path.read_text())
-        except json.JSONDecodeError as error:
-            raise InfoFileError(f"{path}: not valid JSON ({error})") from error
+            data = json.loads(path.read_bytes().decode("utf-8"))
+        except UnicodeDecodeError as error:
+            raise InfoFileError(f"{path}: expected JSON text, found binary data (byte {error.start})") from None
+        except (json.JSONDecodeError, RecursionError) as error:
+            raise InfoFileError(f"{path}: not valid JSON ({error})") from None
     elif path.suffix.lower() in (".pkl", ".pickle"):
-        from perception.importers.safe_pickle import safe_load
+        import pickle
 
-        data = safe_load(path)
+        from perception.importers.safe_pickle import UnsafePickleError, safe_load
+
+        try:
+            data = safe_load(path)
+        except UnsafePickleError:
+            raise
+        except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError) as error:
+            raise InfoFileError(
+                f"{path}: expected a pickled mmdet3d info dict, found a damaged pickle ({error})"
+            ) from None
     else:
         raise InfoFileError(f"{path}: expected a .json or .pkl info file, found suffix {path.suffix!r}")
     data = _to_plain(data)
@@ -170,6 +183,13 @@ def _frame_labels(
 
 
 def _rig(entry: dict, cameras: list[str], data_root: Path, source: str) -> Rig:
+    try:
+        return _rig_unchecked(entry, cameras, data_root, source)
+    except RigError as error:
+        raise InfoFileError(f"{source}: field 'data_list[0].images': {error}") from None
+
+
+def _rig_unchecked(entry: dict, cameras: list[str], data_root: Path, source: str) -> Rig:
     result = []
     for camera in cameras:
         image = entry["images"][camera]
@@ -208,6 +228,31 @@ def import_nuscenes_info(
     """Convert an info file to drive clip(s); one run of consecutive samples -> ``out``, several ->
     ``out/<segment>``."""
     info_path = Path(info_path)
+    try:
+        return _import_info(
+            info_path, out, data_root=data_root, cameras=cameras, max_gap=max_gap, keep_other=keep_other,
+            overwrite=overwrite, progress=progress,
+        )  # fmt: skip
+    except InputError:
+        raise
+    except (TypeError, KeyError, AttributeError, IndexError, OverflowError, ValueError) as error:  # a field's type
+        raise InfoFileError(
+            f"{info_path}: expected an mmdet3d v1.x nuScenes info file, found a field of another type or shape "
+            f"({type(error).__name__}: {error})"
+        ) from None
+
+
+def _import_info(
+    info_path: Path,
+    out: str | os.PathLike,
+    *,
+    data_root: str | os.PathLike | None,
+    cameras: list[str] | None,
+    max_gap: float,
+    keep_other: bool,
+    overwrite: bool,
+    progress: bool,
+) -> list[Path]:
     source = str(info_path)
     info = load_info_file(info_path)
     data_root = Path(data_root) if data_root is not None else info_path.parent
@@ -269,7 +314,7 @@ def import_nuscenes_info(
         target = (
             Path(out)
             if len(segments) == 1
-            else Path(out) / f"segment_{number:03d}_{str(first.get('token', number))[:8]}"
+            else path_inside(out, f"segment_{number:03d}_{str(first.get('token', number))[:8]}")
         )
         written.append(
             write_jpeg_clip(target, rig, frames, dedupe_poses(poses), labels, overwrite=overwrite, progress=progress)

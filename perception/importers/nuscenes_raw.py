@@ -26,7 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
+from perception.atomic import path_inside
 from perception.clip import ClipError
+from perception.errors import InputError
 from perception.geometry import invert_se3, quat_to_matrix, se3, slerp, yaw_from_matrix
 from perception.importers.common import NUSCENES_CLASSES, JpegFrame, dedupe_poses, write_jpeg_clip
 from perception.labels import Boxes3D, ClipLabels, FrameLabels, make_provenance
@@ -76,13 +78,17 @@ class NuScenesTables:
         for name in TABLES:
             path = self.folder / f"{name}.json"
             try:
-                rows = json.loads(path.read_text())
+                rows = json.loads(path.read_bytes().decode("utf-8"))
             except FileNotFoundError as error:
                 raise ClipError(
                     f"{path}: table missing (a raw nuScenes version folder holds {', '.join(TABLES)})"
                 ) from error
-            except json.JSONDecodeError as error:
+            except UnicodeDecodeError as error:
+                raise ClipError(f"{path}: expected JSON text, found binary data (byte {error.start})") from None
+            except (json.JSONDecodeError, RecursionError) as error:
                 raise ClipError(f"{path}: not valid JSON ({error})") from error
+            if not isinstance(rows, list) or not all(isinstance(row, dict) and "token" in row for row in rows):
+                raise ClipError(f"{path}: expected a list of records with a 'token', found {str(rows)[:80]}")
             self.tables[name] = {row["token"]: row for row in rows}
         self.keyframe_data: dict[tuple[str, str], dict] = {}  # (sample token, channel) -> keyframe sample_data
         for row in self.tables["sample_data"].values():
@@ -364,13 +370,27 @@ def import_nuscenes_raw(
     **options: object,
 ) -> list[Path]:
     """Import scenes (all, or those named/tokened in ``scenes``) of a raw nuScenes folder to ``out/<scene name>``."""
+    try:
+        return _import_raw(root, out, version=version, scenes=scenes, **options)
+    except InputError:
+        raise
+    except (TypeError, KeyError, AttributeError, IndexError, ValueError, OverflowError) as error:  # a field's type
+        raise ClipError(
+            f"{Path(root) / version}: expected nuScenes tables, found a record of another type or shape "
+            f"({type(error).__name__}: {error})"
+        ) from None
+
+
+def _import_raw(
+    root: str | os.PathLike, out: str | os.PathLike, *, version: str, scenes: list[str] | None, **options: object
+) -> list[Path]:
     tables = NuScenesTables(root, version)
     selected = [s for s in tables.tables["scene"].values() if not scenes or s["name"] in scenes or s["token"] in scenes]
     if not selected:
         known = sorted(s["name"] for s in tables.tables["scene"].values())
         raise ClipError(f"{tables.folder / 'scene.json'}: no scene matches {scenes} (scenes: {known[:20]})")
     return [
-        import_scene(tables, scene, Path(out) / scene["name"], **options)
+        import_scene(tables, scene, path_inside(out, str(scene["name"])), **options)  # a scene name stays in out
         for scene in sorted(selected, key=lambda s: s["name"])
     ]
 

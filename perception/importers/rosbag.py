@@ -56,6 +56,7 @@ from typing import Any
 import numpy as np
 
 from perception.clip import ClipError, ClipWriter
+from perception.errors import InputError
 from perception.geometry import interpolate_pose, invert_se3, se3
 from perception.importers.bagfile import BagError, BagFile, BagTopic, describe_topics
 from perception.importers.tf_tree import (
@@ -97,7 +98,7 @@ BAYER["bayer_grbg8"] = "COLOR_BayerGB2BGR"  # cv_bridge's mapping (OpenCV names 
 RAW_ENCODINGS = ("rgb8", "bgr8", "rgba8", "bgra8", "mono8", "8uc1", "8uc3", "mono16", "yuv422", "uyvy", "yuyv")
 
 
-class BagImportError(ValueError):
+class BagImportError(InputError):
     """Bad input for the rosbag importer; the message names the bag, the topic or field, expected, found, a hint."""
 
 

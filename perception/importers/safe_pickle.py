@@ -11,6 +11,8 @@ import os
 import pickle
 from pathlib import Path
 
+from perception.errors import InputError
+
 ALLOWED_GLOBALS = frozenset(
     {
         ("numpy.core.multiarray", "_reconstruct"),
@@ -30,7 +32,7 @@ ALLOWED_GLOBALS = frozenset(
 )
 
 
-class UnsafePickleError(pickle.UnpicklingError):
+class UnsafePickleError(InputError, pickle.UnpicklingError):
     """A pickle asked for a global outside the allow-list (it could run code)."""
 
 

@@ -12,13 +12,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from perception.errors import InputError
 from perception.geometry import interpolate_pose, invert_se3, quat_to_matrix, se3
 
 # REP 103: a camera's optical frame (x right, y down, z forward) expressed in its body frame (x forward, y left, z up)
 BODY_FROM_OPTICAL = np.array([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])
 
 
-class TransformError(ValueError):
+class TransformError(InputError):
     """No chain of transforms connects two frames; the message names the missing edge and the frames there are."""
 
 

@@ -35,11 +35,66 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _same_rig(a, b) -> bool:
+    """Same cameras (names, sizes, lens model) with the same calibration to 1e-6 (rig.yaml rounds)."""
+    import numpy as np
+
+    if a.names != b.names:
+        return False
+    for x, y in zip(a, b):
+        if (x.width, x.height, x.distortion_model) != (y.width, y.height, y.distortion_model):
+            return False
+        if x.distortion.shape != y.distortion.shape or not np.allclose(x.distortion, y.distortion, atol=1e-6):
+            return False
+        if not (np.allclose(x.K, y.K, atol=1e-6) and np.allclose(x.ego_from_camera, y.ego_from_camera, atol=1e-6)):
+            return False
+    return True
+
+
+def _mismatch(path: Path, expected: dict) -> str | None:
+    """How the finished clip at ``path`` differs from what this run would write (``expected``: rig dict, frames,
+    seed, fps, capture_offset, image_format, bev_grid), or None when it is the same clip."""
+    import json
+
+    from perception.clip import camera_source
+    from perception.rig import Rig
+
+    try:
+        found = {"rig": Rig.load(path / "rig.yaml")}
+        found["frames"] = sum(1 for line in (path / "frames.csv").read_text().splitlines()[1:] if line.strip())
+        labels = json.loads((path / "labels.json").read_text())
+        provenance = labels.get("provenance", {})
+        for key in ("seed", "fps", "capture_offset"):
+            found[key] = provenance.get(key)
+        found["bev_grid"] = labels.get("bev", {}).get("grid")
+        source = camera_source(path, found["rig"].names[0])
+        found["image_format"] = None if source is None else (source.suffix[1:] if source.is_file() else "folder")
+    except (OSError, ValueError, KeyError, IndexError, AttributeError) as error:
+        return f"it cannot be read back ({type(error).__name__}: {error})"
+    if found["image_format"] == "folder":  # image folders: jpg or png
+        images = sorted((path / "cameras" / found["rig"].names[0]).iterdir())
+        found["image_format"] = images[0].suffix[1:] if images else None
+    differences = []
+    for key, value in expected.items():
+        if key == "rig":
+            same = _same_rig(found["rig"], value)
+        elif isinstance(value, float):
+            same = isinstance(found.get(key), int | float) and abs(found[key] - value) < 1e-9
+        else:
+            same = found.get(key) == value
+        if not same:
+            shown = "a different rig" if key == "rig" else f"{found.get(key)!r}"
+            wanted = "this run's rig" if key == "rig" else f"{value!r}"
+            name = "clip seed (derived from --seed)" if key == "seed" else key
+            differences.append(f"{name}: {shown} (this run: {wanted})")
+    return "; ".join(differences) or None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from perception.geometry import BevGrid
     from perception.rig import Rig, RigError
-    from perception.sim.generate import generate_dataset
+    from perception.sim.generate import clip_is_complete, clip_seed, generate_dataset
 
     for name in ("clips", "frames", "workers"):
         if getattr(args, name) < 1:
@@ -52,6 +107,33 @@ def main(argv: list[str] | None = None) -> int:
     try:
         rig = Rig.load(args.rig)
         grid = BevGrid(-args.bev_range, args.bev_range, -args.bev_range, args.bev_range, args.bev_resolution)
+    except (RigError, ValueError) as error:
+        print(f"perception synth: {error}", file=sys.stderr)
+        return 2
+    kept = []
+    for index in range(args.clips):  # finished clips are kept only when they are the clips this run would write
+        path = args.out / f"clip_{index:04d}"
+        if not clip_is_complete(path):
+            continue
+        expected = {
+            "rig": rig,
+            "frames": args.frames,
+            "seed": clip_seed(args.seed, index),
+            "fps": float(args.fps),
+            "capture_offset": float(args.capture_offset),
+            "image_format": args.image_format,
+            "bev_grid": grid.to_dict(),
+        }
+        problem = _mismatch(path, expected)
+        if problem is not None:
+            print(
+                f"perception synth: {path}: expected the clip this run would write (or none), found one written with "
+                f"other settings: {problem}; hint: choose another --out, or delete {args.out} to regenerate",
+                file=sys.stderr,
+            )
+            return 2
+        kept.append(path)
+    try:
         paths = generate_dataset(
             args.out,
             rig,
@@ -69,5 +151,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"perception synth: {error}", file=sys.stderr)
         return 2
     elapsed = time.perf_counter() - start
-    print(f"wrote {len(paths)} clips x {args.frames} frames x {len(rig)} cameras to {args.out} in {elapsed:.1f} s")
+    size = f"{args.frames} frames x {len(rig)} cameras"
+    if kept:
+        print(
+            f"wrote {len(paths) - len(kept)} clips and kept {len(kept)} identical finished ones (same rig, frames, "
+            f"seed): {len(paths)} clips x {size} in {args.out} ({elapsed:.1f} s)"
+        )
+    else:
+        print(f"wrote {len(paths)} clips x {size} to {args.out} in {elapsed:.1f} s")
+    others = sorted(p.name for p in args.out.glob("clip_*") if p.is_dir() and p not in paths)
+    if others:
+        print(f"note: {args.out} also holds {others[:3]}{' ...' if len(others) > 3 else ''} from an earlier run")
     return 0

@@ -68,4 +68,4 @@ def test_floors_separate_true_from_false_boxes_per_class(tmp_path: Path) -> None
     args = parse_job_args(build_parser(), [str(tmp_path), "--out", str(tmp_path / "o"), "-c", str(job), "-c", str(out)])
     assert args.tracking3d.class_min_score["car"] == floors["car"]
     missing = main(["calibrate", str(tmp_path / "gt"), "--gt", str(tmp_path / "gt"), "--out", str(out)])
-    assert missing == 1  # no finished labels there
+    assert missing == 2  # no finished labels there: bad input

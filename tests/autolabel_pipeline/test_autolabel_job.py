@@ -97,10 +97,10 @@ def test_changed_config_relabels(tmp_path: Path, input_tree: Path) -> None:
     assert not (out / "drive_a" / "cvat").exists()  # the folder was replaced, not merged
 
 
-def test_bad_teacher_is_exit_code_1(tmp_path: Path, input_tree: Path) -> None:
+def test_bad_teacher_is_exit_code_2(tmp_path: Path, input_tree: Path) -> None:
     assert (
         main([str(input_tree), "--out", str(tmp_path), "--teacher", str(tmp_path / "missing.onnx"), "--no-progress"])
-        == 1
+        == 2
     )
 
 

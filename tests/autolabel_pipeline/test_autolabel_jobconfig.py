@@ -104,5 +104,5 @@ def test_cli_errors_and_exit_codes(tmp_path: Path, capsys) -> None:
     assert main([str(video), "--teacher", f"class_path:{BLOB}"]) == 2  # no --out
     assert "--out" in capsys.readouterr().err
     assert main([str(video), "--out", str(tmp_path / "o"), f"--teacher=class_path:{BLOB}", "--refine.nope=1"]) == 2
-    assert main([str(video), "--out", str(tmp_path / "o")]) == 1  # no teacher
+    assert main([str(video), "--out", str(tmp_path / "o")]) == 2  # no teacher: bad input
     assert "no teacher" in capsys.readouterr().err

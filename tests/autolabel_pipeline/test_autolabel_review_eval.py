@@ -190,5 +190,5 @@ def test_eval_mot_ground_truth_of_an_unknown_class_exits_1(tmp_path: Path, capsy
     (tmp_path / "labels" / "seq" / "done").write_text("{}")
     (tmp_path / "gt" / "seq" / "gt").mkdir(parents=True)
     (tmp_path / "gt" / "seq" / "gt" / "gt.txt").write_text("1,1,1,1,4,4,1,-1,-1,-1\n")
-    assert main(["eval", str(tmp_path / "labels"), "--gt", str(tmp_path / "gt")]) == 1
+    assert main(["eval", str(tmp_path / "labels"), "--gt", str(tmp_path / "gt")]) == 2  # bad input
     assert "--gt-class 'pedestrian'" in capsys.readouterr().err

@@ -135,10 +135,10 @@ def test_import_cvat_errors_name_the_file(tmp_path: Path, capsys) -> None:
         "<height>480</height></original_size><labels><label><name>car</name></label></labels></task></meta>"
         "</annotations>"
     )
-    assert main(["import-cvat", str(bad), "--input", str(video), "--out", str(tmp_path / "gt")]) == 1
+    assert main(["import-cvat", str(bad), "--input", str(video), "--out", str(tmp_path / "gt")]) == 2  # bad input
     assert "wrong_size.xml: <original_size> 640x480, the input's camera 'camera' is 192x128" in capsys.readouterr().err
     (tmp_path / "broken.xml").write_text("<annotations><track")
-    assert main(["import-cvat", str(tmp_path / "broken.xml"), "--out", str(tmp_path / "gt")]) == 1
+    assert main(["import-cvat", str(tmp_path / "broken.xml"), "--out", str(tmp_path / "gt")]) == 2  # bad input
     assert "broken.xml: not a readable CVAT XML file" in capsys.readouterr().err
 
 
