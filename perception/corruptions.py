@@ -43,6 +43,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from perception.rig import Camera
+
 SENSOR_CORRUPTIONS = ("camera_crash", "frame_lost")
 IMAGE_CORRUPTIONS = ("color_quant", "motion_blur", "brightness", "low_light", "fog", "snow")
 CORRUPTIONS = ("camera_crash", "frame_lost", "color_quant", "motion_blur", "brightness", "low_light", "fog", "snow")
@@ -294,3 +296,18 @@ def parse_corruptions(names: Sequence[str] | None) -> list[str]:
     if unknown:
         raise ValueError(f"corruptions: unknown {unknown}; expected names from {list(CORRUPTIONS)} or 'all'")
     return [n for n in CORRUPTIONS if n in names]
+
+
+# ----------------------------------------------------------------------------------------------- field of view
+def in_field_of_view(points_ego: np.ndarray, cameras: Sequence[Camera], *, min_depth: float = 0.1) -> np.ndarray:
+    """bool (M,): which ego-frame points (M, 3) (metres) land inside the image of at least one of ``cameras`` (in
+    front by more than ``min_depth``); with a camera lost, the field of view of the cameras still delivering."""
+    points = np.asarray(points_ego, dtype=np.float64).reshape(-1, 3)
+    seen = np.zeros(len(points), bool)
+    for camera in cameras:
+        if not len(points):
+            break
+        uv, depth = camera.project_ego(points)
+        with np.errstate(invalid="ignore"):
+            seen |= (depth > min_depth) & camera.in_image(uv)
+    return seen
