@@ -11,6 +11,10 @@ definitions). For the sensor failures the report adds the NDS on the remaining f
 detections of both the clean and the corrupted run restricted, frame by frame, to what a camera that still delivers
 can see (``perception.corruptions.in_field_of_view``), so it measures the model, not the lost coverage.
 
+``--rendered fog:2=DIR ...`` adds test splits rendered under weather by the synthetic world (``perception synth
+--weather fog --weather-severity 2 --seed S``, the same seed as the clean split: same scenes and labels, fog with
+depth): each is scored clean and its RR taken against the clean split's NDS.
+
 Writes ``robustness.json`` (every figure), ``robustness.md`` (the tables) and ``corruptions.png`` (one frame's six
 cameras under each corruption and severity) into ``--out``. Exit status 0, 2 for bad input (checkpoint, clips).
 """
@@ -303,6 +307,20 @@ def markdown(report: dict[str, Any]) -> str:
     )
     for model, rates in robobev_rr().items():
         lines.append(f"| RoboBEV {model} | {_pct(rates['mRR'])} | " + " | ".join(_pct(rates[n]) for n in names) + " |")
+    rendered = report.get("rendered") or {}
+    if rendered:
+        lines += [
+            "",
+            "Weather rendered with depth by the synthetic world (same scenes and labels as the clean split):",
+            "",
+            "| weather | severity | NDS | mAP | RR % |",
+            "|---|---|---|---|---|",
+        ]
+        for weather, by_severity in rendered.items():
+            for severity, entry in by_severity.items():
+                lines.append(
+                    f"| {weather} | {severity} | {entry['NDS']:.4f} | {entry['mAP']:.4f} | {_pct(entry['RR'])} |"
+                )
     lines += [
         "",
         "RoboBEV blacks out crashed and lost cameras without telling the model; here the model is told through its "
@@ -362,6 +380,7 @@ def evaluate_robustness(
     picture_frame: int | None = None,
     progress: bool = True,
     cache_dir: str | None = None,
+    rendered: dict[str, Sequence[str | Path]] | None = None,
 ) -> dict[str, Any]:
     """Evaluate, write ``robustness.json``, ``robustness.md``, ``corruptions.png`` into ``out_dir``; the report."""
     import cv2
@@ -377,13 +396,30 @@ def evaluate_robustness(
         raise ValueError(f"--severities: expected values from {list(SEVERITIES)}, found {bad}")
     evaluation = RobustnessEvaluation(checkpoint, clips, max_frames=max_frames, seed=seed, cache_dir=cache_dir)
     conditions = [ClipCorruption(name, severity, seed) for name in names for severity in severities]
-    bar = tqdm(total=len(conditions) + 1, desc="robustness", unit="condition", disable=not progress)
+    rendered = dict(rendered or {})
+    for key in rendered:
+        weather, _, severity = key.partition(":")
+        if not weather or not severity.isdigit():
+            raise ValueError(f"--rendered {key!r}: expected WEATHER:SEVERITY=FOLDER, e.g. fog:2=runs/test_fog2")
+    total = len(conditions) + 1 + len(rendered)
+    bar = tqdm(total=total, desc="robustness", unit="condition", disable=not progress)
     clean = evaluation.run(None)
     bar.update(1)
     results: dict[str, dict[str, dict[str, Any]]] = {}
     for condition in conditions:
         bar.set_postfix(condition=condition.label)
         results.setdefault(condition.name, {})[str(int(condition.severity))] = evaluation.run(condition)
+        bar.update(1)
+    rendered_scores: dict[str, dict[str, Any]] = {}
+    clean_names = sorted(c.name for c in evaluation.clips)
+    for key, folders in rendered.items():
+        bar.set_postfix(condition=f"rendered {key}")
+        weather, _, severity = key.partition(":")
+        split = RobustnessEvaluation(checkpoint, folders, max_frames=max_frames, seed=seed, cache_dir=cache_dir)
+        scores = split.run(None)
+        scores["RR"] = scores["NDS"] / clean["NDS"] if clean["NDS"] > 0 else float("nan")
+        scores["same_clips_as_clean"] = sorted(c.name for c in split.clips) == clean_names
+        rendered_scores.setdefault(weather, {})[severity] = scores
         bar.update(1)
     bar.close()
     report = {
@@ -397,6 +433,7 @@ def evaluate_robustness(
         "score_threshold": evaluation.score_threshold,
         **summarise(clean, results),
         "robobev_rr": robobev_rr(),
+        "rendered": rendered_scores,
     }
     report["seconds"] = time.perf_counter() - started
     out = Path(out_dir)
@@ -430,6 +467,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0, help="corruption seed (default 0)")
     parser.add_argument("--picture-frame", type=int, default=None, help="frame of the first clip for the picture")
     parser.add_argument("--cache-dir", default=None, help="frame cache (default: the training cache)")
+    parser.add_argument(
+        "--rendered",
+        nargs="+",
+        default=[],
+        metavar="WEATHER:SEVERITY=FOLDER",
+        help="test splits rendered under weather (perception synth --weather ..., same seed as --data)",
+    )
     parser.add_argument("--no-progress", action="store_true")
     return parser
 
@@ -445,6 +489,12 @@ def main(argv: list[str] | None = None) -> int:
         clips = resolve_clip_paths(args.data)
         if not clips:
             raise FileNotFoundError(f"--data {args.data}: no drive clips found")
+        rendered: dict[str, list[Path]] = {}
+        for item in args.rendered:
+            key, _, folder = item.partition("=")
+            if not folder:
+                raise ValueError(f"--rendered {item!r}: expected WEATHER:SEVERITY=FOLDER")
+            rendered[key] = resolve_clip_paths(folder)
         report = evaluate_robustness(
             args.checkpoint,
             clips,
@@ -456,6 +506,7 @@ def main(argv: list[str] | None = None) -> int:
             picture_frame=args.picture_frame,
             progress=not args.no_progress,
             cache_dir=args.cache_dir,
+            rendered=rendered,
         )
     except (FileNotFoundError, ValueError, ClipError, LabelsError, RigError) as error:
         print(f"perception robustness: {error}", file=sys.stderr)

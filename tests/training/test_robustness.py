@@ -140,7 +140,7 @@ def test_command_writes_the_report(split, tmp_path, capsys):
     out = tmp_path / "report"
     code = main(
         [str(checkpoint), "--data", str(clips), "--out", str(out), "--corruptions", "camera_crash", "snow",
-         "--severities", "1", "3", "--no-progress"]
+         "--severities", "1", "3", "--rendered", f"fog:2={clips}", "--no-progress"]
     )  # fmt: skip
     assert code == 0
     report = json.loads((out / "robustness.json").read_text())
@@ -148,6 +148,8 @@ def test_command_writes_the_report(split, tmp_path, capsys):
     assert set(report["corruptions"]["snow"]["severities"]) == {"1", "3"}
     assert report["frames"] == 8 and report["clips"] == 2
     assert "field_of_view_RR" in report["corruptions"]["camera_crash"]
+    assert report["rendered"]["fog"]["2"]["same_clips_as_clean"]
+    assert report["rendered"]["fog"]["2"]["NDS"] == report["clean"]["NDS"]  # the same clips: the same score
     markdown = (out / "robustness.md").read_text()
     assert "| camera_crash |" in markdown and "RoboBEV DETR3D" in markdown
     import cv2
@@ -156,6 +158,7 @@ def test_command_writes_the_report(split, tmp_path, capsys):
     assert picture is not None and picture.shape[0] > 100
     assert main([str(checkpoint), "--data", str(tmp_path / "none"), "--out", str(out)]) == 2
     assert main([str(checkpoint), "--data", str(clips), "--out", str(out), "--corruptions", "hail"]) == 2
+    assert main([str(checkpoint), "--data", str(clips), "--out", str(out), "--rendered", "fog"]) == 2
     assert "hail" in capsys.readouterr().err
 
 
