@@ -20,7 +20,7 @@ SUBCOMMANDS = {
     "calibrate": ("perception.importers.calibrate", "calibrate a camera from chessboard images"),
     "check": ("perception.check", "validate drive clips and report what is wrong"),
     "robustness": (
-        "perception.robustness",
+        "perception.training.robustness",
         "NDS / mAP / resilience rate of a checkpoint under the eight RoboBEV corruptions (camera crash, fog, ...)",
     ),
 }

@@ -12,7 +12,7 @@ import torch
 from clip_factory import make_clip
 
 from perception.corruptions import ClipCorruption, in_field_of_view
-from perception.robustness import RobustnessEvaluation, _field_mask, main, robobev_rr, summarise
+from perception.training.robustness import RobustnessEvaluation, _field_mask, main, robobev_rr, summarise
 
 TINY = {
     "backbone_stages": 2,
