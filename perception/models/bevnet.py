@@ -255,7 +255,7 @@ class BevVideoNet(nn.Module):
         )
         warped = warped * state_valid.to(warped.dtype).reshape(-1, 1, 1, 1)
         fused = self.fusion(bev, warped)
-        seen = (camera_valid.amax(dim=-1) > 0).to(fused.dtype).reshape(-1, 1, 1, 1)
+        seen = camera_valid.to(fused.dtype).sum(dim=-1).clamp(max=1.0).reshape(-1, 1, 1, 1)  # 1 if any camera
         return seen * fused + (1.0 - seen) * warped
 
     def _bev_heads(self, bev: torch.Tensor) -> dict[str, torch.Tensor]:
