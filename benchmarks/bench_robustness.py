@@ -9,9 +9,11 @@
    view of the cameras still delivering, next to the clean run scored on that same field of view.
 
 Writes ``<out>/robustness.md`` + ``robustness.json`` and each model's ``robustness.md`` / ``corruptions.png``.
-Usage (the figures in benchmarks/RESULTS.md):
+Usage:
   python benchmarks/bench_robustness.py --before BEFORE.pt --after AFTER.pt --data runs/data/test \\
       --rendered-root runs/data --deploy AFTER.pt --out benchmarks/results/robustness
+``--before-report`` / ``--after-report`` take the ``robustness.json`` of an earlier ``perception robustness`` run
+instead of evaluating again (how benchmarks/RESULTS.md's figures were put together on the shared machine).
 """
 
 from __future__ import annotations
@@ -170,6 +172,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--before", type=Path, help="checkpoint trained without the robustness options")
     parser.add_argument("--after", type=Path, help="the same recipe with them")
+    parser.add_argument("--before-report", type=Path, help="robustness.json of --before (skips its evaluation)")
+    parser.add_argument("--after-report", type=Path, help="robustness.json of --after (skips its evaluation)")
     parser.add_argument("--data", required=True, help="test clips")
     parser.add_argument("--rendered-root", type=Path, default=None, help="folder holding test_<weather><severity>")
     parser.add_argument("--deploy", type=Path, default=None, help="checkpoint to export and replay with faults")
@@ -187,18 +191,23 @@ def main() -> int:
     results: dict = {"load_average_start": os.getloadavg(), "data": args.data}
     lines = [f"# Robustness benchmark ({time.strftime('%Y-%m-%d')})", ""]
     reports = {}
-    for name, checkpoint in (("before", args.before), ("after", args.after)):
+    for name, checkpoint, done in (
+        ("before", args.before, args.before_report),
+        ("after", args.after, args.after_report),
+    ):
+        if done is not None:
+            report = json.loads(done.read_text())
+            reports[f"{name} ({Path(report['checkpoint']).name})"] = report
+            continue
         if checkpoint is None:
             continue
         print(f"perception robustness: {name} = {checkpoint}", flush=True)
-        reports[f"{name} ({checkpoint.parent.name if checkpoint.name == 'model.pt' else checkpoint.name})"] = (
-            evaluate_robustness(
-                checkpoint,
-                clips,
-                args.out / name,
-                max_frames=args.max_frames,
-                rendered=rendered_splits(args.rendered_root),
-            )
+        reports[f"{name} ({checkpoint.name})"] = evaluate_robustness(
+            checkpoint,
+            clips,
+            args.out / name,
+            max_frames=args.max_frames,
+            rendered=rendered_splits(args.rendered_root),
         )
     if reports:
         results["perception"] = reports
