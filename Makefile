@@ -58,6 +58,7 @@ FRAMES := 40
 TEACHER_STEPS := 6000
 STUDENT_STEPS := 3000
 FIT += --trainer.accelerator=auto --trainer.precision=bf16-mixed
+ROBUST_ARGS :=
 else ifdef SMOKE
 CLIPS := 2
 VAL_CLIPS := 1
@@ -67,6 +68,7 @@ STUDENT_STEPS := 2
 FIT += --data.batch_size=2 --data.num_workers=0
 QUANTIZE_ARGS := --sensitivity-groups 1
 BENCH_ARGS := --min-runs 10 --min-duration-s 0 --warmup-runs 2 --warmup-s 0 --throughput-s 0
+ROBUST_ARGS := --severities 2 --max-frames 3
 else
 CLIPS := 8
 VAL_CLIPS := 3
@@ -76,6 +78,9 @@ STUDENT_STEPS := 160
 endif
 QUANTIZE_ARGS ?=
 BENCH_ARGS ?= --min-duration-s 5
+# the demo's robustness table: the eight corruptions at the middle severity on the first 10 frames of each validation
+# clip (about a minute); benchmarks/bench_robustness.py measures all three severities on a larger split
+ROBUST_ARGS ?= --severities 2 --max-frames 10
 latest = $$(ls -t $(1) | head -1)
 
 ifdef CLEAN
@@ -143,7 +148,16 @@ $(S)/deploy: $(S)/student_pseudo $(S)/student_gt
 	    --out $(DEMO)/run --video $(DEMO)/run/annotated.mp4 --no-progress
 	@touch $@
 
-$(S)/report: $(S)/deploy $(S)/viewers
+# Robustness: the student under the eight RoboBEV corruptions (perception robustness), and the deployed model replayed
+# with a camera that dies 0.3 s into the clip (deploy run --fault), scored against the clip's labels over time.
+$(S)/robustness: $(S)/deploy
+	$(BIN)/perception robustness $(DEMO)/student_pseudo.pt --data $(D)/val --out $(DEMO)/robustness $(ROBUST_ARGS) \
+	    --no-progress
+	$(BIN)/deploy run $(DEMO)/deploy/student.int8.onnx --clip $(D)/val/clip_0000 --rate 20 --realtime \
+	    --fault dead:front_left@0.3 --quality-window 0.3 --out $(DEMO)/run_fault --no-progress
+	@touch $@
+
+$(S)/report: $(S)/deploy $(S)/viewers $(S)/robustness
 	@if [ -d ../shared/data/udacity_dashcam ] && [ -z "$(NO_REAL)" ]; then \
 	  $(BIN)/autolabel ../shared/data/udacity_dashcam/solidWhiteRight.mp4 --out $(DEMO)/dashcam --preview --no-progress \
 	    -c configs/autolabel/jobs/yolox_nano_driving.yaml --teacher ../shared/data/models/yolox_nano_coco/yolox_nano.onnx; \

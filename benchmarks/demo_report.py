@@ -35,7 +35,10 @@ INTRO = [
     "split -> train students on pseudo-labels and on ground truth -> evaluate -> export, quantize, benchmark ->",
     "replay through the in-vehicle runtime. Every figure below was measured by this run (`make demo`).",
 ]
-FOOTER = "Detailed reports: `bench/bench.md`, `deploy/student.int8.accuracy.md`, `run/summary.json`, `eval/*.json`."
+FOOTER = (
+    "Detailed reports: `bench/bench.md`, `deploy/student.int8.accuracy.md`, `run/summary.json`, `eval/*.json`, "
+    "`robustness/robustness.md`, `run_fault/summary.json`."
+)
 STUDENTS = (("pseudo", "student on pseudo-labels"), ("gt", "student on ground truth"))
 
 
@@ -113,6 +116,50 @@ def demo_rows(demo: Path) -> list[Row]:
             f"{format_value(p50, 1)} / {format_value(p99, 1)}",
         )
     )
+    return rows + robustness_rows(demo)
+
+
+def robustness_rows(demo: Path) -> list[Row]:
+    """perception robustness (the student under the eight corruptions) and deploy run with a camera dying."""
+    report = demo / "robustness" / "robustness.json"  # perception robustness --out
+    severities = json_at(report, "severities")
+    which = f"severity {'/'.join(str(s) for s in severities)}" if severities else "n/a"
+    rows = [
+        Row("robustness", "clean NDS (state carried through each clip)", json_at(report, "clean", "NDS")),
+        Row(
+            "robustness",
+            f"mRR over the eight RoboBEV corruptions ({which}; RoboBEV rows: 46-71 %)",
+            json_at(report, "mRR"),
+        ),
+    ]
+    for name in ("camera_crash", "frame_lost", "low_light", "snow"):
+        rows.append(Row("robustness", f"RR {name}", json_at(report, "corruptions", name, "RR")))
+    fault = demo / "run_fault" / "summary.json"  # deploy run --fault dead:front_left@0.3
+    clean_nds = json_at(demo / "run" / "summary.json", "quality", "NDS")  # the clean replay of the deploy stage
+    fault_nds = json_at(fault, "quality", "NDS")
+    rows.append(
+        Row(
+            "runtime, camera dies",
+            "NDS with front_left dead from 0.3 s / clean replay (whole grid)",
+            {"fault": fault_nds, "clean": clean_nds},
+            f"{format_value(fault_nds)} / {format_value(clean_nds)}",
+        )
+    )
+    rows.append(
+        Row(
+            "runtime, camera dies",
+            "NDS on the cameras' remaining field of view",
+            json_at(fault, "quality", "field_of_view", "NDS"),
+        )
+    )
+    rows.append(
+        Row(
+            "runtime, camera dies",
+            "deadline misses (frames processed)",
+            {"misses": json_at(fault, "deadline_misses"), "frames": json_at(fault, "frames_processed")},
+            f"{format_value(json_at(fault, 'deadline_misses'))} ({format_value(json_at(fault, 'frames_processed'))})",
+        )
+    )
     return rows
 
 
@@ -188,6 +235,18 @@ def demo_pictures(demo: Path) -> list[Picture | Notes]:
             "The runtime's annotated output",
             runtime_frame,
             "A frame of `deploy run` replaying a validation clip at 20 Hz.",
+        ),
+        Picture(
+            "Robustness: one validation frame under each corruption",
+            demo / "robustness" / "corruptions.png",
+            "perception robustness: the six cameras under each RoboBEV corruption (red cross: a camera the model is "
+            "told is missing); the table is robustness/robustness.md.",
+        ),
+        Picture(
+            "Robustness: the runtime with a camera dying mid-clip",
+            demo / "run_fault" / "quality.png",
+            "deploy run --fault dead:front_left@0.3: NDS and mAP per 0.3 s of clip time against the labels, p99 "
+            "latency against the deadline, cameras delivering.",
         ),
         Picture("Real dash-cam video auto-labelled with YOLOX-Nano", dashcam_frame),
         dataset_notes(demo),

@@ -7,6 +7,7 @@
                   [--fp16] [--eval CLIPS]
   deploy bench MODEL.onnx [MORE.onnx ...] [--budget YAML] [--checkpoint CKPT] [--clip CLIP | --inputs x.npz]
   deploy run model.onnx --clip CLIP [--rate 20] [--realtime|--fast] [--out DIR] [--video out.mp4]
+             [--fault dead:CAMERA@SECONDS] [--fault lost:PROB[:CAMERA]] [--fault late:PROB:MS[:CAMERA]]
   deploy run model.onnx --camera front=/dev/video0 ... --duration 60
 
 Exit status (``perception.errors``, the same for the three tools): 0 success; 1 the run or a check failed (parity,
@@ -489,6 +490,21 @@ def _add_run(sub) -> None:
     parser.add_argument("--drop-alert", type=float, default=0.2, help="alert above this filtered drop fraction")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (frames, drops, latency)")
     parser.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="inject a camera fault into a replay (repeatable): dead:CAMERA@SECONDS (stops delivering), "
+        "lost:PROB[:CAMERA] (frames never arrive), late:PROB:MS[:CAMERA] (frames arrive MS ms late)",
+    )
+    parser.add_argument("--fault-seed", type=int, default=0, help="seed of the lost/late draws (default 0)")
+    parser.add_argument(
+        "--quality-window", type=float, default=1.0, help="clip seconds per window of the quality timeline"
+    )
+    parser.add_argument(
+        "--no-quality", action="store_true", help="do not score the detections against the clip's labels"
+    )
+    parser.add_argument(
         "--no-spin",
         action="store_true",
         help="idle onnxruntime threads sleep instead of spinning (for cores shared with other work)",
@@ -525,11 +541,21 @@ def _run_argument_problem(args: argparse.Namespace) -> str | None:
 def _cmd_run(args: argparse.Namespace) -> int:
     from deploy.metadata import MetadataError
     from deploy.runtime import DeployedModel, Runtime, RuntimeConfig
+    from deploy.runtime.faults import FaultPlan, FaultSpecError
     from perception.clip import ClipError
 
     problem = _run_argument_problem(args)
     if problem is not None:
         return _error("run", ValueError(problem))
+    try:
+        faults = FaultPlan.parse(args.fault, seed=args.fault_seed) if args.fault else None
+    except FaultSpecError as error:
+        print(f"deploy run: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    if faults is not None and args.clip is None:
+        print("deploy run: --fault needs --clip (faults are injected into replays)", file=sys.stderr)
+        return EXIT_USAGE
+
     try:
         probe = DeployedModel.load(args.model)
         budget = probe.budget or {}
@@ -554,12 +580,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
         max_frames=args.max_frames,
         start_frame=args.start_frame,
         drop_alert_threshold=args.drop_alert,
+        quality_threshold=None if args.no_quality else 0.05,
+        quality_window_s=args.quality_window,
     )
     runtime = Runtime(model, config)
     try:
         if args.clip is not None:
             summary = runtime.run_clip(
-                args.clip, out_dir=args.out, video_path=args.video, progress=not args.no_progress
+                args.clip, out_dir=args.out, video_path=args.video, progress=not args.no_progress, faults=faults
             )
         else:
             devices = dict(item.split("=", 1) for item in args.camera)
@@ -570,8 +598,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 video_path=args.video,
                 progress=not args.no_progress,
             )
+    except FaultSpecError as error:
+        print(f"deploy run: {error}", file=sys.stderr)
+        return EXIT_USAGE
     except (ClipError, FileNotFoundError, ValueError) as error:
         return _error("run", error)
+    if summary.quality is not None and args.out is not None:
+        from deploy.plots import plot_run_quality
+
+        plot_run_quality(summary.to_dict(), args.out / "quality.png")
     print(format_summary(summary.to_dict()))
     if summary.frames_processed == 0:
         reasons = "; ".join(f"{name}: {reason}" for name, reason in summary.missing_cameras.items())
@@ -598,6 +633,23 @@ def format_summary(summary: dict) -> str:
     ]
     for name, reason in summary["missing_cameras"].items():
         lines.append(f"camera {name} missing: {reason}")
+    for fault in summary.get("faults") or []:
+        lines.append(f"injected fault: {fault}")
+    quality = summary.get("quality")
+    if quality:
+        lines.append(
+            f"detection quality vs labels ({quality['frames']} frames): NDS {quality['NDS']:.4f}, mAP "
+            f"{quality['mAP']:.4f}; on the field of view of the cameras delivering: NDS "
+            f"{quality['field_of_view']['NDS']:.4f}"
+        )
+        lines.append("| clip time s | frames | NDS | mAP | deadline misses | p99 ms | cameras delivering |")
+        lines.append("|---|---|---|---|---|---|---|")
+        for window in quality["windows"]:
+            lines.append(
+                f"| {window['start_s']:.1f}-{window['end_s']:.1f} | {window['frames']} | {window['NDS']:.3f} | "
+                f"{window['mAP']:.3f} | {window['deadline_misses']} | {window['latency_p99_ms']:.1f} | "
+                f"{window['cameras_delivering']:.1f} |"
+            )
     lines.append("| stage | p50 ms | p99 ms | max ms |")
     lines.append("|---|---|---|---|")
     for stage, stats in summary["stages_ms"].items():

@@ -69,3 +69,44 @@ def plot_latency(
     figure.savefig(buffer, format="png")
     atomic_write_bytes(path, buffer.getvalue())
     return path
+
+
+def plot_run_quality(summary: dict, path: str | Path) -> Path:
+    """Write a PNG of a replay's quality timeline (``deploy run`` summary with ``quality``): NDS and mAP per window
+    (top), p99 sensor-to-output latency with the deadline and the deadline misses per window (bottom), cameras
+    delivering on a second axis; injected faults in the title."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    windows = summary["quality"]["windows"]
+    mid = np.array([(w["start_s"] + w["end_s"]) / 2 for w in windows])
+    figure = Figure(figsize=(10, 6), dpi=110)
+    FigureCanvasAgg(figure)
+    top, bottom = figure.subplots(2, 1, sharex=True)
+    top.plot(mid, [w["NDS"] for w in windows], "o-", label="NDS")
+    top.plot(mid, [w["mAP"] for w in windows], "s--", label="mAP")
+    top.set_ylabel("score per window")
+    cameras = top.twinx()
+    cameras.step(mid, [w["cameras_delivering"] for w in windows], where="mid", color="grey", alpha=0.6)
+    cameras.set_ylabel("cameras delivering (mean)")
+    top.legend(loc="lower left")
+    bottom.plot(mid, [w["latency_p99_ms"] for w in windows], "o-", label="p99 sensor-to-output")
+    bottom.axhline(
+        summary["deadline_ms"], color="red", linestyle=":", label=f"deadline {summary['deadline_ms']:.0f} ms"
+    )
+    misses = [w["deadline_misses"] for w in windows]
+    bottom.bar(mid, misses, width=0.6 * (mid[1] - mid[0]) if len(mid) > 1 else 0.5, alpha=0.3, label="deadline misses")
+    bottom.set_xlabel("clip time (s)")
+    bottom.set_ylabel("ms / misses")
+    bottom.legend(loc="upper left")
+    faults = "; ".join(summary.get("faults") or []) or "no injected faults"
+    quality = summary["quality"]
+    figure.suptitle(
+        f"{Path(summary['source']).name}: NDS {quality['NDS']:.3f} "
+        f"(field of view {quality['field_of_view']['NDS']:.3f}), "
+        f"{summary['deadline_misses']} deadline misses - {faults}",
+        fontsize=9,
+    )
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return atomic_write_bytes(Path(path), buffer.getvalue())

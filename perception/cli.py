@@ -21,6 +21,10 @@ SUBCOMMANDS = {
     "export": ("perception.export.cli", "write a clip with its labels for Rerun (.rrd) or Foxglove (.mcap)"),
     "calibrate": ("perception.importers.calibrate", "calibrate a camera from chessboard images"),
     "check": ("perception.check", "validate drive clips and report what is wrong"),
+    "robustness": (
+        "perception.training.robustness",
+        "NDS / mAP / resilience rate of a checkpoint under the eight RoboBEV corruptions (camera crash, fog, ...)",
+    ),
 }
 LIGHTNING_SUBCOMMANDS = ("fit", "validate", "test", "predict")
 

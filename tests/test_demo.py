@@ -41,7 +41,17 @@ def test_demo_chain_end_to_end(tmp_path):
     # every command of every stage exited 0: make stops at the first failing command, none has its errors ignored
     # ('-' prefix, which make reports as "(ignored)"), and each stage left its marker only after all its commands
     assert "(ignored)" not in result.stdout + result.stderr
-    stages = ["data", "teacher", "autolabel", "viewers", "student_pseudo", "student_gt", "deploy", "report"]
+    stages = [
+        "data",
+        "teacher",
+        "autolabel",
+        "viewers",
+        "student_pseudo",
+        "student_gt",
+        "deploy",
+        "robustness",
+        "report",
+    ]
     assert sorted(p.name for p in (demo / ".stages").iterdir()) == sorted(stages)
 
     report = (demo / "REPORT.md").read_text()
@@ -63,6 +73,10 @@ def test_demo_chain_end_to_end(tmp_path):
         "viewers/clip_0000.mcap",
         "pseudo/dataset/data.yaml",  # the YOLO / COCO training set of the pseudo-labels
         "pseudo/dataset/annotations/instances_train.json",
+        "robustness/robustness.json",  # perception robustness
+        "robustness/corruptions.png",
+        "run_fault/summary.json",  # deploy run --fault
+        "run_fault/quality.png",
     ]:
         assert (demo / produced).is_file(), produced
     assert "pseudo/dataset/data.yaml" in report and f"yolo train data={demo / 'pseudo/dataset/data.yaml'}" in report
@@ -70,6 +84,11 @@ def test_demo_chain_end_to_end(tmp_path):
     assert json.loads((demo / "deploy" / "parity.json").read_text())["passed"]
     summary = json.loads((demo / "run" / "summary.json").read_text())
     assert summary["frames_processed"] + summary["frames_dropped"] == summary["frames_in_source"]
+    robustness = json.loads((demo / "robustness" / "robustness.json").read_text())
+    assert len(robustness["corruptions"]) == 8 and robustness["severities"] == [2]
+    fault = json.loads((demo / "run_fault" / "summary.json").read_text())
+    assert fault["faults"] == ["camera front_left dies at 0.3 s"] and fault["quality"]["windows"]
+    assert "Robustness" in report and "mRR" in report
 
     # a rerun reuses every finished stage: make -q reports the final stage as up to date
     again = subprocess.run(["make", "-q", f"{demo}/.stages/report", *settings], cwd=ROOT, env=env)

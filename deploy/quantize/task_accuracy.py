@@ -21,6 +21,7 @@ from deploy.clip_feeds import resolve_clips, session_runner
 from deploy.metadata import read_metadata
 from deploy.quantize.exported_model import node_sensitivity_rows
 from deploy.runtime.clip_inputs import clip_steps, run_sequence
+from deploy.runtime.quality import ground_truth_table, prediction_table
 from perception.atomic import atomic_write_text
 
 MLPERF_RETAINED = 0.99
@@ -60,16 +61,7 @@ def _run_variant(
 
 
 def _pred_table(outputs: dict[str, np.ndarray], threshold: float) -> dict[str, np.ndarray]:
-    boxes, scores = outputs["det3d_boxes"][0].astype(np.float64), outputs["det3d_scores"][0]
-    keep = scores >= threshold
-    return {
-        "center": boxes[keep, 0:3],
-        "size": boxes[keep, 3:6],
-        "yaw": boxes[keep, 6],
-        "velocity": boxes[keep, 7:9],
-        "class_id": outputs["det3d_class_id"][0][keep],
-        "score": scores[keep],
-    }
+    return prediction_table(outputs, threshold)
 
 
 def score_variant(
@@ -159,20 +151,7 @@ def _pseudo_gt(fp32_outputs: dict[str, np.ndarray], threshold: float = 0.3, top:
 
 
 def _gt_boxes3d(boxes, label_classes: list[str], model_classes: list[str], grid) -> dict[str, np.ndarray]:
-    mapped = np.array(
-        [model_classes.index(label_classes[c]) if label_classes[c] in model_classes else -1 for c in boxes.class_id],
-        np.int64,
-    )
-    keep = mapped >= 0
-    if grid is not None:
-        keep &= grid.contains(boxes.center[:, :2])
-    return {
-        "center": boxes.center[keep],
-        "size": boxes.size[keep],
-        "yaw": boxes.yaw[keep],
-        "velocity": boxes.velocity[keep],
-        "class_id": mapped[keep],
-    }
+    return ground_truth_table(boxes, label_classes, model_classes, grid)
 
 
 def _gt_segmentation(labels, index: int, classes: list[str], grid) -> np.ndarray | None:

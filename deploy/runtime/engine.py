@@ -1,7 +1,9 @@
 """The in-vehicle loop: synchronise camera frames by timestamp, preprocess, infer with the recurrent state carried
 frame to frame, threshold the in-graph decoded outputs, and record per-stage timing, drops and deadline misses.
-The loop is ``Runtime._run``: camera sources -> frame sets (``_next_set``) -> ``FrameStep`` (``deploy.runtime.step``)
--> sinks (``deploy.runtime.sinks``: JSON lines, video, statistics). Clips are read by ``DriveClip`` (lenient).
+The loop is ``Runtime._run``: camera sources -> frame sets (``deploy.runtime.sync.FrameSync``) -> ``FrameStep``
+(``deploy.runtime.step``) -> sinks (``deploy.runtime.sinks``: JSON lines, video, statistics; ``deploy.runtime.quality``:
+detection quality against the clip's labels). Clips are read by ``DriveClip`` (lenient); replays can inject camera
+faults (``deploy.runtime.faults``: a camera dying mid-clip, frames lost or late).
 
 Timing definitions (ms): ``decode`` and ``camera_resize`` per camera frame, in that camera's thread (slowest
 camera of the set); ``sync_wait`` from the first to the last camera frame of the set arriving; ``preprocess`` ego
@@ -23,10 +25,13 @@ from typing import Any
 import numpy as np
 
 from deploy.runtime.deadline import DropFilter
+from deploy.runtime.faults import FaultPlan
 from deploy.runtime.model import DeployedModel
+from deploy.runtime.quality import QualitySink
 from deploy.runtime.sinks import STAGES, JsonlSink, ProgressBar, RunStats, VideoOutput
-from deploy.runtime.sources import CameraFrame, CameraSource, LiveCameraSource, ReplayCameraSource, ReplayClock
+from deploy.runtime.sources import CameraSource, LiveCameraSource, ReplayCameraSource, ReplayClock
 from deploy.runtime.step import FrameStep
+from deploy.runtime.sync import FrameSync
 from perception.atomic import atomic_write_json
 from perception.clip import ClipError, DriveClip
 from perception.model_input import resize_image
@@ -45,6 +50,8 @@ class RuntimeConfig:
     score_threshold_2d: float = 0.3
     sync_tolerance_s: float | None = None  # default: the rig's nominal capture spread + half a frame period
     sync_timeout_s: float | None = None  # real time: wait this long for the rest of a set; default: one frame period
+    deadline_aware_sync: bool = True  # real time, default sync timeout: never hold a set past its deadline
+    silent_after_sets: int = 3  # real time: stop waiting for a camera missing from this many sets in a row
     max_gap_periods: float = 1.5  # reset the recurrent state after a gap longer than this many frame periods
     deadline_ms: float | None = None  # default: the model's budget deadline, else 1000 / rate_hz
     drop_filter_tau_s: float = 10.0
@@ -52,6 +59,8 @@ class RuntimeConfig:
     queue_size: int = 2
     start_frame: int = 0
     max_frames: int | None = None
+    quality_threshold: float | None = 0.05  # score replays against the clip's labels (None = off)
+    quality_window_s: float = 1.0  # clip seconds per window of the quality timeline
 
     @property
     def period_s(self) -> float:
@@ -80,6 +89,10 @@ class RuntimeSummary:
     stale_sets: int = 0  # sets holding only frames of an already processed index (skipped)
     state_resets: int = 0
     missing_cameras: dict[str, str] = field(default_factory=dict)
+    camera_events: list[dict[str, Any]] = field(default_factory=list)  # cameras going silent / coming back
+    faults: list[str] = field(default_factory=list)  # injected faults (replay)
+    injected: dict[str, int] = field(default_factory=dict)  # frames lost / late by injection
+    quality: dict[str, Any] | None = None  # detection quality against the clip's labels (``deploy.runtime.quality``)
     stages_ms: dict[str, dict[str, float]] = field(default_factory=dict)
     wall_s: float = 0.0
     video: str | None = None
@@ -97,6 +110,7 @@ class Runtime:
         self.config = config = config or RuntimeConfig()
         budget = model.budget or {}
         self.deadline_ms = float(config.deadline_ms or budget.get("deadline_ms") or 1000.0 / config.rate_hz)
+        self.last_quality: QualitySink | None = None  # the last replay's per-frame quality records
 
     # ------------------------------------------------------------------ entry points
     def run_clip(
@@ -106,9 +120,13 @@ class Runtime:
         out_dir: str | Path | None = None,
         video_path: str | Path | None = None,
         progress: bool = False,
+        faults: FaultPlan | None = None,
     ) -> RuntimeSummary:
-        """Replay a clip folder (real time or fast); write ``detections.jsonl`` + ``summary.json`` into ``out_dir``;
-        ``progress``: a bar over the frames (stderr)."""
+        """Replay a clip folder (real time or fast), optionally with injected ``faults``; write ``detections.jsonl``
+        + ``summary.json`` into ``out_dir``; ``progress``: a bar over the frames (stderr). With labels in the clip,
+        the summary scores the detections (``deploy.runtime.quality``)."""
+        if faults is not None:
+            faults.check_cameras(self.model.cameras)
         clip = DriveClip.open(clip_path, lenient=True)
         absent_model_cameras = [c for c in self.model.cameras if c not in clip.rig.names]
         rig = clip.rig if not absent_model_cameras else self.model.rig
@@ -141,6 +159,7 @@ class Runtime:
                     stop_index=stop,
                 )
             )
+            sources[-1].faults = faults
         return self._run(
             sources,
             rig=rig,
@@ -156,6 +175,7 @@ class Runtime:
             video_fps=1.0 / clip.frame_period_s,
             first_index=start,
             progress=progress,
+            faults=faults,
         )
 
     def run_live(
@@ -218,6 +238,7 @@ class Runtime:
         video_fps: float,
         first_index: int | None,
         progress: bool = False,
+        faults: FaultPlan | None = None,
     ) -> RuntimeSummary:
         """Sources -> frame sets -> ``FrameStep`` -> sinks, until the sources end or ``stop_event`` is set."""
         cfg, model = self.config, self.model
@@ -231,6 +252,7 @@ class Runtime:
             frames_in_source=frames_in_source,
             sync_tolerance_ms=1e3 * tolerance,
             missing_cameras=dict(missing),
+            faults=faults.describe() if faults is not None else [],
         )
         step = FrameStep(
             model,
@@ -255,7 +277,28 @@ class Runtime:
                 Path(video_path), video_fps, rig=rig, cameras=model.cameras, classes=model.classes, grid=model.bev_grid
             )
         bar = ProgressBar(frames_in_source, desc=Path(source_name).name or "frames") if progress else None
-        sinks = [sink for sink in (stats, jsonl, video, bar) if sink is not None]
+        quality = None
+        det3d_classes = model.classes.get("detection3d")
+        if clip is not None and cfg.quality_threshold is not None and det3d_classes and clip.labels is not None:
+            quality = QualitySink(
+                clip,
+                rig=rig,
+                cameras=model.cameras,
+                classes=det3d_classes,
+                grid=model.head_grid if model.head_grid is not None else model.bev_grid,
+                score_threshold=cfg.quality_threshold,
+                window_s=cfg.quality_window_s,
+            )
+        sinks = [sink for sink in (stats, jsonl, video, bar, quality) if sink is not None]
+        sync = FrameSync(
+            sources,
+            notify,
+            realtime=cfg.realtime,
+            sync_timeout_s=sync_timeout,
+            clock=clock,
+            deadline_s=self.deadline_ms / 1e3 if cfg.deadline_aware_sync and cfg.sync_timeout_s is None else None,
+            silent_after=cfg.silent_after_sets,
+        )
         started = time.perf_counter()
         for source in sources:  # resize in each camera's thread: the training rule, off the critical path
             source.transform = functools.partial(resize_image, size_hw=model.size_hw)
@@ -263,7 +306,7 @@ class Runtime:
         seen_ended: set[str] = set()
         try:
             while True:
-                frames = self._next_set(sources, notify, sync_timeout, summary)
+                frames = sync.next_set()
                 for source in sources:
                     if source.ended.is_set() and source.camera not in seen_ended:
                         seen_ended.add(source.camera)
@@ -274,6 +317,7 @@ class Runtime:
                 result = step.process(frames, set_complete=time.perf_counter())
                 if result is None:  # stale set: nothing new
                     continue
+                sync.processed((result.latency_ms["overhead"] + result.latency_ms["inference"]) / 1e3)
                 for sink in sinks:
                     sink.write(result)
         finally:
@@ -284,6 +328,22 @@ class Runtime:
                 sink.close()
         summary.wall_s = time.perf_counter() - started
         _fill_summary(summary, stats, step, video)
+        summary.camera_timeouts = sync.timeouts
+        summary.camera_events = sync.events
+        for event in sync.events:
+            if event["event"] == "silent":
+                summary.missing_cameras.setdefault(
+                    event["camera"],
+                    f"no frame in {event['sets']} sets in a row from t={event['time']:.3f} s: no longer waited for",
+                )
+        if faults is not None:
+            summary.injected = {
+                "lost": sum(s.injected["lost"] for s in sources),
+                "late": sum(s.injected["late"] for s in sources),
+            }
+        self.last_quality = quality
+        if quality is not None and quality.records:
+            summary.quality = quality.report()
         if jsonl is not None:
             jsonl.commit()
             atomic_write_json(Path(out_dir) / "summary.json", summary.to_dict())
@@ -301,41 +361,6 @@ class Runtime:
         )
         sync_timeout = cfg.sync_timeout_s if cfg.sync_timeout_s is not None else max(period, source_period)
         return tolerance, sync_timeout, cfg.max_gap_periods * max(period, source_period)
-
-    def _next_set(
-        self, sources: list[CameraSource], notify: threading.Event, sync_timeout: float, summary: RuntimeSummary
-    ) -> dict[str, CameraFrame] | None:
-        """The next frame set: the newest frame per camera (real time) or the next one (fast); None at the end."""
-        pending: dict[str, CameraFrame] = {}
-        first_arrival: float | None = None
-        while True:
-            notify.clear()
-            for source in sources:
-                if source.camera in pending and not self.config.realtime:
-                    continue
-                while not source.frames.empty():
-                    frame = source.frames.get_nowait()
-                    pending[source.camera] = frame
-                    if first_arrival is None:
-                        first_arrival = time.perf_counter()
-                    if not self.config.realtime:
-                        break
-            alive = [s for s in sources if not (s.ended.is_set() and s.frames.empty())]
-            waiting = [s for s in alive if s.camera not in pending]
-            if pending and not waiting:
-                return pending
-            if not alive:
-                return pending or None
-            if (
-                self.config.realtime
-                and pending
-                and first_arrival is not None
-                and time.perf_counter() - first_arrival >= sync_timeout
-            ):
-                summary.camera_timeouts += 1
-                return pending
-            remaining = 0.05 if first_arrival is None else sync_timeout - (time.perf_counter() - first_arrival)
-            notify.wait(timeout=max(1e-4, remaining))
 
 
 def _fill_summary(summary: RuntimeSummary, stats: RunStats, step: FrameStep, video: VideoOutput | None) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from deploy.runtime.faults import FaultPlan, FrameFate
 from perception.video import VideoError, VideoReader
 
 
@@ -70,6 +71,8 @@ class CameraSource(threading.Thread):
         self.delivered = 0
         self.dropped_at_source = 0
         self.transform: Callable[[np.ndarray], np.ndarray] | None = None
+        self.faults: FaultPlan | None = None  # injected faults (replay only; ``deploy.runtime.faults``)
+        self.injected = {"lost": 0, "late": 0, "dead_after": None}
 
     def _deliver(self, frame: CameraFrame) -> bool:
         """Apply ``transform`` (per-camera preprocessing, off the main loop's critical path), then queue the frame
@@ -155,15 +158,47 @@ class ReplayCameraSource(CameraSource):
                     return
                 done = time.perf_counter()
                 if index >= self.start_index:
-                    frame = CameraFrame(
-                        self.camera, index, float(self.capture_times[index]), image, (done - started) * 1e3, done
-                    )
-                    if not self._deliver(frame):
+                    fate = self._fate(index)
+                    if fate.dead:
+                        self._go_silent(index)
+                        return
+                    if fate.delivered and not self._hold(fate.delay_s):
                         break
+                    if fate.delivered:
+                        frame = CameraFrame(
+                            self.camera, index, float(self.capture_times[index]), image, (done - started) * 1e3, done
+                        )
+                        if not self._deliver(frame):
+                            break
                 index += 1
             self._finish(None)
         finally:
             reader.close()
+
+    def _fate(self, index: int) -> FrameFate:
+        if self.faults is None:
+            return FrameFate()
+        elapsed = float(self.capture_times[index] - self.capture_times[self.start_index])
+        fate = self.faults.fate(self.camera, index, elapsed)
+        self.injected["lost"] += int(fate.lost)
+        self.injected["late"] += int(fate.delay_s > 0)
+        return fate
+
+    def _hold(self, delay_s: float) -> bool:
+        """Delay an injected late frame (real time only; nothing is late without a clock). False once stopped."""
+        if delay_s <= 0 or self.clock is None:
+            return not self.stop_event.is_set()
+        return not self.stop_event.wait(delay_s)
+
+    def _go_silent(self, index: int) -> None:
+        """An injected camera death: in real time the thread stays alive but delivers nothing more until the replay
+        would have ended (a hung camera, no end of stream); without a clock nothing can hang, so the stream ends
+        with the reason at once."""
+        self.injected["dead_after"] = index
+        reason = f"camera {self.camera!r}: fault injected, no frames from frame {index} on"
+        if self.clock is not None:
+            self.clock.sleep_until(float(self.capture_times[self.stop_index - 1]), self.stop_event)
+        self._finish(reason)
 
 
 class LiveCameraSource(CameraSource):

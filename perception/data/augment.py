@@ -9,6 +9,13 @@
   ``prev_from_curr_new = aug @ prev_from_curr @ inv(aug)``. The images do not change.
 - Time, per window: optionally reversed (the window's frames in reverse order, ego motion between them as given by
   that order, velocities negated), so an offline teacher can also run a clip backwards (``perception.models.tta``).
+- Corruption, per window (``ImageAugmentation.corruption_prob``): one of ``perception.corruptions``' image corruptions
+  (fog, snow, low light, motion blur, ...) at a random severity on every image of the window (weather and light
+  change slowly), with each image's own random pattern.
+- Sensor failures, per window (``SensorDropout``): cameras dead for the whole window, single images lost, whole
+  frames lost; told to the model through ``camera_valid`` with a zero image, as the runtime does for a missing
+  camera. The ground truth stays complete (what no valid camera sees must come from the temporal state or not at
+  all); 2D targets of a missing image are emptied.
 """
 
 from __future__ import annotations
@@ -45,14 +52,82 @@ class BevAugmentation:
 
 
 @dataclass(frozen=True)
+class SensorDropout:
+    """Camera failures in training windows: ``camera_prob`` per camera and window (dead for the whole window, like a
+    camera crash), ``image_prob`` per camera and frame (the image never arrives, like a lost frame), ``frame_prob``
+    per frame after the first (no camera arrives: the model must carry its temporal state). Frame 0 keeps at least
+    one camera (the state starts there)."""
+
+    camera_prob: float = 0.0
+    image_prob: float = 0.0
+    frame_prob: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("camera_prob", "image_prob", "frame_prob"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"SensorDropout.{name}: expected a probability in [0, 1], found {value}")
+
+    @property
+    def enabled(self) -> bool:
+        return max(self.camera_prob, self.image_prob, self.frame_prob) > 0
+
+    def sample(self, rng: np.random.Generator, num_frames: int, num_cameras: int) -> np.ndarray:
+        """bool [num_frames, num_cameras]: True = the camera's image arrives (draws from ``rng`` only when enabled)."""
+        valid = np.ones((num_frames, num_cameras), bool)
+        if not self.enabled:
+            return valid
+        valid &= rng.random(num_cameras) >= self.camera_prob
+        valid &= rng.random((num_frames, num_cameras)) >= self.image_prob
+        lost = rng.random(num_frames) < self.frame_prob
+        lost[0] = False
+        valid[lost] = False
+        if not valid[0].any():
+            valid[0, int(rng.integers(num_cameras))] = True
+        return valid
+
+
+@dataclass(frozen=True)
 class ImageAugmentation:
-    """Per-camera random scale (zoom about a random point, crop or zero-pad back to size) and photometric noise."""
+    """Per-camera random scale (zoom about a random point, crop or zero-pad back to size), photometric noise and,
+    with ``corruption_prob``, one image corruption per window (``perception.corruptions``: ``corruptions`` names a
+    subset, None = all image corruptions; severity uniform in ``corruption_severity``, 0..3)."""
 
     scale_range: tuple[float, float] = (1.0, 1.0)
     color_jitter_prob: float = 0.0
     blur_prob: float = 0.0
     noise_prob: float = 0.0
     jpeg_prob: float = 0.0
+    corruption_prob: float = 0.0
+    corruption_severity: tuple[float, float] = (0.5, 3.0)
+    corruptions: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        from perception.corruptions import IMAGE_CORRUPTIONS, MAX_SEVERITY
+
+        low, high = self.corruption_severity
+        if not 0.0 <= low <= high <= MAX_SEVERITY:
+            raise ValueError(
+                f"ImageAugmentation.corruption_severity: expected (low, high) with 0 <= low <= high <= "
+                f"{MAX_SEVERITY:g}, found {self.corruption_severity}"
+            )
+        unknown = [c for c in (self.corruptions or ()) if c not in IMAGE_CORRUPTIONS]
+        if unknown:
+            raise ValueError(
+                f"ImageAugmentation.corruptions: unknown {unknown}; expected names from {list(IMAGE_CORRUPTIONS)}"
+            )
+
+    def sample_corruption(self, rng: np.random.Generator) -> tuple[str, float] | None:
+        """(image corruption, severity) for one window, or None (draws from ``rng`` only when enabled)."""
+        if self.corruption_prob <= 0:
+            return None
+        from perception.corruptions import IMAGE_CORRUPTIONS
+
+        if rng.random() >= self.corruption_prob:
+            return None
+        names = list(self.corruptions) if self.corruptions else list(IMAGE_CORRUPTIONS)
+        name = names[int(rng.integers(len(names)))]
+        return name, float(rng.uniform(*self.corruption_severity))
 
     def sample_affine(self, rng: np.random.Generator, size_hw: tuple[int, int]) -> np.ndarray:
         """``new_pixel_from_pixel`` (3x3): scale s, then a random crop window (or centred pad when s < 1)."""

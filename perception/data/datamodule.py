@@ -16,7 +16,7 @@ import lightning as L
 from torch.utils.data import DataLoader
 
 from perception.clip import ClipError, DriveClip, find_clips
-from perception.data.augment import BevAugmentation, ImageAugmentation
+from perception.data.augment import BevAugmentation, ImageAugmentation, SensorDropout
 from perception.data.cache import FrameCache
 from perception.data.dataset import ClipWindowDataset, RigMismatchError, check_cameras
 from perception.data.sampler import ClipShardSampler, WindowSampler
@@ -96,6 +96,7 @@ class ClipDataModule(L.LightningDataModule):
         cache_dir: str | None = None,
         image_augmentation: ImageAugmentation = ImageAugmentation(),
         bev_augmentation: BevAugmentation = BevAugmentation(),
+        sensor_dropout: SensorDropout = SensorDropout(),
         max_boxes3d: int = 128,
         max_boxes2d: int = 64,
         seed: int = 0,
@@ -120,6 +121,7 @@ class ClipDataModule(L.LightningDataModule):
         self.num_workers, self.pin_memory, self.persistent_workers = int(num_workers), pin_memory, persistent_workers
         self.cache = FrameCache(cache_dir)
         self.image_augmentation, self.bev_augmentation = image_augmentation, bev_augmentation
+        self.sensor_dropout = sensor_dropout  # training only: cameras dead / images lost through camera_valid
         self.max_boxes3d, self.max_boxes2d, self.seed = max_boxes3d, max_boxes2d, seed
         self.target_spec = check_spec(target_spec, "data.target_spec") if target_spec is not None else None
         self.datasets: dict[str, ClipWindowDataset] = {}
@@ -200,6 +202,7 @@ class ClipDataModule(L.LightningDataModule):
             cache=self.cache,
             image_augmentation=self.image_augmentation if train else None,
             bev_augmentation=self.bev_augmentation if train else None,
+            sensor_dropout=self.sensor_dropout if train else None,
             with_targets=split != "predict",
             max_boxes3d=self.max_boxes3d,
             max_boxes2d=self.max_boxes2d,

@@ -5,7 +5,7 @@ A sample (numpy; the default collate stacks it into a batch with a leading B):
     intrinsics        f32    [T, N, 3, 3]     for the H x W training images (after augmentation)
     camera_from_ego   f32    [T, N, 4, 4]     per frame AND camera (``DriveClip.camera_from_ego``), augmented ego
     distortion        f32    [T, N, 6]        lens coefficients + lens id (``perception.model_input``)
-    camera_valid      f32    [T, N]
+    camera_valid      f32    [T, N]           1, or 0 for a camera image dropped by ``sensor_dropout`` (zeros)
     prev_from_curr    f32    [T, 4, 4]        inv(world_from_ego[f-1]) @ world_from_ego[f]
                                               (augmented ego; eye at frame 0)
     state_valid       f32    [T]              0 at the window's first frame
@@ -33,6 +33,7 @@ from perception.clip import DriveClip
 from perception.data.augment import (
     BevAugmentation,
     ImageAugmentation,
+    SensorDropout,
     resample_bev,
     transform_boxes2d,
     transform_boxes3d,
@@ -94,6 +95,7 @@ class ClipWindowDataset:
         cache: FrameCache | None = None,
         image_augmentation: ImageAugmentation | None = None,
         bev_augmentation: BevAugmentation | None = None,
+        sensor_dropout: SensorDropout | None = None,
         with_targets: bool = True,
         max_boxes3d: int = 128,
         max_boxes2d: int = 64,
@@ -107,6 +109,7 @@ class ClipWindowDataset:
         self.window, self.stride = int(window), int(stride)
         self.cache = cache or FrameCache()
         self.image_augmentation, self.bev_augmentation = image_augmentation, bev_augmentation
+        self.sensor_dropout = sensor_dropout if sensor_dropout is not None and sensor_dropout.enabled else None
         self.with_targets = with_targets
         self.max_boxes3d, self.max_boxes2d = max_boxes3d, max_boxes2d
         self.seed = seed
@@ -135,7 +138,9 @@ class ClipWindowDataset:
 
     @property
     def augments(self) -> bool:
-        return self.image_augmentation is not None or self.bev_augmentation is not None
+        return (
+            self.image_augmentation is not None or self.bev_augmentation is not None or self.sensor_dropout is not None
+        )
 
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
         index, sample_seed = key if isinstance(key, tuple) else (key, self.seed * 1_000_003 + key)
@@ -189,6 +194,17 @@ class ClipWindowDataset:
                 sample["intrinsics"][t, n] = K
                 sample["camera_from_ego"][t, n] = clip.camera_from_ego(frame, camera) @ ego_from_new
                 sample["distortion"][t, n] = distortion
+        # corruption and sensor failures draw last, and only when enabled: other augmentations stay as they were
+        corruption = (
+            self.image_augmentation.sample_corruption(rng) if rng is not None and self.image_augmentation else None
+        )
+        if corruption is not None:
+            self._corrupt(sample["images"], *corruption, rng)
+        valid = None
+        if rng is not None and self.sensor_dropout is not None:
+            valid = self.sensor_dropout.sample(rng, t_count, n_count)
+            sample["images"][~valid] = 0
+            sample["camera_valid"] = valid.astype(np.float32)
         step = -1 if reverse else 1
         for t, frame in enumerate(frames):
             previous = frames[t - 1] if t > 0 else frame - step  # t=0: motion from the frame before the window, if any
@@ -205,7 +221,22 @@ class ClipWindowDataset:
                 if "velocity" in sample:
                     sample["velocity"] = -sample["velocity"]
                 sample["gt_boxes3d"][..., 7:9] *= -1.0
+            if valid is not None and not valid.all():  # a missing image shows no 2D objects
+                if "det2d_heatmap" in sample:
+                    sample["det2d_heatmap"][~valid] = 0.0
+                    sample["det2d_mask"][~valid] = 0.0
+                sample["gt_class2d"][~valid] = -1
         return sample
+
+    @staticmethod
+    def _corrupt(images: np.ndarray, name: str, severity: float, rng: np.random.Generator) -> None:
+        """Apply one image corruption in place to images uint8 [T, N, 3, H, W] RGB (each image its own draws)."""
+        from perception.corruptions import corrupt_image
+
+        for t in range(images.shape[0]):
+            for n in range(images.shape[1]):
+                corrupted = corrupt_image(images[t, n].transpose(1, 2, 0), name, severity, rng)
+                images[t, n] = corrupted.transpose(2, 0, 1)
 
     def _targets(
         self, clip_index: int, labels: ClipLabels, frames: list[int], aug: np.ndarray, pixel_maps: list[np.ndarray]

@@ -33,7 +33,8 @@ forward (one time step; pure, tensors in / dict of tensors out, ONNX-exportable)
   camera_from_ego [B,N,4,4]   ego frame (x fwd, y left, z up) -> OpenCV camera frame
   distortion      [B,N,6]     lens (``perception.model_input.model_distortion``): c0..c4, lens id; radtan
                               k1,k2,p1,p2,k3,0 (zeros = pinhole) or fisheye (equidistant) k1,k2,k3,k4,0,1
-  camera_valid    [B,N]       1 = use camera, 0 = missing (ignored by the BEV lifting)
+  camera_valid    [B,N]       1 = use camera, 0 = missing (ignored by the BEV lifting; with no camera valid the
+                              temporal model carries its warped previous state unchanged)
   prev_state      [B,*model.state_shape()]   ``model.initial_state(B)`` at the start of a sequence
   prev_from_curr  [B,4,4]     maps current-ego points to previous-ego points (identity if unknown)
   state_valid     [B]         0 = reset (prev_state treated as zeros), 1 = continue

@@ -247,12 +247,16 @@ class BevVideoNet(nn.Module):
         lifted = self.lifting(features, intrinsics, camera_from_ego, distortion, camera_valid, image_size)
         return self.bev_encoder(lifted)
 
-    def _fuse(self, bev, prev_state, prev_from_curr, state_valid) -> torch.Tensor:
+    def _fuse(self, bev, prev_state, prev_from_curr, state_valid, camera_valid) -> torch.Tensor:
+        """The new state: ConvGRU of the current BEV features and the ego-motion-warped previous state; when no
+        camera of a sample is valid (every image lost) the warped previous state is carried unchanged."""
         warped = warp_bev(
             prev_state, prev_from_curr, x_range=self.x_range, y_range=self.y_range, resolution=self.resolution
         )
         warped = warped * state_valid.to(warped.dtype).reshape(-1, 1, 1, 1)
-        return self.fusion(bev, warped)
+        fused = self.fusion(bev, warped)
+        seen = camera_valid.to(fused.dtype).sum(dim=-1).clamp(max=1.0).reshape(-1, 1, 1, 1)  # 1 if any camera
+        return seen * fused + (1.0 - seen) * warped
 
     def _bev_heads(self, bev: torch.Tensor) -> dict[str, torch.Tensor]:
         out: dict[str, torch.Tensor] = {}
@@ -293,7 +297,7 @@ class BevVideoNet(nn.Module):
         if self.has_bev:
             bev = self._bev_features(features, intrinsics, camera_from_ego, distortion, camera_valid, images.shape[-2:])
             if self.has_temporal:
-                bev = state = self._fuse(bev, prev_state, prev_from_curr, state_valid)
+                bev = state = self._fuse(bev, prev_state, prev_from_curr, state_valid, camera_valid)
             out.update(self._bev_heads(bev))
         if self._config["detection2d_classes"] is not None:
             out.update(self._det2d_heads(features))
@@ -340,7 +344,9 @@ class BevVideoNet(nn.Module):
                 state = prev_state
                 states = []
                 for step in range(t):
-                    state = self._fuse(bev[:, step], state, prev_from_curr[:, step], state_valid[:, step])
+                    state = self._fuse(
+                        bev[:, step], state, prev_from_curr[:, step], state_valid[:, step], camera_valid[:, step]
+                    )
                     states.append(state)
                 states_out = torch.stack(states, dim=1)
                 bev = merge(states_out)

@@ -31,6 +31,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--bev-range", type=float, default=25.0, help="BEV grid half extent, metres (default 25)")
     parser.add_argument("--bev-resolution", type=float, default=0.5, help="BEV cell size, metres (default 0.5)")
+    parser.add_argument(
+        "--weather",
+        choices=["fog", "low_light", "snow"],
+        default=None,
+        help="render every clip under this test condition (same world and labels as the clear clip of the seed)",
+    )
+    parser.add_argument("--weather-severity", type=int, choices=[1, 2, 3], default=2, help="1..3 (default 2)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
@@ -146,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
             image_format=args.image_format,
             capture_offset=args.capture_offset,
             bev_grid=grid,
+            weather=args.weather,
+            weather_severity=args.weather_severity,
         )
     except (RigError, FileExistsError, ValueError) as error:
         print(f"perception synth: {error}", file=sys.stderr)

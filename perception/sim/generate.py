@@ -16,7 +16,7 @@ from perception.labels import DRIVING_CLASSES, BevMaps, ClipLabels, FrameLabels,
 from perception.rig import Rig
 from perception.sim.ground import build_ground_texture
 from perception.sim.groundtruth import BEV_CHANNELS, bev_maps_at, boxes2d_from_render, boxes3d_at
-from perception.sim.look import sample_look
+from perception.sim.look import sample_look, with_weather
 from perception.sim.meshes import ACTOR_MESHES
 from perception.sim.render import MAX_RANGE, SceneBatch, camera_look, camera_setup, render_camera, subdivision_for
 from perception.sim.road import sample_road
@@ -76,6 +76,8 @@ def generate_clip(
     num_actors: tuple[int, int] = (5, 20),
     label_range: float = 60.0,
     min_visible_pixels: int = 12,
+    weather: str | None = None,
+    weather_severity: int = 2,
     overwrite: bool = False,
     on_frame: Callable[[], None] | None = None,
     timings: dict[str, float] | None = None,
@@ -84,7 +86,9 @@ def generate_clip(
 
     ``capture_offset``: seconds between consecutive cameras' capture times (rig order); each camera is rendered
     at its own capture time while labels are at the frame time. ``label_range``: metres from the ego within
-    which 3D boxes are labelled. Same ``seed`` and arguments give identical images and labels.
+    which 3D boxes are labelled. ``weather`` (``perception.sim.look.WEATHERS``: fog, low_light, snow) renders the
+    same world, traffic and labels under that condition at ``weather_severity`` 1..3 (the clear clip of the same
+    seed is its clean counterpart). Same ``seed`` and arguments give identical images and labels.
     ``timings``, when given, accumulates seconds per stage (world, render, labels, write) for benchmarks.
     """
     if frames < 1:
@@ -100,8 +104,9 @@ def generate_clip(
     clock = _Stopwatch(timings)
     clock.start("world")
     # independent streams, so e.g. a longer clip keeps the same world and the same first frames
-    streams = [np.random.default_rng(s) for s in np.random.SeedSequence([int(seed), 0x5EED]).spawn(8)]
-    road_rng, agent_rng, motion_rng, look_rng, mesh_rng, ground_rng, scenery_rng, sensor_rng = streams
+    # (spawned children do not depend on how many are spawned: the 9th, weather, leaves the others unchanged)
+    streams = [np.random.default_rng(s) for s in np.random.SeedSequence([int(seed), 0x5EED]).spawn(9)]
+    road_rng, agent_rng, motion_rng, look_rng, mesh_rng, ground_rng, scenery_rng, sensor_rng, weather_rng = streams
     duration = (frames - 1) / fps + capture_offset * (len(rig) - 1)
     times = np.arange(0.0, duration + 3 * SIM_DT, SIM_DT)
 
@@ -109,10 +114,14 @@ def generate_clip(
     agents = sample_agents(agent_rng, road, times, num_actors=num_actors)
     traffic = simulate(road, agents, times, motion_rng)
     look = sample_look(look_rng)
+    if weather is not None:
+        look = with_weather(look, weather, weather_severity, weather_rng)
     builders = [ACTOR_MESHES[agent.class_name](mesh_rng, agent.size) for agent in agents[1:]]
     ego_s = traffic.s[0]
     s_lo, s_hi = float(ego_s.min()) - MAX_RANGE - 10, float(ego_s.max()) + MAX_RANGE + 10
     ground = build_ground_texture(road, look, ground_rng, s_min=s_lo, s_max=s_hi)
+    if look.snow_cover > 0:
+        ground = cover_with_snow(ground, look, weather_rng)
     scenery = sample_scenery(scenery_rng, road, s_min=-250.0, s_max=25.0 * duration + 300.0)
     scenery_poses = np.array([_pose(x, y, yaw) for (x, y), yaw in zip(scenery.xy, scenery.yaw)]).reshape(-1, 4, 4)
     object_ids = list(range(1, len(builders) + 1)) + [0] * len(scenery.builders)
@@ -177,6 +186,8 @@ def generate_clip(
             fps=float(fps),
             capture_offset=float(capture_offset),
             condition=look.condition,
+            weather=look.weather,
+            weather_severity=look.weather_severity,
             lanes=len(road.lanes),
             actors=n_actors,
         )
@@ -185,6 +196,21 @@ def generate_clip(
         )
     clock.stop()
     return Path(path)
+
+
+def cover_with_snow(ground, look, rng: np.random.Generator):
+    """The ground texture with ``look.snow_cover`` of white laid over it in patches (thinner where the noise is low)."""
+    import dataclasses
+
+    import cv2
+
+    height, width = ground.image.shape[:2]
+    small = rng.random((height // 40 + 2, width // 40 + 2)).astype(np.float32)
+    patches = cv2.resize(small, (width, height), interpolation=cv2.INTER_CUBIC)
+    cover = np.clip(look.snow_cover * (0.6 + 0.8 * patches), 0.0, 1.0)[..., None]
+    white = np.clip(look.sky_horizon * 1.02, 0, 255)
+    image = np.clip(ground.image * (1.0 - cover) + white * cover, 0, 255).astype(np.uint8)
+    return dataclasses.replace(ground, image=image)
 
 
 def clip_seed(seed: int, index: int) -> int:

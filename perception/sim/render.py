@@ -12,7 +12,7 @@ import numpy as np
 
 from perception.rig import Camera
 from perception.sim.ground import GroundTexture
-from perception.sim.look import Look
+from perception.sim.look import SNOW_RANGE, Look, headlight_gain
 from perception.sim.meshes import Mesh
 
 NEAR = 0.15  # metres: near clipping plane
@@ -121,6 +121,7 @@ class CameraLook:
     ground_from_row: int  # rows above this show no ground
     blend_until_row: int  # rows from here down are pure ground (fog weight < 1 %)
     gain: float  # this camera's exposure relative to the clip's (auto-exposure differs between cameras)
+    ground_light: np.ndarray | None = None  # (H, W, 1) float32 extra light on the ground (headlights), x lit colour
 
 
 def camera_look(setup: CameraSetup, look: Look, rng: np.random.Generator) -> CameraLook:
@@ -139,7 +140,15 @@ def camera_look(setup: CameraSetup, look: Look, rng: np.random.Generator) -> Cam
     ground_from_row = int(ground_rows[0]) if len(ground_rows) else distance.shape[0]
     hazy_rows = np.nonzero(np.any(fog > 0.01, axis=1))[0]
     blend_until_row = max(int(hazy_rows[-1]) + 1 if len(hazy_rows) else 0, ground_from_row)
+    ground_light = None
+    if look.headlights > 0:  # the ego's headlights on the road: fixed in the ego frame, so fixed per camera
+        points = np.concatenate([setup.ground_xy.reshape(-1, 2), np.zeros((distance.size, 1), np.float32)], axis=1)
+        extra = headlight_gain(look, points.astype(np.float64)).reshape(distance.shape)
+        extra[~np.isfinite(distance)] = 0.0
+        base = look.ambient + look.diffuse * max(float(look.sun[2]), 0.0)
+        ground_light = (1.0 + extra / base).astype(np.float32)[..., None]
     return CameraLook(
+        ground_light=ground_light,
         gain=float(rng.uniform(0.92, 1.08)),
         ground_from_row=ground_from_row,
         blend_until_row=blend_until_row,
@@ -283,6 +292,8 @@ def render_camera(
         terrain = cv2.remap(
             ground.image, maps, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=ground.border
         )
+        if cam_look.ground_light is not None:
+            terrain = np.clip(terrain * cam_look.ground_light[r0:], 0, 255).astype(np.uint8)
         if r1 > r0:
             image[r0:r1] = cv2.blendLinear(
                 terrain[: r1 - r0],
@@ -342,6 +353,8 @@ def render_camera(
     fi = batch.face_instance[faces]
     normals_world = np.einsum("fab,fb->fa", world_rotation[fi], batch.normal[faces])
     light = look.ambient + look.diffuse * np.clip(normals_world @ look.sun, 0.0, None)
+    if look.headlights > 0:  # headlights light what is ahead of the ego, by the object's distance
+        light = light + headlight_gain(look, ego_from_object[:, :3, 3])[fi]
     colours = batch.colour[faces] * light[:, None] * look.exposure * look.tint
     if look.lights_on:
         emissive = batch.emissive[faces]
@@ -414,6 +427,8 @@ def render_camera(
         bx, by, bw, bh = cv2.boundingRect(roi)
         silhouettes[object_id] = (count, (x0 + bx, y0 + by, x0 + bx + bw, y0 + by + bh), full)
 
+    if look.snow_flakes > 0:
+        image = draw_snowfall(image, setup, look, rng)
     if look.blur_sigma > 0:
         image = cv2.GaussianBlur(image, (0, 0), look.blur_sigma)
     image = cv2.convertScaleAbs(image, alpha=cam_look.gain)
@@ -421,3 +436,39 @@ def render_camera(
     noise = cam_look.noise[int(rng.integers(len(cam_look.noise))), dy : dy + h, dx : dx + w]
     image = np.clip(image.astype(np.int16) + noise, 0, 255).astype(np.uint8)
     return RenderResult(image, ids, visible, silhouettes)
+
+
+FLAKE_DIAMETER = 0.02  # metres (a flake with its blur)
+FLAKE_FALL = 0.04  # metres a flake falls during one exposure (about 1.2 m/s over 1/30 s)
+
+
+def draw_snowfall(image: np.ndarray, setup: CameraSetup, look: Look, rng: np.random.Generator) -> np.ndarray:
+    """Falling snow in front of one camera: ``look.snow_flakes`` flakes spread uniformly through the camera's view
+    volume out to ``SNOW_RANGE`` metres, each drawn at its projected size (at least a faint pixel) and streaked by its
+    fall during the exposure; flakes beyond the ground the pixel sees are hidden. Farther snow is the clip's haze."""
+    camera = setup.camera
+    h, w = image.shape[:2]
+    count = look.snow_flakes
+    depth = SNOW_RANGE * np.cbrt(rng.uniform((0.4 / SNOW_RANGE) ** 3, 1.0, count))  # uniform in volume
+    pixel = np.column_stack([rng.uniform(0, w, count), rng.uniform(0, h, count)])
+    rays = camera.unproject(pixel, np.ones(count))
+    points = rays * depth[:, None]  # camera frame
+    down = camera.camera_from_ego[:3, :3] @ np.array([0.0, 0.0, -1.0])  # the fall direction in the camera frame
+    drift = rng.normal(0.0, 0.3, 2)  # some wind, the same for a frame's flakes
+    fall = down + camera.camera_from_ego[:3, :3] @ np.array([drift[0], drift[1], 0.0])
+    start, start_depth = camera.project(points)
+    end, end_depth = camera.project(points + FLAKE_FALL * fall)
+    row = np.clip(pixel[:, 1].astype(int), 0, h - 1)
+    col = np.clip(pixel[:, 0].astype(int), 0, w - 1)
+    behind_ground = depth * np.linalg.norm(rays, axis=1) > setup.ground_distance[row, col]
+    keep = (start_depth > 0.1) & (end_depth > 0.1) & ~behind_ground & np.all(np.isfinite(start), 1)
+    keep &= np.all(np.isfinite(end), 1)
+    size_px = camera.K[0, 0] * FLAKE_DIAMETER / depth
+    alpha_layer = np.zeros((h, w), np.float32)
+    for (x0, y0), (x1, y1), size in zip(start[keep], end[keep], size_px[keep]):
+        thickness = max(1, int(round(size)))
+        strength = float(min(1.0, 0.35 + size))  # sub-pixel flakes are faint
+        cv2.line(alpha_layer, (int(x0), int(y0)), (int(x1), int(y1)), strength, thickness, cv2.LINE_AA)
+    alpha = np.clip(alpha_layer, 0.0, 1.0)[..., None]
+    white = np.clip(look.sky_horizon * 1.08, 0, 255).astype(np.float32)
+    return np.clip(image * (1.0 - alpha) + white * alpha, 0, 255).astype(np.uint8)

@@ -11,6 +11,7 @@ CORE = [
     "perception.video",
     "perception.clip",
     "perception.model_input",
+    "perception.corruptions",
     "perception.cli",
     "perception.importers.rosbag",
     "perception.export.cli",

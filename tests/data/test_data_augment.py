@@ -193,3 +193,59 @@ def test_reversed_window_runs_backwards_with_negated_velocities(clip: DriveClip,
     rng_a, rng_b = np.random.default_rng(5), np.random.default_rng(5)
     assert not BevAugmentation().sample_reverse(rng_a)
     assert rng_a.random() == rng_b.random()
+
+
+def test_sensor_dropout_masks_cameras_and_keeps_the_ground_truth(clip: DriveClip, tmp_path: Path) -> None:
+    """Dropped cameras are zero images with camera_valid 0 (the runtime's missing-camera rule); 3D ground truth is
+    unchanged, 2D targets of a missing image are empty; the draw is deterministic per (window, seed)."""
+    from perception.data.augment import SensorDropout
+
+    spec = tiny_spec((64, 96))
+    kwargs = dict(cameras=["front", "left"], spec=spec, window=3, cache=FrameCache(tmp_path))
+    plain = ClipWindowDataset([clip], **kwargs)[0]
+    dropping = ClipWindowDataset([clip], sensor_dropout=SensorDropout(camera_prob=0.5, image_prob=0.3), **kwargs)
+    seen_invalid = 0
+    for seed in range(12):
+        sample = dropping[(0, seed)]
+        valid = sample["camera_valid"] > 0
+        assert valid[0].any()  # the window's first frame keeps a camera
+        seen_invalid += int((~valid).sum())
+        assert np.all(sample["images"][~valid] == 0)
+        np.testing.assert_array_equal(sample["images"][valid], plain["images"][valid])
+        np.testing.assert_array_equal(sample["gt_boxes3d"], plain["gt_boxes3d"])
+        np.testing.assert_array_equal(sample["heatmap"], plain["heatmap"])
+        assert np.all(sample["det2d_heatmap"][~valid] == 0) and np.all(sample["det2d_mask"][~valid] == 0)
+        assert np.all(sample["gt_class2d"][~valid] == -1)
+        np.testing.assert_array_equal(dropping[(0, seed)]["camera_valid"], sample["camera_valid"])
+    assert seen_invalid > 0
+    # a whole frame lost after the first: no camera arrives, the temporal state is kept (state_valid stays 1)
+    lost = ClipWindowDataset([clip], sensor_dropout=SensorDropout(frame_prob=1.0), **kwargs)[(0, 1)]
+    assert lost["camera_valid"].tolist() == [[1.0, 1.0], [0.0, 0.0], [0.0, 0.0]]
+    assert lost["state_valid"].tolist() == [0.0, 1.0, 1.0]
+    # disabled: nothing drawn, identical to no option at all
+    same = ClipWindowDataset([clip], sensor_dropout=SensorDropout(), **kwargs)
+    assert not same.augments
+    with pytest.raises(ValueError, match="camera_prob"):
+        SensorDropout(camera_prob=1.5)
+
+
+def test_corruption_augmentation_changes_images_only(clip: DriveClip, tmp_path: Path) -> None:
+    spec = tiny_spec((64, 96))
+    kwargs = dict(cameras=["front", "left"], spec=spec, window=2, cache=FrameCache(tmp_path))
+    plain = ClipWindowDataset([clip], **kwargs)[0]
+    corrupting = ClipWindowDataset(
+        [clip], image_augmentation=ImageAugmentation(corruption_prob=1.0, corruptions=("fog",)), **kwargs
+    )
+    sample = corrupting[(0, 4)]
+    assert np.abs(sample["images"].astype(int) - plain["images"]).mean() > 5
+    for key in ("intrinsics", "camera_from_ego", "camera_valid", "gt_boxes3d", "heatmap"):
+        np.testing.assert_array_equal(sample[key], plain[key])
+    np.testing.assert_array_equal(corrupting[(0, 4)]["images"], sample["images"])  # deterministic per seed
+    # without corruption_prob nothing is drawn from the random stream
+    rng_a, rng_b = np.random.default_rng(5), np.random.default_rng(5)
+    assert ImageAugmentation().sample_corruption(rng_a) is None
+    assert rng_a.random() == rng_b.random()
+    with pytest.raises(ValueError, match="unknown"):
+        ImageAugmentation(corruptions=("hail",))
+    with pytest.raises(ValueError, match="corruption_severity"):
+        ImageAugmentation(corruption_severity=(1.0, 5.0))

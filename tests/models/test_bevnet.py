@@ -146,6 +146,43 @@ def test_state_reset_ignores_previous_state() -> None:
     assert not torch.allclose(b["state"], c["state"])
 
 
+def test_frame_with_no_camera_carries_the_warped_state() -> None:
+    """Every image lost: the new state is the previous one moved by the ego motion (not reset, not fused with
+    empty features); in a window the same holds at that step, and one valid camera brings fusion back."""
+    from perception.models.temporal import warp_bev
+
+    model = small_model("bev_tiny").eval()
+    inputs = example_inputs(model, batch_size=2, num_cameras=2, seed=3)
+    inputs["prev_state"] = torch.randn_like(inputs["prev_state"])
+    inputs["state_valid"][:] = 1.0
+    inputs["prev_from_curr"][:, 0, 3] = 1.0  # moved 1 m forward
+    inputs["camera_valid"][0] = 0.0  # sample 0: nothing arrives; sample 1: both cameras
+    with torch.no_grad():
+        out = model(**inputs)
+        warped = warp_bev(
+            inputs["prev_state"],
+            inputs["prev_from_curr"],
+            x_range=model.x_range,
+            y_range=model.y_range,
+            resolution=model.resolution,
+        )
+    torch.testing.assert_close(out["state"][0], warped[0], atol=1e-6, rtol=0)
+    assert not torch.allclose(out["state"][1], warped[1], atol=1e-3)
+    window_inputs = example_inputs(model, batch_size=1, num_cameras=2, time_steps=3, seed=4)
+    window_inputs["camera_valid"][:, 1] = 0.0  # frame 1 lost entirely
+    window_inputs["state_valid"][:, 1:] = 1.0
+    with torch.no_grad():
+        window = model.forward_window(**window_inputs)
+    frame1_moved = warp_bev(
+        window["state"][:, 0],
+        window_inputs["prev_from_curr"][:, 1],
+        x_range=model.x_range,
+        y_range=model.y_range,
+        resolution=model.resolution,
+    )
+    torch.testing.assert_close(window["state"][:, 1], frame1_moved, atol=1e-6, rtol=0)
+
+
 def test_missing_camera_does_not_change_bev_outputs() -> None:
     model = small_model("bev_tiny").eval()
     inputs = example_inputs(model, num_cameras=3, seed=2)
