@@ -105,6 +105,12 @@ def scheduled(
     try:
         yield report
     finally:
+        # threads started inside the block inherited the priority: back to normal (those still alive)
+        for tid in set(process_thread_ids()) - set(tids):
+            with contextlib.suppress(OSError):
+                if os.sched_getscheduler(tid) == os.SCHED_FIFO or os.getpriority(os.PRIO_PROCESS, tid) == HIGH_NICE:
+                    os.sched_setscheduler(tid, os.SCHED_OTHER, os.sched_param(0))
+                    os.setpriority(os.PRIO_PROCESS, tid, 0)
         for tid, policy, prio, nice in report._restore:
             with contextlib.suppress(OSError):
                 os.sched_setscheduler(tid, policy, os.sched_param(prio))
