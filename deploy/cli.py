@@ -69,7 +69,7 @@ def _add_export(sub) -> None:
         "--bake-rig",
         action="store_true",
         help="evaluate the view transform once for the rig: constant gathers instead of per-frame camera "
-        "projection (faster; the model then runs only on this rig and ignores its calibration inputs)",
+        "projection (faster; the model then runs only on this rig and ignores its intrinsics/distortion inputs)",
     )
     parser.add_argument(
         "--dynamic-fallback",

@@ -2,10 +2,10 @@
 baked_lifting``), and the check that the baked graph computes what the dynamic one does.
 
 The baked graph keeps all eight inputs (one feed builder serves both kinds of export) but ignores
-``intrinsics``, ``camera_from_ego`` and ``distortion``: the rig's static calibration was baked
-(``deploy.runtime.baked_rig``). What that costs: the per-camera capture-time correction of ``camera_from_ego`` (ego
-motion between a camera's capture and the frame's reference time) is not applied; ``benchmarks/bench_deploy.py``
-measures it on a clip.
+``intrinsics`` and ``distortion``: the rig's static calibration was baked (``deploy.runtime.baked_rig``).
+``camera_from_ego`` carries each camera's capture time (the ego moves between a camera's capture and the frame's
+reference time); the baked graph follows that motion to first order around the static extrinsics
+(``BakedBevLifting``'s motion correction); ``benchmarks/bench_deploy.py`` measures what remains on a clip.
 """
 
 from __future__ import annotations

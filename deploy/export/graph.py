@@ -45,7 +45,8 @@ class DeployGraph(nn.Module):
         bake_for: tuple[Rig, list[str]] | None = None,
     ) -> None:
         """``bake_for`` (rig, cameras): the view transform is evaluated once for that rig (``deploy.export.bake``)
-        and the graph ignores its calibration inputs; None: the dynamic view transform, any rig."""
+        and the graph ignores its intrinsics and distortion (camera_from_ego drives a first-order motion correction);
+        None: the dynamic view transform, any rig."""
         super().__init__()
         folded = fold_bgr_into_stem(model)  # None: flip the channels in the graph instead
         self.flip_in_graph = folded is None

@@ -154,8 +154,11 @@ def _view_transform_record(
         parity=parity,
         statistics=graph.model.lifting.statistics(),
         capture_time=(
-            "not applied: the static rig extrinsics were baked; camera_from_ego (which carries each camera's "
-            "capture time) is ignored"
+            "first-order correction: the static rig extrinsics were baked; each camera's motion since the frame's "
+            "reference time (camera_from_ego = static @ (I + G)) moves its sampling points by their baked Jacobian "
+            "and updates the bilinear weights to first order inside their cell"
+            if graph.model.lifting.correct_motion
+            else "not applied: the static rig extrinsics were baked; camera_from_ego is ignored"
         ),
         fallback=fallback,
     )

@@ -1,7 +1,8 @@
 """Which rig a baked export was made for, and whether a clip's rig is that rig (torch-free).
 
 ``deploy export --bake-rig`` evaluates the view transform's projection once for the rig (``perception.models.
-baked_lifting``): the graph then ignores its ``intrinsics``, ``camera_from_ego`` and ``distortion`` inputs. Its
+baked_lifting``): the graph then ignores its ``intrinsics`` and ``distortion`` inputs and reads ``camera_from_ego``
+only for the first-order correction of each camera's motion since the frame's reference time. Its
 metadata carries a ``view_transform`` record (``baked_record``): the calibration that was baked, exactly as the model
 takes it (``FramePreprocessor``: K scaled to the model's input size, the lens in the model's layout, the static
 ``camera_from_ego``), and its sha256. Every consumer of clips compares a clip's rig with it (``rig_differences``) and
@@ -21,6 +22,7 @@ from perception.rig import Rig
 
 VIEW_TRANSFORM_KEY = "view_transform"
 BAKED_INPUTS = ("intrinsics", "camera_from_ego", "distortion")
+IGNORED_INPUTS = ("intrinsics", "distortion")  # camera_from_ego still drives the small-motion correction
 # A clip's calibration matches the baked one within these absolute tolerances (model-input units).
 TOLERANCES = {"intrinsics": 1e-3, "camera_from_ego": 1e-5, "distortion": 1e-6}  # pixels, metres / rotation, -
 
@@ -60,7 +62,7 @@ def baked_record(rig: Rig, cameras: Sequence[str], size_hw: tuple[int, int], **e
         "rig_sha256": rig_sha256(calibration),
         "cameras": list(cameras),
         "size_hw": [int(size_hw[0]), int(size_hw[1])],
-        "ignored_inputs": list(BAKED_INPUTS),
+        "ignored_inputs": list(IGNORED_INPUTS),
         "calibration": {name: calibration[name].tolist() for name in BAKED_INPUTS},
         **extra,
     }

@@ -111,6 +111,51 @@ def test_bilinear_taps_equal_grid_sample() -> None:
     grid = torch.rand(500, 2, generator=generator) * 2.4 - 1.2  # some points beyond the edges
     features = torch.randn(3, *FEATURE_HW, generator=generator)
     expected = F.grid_sample(features[None], grid.view(1, 1, -1, 2), mode="bilinear", align_corners=False)[0, :, 0]
-    index, weight = bilinear_taps(grid, FEATURE_HW)
+    index, weight, weight_dx, weight_dy = bilinear_taps(grid, FEATURE_HW)
     got = (features.reshape(3, -1)[:, index] * weight).sum(-1)
     torch.testing.assert_close(got, expected, atol=1e-6, rtol=1e-6)
+    # the weight derivatives: moving a point by a small step inside its cell changes the sample to first order
+    step = 1e-3
+    moved = grid + torch.tensor([2.0 * step / FEATURE_HW[1], 0.0])  # step feature pixels to the right
+    after = F.grid_sample(features[None], moved.view(1, 1, -1, 2), mode="bilinear", align_corners=False)[0, :, 0]
+    first_order = (features.reshape(3, -1)[:, index] * (weight + step * weight_dx)).sum(-1)
+    same_cell = bilinear_taps(moved, FEATURE_HW)[0].eq(index).all(-1)
+    torch.testing.assert_close(first_order[:, same_cell], after[:, same_cell], atol=1e-5, rtol=1e-4)
+    moved = grid + torch.tensor([0.0, 2.0 * step / FEATURE_HW[0]])
+    after = F.grid_sample(features[None], moved.view(1, 1, -1, 2), mode="bilinear", align_corners=False)[0, :, 0]
+    first_order = (features.reshape(3, -1)[:, index] * (weight + step * weight_dy)).sum(-1)
+    same_cell = bilinear_taps(moved, FEATURE_HW)[0].eq(index).all(-1)
+    torch.testing.assert_close(first_order[:, same_cell], after[:, same_cell], atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("lens", sorted(DISTORTION_ENCODERS))
+def test_motion_correction_follows_per_camera_capture_time(lens: str) -> None:
+    """Per-frame extrinsics = static ones moved by each camera's ego motion since the reference time (cameras captured
+    10 ms apart, ego at 3 m/s and 0.1 rad/s; this rig's coarse 8x16 feature map and voxels 1 m from a camera make the
+    shifts large): the first-order corrected bake is much closer to the dynamic lifting than the static bake, and
+    exact for static extrinsics. (On the demo rig and a synthetic clip at up to 11 m/s it removes 63% of the error.)"""
+    from perception.geometry import se3, yaw_matrix
+
+    rig = rig_with_lens(lens)
+    intrinsics, camera_from_ego, distortion = calibration(rig)
+    dynamic = lifting()
+    kwargs = dict(intrinsics=intrinsics, camera_from_ego=camera_from_ego, distortion=distortion, image_size=SIZE_HW)
+    corrected = BakedBevLifting.bake(dynamic, **kwargs, feature_hw=FEATURE_HW)
+    static = BakedBevLifting.bake(dynamic, **kwargs, feature_hw=FEATURE_HW, correct_motion=False)
+    cams = len(rig)
+    moving = []
+    for n in range(cams):  # camera n captured n * 10 ms after the reference time
+        dt = 0.01 * n
+        ego_capture_from_ego_ref = np.linalg.inv(se3(yaw_matrix(0.1 * dt), np.array([3.0 * dt, 0.0, 0.0])))
+        moving.append(camera_from_ego[n].double().numpy() @ ego_capture_from_ego_ref)
+    moving = torch.tensor(np.stack(moving), dtype=torch.float32)
+    generator = torch.Generator().manual_seed(2)
+    features = torch.nn.functional.avg_pool2d(torch.randn(cams, 6, 16, 32, generator=generator), 2)[None]  # smooth
+    valid = torch.ones(1, cams)
+    expected = dynamic(features, intrinsics[None], moving[None], distortion[None], valid, SIZE_HW)
+    error_static = float((static(features, camera_valid=valid) - expected).abs().mean())
+    error_corrected = float((corrected(features, None, moving[None], None, valid) - expected).abs().mean())
+    assert error_corrected < 0.35 * error_static and error_static > 0
+    at_rest = dynamic(features, intrinsics[None], camera_from_ego[None], distortion[None], valid, SIZE_HW)
+    got = corrected(features, None, camera_from_ego[None], None, valid)
+    assert float((got - at_rest).abs().max()) <= 1e-5 * float(at_rest.abs().max())
