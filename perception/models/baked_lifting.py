@@ -102,9 +102,9 @@ class BakedBevLifting(nn.Module):
 
     Build it with ``bake``. ``forward`` takes ``BevLifting.forward``'s arguments so it can replace a model's
     ``lifting``; the calibration arguments intrinsics, distortion and image_size are ignored (the baked rig's were
-    used) and ``camera_from_ego`` only drives the motion correction below. Buffers: ``seen`` [N, P] (1 where camera n sees voxel p), per level k
-    ``level{k}_index`` [4, Q_k] table rows, ``level{k}_weight`` [4, Q_k], and for k > 0 ``level{k}_scatter`` [P]
-    (row of the level's result per voxel, Q_k = none).
+    used) and ``camera_from_ego`` only drives the motion correction below. Buffers: ``seen`` [N, P] (1 where camera
+    n sees voxel p), per level k ``level{k}_index`` [4, Q_k] table rows, ``level{k}_weight`` [4, Q_k], and for k > 0
+    ``level{k}_scatter`` [P] (row of the level's result per voxel, Q_k = none).
 
     Motion correction (``correct_motion``): the baked extrinsics are the rig's static ones, but a frame's
     ``camera_from_ego`` also carries the ego motion between each camera's capture and the frame's reference time.
