@@ -65,6 +65,21 @@ def teacher_only_fps(teacher, frames: list, batch: int, in_flight: int) -> tuple
     return len(frames) / seconds, 1000 * cpu / len(frames), len(frames)
 
 
+def two_thread_teacher(teacher):
+    """A copy of the ONNX teacher whose session runs one call on two intra-op threads (how jobs ran it before
+    ``parallel_batches``): the previous teacher-only baseline."""
+    import copy
+
+    import onnxruntime as ort
+
+    before = copy.copy(teacher)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 2
+    before.session = ort.InferenceSession(str(YOLOX), sess_options=options, providers=teacher.session.get_providers())
+    before.parallel_batches = 1
+    return before
+
+
 def pipeline_fps(job, workdir: Path, inputs: Path = VIDEO) -> tuple[float, float, int]:
     """(frames/s, CPU ms/frame) of the whole single-process job on ``inputs`` (fresh output folder)."""
     from autolabel.pipeline import run_job
@@ -211,12 +226,20 @@ def main() -> int:
             (folder / f"copy_{k}.mp4").symlink_to(VIDEO.resolve())
         decoded = decoded_frames()
         in_flight = int(getattr(teacher, "parallel_batches", 1))
-        runs: dict[str, list[tuple[float, float]]] = {"teacher": [], "teacher_one": [], "pipeline": [], "folder": []}
+        runs: dict[str, list[tuple[float, float]]] = {
+            "teacher": [],
+            "teacher_one": [],
+            "teacher_before": [],
+            "pipeline": [],
+            "folder": [],
+        }
+        before = two_thread_teacher(teacher)
         with scheduled(args.priority) as applied:
             load = os.getloadavg()[0]
             for repeat in range(args.repeats):
                 runs["teacher"].append(teacher_only_fps(teacher, decoded, args.batch, in_flight)[:2])
                 runs["teacher_one"].append(teacher_only_fps(teacher, decoded, args.batch, 1)[:2])
+                runs["teacher_before"].append(teacher_only_fps(before, decoded, args.batch, 1)[:2])
                 runs["pipeline"].append(pipeline_fps(job, workdir)[:2])
                 runs["folder"].append(pipeline_fps(job, workdir, folder)[:2])
                 print(
@@ -237,6 +260,7 @@ def main() -> int:
         pair_ratios = [p / t for p, t in zip(fps("pipeline"), fps("teacher"))]  # adjacent runs share the load
         folder_ratios = [p / t for p, t in zip(fps("folder"), fps("teacher"))]
         versus_one = [p / t for p, t in zip(fps("pipeline"), fps("teacher_one"))]
+        versus_before = [p / t for p, t in zip(fps("pipeline"), fps("teacher_before"))]
         ratio = statistics.median(pair_ratios)
         lines += [
             "## (1) Throughput: whole pipeline vs teacher inference alone",
@@ -253,6 +277,9 @@ def main() -> int:
             f" | {', '.join(f'{v:.1f}' for v in fps('teacher'))} | {cpu('teacher'):.1f} |",
             f"| teacher only, one batch at a time | {statistics.median(fps('teacher_one')):.1f} | "
             f"{', '.join(f'{v:.1f}' for v in fps('teacher_one'))} | {cpu('teacher_one'):.1f} |",
+            f"| teacher only, one batch at a time on two intra-op threads (how the job ran it before) | "
+            f"{statistics.median(fps('teacher_before')):.1f} | {', '.join(f'{v:.1f}' for v in fps('teacher_before'))}"
+            f" | {cpu('teacher_before'):.1f} |",
             f"| whole pipeline (decode + teacher + CMC + appearance + tracking + refinement + 4 exporters) | "
             f"{statistics.median(fps('pipeline')):.1f} | {', '.join(f'{v:.1f}' for v in fps('pipeline'))} | "
             f"{cpu('pipeline'):.1f} |",
@@ -260,6 +287,9 @@ def main() -> int:
             f"(target >= 85%) | {', '.join(f'{100 * r:.0f}%' for r in pair_ratios)} | |",
             f"| pipeline / teacher-only one batch at a time | {100 * statistics.median(versus_one):.0f}% | "
             f"{', '.join(f'{100 * r:.0f}%' for r in versus_one)} | |",
+            f"| pipeline / teacher-only on two intra-op threads (the previous baseline) | "
+            f"{100 * statistics.median(versus_before):.0f}% | "
+            f"{', '.join(f'{100 * r:.0f}%' for r in versus_before)} | |",
             f"| whole pipeline on a folder of 3 copies ({3 * frames} frames; clip k's last tracking window and "
             f"output writing overlap clip k+1's inference) | {statistics.median(fps('folder')):.1f} | "
             f"{', '.join(f'{v:.1f}' for v in fps('folder'))} | |",
