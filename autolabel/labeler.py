@@ -13,7 +13,7 @@ import numpy as np
 from autolabel.jobconfig import TeacherInfo
 from autolabel.multicam import CrossCameraConfig, associate_cameras, lift_tracks, tracks_to_boxes3d
 from autolabel.offline import OfflineLabelConfig, label_video_detections
-from autolabel.sources import prefetch_batches
+from autolabel.sources import predict_in_flight, prefetch_batches
 from autolabel.tracking3d import Tracker3DConfig, project_boxes_to_cameras, track_and_refine_3d
 from perception.clip import ClipError, DriveClip
 from perception.labels import DRIVING_CLASSES, Boxes2D, ClipLabels, FrameLabels
@@ -74,9 +74,11 @@ class ClipLabeler:
         self, clip: DriveClip, camera: str, score_floor: float
     ) -> Iterator[tuple[int, np.ndarray, Boxes2D]]:
         """(frame index, BGR image, teacher detections) in order; the teacher runs on batches of decoded frames."""
-        for batch in prefetch_batches(clip, self.batch_size, queue_frames=self.queue_frames, cameras=[camera]):
-            images = [frame.images[camera] for frame in batch]
-            outputs = self.teacher.predict_batch(images)
+        batches = prefetch_batches(clip, self.batch_size, queue_frames=self.queue_frames, cameras=[camera])
+        in_flight = int(getattr(self.teacher, "parallel_batches", 1))
+        for batch, images, outputs in predict_in_flight(
+            self.teacher.predict_batch, batches, lambda frame: frame.images[camera], in_flight=in_flight
+        ):
             self.frame_progress(len(batch))
             for frame, image, detections in zip(batch, images, outputs):
                 yield frame.index, image, self._map(detections, frame.index, score_floor)

@@ -12,11 +12,12 @@ Kinds of input:
 
 from __future__ import annotations
 
+import collections
 import logging
 import os
 import queue
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -27,7 +28,16 @@ from perception.clip import ClipError, DriveClip, Frame
 from perception.errors import InputError
 from perception.video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, image_files
 
-__all__ = ["ImageSet", "ImageSetConfig", "Source", "discover_sources", "open_input", "open_source", "prefetch_batches"]
+__all__ = [
+    "ImageSet",
+    "ImageSetConfig",
+    "Source",
+    "discover_sources",
+    "open_input",
+    "open_source",
+    "predict_in_flight",
+    "prefetch_batches",
+]
 
 log = logging.getLogger("autolabel")
 
@@ -289,3 +299,38 @@ def prefetch_batches(
     finally:
         stop.set()
         worker.join(timeout=5.0)
+
+
+def predict_in_flight(
+    predict: Callable[[list[np.ndarray]], list],
+    batches: Iterable[list[Frame]],
+    images: Callable[[Frame], np.ndarray],
+    *,
+    in_flight: int = 1,
+) -> Iterator[tuple[list[Frame], list[np.ndarray], list]]:
+    """(batch, its images, ``predict(images)``) in input order, with up to ``in_flight`` ``predict`` calls running at
+    once in worker threads (1: inline). A teacher that runs one batch per core (``Teacher.parallel_batches``) keeps
+    every core busy this way without intra-op thread hand-offs; decoding and tracking interleave on the same cores.
+    An exception in ``predict`` is raised here, in order."""
+    if in_flight <= 1:
+        for batch in batches:
+            batch_images = [images(frame) for frame in batch]
+            yield batch, batch_images, predict(batch_images)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    pending: collections.deque = collections.deque()
+    with ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix="teacher") as pool:
+        try:
+            for batch in batches:
+                batch_images = [images(frame) for frame in batch]
+                pending.append((batch, batch_images, pool.submit(predict, batch_images)))
+                if len(pending) >= in_flight:
+                    batch, batch_images, future = pending.popleft()
+                    yield batch, batch_images, future.result()
+            while pending:
+                batch, batch_images, future = pending.popleft()
+                yield batch, batch_images, future.result()
+        finally:
+            for _, _, future in pending:
+                future.cancel()

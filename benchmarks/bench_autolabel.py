@@ -44,29 +44,40 @@ sys.exit(0 if code in (0, 3) else code)
 """
 
 
-def teacher_only_fps(teacher, batch: int) -> tuple[float, float, int]:
-    """(frames/s, CPU ms/frame) inside predict_batch only (frames decoded beforehand, batch by batch)."""
+def decoded_frames() -> list:
+    """Every frame of the dash-cam video, decoded (teacher-only runs exclude decoding)."""
     from perception.video import VideoReader
 
-    frames, busy, cpu, pending = 0, 0.0, 0.0, []
-
-    def run() -> None:
-        nonlocal busy, cpu, frames, pending
-        start, start_cpu = time.perf_counter(), time.process_time()
-        teacher.predict_batch(pending)
-        busy += time.perf_counter() - start
-        cpu += time.process_time() - start_cpu
-        frames += len(pending)
-        pending = []
-
     with VideoReader(VIDEO) as reader:
-        for image in reader:
-            pending.append(image)
-            if len(pending) == batch:
-                run()
-    if pending:
-        run()
-    return frames / busy, 1000 * cpu / frames, frames
+        return list(reader)
+
+
+def teacher_only_fps(teacher, frames: list, batch: int, in_flight: int) -> tuple[float, float, int]:
+    """(frames/s, CPU ms/frame) of the teacher alone on decoded ``frames``, batches of ``batch`` with ``in_flight``
+    ``predict_batch`` calls at once: the way the pipeline drives it (``autolabel.sources.predict_in_flight``)."""
+    from autolabel.sources import predict_in_flight
+
+    batches = [frames[i : i + batch] for i in range(0, len(frames), batch)]
+    start, start_cpu = time.perf_counter(), time.process_time()
+    for _ in predict_in_flight(teacher.predict_batch, batches, lambda image: image, in_flight=in_flight):
+        pass
+    seconds, cpu = time.perf_counter() - start, time.process_time() - start_cpu
+    return len(frames) / seconds, 1000 * cpu / len(frames), len(frames)
+
+
+def two_thread_teacher(teacher):
+    """A copy of the ONNX teacher whose session runs one call on two intra-op threads (how jobs ran it before
+    ``parallel_batches``): the previous teacher-only baseline."""
+    import copy
+
+    import onnxruntime as ort
+
+    before = copy.copy(teacher)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 2
+    before.session = ort.InferenceSession(str(YOLOX), sess_options=options, providers=teacher.session.get_providers())
+    before.parallel_batches = 1
+    return before
 
 
 def pipeline_fps(job, workdir: Path, inputs: Path = VIDEO) -> tuple[float, float, int]:
@@ -130,6 +141,36 @@ def peak_rss_mb(video: Path, workdir: Path, batch: int) -> tuple[float, float]:
     return kb / 1024.0, seconds
 
 
+def memory_section(job, frames: int, workdir: Path, args) -> list[str]:
+    """(2): peak RSS of fresh ``autolabel`` processes on the video and on it looped."""
+    rows = [("solidWhiteRight.mp4", frames, *peak_rss_mb(VIDEO, workdir, args.batch))]
+    for loops in sorted({max(2, args.loops // 2), args.loops}):
+        long_video = workdir / f"long_x{loops}.mp4"
+        long_frames = make_long_video(long_video, loops)
+        rows.append(
+            (f"same video looped x{loops} (generated mp4)", long_frames, *peak_rss_mb(long_video, workdir, args.batch))
+        )
+        long_video.unlink()
+    for name, count, rss, seconds in rows:
+        print(f"peak RSS: {name}: {count} frames, {rss:.0f} MB ({seconds:.0f} s)")
+    return [
+        "## (2) Peak memory (fresh process, `ru_maxrss`)",
+        "",
+        f"Offline chain windows: {job.labeler.window_frames} frames with {job.labeler.window_overlap} overlap "
+        "(ids stitched).",
+        "",
+        "| input | frames | peak RSS (MB) | wall (s) |",
+        "|---|---|---|---|",
+        *[f"| {name} | {count} | {rss:.0f} | {seconds:.0f} |" for name, count, rss, seconds in rows],
+        "",
+        f"Growth from {rows[-2][1]} to {rows[-1][1]} frames: {rows[-1][2] - rows[-2][2]:+.0f} MB (a decoded "
+        f"960x540 frame is 1.5 MB: holding {rows[-1][1]} frames would take {rows[-1][1] * 1.555:.0f} MB). Frames "
+        "stream through bounded queues and the offline chain holds at most two windows; what still grows with length "
+        "is the finished per-frame labels (kept until labels.json is written).",
+        "",
+    ]
+
+
 def bev_map(checkpoint: Path, clips: Path, workdir: Path) -> dict:
     """Label multi-camera clips with a fleetvision checkpoint and score the 3D pseudo-labels (BEV mAP)."""
     from autolabel.cli import main
@@ -150,12 +191,20 @@ def main() -> int:
     parser.add_argument("--teacher-checkpoint", type=Path, default=None)
     parser.add_argument("--clips", type=Path, default=None, help="multi-camera clips with ground-truth labels.json")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--priority",
+        choices=("normal", "realtime"),
+        default="normal",
+        help="throughput runs with this process's threads at SCHED_FIFO: the figures of free cores on a shared machine",
+    )
+    parser.add_argument("--skip-memory", action="store_true", help="skip (2), the peak-RSS runs on long videos")
     args = parser.parse_args()
     if not (VIDEO.is_file() and YOLOX.is_file()):
         print(f"bench_autolabel: shared data absent ({VIDEO}, {YOLOX}); nothing measured")
         return 0
     import autolabel.offline  # noqa: F401  (one-off import cost is not throughput)
     from autolabel.jobconfig import build_job, load_job_config
+    from deploy.runtime.scheduling import scheduled
 
     job = build_job(load_job_config(overrides=["--teacher", str(YOLOX), f"--batch_size={args.batch}"]))
     teacher = job.labeler.teacher
@@ -163,7 +212,7 @@ def main() -> int:
         "# autolabel job benchmark",
         "",
         f"Command: `.venv/bin/python benchmarks/bench_autolabel.py --repeats {args.repeats} --loops {args.loops} "
-        f"--batch {args.batch}`",
+        f"--batch {args.batch} --priority {args.priority}{' --skip-memory' if args.skip_memory else ''}`",
         f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs (shared with other jobs: "
         f"load average at start {os.getloadavg()[0]:.1f}), Python {platform.python_version()}. CPU only.",
         "",
@@ -175,85 +224,89 @@ def main() -> int:
         folder.mkdir()
         for k in range(3):
             (folder / f"copy_{k}.mp4").symlink_to(VIDEO.resolve())
-        teacher_runs, pipeline_runs, teacher_cpu, pipeline_cpu, folder_runs = [], [], [], [], []
-        for repeat in range(args.repeats):
-            fps_teacher, cpu_teacher, frames = teacher_only_fps(teacher, args.batch)
-            fps_pipeline, cpu_pipeline, _ = pipeline_fps(job, workdir)
-            fps_folder, _, folder_frames = pipeline_fps(job, workdir, folder)
-            teacher_runs.append(fps_teacher)
-            pipeline_runs.append(fps_pipeline)
-            folder_runs.append(fps_folder)
-            teacher_cpu.append(cpu_teacher)
-            pipeline_cpu.append(cpu_pipeline)
-            print(
-                f"run {repeat + 1}: teacher-only {fps_teacher:.1f} frames/s ({cpu_teacher:.0f} CPU ms/frame), "
-                f"pipeline {fps_pipeline:.1f} frames/s ({cpu_pipeline:.0f} CPU ms/frame), "
-                f"folder of 3 copies {fps_folder:.1f} frames/s"
-            )
-        teacher_median, pipeline_median = statistics.median(teacher_runs), statistics.median(pipeline_runs)
-        pair_ratios = [p / t for p, t in zip(pipeline_runs, teacher_runs)]  # adjacent runs share the machine's load
+        decoded = decoded_frames()
+        in_flight = int(getattr(teacher, "parallel_batches", 1))
+        runs: dict[str, list[tuple[float, float]]] = {
+            "teacher": [],
+            "teacher_one": [],
+            "teacher_before": [],
+            "pipeline": [],
+            "folder": [],
+        }
+        before = two_thread_teacher(teacher)
+        with scheduled(args.priority) as applied:
+            load = os.getloadavg()[0]
+            for repeat in range(args.repeats):
+                runs["teacher"].append(teacher_only_fps(teacher, decoded, args.batch, in_flight)[:2])
+                runs["teacher_one"].append(teacher_only_fps(teacher, decoded, args.batch, 1)[:2])
+                runs["teacher_before"].append(teacher_only_fps(before, decoded, args.batch, 1)[:2])
+                runs["pipeline"].append(pipeline_fps(job, workdir)[:2])
+                runs["folder"].append(pipeline_fps(job, workdir, folder)[:2])
+                print(
+                    f"run {repeat + 1}: "
+                    + ", ".join(
+                        f"{name} {fps:.1f} frames/s ({cpu:.1f} CPU ms/frame)"
+                        for name, (fps, cpu) in ((name, values[-1]) for name, values in runs.items())
+                    )
+                )
+        frames = len(decoded)
+
+        def fps(name: str) -> list[float]:
+            return [value[0] for value in runs[name]]
+
+        def cpu(name: str) -> float:
+            return statistics.median(value[1] for value in runs[name])
+
+        pair_ratios = [p / t for p, t in zip(fps("pipeline"), fps("teacher"))]  # adjacent runs share the load
+        folder_ratios = [p / t for p, t in zip(fps("folder"), fps("teacher"))]
+        versus_one = [p / t for p, t in zip(fps("pipeline"), fps("teacher_one"))]
+        versus_before = [p / t for p, t in zip(fps("pipeline"), fps("teacher_before"))]
         ratio = statistics.median(pair_ratios)
-        folder_ratios = [p / t for p, t in zip(folder_runs, teacher_runs)]
         lines += [
             "## (1) Throughput: whole pipeline vs teacher inference alone",
             "",
-            f"Video: solidWhiteRight.mp4 ({frames} frames, 960x540); teacher YOLOX-Nano ONNX (416x416, ORT CPU, 2 "
-            f"threads), batch {args.batch}. {args.repeats} pairs of back-to-back runs (teacher-only, then pipeline); "
-            "the machine is shared, so absolute rates move with its load and the per-pair ratio is the figure to read.",
+            f"Video: solidWhiteRight.mp4 ({frames} frames, 960x540); teacher YOLOX-Nano ONNX (416x416, ORT CPU, one "
+            f"intra-op thread per call), batch {args.batch}, {in_flight} batches in flight (`Teacher.parallel_batches`"
+            f", `autolabel.sources.predict_in_flight`). {args.repeats} rounds of back-to-back runs; threads at "
+            f"{applied.applied} priority (requested {args.priority}; load average {load:.1f} at the start: the "
+            "machine is shared). Read the per-round ratios.",
             "",
             "| measurement | frames/s (median) | runs | CPU ms/frame (median, all threads) |",
             "|---|---|---|---|",
-            f"| teacher only (`predict_batch`, decode excluded) | {teacher_median:.1f} | "
-            f"{', '.join(f'{v:.1f}' for v in teacher_runs)} | {statistics.median(teacher_cpu):.0f} |",
+            f"| teacher only, {in_flight} batches in flight (decode excluded) | {statistics.median(fps('teacher')):.1f}"
+            f" | {', '.join(f'{v:.1f}' for v in fps('teacher'))} | {cpu('teacher'):.1f} |",
+            f"| teacher only, one batch at a time | {statistics.median(fps('teacher_one')):.1f} | "
+            f"{', '.join(f'{v:.1f}' for v in fps('teacher_one'))} | {cpu('teacher_one'):.1f} |",
+            f"| teacher only, one batch at a time on two intra-op threads (how the job ran it before) | "
+            f"{statistics.median(fps('teacher_before')):.1f} | {', '.join(f'{v:.1f}' for v in fps('teacher_before'))}"
+            f" | {cpu('teacher_before'):.1f} |",
             f"| whole pipeline (decode + teacher + CMC + appearance + tracking + refinement + 4 exporters) | "
-            f"{pipeline_median:.1f} | {', '.join(f'{v:.1f}' for v in pipeline_runs)} | "
-            f"{statistics.median(pipeline_cpu):.0f} |",
-            f"| pipeline / teacher-only (median of per-pair ratios) | **{100 * ratio:.0f}%** (target >= 85%) | "
-            f"{', '.join(f'{100 * r:.0f}%' for r in pair_ratios)} | |",
-            f"| whole pipeline on a folder of 3 copies ({folder_frames} frames; clip k's last tracking window and "
-            f"output writing overlap clip k+1's inference) | {statistics.median(folder_runs):.1f} | "
-            f"{', '.join(f'{v:.1f}' for v in folder_runs)} | |",
-            f"| folder pipeline / teacher-only (median of per-run ratios) | "
+            f"{statistics.median(fps('pipeline')):.1f} | {', '.join(f'{v:.1f}' for v in fps('pipeline'))} | "
+            f"{cpu('pipeline'):.1f} |",
+            f"| pipeline / teacher-only ({in_flight} in flight; median of per-round ratios) | **{100 * ratio:.0f}%** "
+            f"(target >= 85%) | {', '.join(f'{100 * r:.0f}%' for r in pair_ratios)} | |",
+            f"| pipeline / teacher-only one batch at a time | {100 * statistics.median(versus_one):.0f}% | "
+            f"{', '.join(f'{100 * r:.0f}%' for r in versus_one)} | |",
+            f"| pipeline / teacher-only on two intra-op threads (the previous baseline) | "
+            f"{100 * statistics.median(versus_before):.0f}% | "
+            f"{', '.join(f'{100 * r:.0f}%' for r in versus_before)} | |",
+            f"| whole pipeline on a folder of 3 copies ({3 * frames} frames; clip k's last tracking window and "
+            f"output writing overlap clip k+1's inference) | {statistics.median(fps('folder')):.1f} | "
+            f"{', '.join(f'{v:.1f}' for v in fps('folder'))} | |",
+            f"| folder pipeline / teacher-only (median of per-round ratios) | "
             f"**{100 * statistics.median(folder_ratios):.0f}%** | "
             f"{', '.join(f'{100 * r:.0f}%' for r in folder_ratios)} | |",
             "",
-            "Reading: the pipeline runs decode, teacher and the offline chain in three overlapping threads, but on "
-            "this 2-core machine ONNX Runtime already uses both cores, so the pipeline's extra CPU per frame (decode, "
-            "camera motion, appearance, tracking; see the CPU column) has no idle core to hide on; with spare cores or "
-            "GPU inference it would.",
+            f"CPU bound: on saturated cores the pipeline can reach at most teacher CPU / pipeline CPU = "
+            f"{cpu('teacher'):.1f} / {cpu('pipeline'):.1f} = {100 * cpu('teacher') / cpu('pipeline'):.0f}% of the "
+            "teacher's throughput; the rest of the pipeline's CPU per frame (decode, camera motion, appearance, "
+            "tracking, refinement, exporters) has to fit in the teacher's idle time.",
             "",
         ]
-        rows = [("solidWhiteRight.mp4", frames, *peak_rss_mb(VIDEO, workdir, args.batch))]
-        for loops in sorted({max(2, args.loops // 2), args.loops}):
-            long_video = workdir / f"long_x{loops}.mp4"
-            long_frames = make_long_video(long_video, loops)
-            rows.append(
-                (
-                    f"same video looped x{loops} (generated mp4)",
-                    long_frames,
-                    *peak_rss_mb(long_video, workdir, args.batch),
-                )
-            )
-            long_video.unlink()
-        for name, count, rss, seconds in rows:
-            print(f"peak RSS: {name}: {count} frames, {rss:.0f} MB ({seconds:.0f} s)")
-        lines += [
-            "## (2) Peak memory (fresh process, `ru_maxrss`)",
-            "",
-            f"Offline chain windows: {job.labeler.window_frames} frames with {job.labeler.window_overlap} overlap "
-            "(ids stitched).",
-            "",
-            "| input | frames | peak RSS (MB) | wall (s) |",
-            "|---|---|---|---|",
-            *[f"| {name} | {count} | {rss:.0f} | {seconds:.0f} |" for name, count, rss, seconds in rows],
-            "",
-            f"Growth from {rows[-2][1]} to {rows[-1][1]} frames: {rows[-1][2] - rows[-2][2]:+.0f} MB (a decoded "
-            f"960x540 frame is 1.5 MB: holding {rows[-1][1]} frames would take {rows[-1][1] * 1.555:.0f} MB). Frames "
-            "stream "
-            "through bounded queues and the offline chain holds at most two windows; what still grows with length is "
-            "the finished per-frame labels (kept until labels.json is written).",
-            "",
-        ]
+        if args.skip_memory:
+            lines += ["## (2) Peak memory", "", "Not measured in this run (`--skip-memory`).", ""]
+        else:
+            lines += memory_section(job, frames, workdir, args)
         lines += ["## (3) Multi-camera 3D pseudo-labels: BEV mAP", ""]
         if args.teacher_checkpoint and args.clips:
             overall = bev_map(args.teacher_checkpoint, args.clips, workdir)

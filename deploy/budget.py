@@ -16,7 +16,8 @@ EXIT_BUDGET_EXCEEDED = 3  # distinct from argparse usage errors (2) and crashes 
 
 _NUMBER_FIELDS = ("rate_hz", "deadline_ms", "p99_ms", "max_ms", "mean_ms", "max_miss_rate")
 _INT_FIELDS = ("intra_op_threads", "inter_op_threads")
-_ALLOWED = {"name", "description", "provider", *_NUMBER_FIELDS, *_INT_FIELDS}
+_ALLOWED = {"name", "description", "provider", "priority", *_NUMBER_FIELDS, *_INT_FIELDS}
+PRIORITIES = ("normal", "high", "realtime")  # deploy.runtime.scheduling
 
 
 class BudgetError(InputError):
@@ -37,6 +38,7 @@ class Budget:
     intra_op_threads: int | None = None
     inter_op_threads: int | None = None
     provider: str | None = None
+    priority: str | None = None  # CPU priority of ``deploy run``'s threads (deploy.runtime.scheduling)
     description: str = ""
 
     @property
@@ -84,6 +86,12 @@ class Budget:
                 if not isinstance(data[key], str):
                     raise BudgetError(f"{source}: field {key!r} expected a string, found {data[key]!r}")
                 values[key] = data[key]
+        if data.get("priority") is not None:
+            if data["priority"] not in PRIORITIES:
+                raise BudgetError(
+                    f"{source}: field 'priority' expected one of {PRIORITIES}, found {data['priority']!r}"
+                )
+            values["priority"] = data["priority"]
         budget = cls(**values)
         limits = ("rate_hz", "deadline_ms", "p99_ms", "max_ms", "mean_ms")
         if not any(getattr(budget, key) is not None for key in limits):

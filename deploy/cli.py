@@ -1,13 +1,14 @@
 """The ``deploy`` command: export, parity, quantize, bench, run.
 
   deploy export CKPT --out model.onnx [--budget configs/deploy/rate_20hz.yaml] [--top-k 100] [--parity-clip CLIP]
-                [--threads N]
+                [--bake-rig [--dynamic-fallback]] [--threads N]
   deploy parity model.onnx CKPT --clip CLIP [--frames 4] [--threads N]
   deploy quantize model.onnx --calib CLIPS [--method minmax|entropy|percentile] [--keep-float NODE_OR_PREFIX ...]
                   [--fp16] [--eval CLIPS]
   deploy bench MODEL.onnx [MORE.onnx ...] [--budget YAML] [--checkpoint CKPT] [--clip CLIP | --inputs x.npz]
   deploy run model.onnx --clip CLIP [--rate 20] [--realtime|--fast] [--out DIR] [--video out.mp4]
              [--fault dead:CAMERA@SECONDS] [--fault lost:PROB[:CAMERA]] [--fault late:PROB:MS[:CAMERA]]
+             [--threads N] [--priority normal|high|realtime] [--cores 0,1]
   deploy run model.onnx --camera front=/dev/video0 ... --duration 60
 
 Exit status (``perception.errors``, the same for the three tools): 0 success; 1 the run or a check failed (parity,
@@ -69,6 +70,17 @@ def _add_export(sub) -> None:
         "--rig", type=Path, default=None, help="rig.yaml or clip folder (default: the checkpoint's rig)"
     )
     parser.add_argument("--simplify", action="store_true", help="run onnxslim (if installed) on the graph")
+    parser.add_argument(
+        "--bake-rig",
+        action="store_true",
+        help="evaluate the view transform once for the rig: constant gathers instead of per-frame camera "
+        "projection (faster; the model then runs only on this rig and ignores its intrinsics/distortion inputs)",
+    )
+    parser.add_argument(
+        "--dynamic-fallback",
+        action="store_true",
+        help="with --bake-rig: also write MODEL.dynamic.onnx, which the runtime runs for clips of another rig",
+    )
     parser.add_argument("--parity-clip", type=Path, default=None, help="check ORT vs PyTorch on this clip afterwards")
     parser.add_argument("--parity-frames", type=int, default=4, help="frames of --parity-clip compared")
     _add_torch_threads(parser)
@@ -92,6 +104,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
             top_k_2d=args.top_k_2d,
             budget=_budget_dict(budget),
             simplify=args.simplify,
+            bake_rig=args.bake_rig,
+            dynamic_fallback=args.dynamic_fallback,
         )
     except (ExportError, BudgetError, FileNotFoundError, ValueError) as error:
         return _error("export", error)
@@ -101,6 +115,13 @@ def _cmd_export(args: argparse.Namespace) -> int:
         f"{meta['cameras']} at {meta['image_size'][1]}x{meta['image_size'][0]}, outputs "
         f"{[o['name'] for o in meta['outputs']]}"
     )
+    view = meta["view_transform"]
+    if view["mode"] == "baked":
+        print(
+            f"view transform baked for rig sha256 {view['rig_sha256'][:12]}: {view['statistics']['taps_per_frame']} "
+            f"taps per frame; baked vs dynamic raw outputs within {view['parity']['worst_relative']:.2g} of scale "
+            f"(tolerance {view['parity']['tolerance']:g})"
+        )
     for note in result.notes:
         print(f"note: {note}")
     if args.parity_clip is not None:
@@ -129,12 +150,19 @@ def _cmd_parity(args: argparse.Namespace) -> int:
     from deploy.export.graph import DeployGraph
     from deploy.export.parity import parity_check
     from deploy.metadata import MetadataError, read_metadata
+    from deploy.runtime.baked_rig import is_baked
+    from perception.rig import Rig
 
     _set_torch_threads(args.threads)
     try:
         metadata = read_metadata(args.model)
         model, _ = load_checkpoint(args.checkpoint)
-        graph = DeployGraph(model, top_k=metadata.get("top_k") or 100, top_k_2d=metadata.get("top_k_2d") or 50).eval()
+        bake_for = None
+        if is_baked(metadata):  # compare with the PyTorch graph baked for the same rig
+            bake_for = (Rig.from_dict(metadata["rig"], source=f"{args.model}: metadata 'rig'"), metadata["cameras"])
+        graph = DeployGraph(
+            model, top_k=metadata.get("top_k") or 100, top_k_2d=metadata.get("top_k_2d") or 50, bake_for=bake_for
+        ).eval()
         report = parity_check(args.model, graph, args.clip, frames=args.frames, atol=args.atol, rtol=args.rtol)
     except (ExportError, MetadataError, FileNotFoundError, ValueError) as error:
         return _error("parity", error)
@@ -509,6 +537,15 @@ def _add_run(sub) -> None:
         action="store_true",
         help="idle onnxruntime threads sleep instead of spinning (for cores shared with other work)",
     )
+    parser.add_argument(
+        "--priority",
+        choices=("normal", "high", "realtime"),
+        default=None,
+        help="CPU priority of the runtime's threads (default: the model's budget's, else normal): high = nice -10, "
+        "realtime = SCHED_FIFO (needs root or CAP_SYS_NICE; implies --no-spin; real-time replay only). Holds the "
+        "deadline next to busy processes",
+    )
+    parser.add_argument("--cores", type=_parse_affinity, default=None, help="pin the runtime's threads, e.g. 0,1")
     parser.set_defaults(handler=_cmd_run)
 
 
@@ -560,9 +597,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
         probe = DeployedModel.load(args.model)
         budget = probe.budget or {}
         threads = args.threads if args.threads is not None else int(budget.get("intra_op_threads") or 0)
+        priority = (args.priority or budget.get("priority") or "normal") if args.realtime else "normal"
+        no_spin = args.no_spin or priority == "realtime"  # a spinning SCHED_FIFO worker would starve the core
         model = (
-            DeployedModel.load(args.model, intra_op_threads=threads, allow_spinning=not args.no_spin)
-            if threads or args.no_spin
+            DeployedModel.load(args.model, intra_op_threads=threads, allow_spinning=not no_spin)
+            if threads or no_spin
             else probe
         )
     except MetadataError as error:
@@ -582,6 +621,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         drop_alert_threshold=args.drop_alert,
         quality_threshold=None if args.no_quality else 0.05,
         quality_window_s=args.quality_window,
+        priority=priority,
+        cores=args.cores,
     )
     runtime = Runtime(model, config)
     try:
@@ -631,6 +672,14 @@ def format_summary(summary: dict) -> str:
         f"{summary['out_of_sync_sets']}, camera timeouts {summary['camera_timeouts']}, stale sets "
         f"{summary['stale_sets']}, state resets {summary['state_resets']}"
     ]
+    lines.append(f"view transform: {summary.get('view_transform', 'dynamic')}")
+    scheduling = summary.get("scheduling") or {}
+    if scheduling.get("requested", "normal") != "normal" or scheduling.get("cores"):
+        lines.append(
+            f"scheduling: {scheduling['applied']} priority on {scheduling['threads']} threads"
+            + (f", cores {scheduling['cores']}" if scheduling.get("cores") else "")
+            + (f" ({scheduling['note']})" if scheduling.get("note") else "")
+        )
     for name, reason in summary["missing_cameras"].items():
         lines.append(f"camera {name} missing: {reason}")
     for fault in summary.get("faults") or []:

@@ -10,6 +10,7 @@ import numpy as np
 
 from deploy.metadata import read_metadata
 from deploy.onnx_utils import make_session
+from deploy.runtime.baked_rig import rig_checker
 from deploy.runtime.clip_inputs import clip_steps, run_sequence
 from perception.clip import find_clips
 
@@ -48,6 +49,7 @@ def clip_feeds(
     from tqdm import tqdm
 
     metadata = read_metadata(model_path)
+    rig_check = rig_checker(metadata, model=str(model_path))
     run = session_runner(model_path)
     state0 = np.zeros([1, *metadata["state_shape"]], np.float32)
     feeds: list[dict[str, np.ndarray]] = []
@@ -59,6 +61,7 @@ def clip_feeds(
             size_hw=tuple(metadata["image_size"]),
             stop=frames_per_clip * stride,
             stride=stride,
+            rig_check=rig_check,
         )
         for _, full, _ in run_sequence(run, steps, state0):
             feeds.append(full)

@@ -173,11 +173,12 @@ def frame_times(path: str | os.PathLike) -> np.ndarray | None:
                 return None
             stream = container.streams.video[0]
             pts = [packet.pts for packet in container.demux(stream) if packet.size > 0]
+            time_base = stream.time_base  # read while the container is open (a closed one's stream reads freed memory)
     except (av.FFmpegError, OSError) as error:
         raise VideoError(f"{path}: cannot read the container's frame timestamps: {error}") from error
-    if not pts or any(p is None for p in pts) or stream.time_base is None:
+    if not pts or any(p is None for p in pts) or time_base is None:
         return None
-    times = np.sort(np.asarray(pts, dtype=np.float64)) * float(stream.time_base)
+    times = np.sort(np.asarray(pts, dtype=np.float64)) * float(time_base)
     return times - times[0]
 
 

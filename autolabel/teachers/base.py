@@ -30,11 +30,13 @@ class Teacher(ABC):
 
     Attributes a job reads: ``class_names`` (output class of each class id), ``name`` (for provenance),
     ``weights_argument`` (the constructor argument naming the weights file: the job hashes that file, not its path,
-    into the config hash), ``class_map_source`` (where the class names came from, for messages).
+    into the config hash), ``class_map_source`` (where the class names came from, for messages),
+    ``parallel_batches`` (how many ``predict_batch`` calls a job keeps in flight; speed only).
     """
 
     class_names: list[str]
     name: str = ""
+    parallel_batches: int = 1  # predict_batch calls a job may run at once (threads; the teacher must be thread-safe)
     weights_argument: str | None = None
     class_map_source: str | None = None
 

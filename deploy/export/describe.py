@@ -30,8 +30,11 @@ def build_metadata(
     exporter: str,
     feeds: dict[str, np.ndarray],
     outputs: dict[str, np.ndarray],
+    view_transform: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The ``fleetvision`` metadata JSON (see ``deploy.metadata``)."""
+    """The ``fleetvision`` metadata JSON (see ``deploy.metadata``); ``view_transform`` is ``{"mode": "dynamic"}``
+    or a baked graph's record (``deploy.runtime.baked_rig.baked_record``)."""
+    view_transform = view_transform or {"mode": "dynamic"}
     from perception import __version__
 
     model = graph.source_model
@@ -92,6 +95,13 @@ def build_metadata(
         ),
         tensor_spec("state_valid", [1], "float32", "0 = reset the recurrent state, 1 = continue"),
     ]
+    if view_transform.get("mode") == "baked":
+        for spec in inputs:
+            if spec["name"] in view_transform["ignored_inputs"]:
+                spec["meaning"] += (
+                    f"; IGNORED by this graph: the view transform is baked for rig sha256 "
+                    f"{view_transform['rig_sha256'][:12]} (metadata view_transform)"
+                )
     meanings = {
         "det3d_boxes": (
             "top-K 3D boxes, columns x, y, z (box centre), l, w, h, yaw, vx, vy; sorted by score",
@@ -175,4 +185,5 @@ def build_metadata(
         },
         "latency_budget": budget,
         "state_shape": list(model.state_shape()),
+        "view_transform": view_transform,
     }

@@ -36,11 +36,27 @@ BOX3D_COLUMNS = ("x", "y", "z", "l", "w", "h", "yaw", "vx", "vy")
 class DeployGraph(nn.Module):
     """Model + in-graph input conversion and decoding (fixed shapes; see module doc for the contract)."""
 
-    def __init__(self, model: nn.Module, *, top_k: int = 100, top_k_2d: int = 50) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        top_k: int = 100,
+        top_k_2d: int = 50,
+        bake_for: tuple[Rig, list[str]] | None = None,
+    ) -> None:
+        """``bake_for`` (rig, cameras): the view transform is evaluated once for that rig (``deploy.export.bake``)
+        and the graph ignores its intrinsics and distortion (camera_from_ego drives a first-order motion correction);
+        None: the dynamic view transform, any rig."""
         super().__init__()
         folded = fold_bgr_into_stem(model)  # None: flip the channels in the graph instead
         self.flip_in_graph = folded is None
-        self.model = model if folded is None else folded  # submodule name 'model': weights stay 'model.<module path>'
+        runnable = model if folded is None else folded
+        self.baked = bake_for is not None
+        if bake_for is not None:
+            from deploy.export.bake import baked_copy
+
+            runnable = baked_copy(runnable, *bake_for, in_place=folded is not None)
+        self.model = runnable  # submodule name 'model': weights stay 'model.<module path>'
         object.__setattr__(self, "source_model", model)  # the checkpoint's model (not a registered submodule)
         config = model.config()
         self.has_det3d = config["detection3d_classes"] is not None
@@ -72,14 +88,25 @@ class DeployGraph(nn.Module):
         prev_from_curr: torch.Tensor,
         state_valid: torch.Tensor,
     ) -> tuple[torch.Tensor, ...]:
-        from perception.models.decode import decode_det2d_topk, decode_topk
-
         if self.flip_in_graph:
             images = torch.index_select(images, 4, self.bgr_to_rgb)
         pixels = images.permute(0, 1, 4, 2, 3).to(torch.float32)  # BGR when the stem conv was folded, else RGB
         out = self.model(
             pixels, intrinsics, camera_from_ego, distortion, camera_valid, prev_state, prev_from_curr, state_valid
         )
+        return self._decode(out)
+
+    def raw_outputs(self, feeds: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+        """The model's own outputs (heatmaps, regressions, state; before decoding) for numpy ``feeds``."""
+        images, *rest = (torch.from_numpy(np.ascontiguousarray(feeds[name])) for name in INPUT_NAMES)
+        with torch.no_grad():
+            if self.flip_in_graph:
+                images = torch.index_select(images, 4, self.bgr_to_rgb)
+            return self.model(images.permute(0, 1, 4, 2, 3).to(torch.float32), *rest)
+
+    def _decode(self, out: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
+        from perception.models.decode import decode_det2d_topk, decode_topk
+
         results: list[torch.Tensor] = []
         if self.has_det3d:
             heatmap = out["heatmap"]

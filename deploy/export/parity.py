@@ -105,13 +105,16 @@ def parity_check(
     dense outputs must satisfy |ort - torch| <= atol + rtol * |torch|; detections are matched slot by slot."""
     from deploy.metadata import read_metadata
     from deploy.onnx_utils import make_session
+    from deploy.runtime.baked_rig import rig_checker
     from deploy.runtime.clip_inputs import clip_steps, run_sequence
 
     metadata = read_metadata(onnx_path)
     session = make_session(onnx_path)
     names = [o.name for o in session.get_outputs()]
     state0 = np.zeros([1, *metadata["state_shape"]], np.float32)
-    steps = list(clip_steps(clip, cameras=metadata["cameras"], size_hw=tuple(metadata["image_size"]), stop=frames))
+    check = rig_checker(metadata, model=str(onnx_path))
+    size_hw = tuple(metadata["image_size"])
+    steps = list(clip_steps(clip, cameras=metadata["cameras"], size_hw=size_hw, stop=frames, rig_check=check))
     if not steps:
         raise ExportError(f"{clip}: no frames to check parity on")
     ort_runs = [o for _, _, o in run_sequence(lambda f: dict(zip(names, session.run(names, f))), steps, state0)]

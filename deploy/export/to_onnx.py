@@ -58,18 +58,26 @@ def export_onnx(
     budget: dict[str, Any] | None = None,
     simplify: bool = False,
     allow_legacy: bool = True,
+    bake_rig: bool = False,
+    fallback: str | None = None,
 ) -> ExportResult:
     """Export ``model`` (fixed shapes from ``rig``/``cameras`` and the model's image size) to ``out`` atomically;
     runs the ONNX checker and strict shape inference and embeds the metadata. Dynamo first; TorchScript only if
-    dynamo fails and ``allow_legacy`` (the reason is recorded in ``notes``)."""
+    dynamo fails and ``allow_legacy`` (the reason is recorded in ``notes``).
+
+    ``bake_rig``: the view transform is evaluated once for ``rig`` (``deploy.export.bake``); the baked graph must
+    reproduce the dynamic one's raw outputs to ``PARITY_TOLERANCE`` of their scale (else ``ExportError``), and the
+    metadata's ``view_transform`` record carries the rig's calibration and sha256, the parity figures and
+    ``fallback`` (the file name of a dynamic export beside ``out``, if any)."""
     import onnx
 
     out = Path(out)
     model = model.eval()
-    graph = DeployGraph(model, top_k=top_k, top_k_2d=top_k_2d).eval()
+    graph = DeployGraph(model, top_k=top_k, top_k_2d=top_k_2d, bake_for=(rig, cameras) if bake_rig else None).eval()
     feeds = example_feeds(model, rig, cameras)
     args = tuple(torch.from_numpy(feeds[name]) for name in INPUT_NAMES)
     notes: list[str] = []
+    view_transform = _view_transform_record(model, graph, rig, cameras, feeds, top_k, top_k_2d, fallback)
     started = time.perf_counter()
     with atomic_path(out, suffix=".onnx") as temporary:
         exporter = "torch.onnx.export(dynamo=True)"
@@ -99,6 +107,7 @@ def export_onnx(
             exporter=exporter + (" + onnxslim" if simplified else ""),
             feeds=feeds,
             outputs=reference,
+            view_transform=view_transform,
         )
         set_metadata(proto, metadata)
         onnx.save_model(proto, str(temporary))
@@ -110,6 +119,48 @@ def export_onnx(
         metadata=metadata,
         simplified=simplified,
         notes=notes,
+    )
+
+
+def _view_transform_record(
+    model: nn.Module,
+    graph: DeployGraph,
+    rig: Rig,
+    cameras: list[str],
+    feeds: dict[str, Any],
+    top_k: int,
+    top_k_2d: int,
+    fallback: str | None,
+) -> dict[str, Any]:
+    """The metadata ``view_transform`` record; for a baked graph, after checking it against the dynamic one."""
+    if not graph.baked:
+        return {"mode": "dynamic"}
+    from deploy.export.bake import bake_parity, parity_feeds
+    from deploy.runtime.baked_rig import baked_record
+
+    dynamic = DeployGraph(model, top_k=top_k, top_k_2d=top_k_2d).eval()
+    parity = bake_parity(dynamic, graph, parity_feeds(feeds))
+    if not parity["passed"]:
+        worst = max(parity["outputs"].items(), key=lambda item: item[1]["relative"])
+        raise ExportError(
+            f"--bake-rig: the baked view transform does not reproduce the dynamic graph: output {worst[0]!r} differs "
+            f"by {worst[1]['max_abs']:.3g} ({worst[1]['relative']:.3g} of its scale {worst[1]['scale']:.3g}; "
+            f"tolerance {parity['tolerance']:g})"
+        )
+    return baked_record(
+        rig,
+        cameras,
+        tuple(model.config()["image_size"]),
+        parity=parity,
+        statistics=graph.model.lifting.statistics(),
+        capture_time=(
+            "first-order correction: the static rig extrinsics were baked; each camera's motion since the frame's "
+            "reference time (camera_from_ego = static @ (I + G)) moves its sampling points by their baked Jacobian "
+            "and updates the bilinear weights to first order inside their cell"
+            if graph.model.lifting.correct_motion
+            else "not applied: the static rig extrinsics were baked; camera_from_ego is ignored"
+        ),
+        fallback=fallback,
     )
 
 
@@ -136,15 +187,18 @@ def export_checkpoint_to_onnx(
     top_k_2d: int = 50,
     budget: dict[str, Any] | None = None,
     simplify: bool = False,
+    bake_rig: bool = False,
+    dynamic_fallback: bool = False,
 ) -> tuple[ExportResult, nn.Module, DeployGraph]:
-    """Load a checkpoint (weights_only) and export it; returns (result, model, graph) for a parity check."""
+    """Load a checkpoint (weights_only) and export it; returns (result, model, graph) for a parity check.
+    ``bake_rig``: the view transform baked for the rig; with ``dynamic_fallback`` a dynamic export is written
+    beside it as ``<out stem>.dynamic.onnx`` and named in the baked file's metadata (the runtime runs it for a clip
+    of another rig)."""
     model, meta = load_checkpoint(checkpoint)
     rig, cameras = resolve_rig(meta, rig_path)
-    result = export_onnx(
-        model,
+    common: dict[str, Any] = dict(
         rig=rig,
         cameras=cameras,
-        out=out,
         top_k=top_k,
         top_k_2d=top_k_2d,
         model_name=meta.get("model_name"),
@@ -152,4 +206,15 @@ def export_checkpoint_to_onnx(
         budget=budget,
         simplify=simplify,
     )
-    return result, model, DeployGraph(model, top_k=top_k, top_k_2d=top_k_2d).eval()
+    fallback = None
+    notes: list[str] = []
+    if bake_rig and dynamic_fallback:
+        out = Path(out)
+        fallback_path = out.with_name(out.stem + ".dynamic.onnx")
+        export_onnx(model, out=fallback_path, **common)
+        fallback = fallback_path.name
+        notes.append(f"dynamic fallback for clips of other rigs: {fallback_path}")
+    result = export_onnx(model, out=out, bake_rig=bake_rig, fallback=fallback, **common)
+    result.notes += notes
+    bake_for = (rig, cameras) if bake_rig else None
+    return result, model, DeployGraph(model, top_k=top_k, top_k_2d=top_k_2d, bake_for=bake_for).eval()

@@ -24,6 +24,11 @@ from deploy.quantize.sensitivity import node_sensitivity
 from deploy.quantize.static_int8 import preprocess_model, quantize_static
 
 DEFAULT_QUANTIZED_OPS = ("Conv", "MatMul", "Gemm")
+# Inside the encoders the residual adds, activations, pooling and upsampling are quantized too, so each encoder runs
+# as one int8 chain (QLinearConv -> QLinearAdd -> ...) with no float island and no Dequantize/Quantize pair between
+# convolutions (measured on bev_tiny: -0.9 ms of 26 ms CPU per frame, BEV mAP unchanged).
+ENCODER_PREFIXES = ("model.image_encoder", "model.bev_encoder")
+ENCODER_OPS = ("Add", "Relu", "MaxPool", "Resize")
 HEAD_PREFIXES = ("model.detection3d_head", "model.segmentation_head", "model.detection2d_head")
 DEFAULT_FLOAT_PREFIXES = ("model.detection3d_head",)  # kept float by default (see quantize_model)
 
@@ -59,6 +64,39 @@ def _matches_any(preprocessed: str | Path, pattern: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def module_scopes(model_path: str | Path) -> dict[str, str]:
+    """{node name: innermost PyTorch module path} from the ``pkg.torch.onnx.name_scopes`` metadata the dynamo
+    exporter writes on every node (empty for files without it)."""
+    import ast
+
+    import onnx
+
+    scopes: dict[str, str] = {}
+    for node in onnx.load(str(model_path), load_external_data=False).graph.node:
+        for prop in node.metadata_props:
+            if prop.key == "pkg.torch.onnx.name_scopes":
+                try:
+                    names = [name for name in ast.literal_eval(prop.value) if name.startswith("model")]
+                except (ValueError, SyntaxError):
+                    names = []
+                if names:
+                    scopes[node.name] = names[-1]
+    return scopes
+
+
+def encoder_nodes(model_path: str | Path, preprocessed: str | Path) -> list[str]:
+    """Nodes of ``preprocessed`` (the quantizer's input) of ``ENCODER_OPS`` types inside ``ENCODER_PREFIXES``
+    modules, located through the exported file's module scopes (``module_scopes``)."""
+    import onnx
+
+    scopes = module_scopes(model_path)
+    return [
+        node.name
+        for node in onnx.load(str(preprocessed), load_external_data=False).graph.node
+        if node.op_type in ENCODER_OPS and scopes.get(node.name, "").startswith(ENCODER_PREFIXES)
+    ]
 
 
 def final_conv_nodes(model_path: str | Path) -> list[str]:
@@ -102,13 +140,15 @@ def quantize_model(
     quantized_ops: Sequence[str] = DEFAULT_QUANTIZED_OPS,
     per_channel: bool = True,
     keep_heads_float: bool = True,
+    quantize_encoders: bool = True,
     progress: bool = False,
 ) -> QuantizeOutcome:
     """Static INT8 QDQ (``static_int8.quantize_static``) calibrated on real clip frames; only ``quantized_ops`` are
     quantized (decoding arithmetic stays float). With ``keep_heads_float`` (default) the last conv of every head
     and the whole BEV detection head (``DEFAULT_FLOAT_PREFIXES``) stay float: measured on bev_tiny, that lifts BEV
-    mAP retained from 94.7% to 99.6% at no measurable latency cost. Metadata copied, quantization recorded.
-    ``progress``: bars over the calibration frames (collected, then run by onnxruntime's calibrator)."""
+    mAP retained from 94.7% to 99.6% at no measurable latency cost. With ``quantize_encoders`` (default) the
+    encoders' ``ENCODER_OPS`` nodes are quantized as well (one int8 chain per encoder). Metadata copied, quantization
+    recorded. ``progress``: bars over the calibration frames (collected, then run by onnxruntime's calibrator)."""
     import onnx
 
     started = time.perf_counter()
@@ -120,15 +160,19 @@ def quantize_model(
             defaults = [prefix for prefix in DEFAULT_FLOAT_PREFIXES if _matches_any(preprocessed, prefix)]
             defaults = resolve_keep_float(preprocessed, defaults) + final_conv_nodes(preprocessed)
             kept += [name for name in defaults if name not in kept]
-        graph_ops = {node.op_type for node in onnx.load(str(preprocessed), load_external_data=False).graph.node}
+        encoder = set(encoder_nodes(model_path, preprocessed)) if quantize_encoders else set()
+        floats = [
+            node.name
+            for node in onnx.load(str(preprocessed), load_external_data=False).graph.node
+            if node.op_type not in quantized_ops and node.name not in encoder
+        ]
         result = quantize_static(
             preprocessed,
             out_path,
             calibration_inputs=feeds,
             method=method,
             per_channel=per_channel,
-            nodes_to_exclude=kept,
-            op_types_to_keep_float=sorted(graph_ops - set(quantized_ops)),
+            nodes_to_exclude=list(dict.fromkeys([*kept, *floats])),
             pre_process=False,
             progress=progress,
         )
@@ -145,6 +189,7 @@ def quantize_model(
                 "calibration_frames": len(feeds),
                 "calibration_clips": [str(c) for c in calib_clips],
                 "quantized_ops": list(quantized_ops),
+                "encoder_ops_quantized": sorted(encoder),
                 "nodes_kept_float": kept,
                 "heads_float": keep_heads_float,
                 "source": str(model_path),

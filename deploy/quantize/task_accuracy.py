@@ -20,6 +20,7 @@ import numpy as np
 from deploy.clip_feeds import resolve_clips, session_runner
 from deploy.metadata import read_metadata
 from deploy.quantize.exported_model import node_sensitivity_rows
+from deploy.runtime.baked_rig import rig_checker
 from deploy.runtime.clip_inputs import clip_steps, run_sequence
 from deploy.runtime.quality import ground_truth_table, prediction_table
 from perception.atomic import atomic_write_text
@@ -49,9 +50,10 @@ def _run_variant(
     metadata = read_metadata(path)
     run = session_runner(path)
     state0 = np.zeros([1, *metadata["state_shape"]], np.float32)
+    check, size_hw = rig_checker(metadata, model=str(path)), tuple(metadata["image_size"])
     records = []
     for clip in clips:
-        steps = clip_steps(clip, cameras=metadata["cameras"], size_hw=tuple(metadata["image_size"]), stop=max_frames)
+        steps = clip_steps(clip, cameras=metadata["cameras"], size_hw=size_hw, stop=max_frames, rig_check=check)
         runs = run_sequence(run, steps, state0)
         label = f"evaluating {Path(path).name} on {Path(clip).name}"
         records += [

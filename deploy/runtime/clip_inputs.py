@@ -13,6 +13,7 @@ import numpy as np
 from deploy.runtime.preprocess import FramePreprocessor
 from perception.clip import ClipError, DriveClip
 from perception.geometry import invert_se3
+from perception.rig import Rig
 
 
 @dataclass
@@ -35,9 +36,13 @@ def clip_steps(
     start: int = 0,
     stop: int | None = None,
     stride: int = 1,
+    rig_check: Callable[[Rig, str], None] | None = None,
 ) -> Iterator[ClipStep]:
-    """Sequential steps of a clip (every ``stride``-th frame from ``start``); state_valid = 0 on the first step."""
+    """Sequential steps of a clip (every ``stride``-th frame from ``start``); state_valid = 0 on the first step.
+    ``rig_check(rig, rig.yaml path)`` may refuse the clip's rig (a baked model's: ``baked_rig.rig_checker``)."""
     clip = DriveClip.open(clip_path, lenient=True)
+    if rig_check is not None:
+        rig_check(clip.rig, str(clip.path / "rig.yaml"))
     missing = [name for name in cameras if name not in clip.sources]
     if missing:
         reasons = "; ".join(clip.missing.get(name, f"{name!r} is not in rig.yaml") for name in missing)

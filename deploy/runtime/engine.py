@@ -15,6 +15,7 @@ from the oldest image; ``overhead`` = set complete -> output minus inference.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import threading
 import time
@@ -28,6 +29,7 @@ from deploy.runtime.deadline import DropFilter
 from deploy.runtime.faults import FaultPlan
 from deploy.runtime.model import DeployedModel
 from deploy.runtime.quality import QualitySink
+from deploy.runtime.scheduling import process_thread_ids, scheduled
 from deploy.runtime.sinks import STAGES, JsonlSink, ProgressBar, RunStats, VideoOutput
 from deploy.runtime.sources import CameraSource, LiveCameraSource, ReplayCameraSource, ReplayClock
 from deploy.runtime.step import FrameStep
@@ -61,6 +63,8 @@ class RuntimeConfig:
     max_frames: int | None = None
     quality_threshold: float | None = 0.05  # score replays against the clip's labels (None = off)
     quality_window_s: float = 1.0  # clip seconds per window of the quality timeline
+    priority: str = "normal"  # normal | high | realtime: the runtime's threads (deploy.runtime.scheduling)
+    cores: tuple[int, ...] | None = None  # pin the runtime's threads to these cores (None: anywhere)
 
     @property
     def period_s(self) -> float:
@@ -97,6 +101,8 @@ class RuntimeSummary:
     wall_s: float = 0.0
     video: str | None = None
     video_error: str | None = None
+    view_transform: str = "dynamic"  # or "baked for rig sha256 ...", or the dynamic fallback and why
+    scheduling: dict[str, Any] = field(default_factory=dict)  # priority/pinning asked for and applied
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -128,6 +134,7 @@ class Runtime:
         if faults is not None:
             faults.check_cameras(self.model.cameras)
         clip = DriveClip.open(clip_path, lenient=True)
+        model, view_transform = self.model.for_rig(clip.rig, source=str(clip.path / "rig.yaml"))  # baked rig check
         absent_model_cameras = [c for c in self.model.cameras if c not in clip.rig.names]
         rig = clip.rig if not absent_model_cameras else self.model.rig
         missing = dict(clip.missing)
@@ -162,6 +169,8 @@ class Runtime:
             sources[-1].faults = faults
         return self._run(
             sources,
+            model=model,
+            view_transform=view_transform,
             rig=rig,
             clip=clip,
             clock=clock,
@@ -203,6 +212,8 @@ class Runtime:
         try:
             return self._run(
                 sources,
+                model=self.model,
+                view_transform=self.model.for_rig(self.model.rig, source="the model's metadata rig")[1],
                 rig=self.model.rig,
                 clip=None,
                 clock=clock,
@@ -225,6 +236,8 @@ class Runtime:
         self,
         sources: list[CameraSource],
         *,
+        model: DeployedModel,
+        view_transform: str,
         rig: Rig,
         clip: DriveClip | None,
         clock: ReplayClock | None,
@@ -241,7 +254,7 @@ class Runtime:
         faults: FaultPlan | None = None,
     ) -> RuntimeSummary:
         """Sources -> frame sets -> ``FrameStep`` -> sinks, until the sources end or ``stop_event`` is set."""
-        cfg, model = self.config, self.model
+        cfg = self.config
         tolerance, sync_timeout, max_gap = self._sync_windows(clip)
         summary = RuntimeSummary(
             model=str(model.path or "<session>"),
@@ -253,6 +266,7 @@ class Runtime:
             sync_tolerance_ms=1e3 * tolerance,
             missing_cameras=dict(missing),
             faults=faults.describe() if faults is not None else [],
+            view_transform=view_transform,
         )
         step = FrameStep(
             model,
@@ -299,6 +313,8 @@ class Runtime:
             deadline_s=self.deadline_ms / 1e3 if cfg.deadline_aware_sync and cfg.sync_timeout_s is None else None,
             silent_after=cfg.silent_after_sets,
         )
+        schedule = contextlib.ExitStack()  # priority/pinning of the loop, onnxruntime's and the cameras' threads
+        summary.scheduling = schedule.enter_context(self._scheduling(video)).to_dict()
         started = time.perf_counter()
         for source in sources:  # resize in each camera's thread: the training rule, off the critical path
             source.transform = functools.partial(resize_image, size_hw=model.size_hw)
@@ -326,6 +342,7 @@ class Runtime:
                 source.join(timeout=2.0)
             for sink in sinks:
                 sink.close()
+            schedule.close()
         summary.wall_s = time.perf_counter() - started
         _fill_summary(summary, stats, step, video)
         summary.camera_timeouts = sync.timeouts
@@ -348,6 +365,15 @@ class Runtime:
             jsonl.commit()
             atomic_write_json(Path(out_dir) / "summary.json", summary.to_dict())
         return summary
+
+    def _scheduling(self, video: VideoOutput | None):
+        """``deploy.runtime.scheduling.scheduled`` for this process's threads except the video writer's (drawing
+        is not on the deadline path); camera threads started inside inherit it. A fast replay has no deadline (and
+        would keep the cores busy): it runs at normal priority."""
+        excluded = {video.sink.native_id} if video is not None else set()
+        threads = [tid for tid in process_thread_ids() if tid not in excluded]
+        priority = self.config.priority if self.config.realtime else "normal"
+        return scheduled(priority, cores=self.config.cores, thread_ids=threads)
 
     def _sync_windows(self, clip: DriveClip | None) -> tuple[float, float, float]:
         """(sync tolerance, sync timeout, max gap before a state reset), seconds, from the config and the clip."""

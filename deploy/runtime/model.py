@@ -8,6 +8,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from deploy.metadata import METADATA_KEY, MetadataError, parse_metadata
+from deploy.runtime.baked_rig import VIEW_TRANSFORM_KEY, RigMismatchError, is_baked, mismatch_error, rig_differences
 from perception.geometry import BevGrid
 from perception.model_input import check_description, distortion_layout
 from perception.rig import Rig
@@ -44,10 +45,20 @@ def create_session(
 class DeployedModel:
     """Session + metadata: camera order, input size, state shape, classes, grids, output names."""
 
-    def __init__(self, metadata: dict[str, Any], session: Session, path: Path | None = None) -> None:
+    def __init__(
+        self,
+        metadata: dict[str, Any],
+        session: Session,
+        path: Path | None = None,
+        *,
+        session_options: dict[str, Any] | None = None,
+    ) -> None:
+        """``session_options``: ``load``'s keyword arguments, reused to open a baked model's dynamic fallback."""
         self.metadata = metadata
         self.session = session
         self.path = path
+        self.session_options = dict(session_options or {})
+        self.view_transform: dict[str, Any] = metadata.get(VIEW_TRANSFORM_KEY) or {"mode": "dynamic"}
         self.cameras: list[str] = list(metadata["cameras"])
         self.size_hw: tuple[int, int] = (int(metadata["image_size"][0]), int(metadata["image_size"][1]))
         try:  # the input rule the model was exported with must be the one this runtime applies
@@ -80,13 +91,13 @@ class DeployedModel:
         """Open an exported ONNX file; ``MetadataError`` (with the reason) when it lacks fleetvision metadata.
         ``allow_spinning=False`` makes idle onnxruntime workers sleep instead of spin (better on shared cores)."""
         path = Path(path)
-        session = create_session(
-            path,
+        options = dict(
             provider=provider,
             intra_op_threads=intra_op_threads,
             inter_op_threads=inter_op_threads,
             allow_spinning=allow_spinning,
         )
+        session = create_session(path, **options)
         text = session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
         metadata = parse_metadata(text, source=str(path))
         declared = {arg.name for arg in session.get_inputs()}
@@ -95,7 +106,27 @@ class DeployedModel:
             raise MetadataError(
                 f"{path}: graph inputs {sorted(declared)} differ from the metadata's {sorted(expected)}"
             )
-        return cls(metadata, session, path)
+        return cls(metadata, session, path, session_options=options)
+
+    def for_rig(self, rig: Rig, *, source: str) -> tuple[DeployedModel, str]:
+        """(the model to run on frames of ``rig``, read from ``source``; how its view transform runs): this model
+        when it is dynamic or baked for this rig; else the dynamic fallback exported beside it (``deploy export
+        --bake-rig --dynamic-fallback``); else ``RigMismatchError`` naming what differs."""
+        if not is_baked(self.metadata):
+            return self, "dynamic"
+        record = self.view_transform
+        differences = rig_differences(record, rig, source=source)
+        if not differences:
+            return self, f"baked for rig sha256 {record['rig_sha256'][:12]}"
+        name = str(self.path or "<model>")
+        fallback = record.get("fallback")
+        if not fallback or self.path is None or not (self.path.parent / fallback).is_file():
+            error = mismatch_error(record, differences, model=name, source=source)
+            if fallback:
+                raise RigMismatchError(f"{error} (its dynamic fallback {fallback} is not beside it)")
+            raise error
+        dynamic = DeployedModel.load(self.path.parent / fallback, **self.session_options)
+        return dynamic, f"dynamic fallback {fallback}: {source} is not the baked rig ({differences[0]})"
 
     def initial_state(self) -> np.ndarray:
         """Zero state [1, *state_shape] (fed with state_valid = 0)."""

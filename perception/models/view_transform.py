@@ -143,6 +143,26 @@ class BevLifting(nn.Module):
         self.grid_shape = tuple(centers.shape[:3])  # (Z, H, W)
         self.register_buffer("points", centers.reshape(-1, 3), persistent=False)
 
+    def sampling_grid(
+        self,
+        intrinsics: torch.Tensor,
+        camera_from_ego: torch.Tensor,
+        distortion: torch.Tensor,
+        image_size: tuple[int, int],
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Where every voxel centre lands in every camera: (grid [B,N,P,2] in ``grid_sample``'s normalised
+        coordinates (align_corners=False), seen [B,N,P] bool: in front of the camera and inside its image).
+
+        The geometry half of ``forward`` (no features, no ``camera_valid``), so anything that precomputes the
+        lifting for a fixed rig (``perception.models.baked_lifting``) evaluates this very function."""
+        uv, _, ok = project_points(self.points, intrinsics, camera_from_ego, distortion)
+        height, width = image_size
+        # align_corners=False: normalised -1 is the outer edge of pixel 0, i.e. OpenCV pixel coordinate -0.5.
+        gx = (uv[..., 0] + 0.5) * (2.0 / width) - 1.0
+        gy = (uv[..., 1] + 0.5) * (2.0 / height) - 1.0
+        inside = (gx >= -1.0) & (gx <= 1.0) & (gy >= -1.0) & (gy <= 1.0)
+        return torch.stack([gx, gy], dim=-1), ok & inside
+
     def forward(
         self,
         features: torch.Tensor,
@@ -155,14 +175,8 @@ class BevLifting(nn.Module):
         """Lift; ``intrinsics`` are for the image of size ``image_size`` (H, W) the features came from."""
         batch, cams, channels = features.shape[0], features.shape[1], features.shape[2]
         num_z, rows, cols = self.grid_shape
-        uv, _, ok = project_points(self.points, intrinsics, camera_from_ego, distortion)
-        height, width = image_size
-        # align_corners=False: normalised -1 is the outer edge of pixel 0, i.e. OpenCV pixel coordinate -0.5.
-        gx = (uv[..., 0] + 0.5) * (2.0 / width) - 1.0
-        gy = (uv[..., 1] + 0.5) * (2.0 / height) - 1.0
-        inside = (gx >= -1.0) & (gx <= 1.0) & (gy >= -1.0) & (gy <= 1.0)
-        visible = (ok & inside).to(features.dtype) * camera_valid.to(features.dtype).unsqueeze(-1)  # [B,N,P]
-        grid = torch.stack([gx, gy], dim=-1)
+        grid, seen = self.sampling_grid(intrinsics, camera_from_ego, distortion, image_size)
+        visible = seen.to(features.dtype) * camera_valid.to(features.dtype).unsqueeze(-1)  # [B,N,P]
         grid = torch.where(visible.unsqueeze(-1) > 0, grid, torch.full_like(grid, -2.0))
         grid = grid.reshape(batch * cams, num_z * rows, cols, 2).to(features.dtype)
         flat = features.reshape(batch * cams, channels, features.shape[3], features.shape[4])

@@ -182,6 +182,9 @@ def test_budget_errors_name_source_and_field(tmp_path):
         Budget.from_dict({"name": "x"})
     with pytest.raises(BudgetError, match="max_miss_rate"):
         Budget.from_dict({"name": "x", "rate_hz": 10, "max_miss_rate": 5})
+    with pytest.raises(BudgetError, match="'priority' expected one of"):
+        Budget.from_dict({"name": "x", "rate_hz": 10, "priority": "urgent"})
+    assert Budget.from_dict({"name": "x", "rate_hz": 10, "priority": "realtime"}).to_dict()["priority"] == "realtime"
 
 
 def test_synthesize_inputs_seeded_and_symbolic_dims():
