@@ -106,7 +106,15 @@ def teacher(args: argparse.Namespace, out: Path, data: dict[str, Path]) -> Path:
 
 def autolabel(teacher_path: Path, clips: Path, label_dir: Path, job: list[str], log: Path) -> None:
     if not (label_dir / "config.yaml").is_file():
-        command = [*tool("autolabel"), str(clips), "--out", str(label_dir), *job, "--teacher", f"fleetvision:{teacher_path}"]
+        command = [
+            *tool("autolabel"),
+            str(clips),
+            "--out",
+            str(label_dir),
+            *job,
+            "--teacher",
+            f"fleetvision:{teacher_path}",
+        ]
         run([*command, "--no-progress"], log)
 
 
@@ -311,13 +319,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--unlabelled", type=int, default=24)
     parser.add_argument("--test", type=int, default=6)
     parser.add_argument("--frames", type=int, default=30)
-    parser.add_argument("--teacher", default=None, help="a teacher checkpoint (else trained on L with --teacher-config)")
+    parser.add_argument(
+        "--teacher", default=None, help="a teacher checkpoint (else trained on L with --teacher-config)"
+    )
     parser.add_argument("--teacher-config", default="configs/perception/offline_teacher.yaml")
     parser.add_argument("--teacher-steps", type=int, default=2000)
     parser.add_argument("--job", default="configs/autolabel/jobs/fleetvision_offline.yaml")
     parser.add_argument("--student-config", default="configs/perception/bev_tiny.yaml")
     parser.add_argument("--student-steps", type=int, default=300)
-    parser.add_argument("--student-overrides", nargs="*", default=["--model.model_overrides={segmentation_classes: null}"])
+    parser.add_argument(
+        "--student-overrides", nargs="*", default=["--model.model_overrides={segmentation_classes: null}"]
+    )
     parser.add_argument("--no-ablation", action="store_true")
     parser.add_argument("--results", type=Path, default=REPO / "benchmarks" / "results" / "data_engine")
     args = parser.parse_args(argv)
@@ -344,14 +356,22 @@ def main(argv: list[str] | None = None) -> int:
     a, b, c = (students[k]["mAP"] for k in STUDENTS)
     results: dict[str, Any] = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}",
-        "sizes": {"labelled": args.labelled, "labelled_val": args.val, "unlabelled": args.unlabelled, "test": args.test},
+        "sizes": {
+            "labelled": args.labelled,
+            "labelled_val": args.val,
+            "unlabelled": args.unlabelled,
+            "test": args.test,
+        },
         "frames": args.frames,
         "teacher": str(teacher_path),
         "student_steps": args.student_steps,
         "classes": list(DRIVING_CLASSES),
         "students": students,
         "pseudo_labels": quality,
-        "data_engine": {"b_over_c": b / c if c else float("nan"), "recovered_gain": (b - a) / (c - a) if c != a else float("nan")},
+        "data_engine": {
+            "b_over_c": b / c if c else float("nan"),
+            "recovered_gain": (b - a) / (c - a) if c != a else float("nan"),
+        },
     }
     if not args.no_ablation:
         tracking = yaml.safe_load((REPO / args.job).read_text()).get("tracking3d", {})
