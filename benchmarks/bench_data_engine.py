@@ -343,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
 
     data = make_data(args, out)
     teacher_path = teacher(args, out, data)
-    job = ["-c", args.job]
+    job = ["-c", args.job, "--no-progress"]
     autolabel(teacher_path, data["labelled_val"], out / "labels_val", job, out / "logs" / "autolabel_val.log")
     floors = out / "floors.yaml"
     if not floors.is_file():
