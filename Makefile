@@ -48,20 +48,33 @@ test-all: lint
 RIG := configs/rigs/nuscenes_like_6cam.yaml
 D := $(DEMO)/data
 S := $(DEMO)/.stages
-FIT := $(BIN)/perception fit -c configs/perception/bev_tiny.yaml --trainer.max_epochs=1000 --trainer.max_time=null \
-       --trainer.num_sanity_val_steps=0 --trainer.enable_progress_bar=false --data.val=$(D)/val --data.test=$(D)/val
-STUDENT := --model.model_overrides='{segmentation_classes: null}'
+# The data engine: L (labelled) trains the teacher, L_val (labelled) chooses the pseudo-label score floors, U
+# (unlabelled: its ground truth only scores) is auto-labelled, T (test) scores three students trained with the same
+# recipe and steps: (A) L only, (B) L + U pseudo-labels, (C) L + U ground truth (the oracle).
+# The offline teacher: by default the checkpoint shipped in autolabel/teachers/weights/ (trained on this L with
+# `perception fit -c configs/perception/offline_teacher.yaml`, see benchmarks/RESULTS.md); TEACHER=train trains it
+# here (about an hour on 2 cores), TEACHER=PATH uses another checkpoint.
+SHIPPED_TEACHER := autolabel/teachers/weights/offline_teacher_demo.pt
+TEACHER ?= $(SHIPPED_TEACHER)
+STUDENT_CONFIG := configs/perception/student.yaml
+FIT := $(BIN)/perception fit --trainer.max_epochs=1000 --trainer.max_time=null --trainer.num_sanity_val_steps=0 \
+       --trainer.enable_progress_bar=false
+JOB := -c configs/autolabel/jobs/fleetvision_offline.yaml --no-progress
 ifdef FULL
-CLIPS := 40
+L_CLIPS := 48
 VAL_CLIPS := 8
+U_CLIPS := 96
+TEST_CLIPS := 16
 FRAMES := 40
-TEACHER_STEPS := 6000
+TEACHER_STEPS := 8000
 STUDENT_STEPS := 3000
-FIT += --trainer.accelerator=auto --trainer.precision=bf16-mixed
+FIT += --trainer.accelerator=auto
 ROBUST_ARGS :=
 else ifdef SMOKE
-CLIPS := 2
+L_CLIPS := 2
 VAL_CLIPS := 1
+U_CLIPS := 2
+TEST_CLIPS := 1
 FRAMES := 6
 TEACHER_STEPS := 2
 STUDENT_STEPS := 2
@@ -70,15 +83,17 @@ QUANTIZE_ARGS := --sensitivity-groups 1
 BENCH_ARGS := --min-runs 10 --min-duration-s 0 --warmup-runs 2 --warmup-s 0 --throughput-s 0
 ROBUST_ARGS := --severities 2 --max-frames 3
 else
-CLIPS := 8
-VAL_CLIPS := 3
+L_CLIPS := 12
+VAL_CLIPS := 4
+U_CLIPS := 24
+TEST_CLIPS := 6
 FRAMES := 30
-TEACHER_STEPS := 300
-STUDENT_STEPS := 160
+TEACHER_STEPS := 2000
+STUDENT_STEPS := 300
 endif
 QUANTIZE_ARGS ?=
 BENCH_ARGS ?= --min-duration-s 5
-# the demo's robustness table: the eight corruptions at the middle severity on the first 10 frames of each validation
+# the demo's robustness table: the eight corruptions at the middle severity on the first 10 frames of each test
 # clip (about a minute); benchmarks/bench_robustness.py measures all three severities on a larger split
 ROBUST_ARGS ?= --severities 2 --max-frames 10
 latest = $$(ls -t $(1) | head -1)
@@ -91,20 +106,33 @@ demo: $(S)/report
 	@echo "demo report: $(DEMO)/REPORT.md"
 
 $(S)/data: | $(STAMP)
-	$(BIN)/perception synth --rig $(RIG) --clips $(CLIPS) --frames $(FRAMES) --seed 1 --out $(D)/labelled
-	$(BIN)/perception synth --rig $(RIG) --clips $(CLIPS) --frames $(FRAMES) --seed 2 --out $(D)/unlabelled
-	$(BIN)/perception synth --rig $(RIG) --clips $(VAL_CLIPS) --frames $(FRAMES) --seed 3 --out $(D)/val
-	$(BIN)/perception viz $(D)/val/clip_0000 --frame $$(( $(FRAMES) / 2 )) --out $(DEMO)/preview.png
+	$(BIN)/perception synth --rig $(RIG) --clips $(L_CLIPS) --frames $(FRAMES) --seed 1 --out $(D)/labelled
+	$(BIN)/perception synth --rig $(RIG) --clips $(VAL_CLIPS) --frames $(FRAMES) --seed 4 --out $(D)/labelled_val
+	$(BIN)/perception synth --rig $(RIG) --clips $(U_CLIPS) --frames $(FRAMES) --seed 2 --out $(D)/unlabelled
+	$(BIN)/perception synth --rig $(RIG) --clips $(TEST_CLIPS) --frames $(FRAMES) --seed 3 --out $(D)/test
+	$(BIN)/perception viz $(D)/test/clip_0000 --frame $$(( $(FRAMES) / 2 )) --out $(DEMO)/preview.png
 	@mkdir -p $(S) && touch $@
 
 $(S)/teacher: $(S)/data
-	$(FIT) --data.train=$(D)/labelled --trainer.max_steps=$(TEACHER_STEPS) --trainer.default_root_dir=$(DEMO)/teacher
-	cp "$(call latest,$(DEMO)/teacher/logs/*/model.pt)" $(DEMO)/teacher.pt
+	@if [ "$(TEACHER)" = train ]; then \
+	  $(FIT) -c configs/perception/offline_teacher.yaml --data.train=$(D)/labelled --data.val=$(D)/labelled_val \
+	    --trainer.max_steps=$(TEACHER_STEPS) --trainer.default_root_dir=$(DEMO)/teacher && \
+	  cp "$(call latest,$(DEMO)/teacher/logs/*/model.pt)" $(DEMO)/teacher.pt && \
+	  echo "teacher: trained here ($(TEACHER_STEPS) steps on $(D)/labelled)" > $(DEMO)/teacher.txt; \
+	else \
+	  cp "$(TEACHER)" $(DEMO)/teacher.pt && \
+	  echo "teacher: $(TEACHER) (sha256 $$(sha256sum "$(TEACHER)" | cut -c1-16)), not trained in this run" \
+	    | tee $(DEMO)/teacher.txt; \
+	fi
 	@touch $@
 
+# The offline teacher labels L_val (ground truth known) without floors; per-class score floors are chosen there and
+# U is labelled with them. U's ground truth only scores the pseudo-labels (and trains the oracle student).
 $(S)/autolabel: $(S)/teacher
-	$(BIN)/autolabel $(D)/unlabelled --out $(DEMO)/pseudo -c configs/autolabel/jobs/fleetvision_bev.yaml \
-	    --teacher fleetvision:$(DEMO)/teacher.pt --no-progress
+	$(BIN)/autolabel $(D)/labelled_val --out $(DEMO)/labels_val $(JOB) --teacher fleetvision:$(DEMO)/teacher.pt
+	$(BIN)/autolabel calibrate $(DEMO)/labels_val --gt $(D)/labelled_val --max-range 25 --out $(DEMO)/floors.yaml
+	$(BIN)/autolabel $(D)/unlabelled --out $(DEMO)/pseudo $(JOB) -c $(DEMO)/floors.yaml \
+	    --teacher fleetvision:$(DEMO)/teacher.pt
 	$(BIN)/autolabel eval $(DEMO)/pseudo --gt $(D)/unlabelled --max-range 25 --out $(DEMO)/eval/pseudo_labels.json
 	$(BIN)/perception viz $(D)/unlabelled/clip_0000 --labels $(DEMO)/pseudo/clip_0000/labels.json \
 	    --frame $$(( $(FRAMES) / 2 )) --out $(DEMO)/pseudo_vs_gt.png
@@ -124,11 +152,16 @@ $(S)/viewers: $(S)/autolabel
 	else echo "(../shared/data/ros absent: skipping the real ROS bag import)"; fi
 	@touch $@
 
+# The three students: same recipe (configs/perception/student.yaml), same steps, tested on T.
+STUDENT_TRAIN_labelled_only := '["$(D)/labelled"]'
+STUDENT_TRAIN_labelled_plus_pseudo := '["$(D)/labelled", "$(D)/unlabelled"]' \
+    --data.train_labels='{"$(D)/unlabelled": "$(DEMO)/pseudo"}'
+STUDENT_TRAIN_oracle := '["$(D)/labelled", "$(D)/unlabelled"]'
 $(S)/student_%: $(S)/autolabel
-	$(FIT) $(STUDENT) --data.train=$(D)/unlabelled $(if $(filter pseudo,$*),--data.train_labels=$(DEMO)/pseudo) \
-	    --trainer.max_steps=$(STUDENT_STEPS) --trainer.default_root_dir=$(DEMO)/student_$*
+	$(FIT) -c $(STUDENT_CONFIG) --data.train=$(STUDENT_TRAIN_$*) --data.val=$(D)/labelled_val \
+	    --trainer.limit_val_batches=0 --trainer.max_steps=$(STUDENT_STEPS) --trainer.default_root_dir=$(DEMO)/student_$*
 	cp "$(call latest,$(DEMO)/student_$*/logs/*/model.pt)" $(DEMO)/student_$*.pt
-	$(BIN)/perception test -c configs/perception/bev_tiny.yaml $(STUDENT) --data.test=$(D)/val \
+	$(BIN)/perception test -c $(STUDENT_CONFIG) --data.test=$(D)/test \
 	    --ckpt_path="$(call latest,$(DEMO)/student_$*/checkpoints/last*.ckpt)" \
 	    --trainer.default_root_dir=$(DEMO)/student_$*/test --trainer.enable_progress_bar=false
 	mkdir -p $(DEMO)/eval && cp "$(call latest,$(DEMO)/student_$*/test/logs/*/metrics/test_*.json)" $(DEMO)/eval/student_$*.json
@@ -138,25 +171,25 @@ $(S)/student_%: $(S)/autolabel
 # here a latency over the budget is a figure of the report (PASS/FAIL in its table), not a failed stage.
 # --bake-rig: the deployed model's view transform is evaluated once for the demo rig (constant gathers; the runtime
 # refuses clips of another rig); the eager PyTorch row of deploy bench is the dynamic model as trained.
-$(S)/deploy: $(S)/student_pseudo $(S)/student_gt
-	$(BIN)/deploy export $(DEMO)/student_pseudo.pt --out $(DEMO)/deploy/student.onnx --budget configs/deploy/rate_20hz.yaml \
-	    --bake-rig
-	$(BIN)/deploy parity $(DEMO)/deploy/student.onnx $(DEMO)/student_pseudo.pt --clip $(D)/val/clip_0000 \
+$(S)/deploy: $(S)/student_labelled_only $(S)/student_labelled_plus_pseudo $(S)/student_oracle
+	$(BIN)/deploy export $(DEMO)/student_labelled_plus_pseudo.pt --out $(DEMO)/deploy/student.onnx \
+	    --budget configs/deploy/rate_20hz.yaml --bake-rig
+	$(BIN)/deploy parity $(DEMO)/deploy/student.onnx $(DEMO)/student_labelled_plus_pseudo.pt --clip $(D)/test/clip_0000 \
 	    --json $(DEMO)/deploy/parity.json
-	$(BIN)/deploy quantize $(DEMO)/deploy/student.onnx --calib $(D)/labelled --eval $(D)/val $(QUANTIZE_ARGS) --no-progress
-	$(BIN)/deploy bench $(DEMO)/deploy/student.onnx $(DEMO)/deploy/student.int8.onnx --checkpoint $(DEMO)/student_pseudo.pt \
-	    --clip $(D)/val/clip_0000 --budget configs/deploy/rate_20hz.yaml $(BENCH_ARGS) --out $(DEMO)/bench --stem bench \
+	$(BIN)/deploy quantize $(DEMO)/deploy/student.onnx --calib $(D)/labelled --eval $(D)/test $(QUANTIZE_ARGS) --no-progress
+	$(BIN)/deploy bench $(DEMO)/deploy/student.onnx $(DEMO)/deploy/student.int8.onnx --checkpoint $(DEMO)/student_labelled_plus_pseudo.pt \
+	    --clip $(D)/test/clip_0000 --budget configs/deploy/rate_20hz.yaml $(BENCH_ARGS) --out $(DEMO)/bench --stem bench \
 	    --exit-zero
-	$(BIN)/deploy run $(DEMO)/deploy/student.int8.onnx --clip $(D)/val/clip_0000 --rate 20 --realtime \
+	$(BIN)/deploy run $(DEMO)/deploy/student.int8.onnx --clip $(D)/test/clip_0000 --rate 20 --realtime \
 	    --out $(DEMO)/run --video $(DEMO)/run/annotated.mp4 --no-progress
 	@touch $@
 
 # Robustness: the student under the eight RoboBEV corruptions (perception robustness), and the deployed model replayed
 # with a camera that dies 0.3 s into the clip (deploy run --fault), scored against the clip's labels over time.
 $(S)/robustness: $(S)/deploy
-	$(BIN)/perception robustness $(DEMO)/student_pseudo.pt --data $(D)/val --out $(DEMO)/robustness $(ROBUST_ARGS) \
+	$(BIN)/perception robustness $(DEMO)/student_labelled_plus_pseudo.pt --data $(D)/test --out $(DEMO)/robustness $(ROBUST_ARGS) \
 	    --no-progress
-	$(BIN)/deploy run $(DEMO)/deploy/student.int8.onnx --clip $(D)/val/clip_0000 --rate 20 --realtime \
+	$(BIN)/deploy run $(DEMO)/deploy/student.int8.onnx --clip $(D)/test/clip_0000 --rate 20 --realtime \
 	    --fault dead:front_left@0.3 --quality-window 0.3 --out $(DEMO)/run_fault --no-progress
 	@touch $@
 

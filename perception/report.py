@@ -129,6 +129,37 @@ def plot_training_curves(metrics_csv: dict[str, Path | None], out: Path) -> Path
     return out
 
 
+def plot_bars(groups: dict[str, dict[str, float | None]], out: Path, *, title: str, ylabel: str) -> Path | None:
+    """Grouped bar chart: one group per key of ``groups`` (e.g. a metric), one bar per inner key (e.g. a model),
+    missing values left out; None when there is nothing to draw."""
+    series = sorted({name for values in groups.values() for name, v in values.items() if v is not None and v == v})
+    if not series:
+        return None
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(max(6.0, 1.6 * len(groups) * len(series) / 2), 3.6), dpi=100)
+    FigureCanvasAgg(figure)
+    axis = figure.subplots()
+    width = 0.8 / len(series)
+    for index, name in enumerate(series):
+        xs, heights = [], []
+        for position, values in enumerate(groups.values()):
+            value = values.get(name)
+            if value is not None and value == value:
+                xs.append(position + (index - (len(series) - 1) / 2) * width)
+                heights.append(value)
+        bars = axis.bar(xs, heights, width, label=name)
+        axis.bar_label(bars, fmt="%.2f", fontsize=7)
+    axis.set_xticks(range(len(groups)), list(groups))
+    axis.set(title=title, ylabel=ylabel)
+    axis.grid(axis="y", alpha=0.3)
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(out)
+    return out
+
+
 def render_markdown(
     folder: Path,
     *,
@@ -165,8 +196,10 @@ def write_report(
     rows: Sequence[Row],
     pictures: Sequence[Picture | Notes],
     footer: str = "",
+    extra: dict[str, Any] | None = None,
 ) -> tuple[Path, Path]:
-    """Write ``folder/REPORT.md`` and ``folder/summary.json`` (the rows, raw values and shown text); atomic."""
+    """Write ``folder/REPORT.md`` and ``folder/summary.json`` (the rows, raw values and shown text, plus the
+    caller's ``extra`` keys); atomic."""
     folder = Path(folder)
     report = atomic_write_text(
         folder / "REPORT.md",
@@ -185,6 +218,7 @@ def write_report(
                 for p in pictures
                 if isinstance(p, Picture)
             },
+            **_finite(extra or {}),
         },
         default=str,
         allow_nan=False,

@@ -41,30 +41,20 @@ def test_demo_chain_end_to_end(tmp_path):
     # every command of every stage exited 0: make stops at the first failing command, none has its errors ignored
     # ('-' prefix, which make reports as "(ignored)"), and each stage left its marker only after all its commands
     assert "(ignored)" not in result.stdout + result.stderr
-    stages = [
-        "data",
-        "teacher",
-        "autolabel",
-        "viewers",
-        "student_pseudo",
-        "student_gt",
-        "deploy",
-        "robustness",
-        "report",
-    ]
+    students = ["student_labelled_only", "student_labelled_plus_pseudo", "student_oracle"]
+    stages = ["data", "teacher", "autolabel", "viewers", *students, "deploy", "robustness", "report"]
     assert sorted(p.name for p in (demo / ".stages").iterdir()) == sorted(stages)
 
     report = (demo / "REPORT.md").read_text()
     assert "pseudo-labels" in report and "latency" in report and "runtime" in report
     for produced in [
         "teacher.pt",
-        "student_pseudo.pt",
-        "student_gt.pt",
+        "floors.yaml",  # per-class pseudo-label floors chosen on the labelled validation split
+        *(f"{name}.pt" for name in students),
         "deploy/student.onnx",
         "deploy/student.int8.onnx",
         "pseudo/clip_0000/labels.json",
-        "eval/student_pseudo.json",
-        "eval/student_gt.json",
+        *(f"eval/{name}.json" for name in students),
         "run/summary.json",
         "bench/bench_latency.png",
         "summary.json",
@@ -82,6 +72,11 @@ def test_demo_chain_end_to_end(tmp_path):
     assert "pseudo/dataset/data.yaml" in report and f"yolo train data={demo / 'pseudo/dataset/data.yaml'}" in report
     assert "viewers/clip_0000.rrd" in report and "viewers/clip_0000.mcap" in report
     assert json.loads((demo / "deploy" / "parity.json").read_text())["passed"]
+    engine = json.loads((demo / "summary.json").read_text())["data_engine"]
+    for name in ("labelled_only", "labelled_plus_pseudo", "oracle"):
+        assert isinstance(engine["students"][name]["mAP"], float), name
+    assert isinstance(engine["pseudo_labels"]["mAP"], float)
+    assert "not trained in this run" in engine["teacher"]  # the shipped teacher, said so
     summary = json.loads((demo / "run" / "summary.json").read_text())
     assert summary["frames_processed"] + summary["frames_dropped"] == summary["frames_in_source"]
     robustness = json.loads((demo / "robustness" / "robustness.json").read_text())

@@ -15,10 +15,13 @@ def _write(path: Path, data: object) -> None:
 
 def test_demo_report_reads_every_stage(tmp_path):
     demo = tmp_path / "demo"
-    _write(demo / "eval/pseudo_labels.json", {"overall": {"bev": {"mAP": 0.25, "NDS": 0.5}, "det2d": {"AP50": 0.75}}})
-    car = {"car": {"ap": {"2.0": 0.125}}}
-    _write(demo / "eval/student_pseudo.json", {"bev_detection": {"mAP": 0.2, "per_class": car}})
-    _write(demo / "eval/student_gt.json", {"bev_detection": {"mAP": 0.4, "per_class": car}})
+    per_class = {"car": {"num_gt": 10, "precision@2m": 0.8, "recall@2m": 0.5}}
+    bev = {"mAP": 0.25, "NDS": 0.5, "mAVE": 1.25, "per_class": per_class}
+    _write(demo / "eval/pseudo_labels.json", {"overall": {"bev": bev, "det2d": {"AP50": 0.75}}})
+    car = {"car": {"num_gt": 10, "ap": {"2.0": 0.125}}}
+    for name, value in (("labelled_only", 0.1), ("labelled_plus_pseudo", 0.2), ("oracle", 0.25)):
+        _write(demo / f"eval/student_{name}.json", {"bev_detection": {"mAP": value, "NDS": 0.5, "per_class": car}})
+    (demo / "teacher.txt").write_text("teacher: shipped.pt (sha256 0123), not trained in this run\n")
     _write(demo / "deploy/parity.json", {"passed": True, "outputs": [{"max_abs": 1e-5}, {"max_abs": 3e-5}]})
     _write(
         demo / "deploy/student.int8.accuracy.json",
@@ -47,10 +50,13 @@ def test_demo_report_reads_every_stage(tmp_path):
     for line in [
         "| viewers | Rerun / Foxglove recordings (viewers/) | clip_0000.rrd |",
         f"- `viewers/clip_0000.rrd` (0.0 MB): `rerun {(demo / 'viewers/clip_0000.rrd').as_posix()}`",
-        "| pseudo-labels | BEV mAP vs ground truth (unlabelled split) | 0.250 |",
+        "| teacher | offline teacher | teacher: shipped.pt (sha256 0123), not trained in this run |",
+        "| pseudo-labels | BEV mAP / NDS / mAVE vs U's ground truth (within 25 m) | 0.250 / 0.500 / 1.25 |",
+        "| pseudo-labels | car: precision / recall at 2 m | 0.800 / 0.500 |",
         "| pseudo-labels | 2D AP50 (projected into the cameras) | 0.750 |",
-        "| student on pseudo-labels | car AP @ 2 m | 0.125 |",
-        "| students | pseudo / ground-truth BEV mAP (target >= 0.90) | 0.500 |",
+        "| (B) student on L + U pseudo-labels | BEV mAP / NDS (test split) | 0.200 / 0.500 |",
+        "| data engine | B / C: pseudo-labels vs ground truth, BEV mAP (target >= 0.90) | 0.800 |",
+        "| data engine | share of the oracle's gain recovered, (B - A) / (C - A) | 0.667 |",
         "| export | largest max-abs error over outputs | 0.000030 |",
         "| INT8 | accuracy retained (bev_map) | 0.995 |",
         "| latency | student.int8 p50 / p99 ms, 20 Hz budget | 18.1 / 21.8, PASS |",
@@ -61,7 +67,11 @@ def test_demo_report_reads_every_stage(tmp_path):
     assert "### Training curves\n\n(not produced in this run)" in report  # no training logs in this folder
     summary = json.loads((demo / "summary.json").read_text())
     values = {(row["section"], row["measure"]): row["value"] for row in summary["rows"]}
-    assert values[("students", "pseudo / ground-truth BEV mAP (target >= 0.90)")] == 0.5
+    assert values[("data engine", "B / C: pseudo-labels vs ground truth, BEV mAP (target >= 0.90)")] == 0.8
+    engine = summary["data_engine"]
+    assert engine["students"]["oracle"]["mAP"] == 0.25 and engine["pseudo_labels"]["mAP"] == 0.25
+    assert abs(engine["recovered_gain"] - (0.2 - 0.1) / (0.25 - 0.1)) < 1e-9
+    assert (demo / "report" / "data_engine.png").is_file()
     assert values[("export", "ONNX Runtime vs PyTorch parity passed")] is True
     assert "student.int8 p50 / p99 ms, 20 Hz budget" in done.stdout
 
@@ -75,7 +85,8 @@ def test_demo_report_of_an_empty_run_says_not_available(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     report = (tmp_path / "REPORT.md").read_text()
-    assert "| pseudo-labels | BEV NDS | n/a |" in report and "| runtime | deadline misses | n/a |" in report
+    assert "| data engine | share of the oracle's gain recovered, (B - A) / (C - A) | n/a |" in report
+    assert "| runtime | deadline misses | n/a |" in report
 
 
 def test_core_report_knows_no_tool():

@@ -65,6 +65,8 @@ def run_cli(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = None if argv == sys.argv[1:] else argv
     warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
+    # frozen (pretrained) backbone stages run in eval mode on purpose: their batch-norm statistics stay fixed
+    warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode at the start of training")
     try:
         PerceptionCLI(
             PerceptionModule,
