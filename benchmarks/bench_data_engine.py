@@ -325,11 +325,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--teacher-config", default="configs/perception/offline_teacher.yaml")
     parser.add_argument("--teacher-steps", type=int, default=2000)
     parser.add_argument("--job", default="configs/autolabel/jobs/fleetvision_offline.yaml")
-    parser.add_argument("--student-config", default="configs/perception/bev_tiny.yaml")
+    parser.add_argument("--student-config", default="configs/perception/student.yaml")
     parser.add_argument("--student-steps", type=int, default=300)
-    parser.add_argument(
-        "--student-overrides", nargs="*", default=["--model.model_overrides={segmentation_classes: null}"]
-    )
+    parser.add_argument("--student-overrides", nargs="*", default=[], help="more perception-fit options")
     parser.add_argument("--no-ablation", action="store_true")
     parser.add_argument("--results", type=Path, default=REPO / "benchmarks" / "results" / "data_engine")
     args = parser.parse_args(argv)

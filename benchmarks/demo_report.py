@@ -293,10 +293,10 @@ def demo_pictures(demo: Path) -> list[Picture | Notes]:
         Picture(
             "The runtime's annotated output",
             runtime_frame,
-            "A frame of `deploy run` replaying a validation clip at 20 Hz.",
+            "A frame of `deploy run` replaying a test clip at 20 Hz.",
         ),
         Picture(
-            "Robustness: one validation frame under each corruption",
+            "Robustness: one test frame under each corruption",
             demo / "robustness" / "corruptions.png",
             "perception robustness: the six cameras under each RoboBEV corruption (red cross: a camera the model is "
             "told is missing); the table is robustness/robustness.md.",
