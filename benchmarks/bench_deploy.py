@@ -14,8 +14,8 @@
 ``--priority realtime`` runs sections 3-4 with this process's threads at SCHED_FIFO (``deploy.runtime.scheduling``),
 so other jobs on a shared machine do not sit on the cores while we time: the figures are then those of free cores.
 Writes ``benchmarks/results/deploy.md`` (+ ``deploy.json``). Usage (after ``make demo``):
-``python benchmarks/bench_deploy.py --checkpoint runs/demo/student_labelled_plus_pseudo.pt --calib runs/demo/data/labelled
---eval runs/demo/data/test``.
+``python benchmarks/bench_deploy.py --checkpoint runs/demo/student_labelled_plus_pseudo.pt
+--calib runs/demo/data/labelled --eval runs/demo/data/test``.
 """
 
 from __future__ import annotations
