@@ -244,15 +244,21 @@ def _nuscenes_info_case(label: str, content: bytes, suffix: str = ".json") -> Ca
     return Case(f"import-nuscenes:{label}", "perception", build, (2,), names=(f"infos{suffix}",))
 
 
+def _finished_labels(workspace: Workspace) -> Path:
+    """A label folder ``labels/clip`` holding a good clip's labels and a ``done`` marker (eval and review read only
+    finished labels)."""
+    labels = workspace.root / "labels" / "clip"
+    labels.mkdir(parents=True)
+    clip = workspace.clip("png")
+    for name in ("labels.json", "labels_bev.npz"):
+        (labels / name).write_bytes((clip / name).read_bytes())
+    (labels / "done").write_text("{}")
+    return labels
+
+
 def _eval_case(label: str, mutate: Callable[[Path], None], names: tuple[str, ...]) -> Case:
     def build(workspace: Workspace) -> list[str]:
-        labels = workspace.root / "labels" / "clip"
-        labels.mkdir(parents=True)
-        clip = workspace.clip("png")
-        for name in ("labels.json", "labels_bev.npz"):
-            (labels / name).write_bytes((clip / name).read_bytes())
-        (labels / "done").write_text("{}")  # finished labels: eval reads only those
-        mutate(labels / "labels.json")
+        mutate(_finished_labels(workspace) / "labels.json")
         return ["eval", str(workspace.root / "labels"), "--gt", str(workspace.root), "--out",
                 str(workspace.out / "metrics.json")]  # fmt: skip
 
@@ -261,13 +267,7 @@ def _eval_case(label: str, mutate: Callable[[Path], None], names: tuple[str, ...
 
 def _review_case(label: str, mutate: Callable[[Path], None], names: tuple[str, ...]) -> Case:
     def build(workspace: Workspace) -> list[str]:
-        labels = workspace.root / "labels" / "clip"
-        labels.mkdir(parents=True)
-        clip = workspace.clip("png")
-        for name in ("labels.json", "labels_bev.npz"):
-            (labels / name).write_bytes((clip / name).read_bytes())
-        (labels / "done").write_text("{}")
-        mutate(labels)
+        mutate(_finished_labels(workspace))
         return ["review", str(workspace.root / "labels"), "--out", str(workspace.out / "review"), "--no-pictures"]
 
     return Case(f"autolabel-review:{label}", "autolabel", build, (2,), names=names)
