@@ -62,7 +62,7 @@ FIT := $(BIN)/perception fit --trainer.max_epochs=1000 --trainer.max_time=null -
 JOB := -c configs/autolabel/jobs/fleetvision_offline.yaml --no-progress
 ifdef FULL
 L_CLIPS := 48
-VAL_CLIPS := 8
+VAL_CLIPS := 24
 U_CLIPS := 96
 TEST_CLIPS := 16
 FRAMES := 40
@@ -84,7 +84,7 @@ BENCH_ARGS := --min-runs 10 --min-duration-s 0 --warmup-runs 2 --warmup-s 0 --th
 ROBUST_ARGS := --severities 2 --max-frames 3
 else
 L_CLIPS := 12
-VAL_CLIPS := 4
+VAL_CLIPS := 12
 U_CLIPS := 24
 TEST_CLIPS := 6
 FRAMES := 30

@@ -12,12 +12,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 from autolabel.evaluate import bev_frame_pairs, class_remap, find_ground_truth, finished_labels
 from perception.labels import ClipLabels
 
-__all__ = ["calibrate_score_floors", "floors_document"]
+__all__ = ["FEW_OBJECTS", "calibrate_score_floors", "floors_document"]
+
+FEW_OBJECTS = 3  # a floor chosen on fewer distinct objects is flagged: it describes those objects, not the class
 
 
 def calibrate_score_floors(
@@ -32,6 +35,8 @@ def calibrate_score_floors(
     from perception.metrics.bev_detection import BevDetectionEvaluator
 
     evaluator = None
+    objects: set[tuple[str, int, int]] = set()  # (clip, class, track id)
+    untracked: set[int] = set()  # classes with ground-truth boxes that carry no track id: objects not countable
     for path in finished_labels(Path(label_dir)):
         relative = path.parent.relative_to(label_dir)
         found = find_ground_truth(Path(gt_root), relative)
@@ -47,9 +52,15 @@ def calibrate_score_floors(
         remap, _ = class_remap(gt_labels, labels.classes, found[1])
         for pred_boxes, gt_boxes in bev_frame_pairs(labels, gt_labels, remap):
             evaluator.add_frame(pred_boxes, gt_boxes)
+            near = gt_boxes if max_range is None else gt_boxes[np.hypot(*gt_boxes.center[:, :2].T) <= max_range]
+            objects.update((str(relative), int(c), int(t)) for c, t in zip(near.class_id, near.track_id) if t >= 0)
+            untracked.update(int(c) for c in near.class_id[near.track_id < 0])
     if evaluator is None:
         raise FileNotFoundError(f"{label_dir}: no labelled clip has 3D ground truth under {gt_root}")
-    return evaluator.score_floors(min_gt=min_gt, beta=beta)
+    floors = evaluator.score_floors(min_gt=min_gt, beta=beta)
+    for index, entry in enumerate(floors.values()):  # distinct ground-truth objects: how far a floor can be trusted
+        entry["num_objects"] = None if index in untracked else sum(1 for _, c, _ in objects if c == index)
+    return floors
 
 
 def floors_document(floors: dict[str, dict[str, Any]], *, source: str) -> str:
@@ -60,11 +71,14 @@ def floors_document(floors: dict[str, dict[str, Any]], *, source: str) -> str:
         "  class_min_score:",
     ]
     for name, entry in floors.items():
+        objects = f" of {entry['num_objects']} objects" if entry.get("num_objects") is not None else ""
         note = (
-            f"precision {entry['precision']:.3f}, recall {entry['recall']:.3f} on {entry['num_gt']} boxes"
+            f"precision {entry['precision']:.3f}, recall {entry['recall']:.3f} on {entry['num_gt']} boxes{objects}"
             if entry["num_gt"] and entry["precision"] == entry["precision"]
-            else f"not calibrated: {entry['num_gt']} ground-truth boxes"
+            else f"not calibrated: {entry['num_gt']} ground-truth boxes{objects}"
         )
+        if entry["floor"] > 0 and (entry.get("num_objects") or FEW_OBJECTS) < FEW_OBJECTS:
+            note += f" (fewer than {FEW_OBJECTS} objects: may not hold on other data)"
         lines.append(f"    {name}: {entry['floor']:.4f}  # {note}")
     text = "\n".join(lines) + "\n"
     yaml.safe_load(text)  # the fragment must parse

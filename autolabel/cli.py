@@ -110,7 +110,7 @@ def _calibrate_parser() -> argparse.ArgumentParser:
 
 
 def _run_calibrate(argv: Sequence[str]) -> int:
-    from autolabel.calibrate import calibrate_score_floors, floors_document
+    from autolabel.calibrate import FEW_OBJECTS, calibrate_score_floors, floors_document
     from perception.atomic import atomic_write_text
 
     args = _calibrate_parser().parse_args(argv)
@@ -123,8 +123,15 @@ def _run_calibrate(argv: Sequence[str]) -> int:
     for name, entry in floors.items():
         print(
             f"{name:14s} floor {entry['floor']:.3f}  precision {entry['precision']:.3f}  "
-            f"recall {entry['recall']:.3f}  ({entry['num_gt']} ground-truth boxes)"
+            f"recall {entry['recall']:.3f}  ({entry['num_gt']} ground-truth boxes"
+            + (f" of {entry['num_objects']} objects)" if entry["num_objects"] is not None else ")")
         )
+        if entry["floor"] > 0 and (entry["num_objects"] or FEW_OBJECTS) < FEW_OBJECTS:
+            print(
+                f"warning: the {name} floor was chosen on {entry['num_objects']} object(s); it may not hold on other "
+                "data (calibrate on more labelled clips)",
+                file=sys.stderr,
+            )
     print(f"floors written to {args.out}")
     return 0
 

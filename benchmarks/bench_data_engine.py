@@ -216,14 +216,16 @@ def floor_boxes(per_clip: dict[str, list], floors: dict[str, float], classes: li
     return {name: [b[b.score >= limit[b.class_id]] for b in frames] for name, frames in per_clip.items()}
 
 
-def ablation(args: argparse.Namespace, teacher_path: Path, data: dict[str, Path], job_tracking: dict) -> list[dict]:
-    """Pseudo-label quality on U: raw teacher, the full chain, and the chain with each step switched off."""
+def ablation(
+    args: argparse.Namespace, teacher_path: Path, data: dict[str, Path], job_tracking: dict, views: dict[str, bool]
+) -> list[dict]:
+    """Pseudo-label quality on U: raw teacher, the full chain (the job's teacher ``views``), the chain with each step
+    switched off, and with the teacher's views changed."""
     from autolabel.tracking3d import Tracker3DConfig
     from perception.labels import DRIVING_CLASSES
 
     classes = list(DRIVING_CLASSES)
     cache = Path(args.out) / "ablation_cache"
-    views = {"bidirectional": True, "mirror": True}
     base = Tracker3DConfig(**{k: v for k, v in job_tracking.items() if k != "class_min_score"})
     rows = []
 
@@ -251,7 +253,7 @@ def ablation(args: argparse.Namespace, teacher_path: Path, data: dict[str, Path]
         )
         print(f"  ablation {name:32s} mAP {result['mAP']:.3f} NDS {result['NDS']:.3f} mAVE {result['mAVE']:.2f}")
 
-    add("teacher raw per-frame (all views)", None, views)
+    add("teacher raw per-frame (the job's views)", None, views)
     add("full offline chain", base, views)
     for label, change in [
         ("- class vote", {"class_vote": False}),
@@ -265,8 +267,10 @@ def ablation(args: argparse.Namespace, teacher_path: Path, data: dict[str, Path]
     ]:
         add(label, dataclasses.replace(base, **change), views)
     add("no class floors", base, views)
-    add("- mirror view", base, {"bidirectional": True, "mirror": False})
-    add("- backward pass (online teacher)", base, {"bidirectional": False, "mirror": False})
+    mirror = {**views, "mirror": not views["mirror"]}
+    add(f"{'- mirror view' if views['mirror'] else '+ mirror view'}", base, mirror)
+    if views["bidirectional"]:
+        add("- backward pass (online teacher)", base, {"bidirectional": False, "mirror": False})
     return rows
 
 
@@ -315,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=REPO / "runs" / "data_engine")
     parser.add_argument("--rig", default="configs/rigs/nuscenes_like_6cam.yaml")
     parser.add_argument("--labelled", type=int, default=12)
-    parser.add_argument("--val", type=int, default=4)
+    parser.add_argument("--val", type=int, default=12)
     parser.add_argument("--unlabelled", type=int, default=24)
     parser.add_argument("--test", type=int, default=6)
     parser.add_argument("--frames", type=int, default=30)
@@ -372,8 +376,10 @@ def main(argv: list[str] | None = None) -> int:
         },
     }
     if not args.no_ablation:
-        tracking = yaml.safe_load((REPO / args.job).read_text()).get("tracking3d", {})
-        results["ablation"] = ablation(args, teacher_path, data, tracking)
+        job_document = yaml.safe_load((REPO / args.job).read_text())
+        teacher_args = job_document["teacher"].get("init_args", {})
+        views = {key: bool(teacher_args.get(key, False)) for key in ("bidirectional", "mirror")}
+        results["ablation"] = ablation(args, teacher_path, data, job_document.get("tracking3d", {}), views)
     args.results.parent.mkdir(parents=True, exist_ok=True)
     args.results.with_suffix(".json").write_text(json.dumps(results, indent=1, default=float))
     report(results, args.results.with_suffix(".md"), command)

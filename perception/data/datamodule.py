@@ -21,6 +21,7 @@ from perception.data.cache import FrameCache
 from perception.data.dataset import ClipWindowDataset, RigMismatchError, check_cameras
 from perception.data.sampler import ClipShardSampler, WindowSampler
 from perception.data.spec import check_spec
+from perception.errors import InputError, load_yaml
 from perception.labels import LabelsError
 from perception.rig import Rig, RigError
 from perception.video import VideoError
@@ -61,6 +62,34 @@ def resolve_clip_entries(entries: str | Sequence[str] | None) -> list[tuple[str,
     return paths
 
 
+def load_ignore_below(value: float | dict[str, float] | str | None) -> dict[str, float] | None:
+    """``data.train_labels_ignore_below``: a score for every class, {class: score} ("*" = the other classes), or
+    a YAML file holding either that mapping or ``tracking3d.class_min_score`` (the floors ``autolabel calibrate``
+    writes). Boxes of ``train_labels`` clips below their class's score become ignore regions in training."""
+    if value is None:
+        return None
+    source = "data.train_labels_ignore_below"
+    if isinstance(value, (str, Path)):
+        path = Path(value).expanduser()
+        document = load_yaml(path, "per-class score floors ({class: score}, or autolabel calibrate's floors.yaml)")
+        if isinstance(document, dict) and isinstance(document.get("tracking3d"), dict):
+            document = document["tracking3d"].get("class_min_score")
+        source, value = f"{path}", document
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = {"*": value}
+    if not isinstance(value, dict) or not value:
+        raise InputError(
+            f"{source}: expected a score, a {{class: score}} mapping or tracking3d.class_min_score, "
+            f"found {type(value).__name__} {value!r}"
+        )
+    floors = {}
+    for name, score in value.items():
+        if isinstance(score, bool) or not isinstance(score, (int, float)) or not 0.0 <= float(score) <= 1.0:
+            raise InputError(f"{source}: class {name!r}: expected a score in [0, 1], found {score!r}")
+        floors[str(name)] = float(score)
+    return floors
+
+
 class ResumableDataLoader(DataLoader):
     """The training DataLoader. ``ClipDataModule`` itself carries the exact data position (epoch, batches consumed)
     in its ``state_dict``; this class only tells Lightning that mid-epoch resume is supported (no false warning)."""
@@ -83,6 +112,7 @@ class ClipDataModule(L.LightningDataModule):
         test: str | list[str] | None = None,
         predict: str | list[str] | None = None,
         train_labels: str | dict[str, str | None] | None = None,
+        train_labels_ignore_below: float | dict[str, float] | str | None = None,
         cameras: list[str] | None = None,
         window: int = 2,
         train_stride: int = 1,
@@ -112,6 +142,9 @@ class ClipDataModule(L.LightningDataModule):
                     f"data.train_labels: keys {unknown} are not entries of data.train {_as_list(train)}; "
                     "map each train entry to its labels folder"
                 )
+        # pseudo-labels the teacher is unsure of: neither objects nor background (see load_ignore_below)
+        self.train_labels_ignore_below = load_ignore_below(train_labels_ignore_below)
+        self._ignore_below: list[dict[str, float] | None] = []  # per opened train clip
         self.cameras = list(cameras) if cameras is not None else None
         self.window, self.train_stride = int(window), int(train_stride)
         self.eval_stride = int(eval_stride) if eval_stride is not None else self.window
@@ -136,6 +169,8 @@ class ClipDataModule(L.LightningDataModule):
         clips = []
         entries = resolve_clip_entries(self.splits[split])
         paths = [path for _, path in entries]
+        if split == "train":
+            self._ignore_below = []
         from tqdm import tqdm
 
         for entry, path in tqdm(entries, desc=f"{split} clips (frame cache)", disable=len(paths) < 4, leave=False):
@@ -159,6 +194,8 @@ class ClipDataModule(L.LightningDataModule):
                 self._skip(path, error)
                 continue
             clips.append(clip)
+            if split == "train":
+                self._ignore_below.append(self._floors_for(clip) if labels_path is not None else None)
             if self.rig is None:
                 self.rig = clip.rig.subset(self.cameras)
         if paths and not clips:
@@ -207,7 +244,21 @@ class ClipDataModule(L.LightningDataModule):
             max_boxes3d=self.max_boxes3d,
             max_boxes2d=self.max_boxes2d,
             seed=self.seed,
+            ignore_below=self._ignore_below if train else None,
         )
+
+    def _floors_for(self, clip: DriveClip) -> dict[str, float] | None:
+        floors = self.train_labels_ignore_below
+        if floors is None or clip.labels is None:
+            return None
+        unknown = sorted(set(floors) - set(clip.labels.classes) - {"*"})
+        if unknown:
+            raise InputError(
+                f"data.train_labels_ignore_below: classes {unknown} are not among the classes of {clip.path}'s "
+                f"labels {clip.labels.classes}"
+            )
+        default = floors.get("*", 0.0)
+        return {name: floors.get(name, default) for name in clip.labels.classes}
 
     def setup(self, stage: str | None = None) -> None:
         wanted = {"fit": ["train", "val"], "validate": ["val"], "test": ["test"], "predict": ["predict"]}

@@ -12,6 +12,7 @@ A sample (numpy; the default collate stacks it into a batch with a leading B):
     clip_index        int64  []  and frame_index int64 [T]
   targets (``with_targets``), laid out like the model outputs (``perception.models.targets``):
     heatmap, offset, z, size, yaw, velocity, reg_mask, velocity_mask   [T, ...] on the head grid
+    heatmap_ignore    f32    [T, K, H, W]     only with ``ignore_below``: uncertain pseudo-labels (see there)
     segmentation      uint8  [T, S, Hb, Wb]   on the model's BEV grid
     det2d_heatmap, det2d_box, det2d_mask      [T, N, ...]
   raw ground truth for metrics (padded; class -1 = padding):
@@ -100,7 +101,11 @@ class ClipWindowDataset:
         max_boxes3d: int = 128,
         max_boxes2d: int = 64,
         seed: int = 0,
+        ignore_below: Sequence[dict[str, float] | None] | None = None,
     ) -> None:
+        """``ignore_below``: per clip (aligned with ``clips``), None or {label class: score}: that clip's 3D boxes
+        scoring below their class's value are neither objects nor background in the heatmap loss (pseudo-labels
+        the teacher is unsure of), and are left out of the other targets."""
         if window < 1 or stride < 1:
             raise ValueError(f"ClipWindowDataset: window and stride must be >= 1, found {window}, {stride}")
         self.clips = list(clips)
@@ -113,11 +118,18 @@ class ClipWindowDataset:
         self.with_targets = with_targets
         self.max_boxes3d, self.max_boxes2d = max_boxes3d, max_boxes2d
         self.seed = seed
+        self.ignore_below = list(ignore_below) if ignore_below is not None else [None] * len(self.clips)
+        if len(self.ignore_below) != len(self.clips):
+            raise ValueError(
+                f"ClipWindowDataset: ignore_below has {len(self.ignore_below)} entries, expected one per clip "
+                f"({len(self.clips)})"
+            )
         self.size_hw = (int(spec["image_size"][0]), int(spec["image_size"][1]))
         self.bev_grid = BevGrid.from_dict(spec["bev_grid"]) if spec.get("bev_grid") else None
         self.map3d = _ClassMap(spec.get("detection3d_classes"))
         self.map2d = _ClassMap(spec.get("detection2d_classes"))
         self._photometric = None
+        self._with_ignore = any(floors is not None for floors in self.ignore_below)
         self.windows: list[tuple[int, int]] = []
         for clip_index, clip in enumerate(self.clips):
             check_cameras(clip, self.cameras)
@@ -241,7 +253,7 @@ class ClipWindowDataset:
     def _targets(
         self, clip_index: int, labels: ClipLabels, frames: list[int], aug: np.ndarray, pixel_maps: list[np.ndarray]
     ) -> dict[str, np.ndarray]:
-        from perception.models.targets import encode_bev_targets, encode_det2d_targets
+        from perception.models.targets import encode_bev_targets, encode_det2d_targets, encode_ignore_mask, grid_shape
 
         spec, clip = self.spec, self.clips[clip_index]
         per_frame: list[dict[str, np.ndarray]] = []
@@ -255,6 +267,22 @@ class ClipWindowDataset:
             if self.bev_grid is not None:
                 inside = self.bev_grid.contains(boxes.center[:, :2])
                 boxes, model_class = boxes[inside], model_class[inside]
+            floors = self.ignore_below[clip_index]
+            if floors is not None and spec.get("detection3d_classes") is not None:
+                limit = np.array([float(floors.get(name, 0.0)) for name in labels.classes])
+                unsure = boxes.score < limit[boxes.class_id]
+                out["heatmap_ignore"] = encode_ignore_mask(
+                    center=boxes.center[unsure],
+                    size=boxes.size[unsure],
+                    class_id=model_class[unsure],
+                    num_classes=len(spec["detection3d_classes"]),
+                    grid=spec["head_grid"],
+                )
+                boxes, model_class = boxes[~unsure], model_class[~unsure]
+            elif self._with_ignore and spec.get("detection3d_classes") is not None:
+                out["heatmap_ignore"] = np.zeros(
+                    (len(spec["detection3d_classes"]), *grid_shape(spec["head_grid"])), np.float32
+                )
             if spec.get("detection3d_classes") is not None:
                 out.update(
                     encode_bev_targets(

@@ -29,15 +29,24 @@ BEV_REGRESSION_MASKS = {
 
 
 def focal_heatmap_loss(
-    logits: torch.Tensor, target: torch.Tensor, *, alpha: float = 2.0, beta: float = 4.0
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    alpha: float = 2.0,
+    beta: float = 4.0,
+    ignore: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """CenterNet penalty-reduced focal loss on logits vs gaussian heatmap targets, / number of peaks (>= 1)."""
+    """CenterNet penalty-reduced focal loss on logits vs gaussian heatmap targets, / number of peaks (>= 1).
+
+    ``ignore`` (same shape, 0/1): cells that are not background (uncertain pseudo-labels): no negative loss there."""
     logits = logits.float()
     target = target.float()
     prob = torch.sigmoid(logits)
     positive = (target >= 1.0 - 1e-4).float()
     pos_loss = -F.logsigmoid(logits) * (1.0 - prob).pow(alpha) * positive
     neg_loss = -F.logsigmoid(-logits) * prob.pow(alpha) * (1.0 - target).pow(beta) * (1.0 - positive)
+    if ignore is not None:
+        neg_loss = neg_loss * (1.0 - ignore.float())
     return (pos_loss.sum() + neg_loss.sum()) / positive.sum().clamp(min=1.0)
 
 
@@ -80,13 +89,16 @@ def compute_losses(
     """Named scalar losses for every head present in ``outputs`` plus their weighted sum ``total``.
 
     Targets (batched targets.py arrays as tensors): BEV detection heatmap, offset, z, size, yaw, velocity,
-    reg_mask, velocity_mask; segmentation [...,S,H,W] 0/1; det2d_heatmap, det2d_box, det2d_mask.
+    reg_mask, velocity_mask, optional heatmap_ignore; segmentation [...,S,H,W] 0/1; det2d_heatmap, det2d_box,
+    det2d_mask.
     """
     w = {**DEFAULT_WEIGHTS, **(weights or {})}
     losses: dict[str, torch.Tensor] = {}
     if "heatmap" in outputs:
         _require(targets, ["heatmap", *BEV_REGRESSION_MASKS, "reg_mask", "velocity_mask"], "3D detection")
-        losses["heatmap"] = focal_heatmap_loss(outputs["heatmap"], targets["heatmap"])
+        losses["heatmap"] = focal_heatmap_loss(
+            outputs["heatmap"], targets["heatmap"], ignore=targets.get("heatmap_ignore")
+        )
         for name, mask in BEV_REGRESSION_MASKS.items():
             losses[name] = masked_l1_loss(outputs[name], targets[name], targets[mask])
     if "segmentation" in outputs:

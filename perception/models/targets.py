@@ -118,6 +118,41 @@ def encode_bev_targets(
     return out
 
 
+def encode_ignore_mask(
+    *,
+    center: np.ndarray,
+    size: np.ndarray,
+    class_id: np.ndarray,
+    num_classes: int,
+    grid: Any,
+    min_radius: int = 2,
+    min_overlap: float = 0.1,
+) -> np.ndarray:
+    """``heatmap_ignore`` (K,H,W) float32: 1 in the square of each box's heatmap radius around its centre cell.
+
+    For boxes whose label is uncertain (a pseudo-label below its class floor): the heatmap loss treats those cells
+    as neither object nor background (``focal_heatmap_loss(..., ignore=)``). Same grid and radius rule as
+    ``encode_bev_targets``; boxes off the grid are skipped."""
+    center = np.asarray(center, np.float64).reshape(-1, 3)
+    size = np.asarray(size, np.float64).reshape(-1, 3)
+    class_id = np.asarray(class_id, np.int64).reshape(-1)
+    if not (len(size) == len(class_id) == len(center)):
+        raise ValueError(
+            f"encode_ignore_mask: center, size and class_id need one row per box, found "
+            f"{len(center)}, {len(size)}, {len(class_id)}"
+        )
+    _, x_max, _, y_max, res = grid_values(grid)
+    rows, cols = grid_shape(grid)
+    mask = np.zeros((num_classes, rows, cols), np.float32)
+    for i in range(len(center)):
+        row, col = math.floor((x_max - center[i, 0]) / res), math.floor((y_max - center[i, 1]) / res)
+        if not (0 <= row < rows and 0 <= col < cols) or not 0 <= class_id[i] < num_classes:
+            continue
+        radius = max(min_radius, int(gaussian_radius(size[i, 0] / res, size[i, 1] / res, min_overlap=min_overlap)))
+        mask[class_id[i], max(row - radius, 0) : row + radius + 1, max(col - radius, 0) : col + radius + 1] = 1.0
+    return mask
+
+
 def encode_det2d_targets(
     *,
     boxes_xyxy: np.ndarray,
