@@ -76,6 +76,25 @@ def test_demo_report_reads_every_stage(tmp_path):
     assert "student.int8 p50 / p99 ms, 20 Hz budget" in done.stdout
 
 
+def test_demo_report_flags_ratios_of_students_that_have_not_separated(tmp_path):
+    """C barely above A (unconverged students): B / C and the recovered share are shown with the reason they mean
+    nothing, and kept in summary.json."""
+    for name, value in (("labelled_only", 0.114), ("labelled_plus_pseudo", 0.099), ("oracle", 0.109)):
+        _write(tmp_path / f"eval/student_{name}.json", {"bev_detection": {"mAP": value, "NDS": 0.1, "per_class": {}}})
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks/demo_report.py"), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr
+    report = (tmp_path / "REPORT.md").read_text()
+    assert "| 0.908 (not meaningful: C - A = -0.005 mAP; the students have not separated" in report
+    assert "| 3.000 (not meaningful: C - A = -0.005 mAP" in report
+    engine = json.loads((tmp_path / "summary.json").read_text())["data_engine"]
+    assert abs(engine["oracle_gain"] + 0.005) < 1e-9 and abs(engine["b_over_c"] - 0.099 / 0.109) < 1e-9
+
+
 def test_demo_report_of_an_empty_run_says_not_available(tmp_path):
     done = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks/demo_report.py"), str(tmp_path)],
