@@ -13,6 +13,12 @@ def _write(path: Path, data: object) -> None:
     path.write_text(json.dumps(data))
 
 
+def run_report(demo: Path) -> subprocess.CompletedProcess:
+    """``python benchmarks/demo_report.py DEMO`` as the Makefile runs it."""
+    command = [sys.executable, str(ROOT / "benchmarks/demo_report.py"), str(demo)]
+    return subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+
+
 def test_demo_report_reads_every_stage(tmp_path):
     demo = tmp_path / "demo"
     per_class = {"car": {"num_gt": 10, "precision@2m": 0.8, "recall@2m": 0.5}}
@@ -42,9 +48,7 @@ def test_demo_report_reads_every_stage(tmp_path):
     )
     (demo / "viewers").mkdir()
     (demo / "viewers/clip_0000.rrd").write_bytes(b"\0" * 1000)
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks/demo_report.py"), str(demo)], capture_output=True, text=True, cwd=ROOT
-    )
+    done = run_report(demo)
     assert done.returncode == 0, done.stderr
     report = (demo / "REPORT.md").read_text()
     for line in [
@@ -81,12 +85,7 @@ def test_demo_report_flags_ratios_of_students_that_have_not_separated(tmp_path):
     nothing, and kept in summary.json."""
     for name, value in (("labelled_only", 0.114), ("labelled_plus_pseudo", 0.099), ("oracle", 0.109)):
         _write(tmp_path / f"eval/student_{name}.json", {"bev_detection": {"mAP": value, "NDS": 0.1, "per_class": {}}})
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks/demo_report.py"), str(tmp_path)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-    )
+    done = run_report(tmp_path)
     assert done.returncode == 0, done.stderr
     report = (tmp_path / "REPORT.md").read_text()
     assert "| 0.908 (not meaningful: C - A = -0.005 mAP; the students have not separated" in report
@@ -96,12 +95,7 @@ def test_demo_report_flags_ratios_of_students_that_have_not_separated(tmp_path):
 
 
 def test_demo_report_of_an_empty_run_says_not_available(tmp_path):
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks/demo_report.py"), str(tmp_path)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-    )
+    done = run_report(tmp_path)
     assert done.returncode == 0, done.stderr
     report = (tmp_path / "REPORT.md").read_text()
     assert "| data engine | share of the oracle's gain recovered, (B - A) / (C - A) | n/a |" in report
