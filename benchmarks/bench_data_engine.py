@@ -211,6 +211,13 @@ def refine(raw: dict[str, list], clips: Path, config) -> dict[str, list]:
     return out
 
 
+def tracker_config(job_tracking: dict):
+    """The job's ``tracking3d`` section as a Tracker3DConfig without floors (they are chosen per variant)."""
+    from autolabel.tracking3d import Tracker3DConfig
+
+    return Tracker3DConfig(**{k: v for k, v in job_tracking.items() if k != "class_min_score"})
+
+
 def floor_boxes(per_clip: dict[str, list], floors: dict[str, float], classes: list[str]) -> dict[str, list]:
     limit = np.array([floors.get(c, 0.0) for c in classes])
     return {name: [b[b.score >= limit[b.class_id]] for b in frames] for name, frames in per_clip.items()}
@@ -226,7 +233,7 @@ def ablation(
 
     classes = list(DRIVING_CLASSES)
     cache = Path(args.out) / "ablation_cache"
-    base = Tracker3DConfig(**{k: v for k, v in job_tracking.items() if k != "class_min_score"})
+    base = tracker_config(job_tracking)
     rows = []
 
     def floors_on_val(per_clip_val: dict[str, list]) -> dict[str, float]:
@@ -278,10 +285,9 @@ def teacher_on_test(
     args: argparse.Namespace, teacher_path: Path, data: dict[str, Path], job_tracking: dict, views: dict[str, bool]
 ) -> dict[str, dict[str, float]]:
     """The offline teacher itself scored on T (raw per-frame and refined, no floors): the ceiling B's labels set."""
-    from autolabel.tracking3d import Tracker3DConfig
     from perception.labels import DRIVING_CLASSES
 
-    config = Tracker3DConfig(**{k: v for k, v in job_tracking.items() if k != "class_min_score"})
+    config = tracker_config(job_tracking)
     raw = teacher_outputs(teacher_path, data["test"], views, Path(args.out) / "ablation_cache" / "test")
     out = {}
     for name, per_clip in (("raw per-frame", raw), ("refined", refine(raw, data["test"], config))):

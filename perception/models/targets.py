@@ -56,6 +56,19 @@ def draw_gaussian(heatmap: np.ndarray, row: int, col: int, radius: int) -> None:
     np.maximum(heatmap[r0:r1, c0:c1], blob, out=heatmap[r0:r1, c0:c1])
 
 
+def _centre_cells(center: np.ndarray, size: np.ndarray, grid: Any, min_radius: int, min_overlap: float):
+    """Per box on the grid: (index, (row_f, col_f, row, col, heatmap radius in cells)); boxes off the grid skipped.
+    The one cell-and-radius rule of the heatmap targets and the ignore mask."""
+    _, x_max, _, y_max, res = grid_values(grid)
+    rows, cols = grid_shape(grid)
+    for i in range(len(center)):
+        row_f, col_f = (x_max - center[i, 0]) / res, (y_max - center[i, 1]) / res
+        row, col = math.floor(row_f), math.floor(col_f)
+        if 0 <= row < rows and 0 <= col < cols:
+            radius = gaussian_radius(size[i, 0] / res, size[i, 1] / res, min_overlap=min_overlap)
+            yield i, (row_f, col_f, row, col, max(min_radius, int(radius)))
+
+
 def encode_bev_targets(
     *,
     center: np.ndarray,
@@ -88,7 +101,6 @@ def encode_bev_targets(
         raise ValueError(
             f"encode_bev_targets: class_id must be in [0, {num_classes}), found {sorted(set(class_id.tolist()))}"
         )
-    _, x_max, _, y_max, res = grid_values(grid)
     rows, cols = grid_shape(grid)
     out = {
         "heatmap": np.zeros((num_classes, rows, cols), np.float32),
@@ -100,13 +112,8 @@ def encode_bev_targets(
         "reg_mask": np.zeros((rows, cols), np.float32),
         "velocity_mask": np.zeros((rows, cols), np.float32),
     }
-    for i in range(count):
-        row_f, col_f = (x_max - center[i, 0]) / res, (y_max - center[i, 1]) / res
-        row, col = math.floor(row_f), math.floor(col_f)
-        if not (0 <= row < rows and 0 <= col < cols):
-            continue
-        radius = gaussian_radius(size[i, 0] / res, size[i, 1] / res, min_overlap=min_overlap)
-        draw_gaussian(out["heatmap"][class_id[i]], row, col, max(min_radius, int(radius)))
+    for i, (row_f, col_f, row, col, radius) in _centre_cells(center, size, grid, min_radius, min_overlap):
+        draw_gaussian(out["heatmap"][class_id[i]], row, col, radius)
         out["offset"][:, row, col] = (row_f - row, col_f - col)
         out["z"][0, row, col] = center[i, 2]
         out["size"][:, row, col] = np.log(np.maximum(size[i], 1e-3))
@@ -141,15 +148,10 @@ def encode_ignore_mask(
             f"encode_ignore_mask: center, size and class_id need one row per box, found "
             f"{len(center)}, {len(size)}, {len(class_id)}"
         )
-    _, x_max, _, y_max, res = grid_values(grid)
-    rows, cols = grid_shape(grid)
-    mask = np.zeros((num_classes, rows, cols), np.float32)
-    for i in range(len(center)):
-        row, col = math.floor((x_max - center[i, 0]) / res), math.floor((y_max - center[i, 1]) / res)
-        if not (0 <= row < rows and 0 <= col < cols) or not 0 <= class_id[i] < num_classes:
-            continue
-        radius = max(min_radius, int(gaussian_radius(size[i, 0] / res, size[i, 1] / res, min_overlap=min_overlap)))
-        mask[class_id[i], max(row - radius, 0) : row + radius + 1, max(col - radius, 0) : col + radius + 1] = 1.0
+    mask = np.zeros((num_classes, *grid_shape(grid)), np.float32)
+    for i, (_, _, row, col, radius) in _centre_cells(center, size, grid, min_radius, min_overlap):
+        if 0 <= class_id[i] < num_classes:
+            mask[class_id[i], max(row - radius, 0) : row + radius + 1, max(col - radius, 0) : col + radius + 1] = 1.0
     return mask
 
 
