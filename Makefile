@@ -53,7 +53,7 @@ S := $(DEMO)/.stages
 # recipe and steps: (A) L only, (B) L + U pseudo-labels, (C) L + U ground truth (the oracle).
 # The offline teacher: by default the checkpoint shipped in autolabel/teachers/weights/ (trained on this L with
 # `perception fit -c configs/perception/offline_teacher.yaml`, see benchmarks/RESULTS.md); TEACHER=train trains it
-# here (1500 steps: 35 minutes on 2 cores shared with a test run), TEACHER=PATH uses another checkpoint.
+# here (4000 steps: 65 minutes on 2 cores), TEACHER=PATH uses another checkpoint.
 SHIPPED_TEACHER := autolabel/teachers/weights/offline_teacher_demo.pt
 TEACHER ?= $(SHIPPED_TEACHER)
 STUDENT_CONFIG := configs/perception/student.yaml
@@ -88,7 +88,7 @@ VAL_CLIPS := 12
 U_CLIPS := 24
 TEST_CLIPS := 6
 FRAMES := 30
-TEACHER_STEPS := 1500
+TEACHER_STEPS := 4000
 STUDENT_STEPS := 450
 endif
 QUANTIZE_ARGS ?=

@@ -9,7 +9,8 @@ Sections, each the constructor arguments of one class:
 - ``teacher``: ``class_path`` + ``init_args`` of an ``autolabel.teachers.base.Teacher``: ``OnnxYoloxTeacher``,
   ``OnnxDetectorTeacher``, ``TorchvisionTeacher``, ``FleetvisionTeacher`` or your own class. ``--teacher SPEC`` is a
   shorthand: ``model.onnx`` (any supported ONNX layout) | ``yolox:PATH`` | ``ultralytics:PATH`` | ``end2end:PATH`` |
-  ``torchvision:ARCH:PATH`` | ``fleetvision:PATH`` | ``CKPT.ckpt/.pt/.pth`` | ``class_path:pkg.module.Class``;
+  ``torchvision:ARCH:PATH`` | ``fleetvision:PATH[,PATH...]`` (several = an ensemble) | ``CKPT.ckpt/.pt/.pth`` |
+  ``class_path:pkg.module.Class``;
   when the config's teacher has the same class, its other arguments are kept.
 - ``classes``: the output classes in class-id order; teacher classes outside it are appended (with a warning).
 - ``refine``: ``autolabel.offline.OfflineLabelConfig`` (the 2D offline chain), inline or the path of a preset file.
@@ -176,8 +177,9 @@ def parse_teacher_spec(spec: str) -> dict[str, Any] | None:
         if not path:
             raise ValueError(f"--teacher {spec!r}: expected torchvision:ARCH:WEIGHTS_PATH")
         return {"class_path": TEACHER_CLASSES["torchvision"], "init_args": {"arch": arch, "weights_path": path}}
-    if kind == "fleetvision" and rest:
-        return {"class_path": TEACHER_CLASSES["fleetvision"], "init_args": {"checkpoint_path": rest}}
+    if kind == "fleetvision" and rest:  # fleetvision:A.pt,B.pt = an ensemble
+        paths = rest.split(",") if "," in rest else rest
+        return {"class_path": TEACHER_CLASSES["fleetvision"], "init_args": {"checkpoint_path": paths}}
     if kind == "class_path" and rest:
         return {"class_path": rest}
     suffix = Path(spec).suffix.lower()
@@ -190,7 +192,7 @@ def parse_teacher_spec(spec: str) -> dict[str, Any] | None:
     raise ValueError(
         f"--teacher {spec!r}: expected a .onnx detector (YOLOX, ultralytics YOLOv8/YOLO11, end-to-end NMS; layout read "
         "from the model), a .ckpt/.pt (fleetvision checkpoint), torchvision:ARCH:WEIGHTS, yolox:PATH, "
-        "ultralytics:PATH, end2end:PATH, fleetvision:PATH, class_path:pkg.module.Class or a class path"
+        "ultralytics:PATH, end2end:PATH, fleetvision:PATH[,PATH...], class_path:pkg.module.Class or a class path"
     )
 
 
@@ -295,8 +297,11 @@ def _weights_files(node: Any, where: str = "teacher") -> list[tuple[str, str]]:
         teacher_class = getattr(importlib.import_module(module_name), class_name)
         init_args = node.get("init_args") or {}
         argument = getattr(teacher_class, "weights_argument", None)
-        if argument and init_args.get(argument) is not None:
-            found.append((f"{where}.init_args.{argument}", str(init_args[argument])))
+        value = init_args.get(argument) if argument else None
+        if isinstance(value, list):  # several weights files (an ensemble)
+            found += [(f"{where}.init_args.{argument}[{i}]", str(path)) for i, path in enumerate(value)]
+        elif value is not None:
+            found.append((f"{where}.init_args.{argument}", str(value)))
         for key, value in init_args.items():
             found += _weights_files(value, f"{where}.init_args.{key}")
     elif isinstance(node, list):
@@ -314,9 +319,10 @@ def config_sha256(document: dict[str, Any], weights_sha256: dict[str, str]) -> s
     for dotted, digest in weights_sha256.items():
         node: Any = settings
         parts = dotted.replace("[", ".[").split(".")
-        for part in parts[:-1]:
-            node = node[int(part[1:-1])] if part.startswith("[") else node[part]
-        node[parts[-1]] = {"sha256": digest}
+        keys = [int(part[1:-1]) if part.startswith("[") else part for part in parts]
+        for key in keys[:-1]:
+            node = node[key]
+        node[keys[-1]] = {"sha256": digest}
     settings["export"] = sorted(settings.get("export") or [])
     text = json.dumps({"fleetvision": __version__, **settings}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()

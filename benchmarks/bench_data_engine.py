@@ -170,8 +170,10 @@ def teacher_outputs(teacher_path: Path, clips: Path, views: dict[str, bool], cac
     for path in find_clips(clips):
         file = cache / f"{path.name}.{tag}.npz"
         if not file.is_file():
-            if model is None:
-                model = FleetvisionTeacher(teacher_path, score_threshold=0.05, max_boxes=100, **views)
+            if model is None:  # A.pt,B.pt: an ensemble, as autolabel's --teacher fleetvision:A.pt,B.pt
+                members = str(teacher_path).split(",")
+                checkpoints = members if len(members) > 1 else members[0]
+                model = FleetvisionTeacher(checkpoints, score_threshold=0.05, max_boxes=100, **views)
             clip = DriveClip.open(path)
             boxes = model.predict_clip(clip, clip.frames())
             np.savez(file, **{f"{i}_{k}": getattr(b, k) for i, b in enumerate(boxes) for k in Boxes3D._shapes})
@@ -357,6 +359,9 @@ def report(results: dict[str, Any], path_md: Path, command: str) -> None:
         "| variant | mAP | NDS | mAVE |",
         "|---|---|---|---|",
     ]
+    quality = results["pseudo_labels"]
+    lines.append(f"| the job's labels (`autolabel eval`) | {quality['mAP']:.3f} | {quality['NDS']:.3f} | "
+                 f"{quality['mAVE']:.2f} |")  # fmt: skip
     for row in results.get("ablation", []):
         lines.append(f"| {row['variant']} | {row['mAP']:.3f} | {row['NDS']:.3f} | {row['mAVE']:.2f} |")
     lines.append("")
@@ -373,10 +378,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--test", type=int, default=24)  # 6 clips (the demo's T) hold 3 trucks: too few to score
     parser.add_argument("--frames", type=int, default=30)
     parser.add_argument(
-        "--teacher", default=None, help="a teacher checkpoint (else trained on L with --teacher-config)"
+        "--teacher",
+        default=None,
+        help="a teacher checkpoint, or A.pt,B.pt for an ensemble (else one is trained on L with --teacher-config)",
     )
     parser.add_argument("--teacher-config", default="configs/perception/offline_teacher.yaml")
-    parser.add_argument("--teacher-steps", type=int, default=2000)
+    parser.add_argument("--teacher-steps", type=int, default=4000)
     parser.add_argument("--job", default="configs/autolabel/jobs/fleetvision_offline.yaml")
     parser.add_argument("--student-config", default="configs/perception/student.yaml")
     parser.add_argument("--student-steps", type=int, default=300)
@@ -387,7 +394,9 @@ def main(argv: list[str] | None = None) -> int:
         default=[],
         help="more perception-fit options; repeat as --student-overrides=--seed_everything=1 (options start with --)",
     )
-    parser.add_argument("--no-ablation", action="store_true")
+    parser.add_argument(
+        "--no-ablation", action="store_true", help="skip the offline steps' ablation (the teacher is still scored on T)"
+    )
     parser.add_argument("--results", type=Path, default=REPO / "benchmarks" / "results" / "data_engine")
     args = parser.parse_args(argv)
     out = Path(args.out)
@@ -431,14 +440,12 @@ def main(argv: list[str] | None = None) -> int:
             "recovered_gain": (b - a) / (c - a) if c != a else float("nan"),
         },
     }
+    job_document = yaml.safe_load((REPO / args.job).read_text())
+    teacher_args = job_document["teacher"].get("init_args", {})
+    views = {key: bool(teacher_args.get(key, False)) for key in ("bidirectional", "mirror")}
     if not args.no_ablation:
-        job_document = yaml.safe_load((REPO / args.job).read_text())
-        teacher_args = job_document["teacher"].get("init_args", {})
-        views = {key: bool(teacher_args.get(key, False)) for key in ("bidirectional", "mirror")}
         results["ablation"] = ablation(args, teacher_path, data, job_document.get("tracking3d", {}), views)
-        results["teacher_on_test"] = teacher_on_test(
-            args, teacher_path, data, job_document.get("tracking3d", {}), views
-        )
+    results["teacher_on_test"] = teacher_on_test(args, teacher_path, data, job_document.get("tracking3d", {}), views)
     args.results.parent.mkdir(parents=True, exist_ok=True)
     args.results.with_suffix(".json").write_text(json.dumps(results, indent=1, default=float))
     report(results, args.results.with_suffix(".md"), command)

@@ -13,6 +13,10 @@ frame to its first, so each frame's temporal state holds the future as well as t
 direction also runs on the mirrored ego frame; the views are fused in BEV per frame (``perception.models.tta``)
 before decoding. Models trained with ``bev_augmentation.reverse_time_prob`` and ``flip_y_prob`` see both views in
 training. Memory: the prepared model-size images of the clip are kept (uint8, N x 3 x H x W per frame).
+
+An ensemble: ``checkpoint_path`` a list of checkpoints with the same 3D classes, cameras, input size and BEV grid
+(e.g. several seeds or training lengths of one recipe); every model runs every view, each with its own temporal
+state, and all outputs are fused per frame like the views. The labels' provenance hashes every checkpoint.
 """
 
 from __future__ import annotations
@@ -44,7 +48,7 @@ class FleetvisionTeacher(Teacher):
 
     def __init__(
         self,
-        checkpoint_path: str | Path,
+        checkpoint_path: list[str | Path] | str | Path,
         *,
         score_threshold: float = 0.3,
         max_boxes: int = 100,
@@ -57,11 +61,18 @@ class FleetvisionTeacher(Teacher):
         from perception.training.checkpoint import load_model_checkpoint
 
         self.torch = torch
-        model, meta = load_model_checkpoint(checkpoint_path, map_location=device)
-        self.model = model.eval().to(device)
-        self.meta = meta
+        paths = [checkpoint_path] if isinstance(checkpoint_path, (str, Path)) else list(checkpoint_path)
+        if not paths:
+            raise ValueError("checkpoint_path: expected a checkpoint or a list of checkpoints, found an empty list")
+        self.models, metas = [], []
+        for path in paths:
+            model, meta = load_model_checkpoint(path, map_location=device)
+            self.models.append(model.eval().to(device))
+            metas.append(meta)
+        self.model, self.meta = self.models[0], metas[0]
+        meta = self.meta
         self.device = device
-        self.model_name = str(meta.get("model_name") or Path(checkpoint_path).stem)
+        self.model_name = "+".join(str(m.get("model_name") or Path(p).stem) for m, p in zip(metas, paths))
         self.name = f"fleetvision:{self.model_name}"
         classes = meta.get("classes") or {}
         self.classes3d = classes.get("detection3d")
@@ -76,10 +87,35 @@ class FleetvisionTeacher(Teacher):
             )
         self.cameras = list(meta.get("cameras") or [])
         self.image_size = (int(meta["image_size"][0]), int(meta["image_size"][1]))  # H, W
+        if len(paths) > 1:
+            self._check_ensemble(paths, metas)
+            self.predicts_2d = False  # members' 2D heads are not fused: stills and 2D-only rigs need one checkpoint
         self.score_threshold = score_threshold
         self.max_boxes = max_boxes
         self.bidirectional, self.mirror = bool(bidirectional), bool(mirror)
         self.reset()
+
+    def _check_ensemble(self, paths: list, metas: list[dict]) -> None:
+        """Every member must predict the same 3D classes for the same cameras at the same input size on one grid."""
+        if not self.predicts_3d:
+            raise ValueError(f"{paths[0]}: an ensemble of checkpoints labels in 3D; this one has no 3D detection head")
+
+        def signature(meta: dict, model) -> dict:
+            return {
+                "detection3d classes": list((meta.get("classes") or {}).get("detection3d") or []),
+                "cameras": list(meta.get("cameras") or []),
+                "image_size": [int(v) for v in meta.get("image_size") or []],
+                "BEV grid": dict(model.head_grid()),
+            }
+
+        expected = signature(metas[0], self.models[0])
+        for path, meta, model in zip(paths[1:], metas[1:], self.models[1:]):
+            for field, found in signature(meta, model).items():
+                if found != expected[field]:
+                    raise ValueError(
+                        f"{path}: {field} {found} differ from {paths[0]}'s {expected[field]}; the checkpoints of an "
+                        "ensemble must share 3D classes, cameras, input size and BEV grid"
+                    )
 
     @property
     def views(self) -> list[tuple[bool, bool]]:
@@ -91,23 +127,26 @@ class FleetvisionTeacher(Teacher):
     # ------------------------------------------------------------------ 3D, stateful over a clip
     def reset(self) -> None:
         """Forget the temporal state (call at the start of each clip)."""
-        self._state = None
+        self._states: list | None = None  # one per model
         self._previous_pose: np.ndarray | None = None
 
     def supports_clip(self, clip) -> bool:
         """True when the model predicts 3D boxes and the clip's rig has at least one of the model's cameras."""
         return self.predicts_3d and any(name in clip.rig.names for name in self.cameras)
 
-    def _inputs(self, clip, frame) -> dict:
+    def _inputs(self, clip, frame, member: int = 0) -> dict:
+        """The online (frame-by-frame) inputs of model ``member`` for ``frame``, from the carried state."""
         pose = np.asarray(frame.world_from_ego, dtype=np.float64)
-        has_state = self._state is not None and self._previous_pose is not None
+        has_state = self._states is not None and self._previous_pose is not None
         prev_from_curr = invert_se3(self._previous_pose) @ pose if has_state else np.eye(4)
-        return self._feeds(self._frame_arrays(clip, frame), self._state if has_state else None, prev_from_curr)
+        state = self._states[member] if has_state else None
+        return self._feeds(self._frame_arrays(clip, frame), state, prev_from_curr, self.models[member])
 
-    def _feeds(self, arrays: dict[str, np.ndarray], state, prev_from_curr: np.ndarray) -> dict:
+    def _feeds(self, arrays: dict[str, np.ndarray], state, prev_from_curr: np.ndarray, model=None) -> dict:
         """Model inputs from one frame's arrays (``_frame_arrays``), the previous state (None = start) and the ego
         motion from the previous frame of the pass."""
         torch = self.torch
+        model = self.model if model is None else model
 
         def as_tensor(a) -> object:
             return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)).to(self.device)
@@ -118,7 +157,7 @@ class FleetvisionTeacher(Teacher):
             "camera_from_ego": as_tensor(arrays["camera_from_ego"]),
             "distortion": as_tensor(arrays["distortion"]),
             "camera_valid": as_tensor(arrays["camera_valid"]),
-            "prev_state": state if state is not None else self.model.initial_state(1),
+            "prev_state": state if state is not None else model.initial_state(1),
             "prev_from_curr": as_tensor(prev_from_curr[None]),
             "state_valid": as_tensor([1.0 if state is not None else 0.0]),
         }
@@ -163,12 +202,23 @@ class FleetvisionTeacher(Teacher):
 
         if not self.predicts_3d:
             raise ValueError(f"{self.model_name}: the checkpoint has no 3D detection head")
-        inputs = self._inputs(clip, frame)
-        with self.torch.inference_mode():
-            outputs = self.model(**inputs)
-        self._state = outputs["state"]
+        from perception.models.tta import average_outputs
+
+        outputs = []
+        for member, model in enumerate(self.models):
+            inputs = self._inputs(clip, frame, member)
+            with self.torch.inference_mode():
+                outputs.append(model(**inputs))
+        self._states = [output["state"] for output in outputs]
         self._previous_pose = np.asarray(frame.world_from_ego, dtype=np.float64)
-        return self._decode(outputs)
+        if len(outputs) == 1:
+            return self._decode(outputs[0])
+        return self._decode(average_outputs([{k: o[k] for k in self._fused_keys()} for o in outputs]))
+
+    def _fused_keys(self) -> list[str]:
+        """The outputs fused across views and models (the 3D detection maps)."""
+        skip = ("state", "segmentation", "det2d_heatmap", "det2d_box")
+        return [k for k in self.model.output_names() if k not in skip]
 
     def _decode(self, outputs) -> Boxes3D:
         from perception.models.decode import decode_bev_detections
@@ -198,22 +248,20 @@ class FleetvisionTeacher(Teacher):
             arrays.append(self._frame_arrays(clip, frame))
             if progress is not None:
                 progress(1)
-        keys = [
-            k for k in self.model.output_names() if k not in ("state", "segmentation", "det2d_heatmap", "det2d_box")
-        ]
+        keys = self._fused_keys()
         per_frame: list[list[dict]] = [[] for _ in arrays]
         grid = self.model.head_grid()
-        for reverse, mirrored in self.views:
+        for model, (reverse, mirrored) in ((m, v) for m in self.models for v in self.views):
             order = range(len(arrays) - 1, -1, -1) if reverse else range(len(arrays))
             state, previous = None, None
             for index in order:
                 pose = arrays[index]["world_from_ego"]
                 prev_from_curr = invert_se3(previous) @ pose if previous is not None else np.eye(4)
-                inputs = self._feeds(arrays[index], state, prev_from_curr)
+                inputs = self._feeds(arrays[index], state, prev_from_curr, model)
                 if mirrored:
                     inputs = mirror_inputs(inputs)
                 with torch.inference_mode():
-                    outputs = self.model(**inputs)
+                    outputs = model(**inputs)
                 state, previous = outputs["state"], pose
                 view = {k: outputs[k] for k in keys}
                 if mirrored:
@@ -228,6 +276,8 @@ class FleetvisionTeacher(Teacher):
         """Per-camera 2D boxes (input pixels) from the model's 2D head, one image at a time as camera 0."""
         from perception.models.decode import decode_det2d
 
+        if len(self.models) > 1:
+            raise ValueError(f"{self.model_name}: an ensemble labels in 3D only; pass one checkpoint for 2D labels")
         if not self.predicts_2d:
             raise ValueError(
                 f"{self.model_name}: the checkpoint has no 2D detection head (3D models label drive clips "

@@ -38,17 +38,20 @@ TINY = {
 }
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> Path:
+def _save_tiny(path: Path, *, seed: int = 0, cameras: tuple[str, ...] = ("front", "rear")) -> Path:
     from perception.models.bevnet import BevVideoNet
     from perception.training.checkpoint import model_metadata
 
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     model = BevVideoNet(**TINY).eval()
-    meta = model_metadata(model, model_name="tiny_test", rig=None, cameras=["front", "rear"])
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
+    meta = model_metadata(model, model_name="tiny_test", rig=None, cameras=list(cameras))
     torch.save({**meta, "state_dict": model.state_dict()}, path)
     return path
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    return _save_tiny(tmp_path_factory.mktemp("ckpt") / "tiny.pt")
 
 
 def test_inputs_follow_clip_geometry_and_state_is_carried(checkpoint: Path, tmp_path: Path) -> None:
@@ -67,7 +70,7 @@ def test_inputs_follow_clip_geometry_and_state_is_carried(checkpoint: Path, tmp_
     assert float(second["state_valid"][0]) == 1.0
     expected = invert_se3(clip.world_from_ego[0]) @ clip.world_from_ego[1]
     np.testing.assert_allclose(second["prev_from_curr"][0].numpy(), expected, atol=1e-6)
-    assert second["prev_state"] is teacher._state
+    assert second["prev_state"] is teacher._states[0]
     teacher.reset()
     assert float(teacher._inputs(clip, frames[1])["state_valid"][0]) == 0.0
 
@@ -123,3 +126,49 @@ def test_offline_views_fuse_the_whole_clip(checkpoint: Path, tmp_path: Path) -> 
     mirrored = FleetvisionTeacher(checkpoint, score_threshold=0.0, max_boxes=6, mirror=True)
     assert mirrored.views == [(False, False), (False, True)]
     assert not np.allclose(_rows(mirrored.predict_clip(clip, frames[:1])[0]), _rows(expected[0]))
+
+
+def test_an_ensemble_fuses_its_members_and_refuses_mismatched_ones(checkpoint: Path, tmp_path: Path) -> None:
+    """Two copies of one checkpoint give that checkpoint's boxes (online and offline: fusion is the mean); a second,
+    different member changes them; members with other cameras are refused by name; the labels hash both files."""
+    from autolabel.teachers.fleetvision import FleetvisionTeacher
+
+    clip = DriveClip.open(write_blob_clip(tmp_path / "clip", frames=3))
+    frames = list(clip.frames())
+    other = _save_tiny(tmp_path / "other.pt", seed=1)
+    options = {"score_threshold": 0.0, "max_boxes": 6, "bidirectional": True}
+    single = FleetvisionTeacher(checkpoint, **options).predict_clip(clip, frames)
+    twice = FleetvisionTeacher([checkpoint, checkpoint], **options)
+    for a, b in zip(twice.predict_clip(clip, frames), single):
+        np.testing.assert_allclose(_rows(a), _rows(b), rtol=1e-4, atol=1e-5)
+    online, online_twice = FleetvisionTeacher(checkpoint, **options), FleetvisionTeacher([checkpoint] * 2, **options)
+    for frame in frames:
+        np.testing.assert_allclose(
+            _rows(online_twice.predict_frame(clip, frame)), _rows(online.predict_frame(clip, frame)), atol=1e-5
+        )
+    assert len(online_twice._states) == 2
+    mixed = FleetvisionTeacher([checkpoint, other], **options)
+    assert mixed.name == "fleetvision:tiny_test+tiny_test"
+    alone = FleetvisionTeacher(other, **options).predict_clip(clip, frames)
+    fused = mixed.predict_clip(clip, frames)
+    assert not np.allclose(_rows(fused[1]), _rows(single[1])) and not np.allclose(_rows(fused[1]), _rows(alone[1]))
+    with pytest.raises(ValueError, match="2D labels"):
+        mixed.predict_batch([np.zeros((32, 64, 3), np.uint8)])
+
+    front_only = _save_tiny(tmp_path / "front_only.pt", cameras=("front",))
+    with pytest.raises(ValueError, match=r"front_only.pt: cameras \['front'\] differ"):
+        FleetvisionTeacher([checkpoint, front_only])
+    with pytest.raises(ValueError, match="empty list"):
+        FleetvisionTeacher([])
+
+    inputs = tmp_path / "in"
+    write_blob_clip(inputs / "clip_a", frames=4)
+    digests = []
+    for members in ([checkpoint, other], [checkpoint, _save_tiny(tmp_path / "third.pt", seed=2)]):
+        out = tmp_path / f"out_{len(digests)}"
+        spec = "fleetvision:" + ",".join(str(m) for m in members)
+        assert main([str(inputs), "--out", str(out), "--teacher", spec, "--no-progress"]) == 0
+        provenance = ClipLabels.load(out / "clip_a" / "labels.json").provenance
+        assert provenance["teacher"] == "fleetvision:tiny_test+tiny_test"
+        digests.append((provenance["weights_sha256"], provenance["config_sha256"]))
+    assert digests[0][0] != digests[1][0] and digests[0][1] != digests[1][1]  # a new member relabels

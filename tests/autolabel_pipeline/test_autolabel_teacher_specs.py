@@ -29,6 +29,7 @@ def test_parse_teacher_spec() -> None:
         "class_path": "autolabel.teachers.fleetvision.FleetvisionTeacher",
         "init_args": {"checkpoint_path": "runs/teacher.ckpt"},
     }
+    assert parse_teacher_spec("fleetvision:a.pt,b.pt")["init_args"] == {"checkpoint_path": ["a.pt", "b.pt"]}
     assert parse_teacher_spec("class_path:autolabel_fakes.BlobTeacher") == {"class_path": "autolabel_fakes.BlobTeacher"}
     assert parse_teacher_spec("autolabel_fakes.BlobTeacher") is None  # a class path: jsonargparse resolves it
     with pytest.raises(ValueError, match="expected a .onnx"):
