@@ -159,6 +159,7 @@ def student(args: argparse.Namespace, name: str, out: Path, data: dict[str, Path
 # ------------------------------------------------------------------------------------------------ ablation
 def teacher_outputs(teacher_path: Path, clips: Path, views: dict[str, bool], cache: Path) -> dict[str, list]:
     """Per clip: the teacher's per-frame 3D boxes (job classes) with the given views, cached as npz."""
+    from autolabel.jobconfig import parse_teacher_spec
     from autolabel.teachers.fleetvision import FleetvisionTeacher
     from perception.clip import DriveClip, find_clips
     from perception.labels import Boxes3D
@@ -170,9 +171,8 @@ def teacher_outputs(teacher_path: Path, clips: Path, views: dict[str, bool], cac
     for path in find_clips(clips):
         file = cache / f"{path.name}.{tag}.npz"
         if not file.is_file():
-            if model is None:  # A.pt,B.pt: an ensemble, as autolabel's --teacher fleetvision:A.pt,B.pt
-                members = str(teacher_path).split(",")
-                checkpoints = members if len(members) > 1 else members[0]
+            if model is None:  # A.pt,B.pt: an ensemble, read as autolabel reads --teacher fleetvision:A.pt,B.pt
+                checkpoints = parse_teacher_spec(f"fleetvision:{teacher_path}")["init_args"]["checkpoint_path"]
                 model = FleetvisionTeacher(checkpoints, score_threshold=0.05, max_boxes=100, **views)
             clip = DriveClip.open(path)
             boxes = model.predict_clip(clip, clip.frames())

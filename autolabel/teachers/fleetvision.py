@@ -64,11 +64,9 @@ class FleetvisionTeacher(Teacher):
         paths = [checkpoint_path] if isinstance(checkpoint_path, (str, Path)) else list(checkpoint_path)
         if not paths:
             raise ValueError("checkpoint_path: expected a checkpoint or a list of checkpoints, found an empty list")
-        self.models, metas = [], []
-        for path in paths:
-            model, meta = load_model_checkpoint(path, map_location=device)
-            self.models.append(model.eval().to(device))
-            metas.append(meta)
+        loaded = [load_model_checkpoint(path, map_location=device) for path in paths]
+        self.models = [model.eval().to(device) for model, _ in loaded]
+        metas = [meta for _, meta in loaded]
         self.model, self.meta = self.models[0], metas[0]
         meta = self.meta
         self.device = device
@@ -213,7 +211,8 @@ class FleetvisionTeacher(Teacher):
         self._previous_pose = np.asarray(frame.world_from_ego, dtype=np.float64)
         if len(outputs) == 1:
             return self._decode(outputs[0])
-        return self._decode(average_outputs([{k: o[k] for k in self._fused_keys()} for o in outputs]))
+        keys = self._fused_keys()
+        return self._decode(average_outputs([{k: output[k] for k in keys} for output in outputs]))
 
     def _fused_keys(self) -> list[str]:
         """The outputs fused across views and models (the 3D detection maps)."""
