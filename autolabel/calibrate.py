@@ -20,7 +20,7 @@ from perception.labels import ClipLabels
 
 __all__ = ["FEW_OBJECTS", "calibrate_score_floors", "floors_document"]
 
-FEW_OBJECTS = 3  # a floor chosen on fewer distinct objects is flagged: it describes those objects, not the class
+FEW_OBJECTS = 3  # a floor chosen on fewer distinct objects describes those objects, not the class: none is set
 
 
 def calibrate_score_floors(
@@ -29,9 +29,15 @@ def calibrate_score_floors(
     *,
     max_range: float | None = None,
     min_gt: int = 20,
+    min_objects: int = FEW_OBJECTS,
     beta: float = 1.0,
 ) -> dict[str, dict[str, Any]]:
-    """Per class: the F-beta-best score floor with its precision, recall and ground-truth count (see module doc)."""
+    """Per class: the F-beta-best score floor with its precision, recall and ground-truth count (see module doc).
+
+    A class whose ground-truth boxes belong to fewer than ``min_objects`` distinct objects gets no floor (0.0, with
+    ``few_objects`` set and the floor it would have had in ``floor_found``): the F1-best floor on one bus is just
+    below that bus's own lowest score and removes every other bus that scores lower. The boxes count (``min_gt``)
+    does not catch this, because one object seen for 30 frames is 30 boxes. ``min_objects=0`` keeps such floors."""
     from perception.metrics.bev_detection import BevDetectionEvaluator
 
     evaluator = None
@@ -60,6 +66,9 @@ def calibrate_score_floors(
     floors = evaluator.score_floors(min_gt=min_gt, beta=beta)
     for index, entry in enumerate(floors.values()):  # distinct ground-truth objects: how far a floor can be trusted
         entry["num_objects"] = None if index in untracked else sum(1 for _, c, _ in objects if c == index)
+        entry["few_objects"] = entry["floor"] > 0 and (entry["num_objects"] or min_objects) < min_objects
+        if entry["few_objects"]:
+            entry.update(floor_found=entry["floor"], floor=0.0, min_objects=min_objects)
     return floors
 
 
@@ -77,8 +86,11 @@ def floors_document(floors: dict[str, dict[str, Any]], *, source: str) -> str:
             if entry["num_gt"] and entry["precision"] == entry["precision"]
             else f"not calibrated: {entry['num_gt']} ground-truth boxes{objects}"
         )
-        if entry["floor"] > 0 and (entry.get("num_objects") or FEW_OBJECTS) < FEW_OBJECTS:
-            note += f" (fewer than {FEW_OBJECTS} objects: may not hold on other data)"
+        if entry.get("few_objects"):
+            note = (
+                f"no floor: {entry['floor_found']:.4f} was best ({note}), but on fewer than "
+                f"{entry['min_objects']} objects it describes those objects, not the class"
+            )
         lines.append(f"    {name}: {entry['floor']:.4f}  # {note}")
     text = "\n".join(lines) + "\n"
     yaml.safe_load(text)  # the fragment must parse

@@ -96,6 +96,8 @@ def _eval_parser() -> argparse.ArgumentParser:
 
 
 def _calibrate_parser() -> argparse.ArgumentParser:
+    from autolabel.calibrate import FEW_OBJECTS
+
     parser = argparse.ArgumentParser(
         prog="autolabel calibrate",
         description="Per-class score floors for 3D pseudo-labels, chosen on a labelled split (F1-best at 2 m); "
@@ -106,16 +108,24 @@ def _calibrate_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", type=Path, required=True, help="job-config fragment to write (YAML)")
     parser.add_argument("--max-range", type=float, default=None, help="score only within this BEV distance (m)")
     parser.add_argument("--min-gt", type=int, default=20, help="classes with fewer ground-truth boxes get no floor")
+    parser.add_argument(
+        "--min-objects",
+        type=int,
+        default=FEW_OBJECTS,
+        help=f"classes whose boxes belong to fewer distinct objects get no floor (default {FEW_OBJECTS}; 0 keeps them)",
+    )
     return parser
 
 
 def _run_calibrate(argv: Sequence[str]) -> int:
-    from autolabel.calibrate import FEW_OBJECTS, calibrate_score_floors, floors_document
+    from autolabel.calibrate import calibrate_score_floors, floors_document
     from perception.atomic import atomic_write_text
 
     args = _calibrate_parser().parse_args(argv)
     try:
-        floors = calibrate_score_floors(args.label_dir, args.gt, max_range=args.max_range, min_gt=args.min_gt)
+        floors = calibrate_score_floors(
+            args.label_dir, args.gt, max_range=args.max_range, min_gt=args.min_gt, min_objects=args.min_objects
+        )
     except (FileNotFoundError, ValueError) as error:
         print(f"autolabel calibrate: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -126,10 +136,11 @@ def _run_calibrate(argv: Sequence[str]) -> int:
             f"recall {entry['recall']:.3f}  ({entry['num_gt']} ground-truth boxes"
             + (f" of {entry['num_objects']} objects)" if entry["num_objects"] is not None else ")")
         )
-        if entry["floor"] > 0 and (entry["num_objects"] or FEW_OBJECTS) < FEW_OBJECTS:
+        if entry["few_objects"]:
             print(
-                f"warning: the {name} floor was chosen on {entry['num_objects']} object(s); it may not hold on other "
-                "data (calibrate on more labelled clips)",
+                f"warning: no {name} floor: the best one ({entry['floor_found']:.3f}) was chosen on "
+                f"{entry['num_objects']} object(s), fewer than {args.min_objects}; calibrate on more labelled clips "
+                "(or --min-objects 0 to keep it)",
                 file=sys.stderr,
             )
     print(f"floors written to {args.out}")

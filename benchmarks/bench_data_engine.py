@@ -220,6 +220,28 @@ def tracker_config(job_tracking: dict):
     return Tracker3DConfig(**{k: v for k, v in job_tracking.items() if k != "class_min_score"})
 
 
+def objects_per_class(gt_root: Path, classes: list[str]) -> dict[str, int]:
+    """Distinct ground-truth objects (track ids) per class within MAX_RANGE, over the clips under gt_root; a class
+    with boxes that carry no track id counts as many (not countable, as in `autolabel calibrate`)."""
+    from perception.clip import DriveClip, find_clips
+
+    seen: set[tuple[str, int, int]] = set()
+    untracked: set[int] = set()
+    for path in find_clips(gt_root):
+        labels = DriveClip.open(path).labels
+        assert labels is not None and labels.classes == classes
+        for frame in labels.frames:
+            boxes = frame.boxes3d
+            near = np.hypot(boxes.center[:, 0], boxes.center[:, 1]) <= MAX_RANGE
+            pairs = zip(boxes.class_id[near], boxes.track_id[near])
+            seen.update((path.name, int(c), int(t)) for c, t in pairs if t >= 0)
+            untracked.update(int(c) for c in boxes.class_id[near & (boxes.track_id < 0)])
+    return {
+        name: sys.maxsize if index in untracked else sum(1 for _, c, _ in seen if c == index)
+        for index, name in enumerate(classes)
+    }
+
+
 def floor_boxes(per_clip: dict[str, list], floors: dict[str, float], classes: list[str]) -> dict[str, list]:
     limit = np.array([floors.get(c, 0.0) for c in classes])
     return {name: [b[b.score >= limit[b.class_id]] for b in frames] for name, frames in per_clip.items()}
@@ -230,6 +252,7 @@ def ablation(
 ) -> list[dict]:
     """Pseudo-label quality on U: raw teacher, the full chain (the job's teacher ``views``), the chain with each step
     switched off, and with the teacher's views changed."""
+    from autolabel.calibrate import FEW_OBJECTS
     from autolabel.tracking3d import Tracker3DConfig
     from perception.labels import DRIVING_CLASSES
 
@@ -238,9 +261,12 @@ def ablation(
     base = tracker_config(job_tracking)
     rows = []
 
+    objects = objects_per_class(data["labelled_val"], classes)
+
     def floors_on_val(per_clip_val: dict[str, list]) -> dict[str, float]:
+        """As `autolabel calibrate`: F1-best per class, none for a class of fewer than FEW_OBJECTS objects."""
         chosen = score(per_clip_val, data["labelled_val"], classes)["evaluator"].score_floors()
-        return {name: entry["floor"] for name, entry in chosen.items()}
+        return {name: entry["floor"] if objects[name] >= FEW_OBJECTS else 0.0 for name, entry in chosen.items()}
 
     def add(name: str, config: Tracker3DConfig | None, teacher_views: dict[str, bool]) -> None:
         raw_val = teacher_outputs(teacher_path, data["labelled_val"], teacher_views, cache / "labelled_val")
@@ -395,6 +421,16 @@ def main(argv: list[str] | None = None) -> int:
         help="more perception-fit options; repeat as --student-overrides=--seed_everything=1 (options start with --)",
     )
     parser.add_argument(
+        "--calibrate-args",
+        action="extend",
+        nargs="*",
+        default=[],
+        help="more `autolabel calibrate` options, e.g. --calibrate-args=--min-objects=0 (stop 19's floors)",
+    )
+    parser.add_argument(
+        "--floors", type=Path, default=None, help="label U with this floors file instead of calibrating on L_val"
+    )
+    parser.add_argument(
         "--no-ablation", action="store_true", help="skip the offline steps' ablation (the teacher is still scored on T)"
     )
     parser.add_argument("--results", type=Path, default=REPO / "benchmarks" / "results" / "data_engine")
@@ -411,10 +447,11 @@ def main(argv: list[str] | None = None) -> int:
     teacher_path = teacher(args, out, data)
     job = ["-c", args.job, "--no-progress"]
     autolabel(teacher_path, data["labelled_val"], out / "labels_val", job, out / "logs" / "autolabel_val.log")
-    floors = out / "floors.yaml"
+    floors = args.floors or out / "floors.yaml"
     if not floors.is_file():
         run([*tool("autolabel"), "calibrate", str(out / "labels_val"), "--gt", str(data["labelled_val"]),
-             "--out", str(floors), "--max-range", str(MAX_RANGE)], out / "logs" / "calibrate.log")  # fmt: skip
+             "--out", str(floors), "--max-range", str(MAX_RANGE), *args.calibrate_args],
+            out / "logs" / "calibrate.log")  # fmt: skip
     pseudo = out / "pseudo"
     autolabel(teacher_path, data["unlabelled"], pseudo, [*job, "-c", str(floors)], out / "logs" / "autolabel_u.log")
     quality = evaluate(pseudo, data["unlabelled"], out / "pseudo_eval.json", out / "logs" / "eval_u.log")
@@ -431,6 +468,7 @@ def main(argv: list[str] | None = None) -> int:
         "frames": args.frames,
         "teacher": str(teacher_path),
         "student_steps": args.student_steps,
+        "floors": {"file": str(floors), **yaml.safe_load(floors.read_text())["tracking3d"]["class_min_score"]},
         "classes": list(DRIVING_CLASSES),
         "students": students,
         "pseudo_labels": quality,

@@ -71,25 +71,30 @@ def test_floors_separate_true_from_false_boxes_per_class(tmp_path: Path) -> None
     assert missing == 2  # no finished labels there: bad input
 
 
-def test_a_floor_chosen_on_few_objects_is_flagged(tmp_path: Path, capsys) -> None:
-    """30 boxes of ONE truck are enough boxes for a floor but not enough objects to trust it: the fragment and the
-    command say so; cars (three tracked objects) are not flagged."""
+def test_a_floor_chosen_on_few_objects_is_not_set(tmp_path: Path, capsys) -> None:
+    """30 boxes of ONE truck are enough boxes for a floor but not enough objects to trust it: the truck gets no floor
+    and the fragment and the command say why; cars (three tracked objects) keep theirs; --min-objects 0 keeps the
+    truck's floor."""
     truck = DRIVING_CLASSES.index("truck")
     gt, pseudo = [], []
     for frame in range(30):
-        centres = [[5.0 + frame * 0.1, 0.0], [10.0, 5.0], [15.0, -5.0], [-8.0, 3.0]]
-        boxes = _boxes(centres, [truck, CAR, CAR, CAR])
+        centres = [[5.0 + frame * 0.1, 0.0], [10.0, 5.0], [15.0, -5.0], [-8.0, 3.0], [30.0, 30.0], [-30.0, 30.0]]
+        boxes = _boxes(centres[:4], [truck, CAR, CAR, CAR])
         boxes.track_id = np.array([7, 1, 2, 3])
-        gt.append(boxes)
-        pseudo.append(_boxes(centres, [truck, CAR, CAR, CAR], [0.5, 0.8, 0.7, 0.6]))
+        gt.append(boxes)  # a low-score ghost truck and a low-score ghost car: each class has a floor to find
+        pseudo.append(_boxes(centres, [truck, CAR, CAR, CAR, truck, CAR], [0.5, 0.8, 0.7, 0.6, 0.2, 0.3]))
     _write(tmp_path / "gt" / "clip_0000", gt, "ground_truth", done=False)
     _write(tmp_path / "labels" / "clip_0000", pseudo, "autolabel", done=True)
     out = tmp_path / "floors.yaml"
-    assert main(["calibrate", str(tmp_path / "labels"), "--gt", str(tmp_path / "gt"), "--out", str(out)]) == 0
+    command = ["calibrate", str(tmp_path / "labels"), "--gt", str(tmp_path / "gt"), "--out", str(out)]
+    assert main(command) == 0
     text = out.read_text()
     truck_line = next(line for line in text.splitlines() if line.strip().startswith("truck:"))
     car_line = next(line for line in text.splitlines() if line.strip().startswith("car:"))
-    assert "on 30 boxes of 1 objects (fewer than 3 objects" in truck_line
-    assert "on 90 boxes of 3 objects" in car_line and "fewer" not in car_line
-    assert "warning: the truck floor was chosen on 1 object(s)" in capsys.readouterr().err
-    assert yaml.safe_load(text)["tracking3d"]["class_min_score"]["truck"] > 0
+    assert "no floor: 0.5000 was best" in truck_line and "on 30 boxes of 1 objects" in truck_line
+    assert "on 90 boxes of 3 objects" in car_line and "no floor" not in car_line
+    assert "warning: no truck floor: the best one (0.500) was chosen on 1 object(s)" in capsys.readouterr().err
+    floors = yaml.safe_load(text)["tracking3d"]["class_min_score"]
+    assert floors["truck"] == 0.0 and 0.3 < floors["car"] <= 0.6  # the car ghost (0.3) is below the car floor
+    assert main([*command, "--min-objects", "0"]) == 0
+    assert yaml.safe_load(out.read_text())["tracking3d"]["class_min_score"]["truck"] == 0.5
