@@ -131,11 +131,15 @@ def _run_calibrate(argv: Sequence[str]) -> int:
         return EXIT_BAD_INPUT
     atomic_write_text(args.out, floors_document(floors, source=str(args.gt)))
     for name, entry in floors.items():
-        print(
-            f"{name:14s} floor {entry['floor']:.3f}  precision {entry['precision']:.3f}  "
-            f"recall {entry['recall']:.3f}  ({entry['num_gt']} ground-truth boxes"
-            + (f" of {entry['num_objects']} objects)" if entry["num_objects"] is not None else ")")
+        objects = f" of {entry['num_objects']} objects" if entry["num_objects"] is not None else ""
+        figures = (
+            f"precision {entry['precision']:.3f}  recall {entry['recall']:.3f}  "
+            f"({entry['num_gt']} ground-truth boxes{objects})"
         )
+        if entry["few_objects"]:
+            print(f"{name:14s} no floor     (the best, {entry['floor_found']:.3f}: {figures})")
+        else:
+            print(f"{name:14s} floor {entry['floor']:.3f}  {figures}")
         if entry["few_objects"]:
             print(
                 f"warning: no {name} floor: the best one ({entry['floor_found']:.3f}) was chosen on "
