@@ -106,3 +106,16 @@ def test_core_report_knows_no_tool():
     source = (ROOT / "perception/report.py").read_text()
     for key in ("autolabel", "deploy", "parity", "bench", "student", "pseudo", "runs/demo", 'summary.json"]'):
         assert key not in source, key
+
+
+def test_demo_report_says_when_the_test_split_is_too_small_for_the_ratios(tmp_path):
+    """Separated students on a 6-clip test split: B / C is shown with the warning that 6 clips cannot hold it."""
+    for name, value in (("labelled_only", 0.12), ("labelled_plus_pseudo", 0.163), ("oracle", 0.164)):
+        _write(tmp_path / f"eval/student_{name}.json", {"bev_detection": {"mAP": value, "NDS": 0.1, "per_class": {}}})
+    for index in range(6):
+        _write(tmp_path / f"data/test/clip_{index:04d}/rig.yaml", {})
+    done = run_report(tmp_path)
+    assert done.returncode == 0, done.stderr
+    report = (tmp_path / "REPORT.md").read_text()
+    assert "| 0.994 (on 6 test clips, too few to hold this ratio" in report
+    assert "not meaningful" not in report
