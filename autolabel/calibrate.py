@@ -18,9 +18,42 @@ import yaml
 from autolabel.evaluate import bev_frame_pairs, class_remap, find_ground_truth, finished_labels
 from perception.labels import ClipLabels
 
-__all__ = ["FEW_OBJECTS", "calibrate_score_floors", "floors_document"]
+__all__ = ["FEW_OBJECTS", "DistinctObjects", "calibrate_score_floors", "floors_document", "set_floors_by_objects"]
 
 FEW_OBJECTS = 3  # a floor chosen on fewer distinct objects describes those objects, not the class: none is set
+
+
+class DistinctObjects:
+    """Distinct ground-truth objects per class, (clip, track id), within ``max_range`` metres of the ego: how far a
+    floor can be trusted. A class with boxes that carry no track id cannot be counted (None)."""
+
+    def __init__(self, max_range: float | None = None) -> None:
+        self.max_range = max_range
+        self._seen: set[tuple[str, int, int]] = set()  # (clip, class, track id)
+        self._untracked: set[int] = set()
+
+    def add(self, clip: str, gt_boxes) -> None:
+        near = gt_boxes
+        if self.max_range is not None:
+            near = gt_boxes[np.hypot(*gt_boxes.center[:, :2].T) <= self.max_range]
+        self._seen.update((clip, int(c), int(t)) for c, t in zip(near.class_id, near.track_id) if t >= 0)
+        self._untracked.update(int(c) for c in near.class_id[near.track_id < 0])
+
+    def count(self, class_index: int) -> int | None:
+        return None if class_index in self._untracked else sum(1 for _, c, _ in self._seen if c == class_index)
+
+
+def set_floors_by_objects(
+    floors: dict[str, dict[str, Any]], objects: DistinctObjects, min_objects: int = FEW_OBJECTS
+) -> dict[str, dict[str, Any]]:
+    """``score_floors`` entries (in class order) with ``num_objects`` added, and no floor (0.0, ``few_objects`` set,
+    the floor it would have had in ``floor_found``) for a class of fewer than ``min_objects`` counted objects."""
+    for index, entry in enumerate(floors.values()):
+        entry["num_objects"] = objects.count(index)
+        entry["few_objects"] = entry["floor"] > 0 and (entry["num_objects"] or min_objects) < min_objects
+        if entry["few_objects"]:
+            entry.update(floor_found=entry["floor"], floor=0.0, min_objects=min_objects)
+    return floors
 
 
 def calibrate_score_floors(
@@ -41,8 +74,7 @@ def calibrate_score_floors(
     from perception.metrics.bev_detection import BevDetectionEvaluator
 
     evaluator = None
-    objects: set[tuple[str, int, int]] = set()  # (clip, class, track id)
-    untracked: set[int] = set()  # classes with ground-truth boxes that carry no track id: objects not countable
+    objects = DistinctObjects(max_range)
     for path in finished_labels(Path(label_dir)):
         relative = path.parent.relative_to(label_dir)
         found = find_ground_truth(Path(gt_root), relative)
@@ -58,18 +90,10 @@ def calibrate_score_floors(
         remap, _ = class_remap(gt_labels, labels.classes, found[1])
         for pred_boxes, gt_boxes in bev_frame_pairs(labels, gt_labels, remap):
             evaluator.add_frame(pred_boxes, gt_boxes)
-            near = gt_boxes if max_range is None else gt_boxes[np.hypot(*gt_boxes.center[:, :2].T) <= max_range]
-            objects.update((str(relative), int(c), int(t)) for c, t in zip(near.class_id, near.track_id) if t >= 0)
-            untracked.update(int(c) for c in near.class_id[near.track_id < 0])
+            objects.add(str(relative), gt_boxes)
     if evaluator is None:
         raise FileNotFoundError(f"{label_dir}: no labelled clip has 3D ground truth under {gt_root}")
-    floors = evaluator.score_floors(min_gt=min_gt, beta=beta)
-    for index, entry in enumerate(floors.values()):  # distinct ground-truth objects: how far a floor can be trusted
-        entry["num_objects"] = None if index in untracked else sum(1 for _, c, _ in objects if c == index)
-        entry["few_objects"] = entry["floor"] > 0 and (entry["num_objects"] or min_objects) < min_objects
-        if entry["few_objects"]:
-            entry.update(floor_found=entry["floor"], floor=0.0, min_objects=min_objects)
-    return floors
+    return set_floors_by_objects(evaluator.score_floors(min_gt=min_gt, beta=beta), objects, min_objects)
 
 
 def floors_document(floors: dict[str, dict[str, Any]], *, source: str) -> str:

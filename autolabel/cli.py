@@ -136,11 +136,10 @@ def _run_calibrate(argv: Sequence[str]) -> int:
             f"precision {entry['precision']:.3f}  recall {entry['recall']:.3f}  "
             f"({entry['num_gt']} ground-truth boxes{objects})"
         )
-        if entry["few_objects"]:
-            print(f"{name:14s} no floor     (the best, {entry['floor_found']:.3f}: {figures})")
-        else:
+        if not entry["few_objects"]:
             print(f"{name:14s} floor {entry['floor']:.3f}  {figures}")
-        if entry["few_objects"]:
+        else:
+            print(f"{name:14s} no floor     (the best, {entry['floor_found']:.3f}: {figures})")
             print(
                 f"warning: no {name} floor: the best one ({entry['floor_found']:.3f}) was chosen on "
                 f"{entry['num_objects']} object(s), fewer than {args.min_objects}; calibrate on more labelled clips "

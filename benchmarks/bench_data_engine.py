@@ -220,28 +220,6 @@ def tracker_config(job_tracking: dict):
     return Tracker3DConfig(**{k: v for k, v in job_tracking.items() if k != "class_min_score"})
 
 
-def objects_per_class(gt_root: Path, classes: list[str]) -> dict[str, int]:
-    """Distinct ground-truth objects (track ids) per class within MAX_RANGE, over the clips under gt_root; a class
-    with boxes that carry no track id counts as many (not countable, as in `autolabel calibrate`)."""
-    from perception.clip import DriveClip, find_clips
-
-    seen: set[tuple[str, int, int]] = set()
-    untracked: set[int] = set()
-    for path in find_clips(gt_root):
-        labels = DriveClip.open(path).labels
-        assert labels is not None and labels.classes == classes
-        for frame in labels.frames:
-            boxes = frame.boxes3d
-            near = np.hypot(boxes.center[:, 0], boxes.center[:, 1]) <= MAX_RANGE
-            pairs = zip(boxes.class_id[near], boxes.track_id[near])
-            seen.update((path.name, int(c), int(t)) for c, t in pairs if t >= 0)
-            untracked.update(int(c) for c in boxes.class_id[near & (boxes.track_id < 0)])
-    return {
-        name: sys.maxsize if index in untracked else sum(1 for _, c, _ in seen if c == index)
-        for index, name in enumerate(classes)
-    }
-
-
 def floor_boxes(per_clip: dict[str, list], floors: dict[str, float], classes: list[str]) -> dict[str, list]:
     limit = np.array([floors.get(c, 0.0) for c in classes])
     return {name: [b[b.score >= limit[b.class_id]] for b in frames] for name, frames in per_clip.items()}
@@ -252,8 +230,9 @@ def ablation(
 ) -> list[dict]:
     """Pseudo-label quality on U: raw teacher, the full chain (the job's teacher ``views``), the chain with each step
     switched off, and with the teacher's views changed."""
-    from autolabel.calibrate import FEW_OBJECTS
+    from autolabel.calibrate import DistinctObjects, set_floors_by_objects
     from autolabel.tracking3d import Tracker3DConfig
+    from perception.clip import DriveClip, find_clips
     from perception.labels import DRIVING_CLASSES
 
     classes = list(DRIVING_CLASSES)
@@ -261,12 +240,15 @@ def ablation(
     base = tracker_config(job_tracking)
     rows = []
 
-    objects = objects_per_class(data["labelled_val"], classes)
+    objects = DistinctObjects(MAX_RANGE)  # L_val's ground-truth objects, counted as `autolabel calibrate` counts them
+    for path in find_clips(data["labelled_val"]):
+        for frame in DriveClip.open(path).labels.frames:
+            objects.add(path.name, frame.boxes3d)
 
     def floors_on_val(per_clip_val: dict[str, list]) -> dict[str, float]:
         """As `autolabel calibrate`: F1-best per class, none for a class of fewer than FEW_OBJECTS objects."""
         chosen = score(per_clip_val, data["labelled_val"], classes)["evaluator"].score_floors()
-        return {name: entry["floor"] if objects[name] >= FEW_OBJECTS else 0.0 for name, entry in chosen.items()}
+        return {name: entry["floor"] for name, entry in set_floors_by_objects(chosen, objects).items()}
 
     def add(name: str, config: Tracker3DConfig | None, teacher_views: dict[str, bool]) -> None:
         raw_val = teacher_outputs(teacher_path, data["labelled_val"], teacher_views, cache / "labelled_val")
