@@ -18,7 +18,16 @@ import yaml
 from autolabel.evaluate import bev_frame_pairs, class_remap, find_ground_truth, finished_labels
 from perception.labels import ClipLabels
 
-__all__ = ["FEW_OBJECTS", "DistinctObjects", "calibrate_score_floors", "floors_document", "set_floors_by_objects"]
+__all__ = [
+    "FEW_OBJECTS",
+    "DistinctObjects",
+    "calibrate_score_floors",
+    "calibration_document",
+    "floors_document",
+    "measure_labels",
+    "score_calibration",
+    "set_floors_by_objects",
+]
 
 FEW_OBJECTS = 3  # a floor chosen on fewer distinct objects describes those objects, not the class: none is set
 
@@ -56,21 +65,8 @@ def set_floors_by_objects(
     return floors
 
 
-def calibrate_score_floors(
-    label_dir: str | Path,
-    gt_root: str | Path,
-    *,
-    max_range: float | None = None,
-    min_gt: int = 20,
-    min_objects: int = FEW_OBJECTS,
-    beta: float = 1.0,
-) -> dict[str, dict[str, Any]]:
-    """Per class: the F-beta-best score floor with its precision, recall and ground-truth count (see module doc).
-
-    A class whose ground-truth boxes belong to fewer than ``min_objects`` distinct objects gets no floor (0.0, with
-    ``few_objects`` set and the floor it would have had in ``floor_found``): the F1-best floor on one bus is just
-    below that bus's own lowest score and removes every other bus that scores lower. The boxes count (``min_gt``)
-    does not catch this, because one object seen for 30 frames is 30 boxes. ``min_objects=0`` keeps such floors."""
+def measure_labels(label_dir: str | Path, gt_root: str | Path, *, max_range: float | None = None):
+    """(BevDetectionEvaluator, DistinctObjects) of the labels in ``label_dir`` against the clips under ``gt_root``."""
     from perception.metrics.bev_detection import BevDetectionEvaluator
 
     evaluator = None
@@ -93,7 +89,73 @@ def calibrate_score_floors(
             objects.add(str(relative), gt_boxes)
     if evaluator is None:
         raise FileNotFoundError(f"{label_dir}: no labelled clip has 3D ground truth under {gt_root}")
+    return evaluator, objects
+
+
+def calibrate_score_floors(
+    label_dir: str | Path,
+    gt_root: str | Path,
+    *,
+    max_range: float | None = None,
+    min_gt: int = 20,
+    min_objects: int = FEW_OBJECTS,
+    beta: float = 1.0,
+    measured=None,
+) -> dict[str, dict[str, Any]]:
+    """Per class: the F-beta-best score floor with its precision, recall and ground-truth count (see module doc).
+
+    A class whose ground-truth boxes belong to fewer than ``min_objects`` distinct objects gets no floor (0.0, with
+    ``few_objects`` set and the floor it would have had in ``floor_found``): the F1-best floor on one bus is just
+    below that bus's own lowest score and removes every other bus that scores lower. The boxes count (``min_gt``)
+    does not catch this, because one object seen for 30 frames is 30 boxes. ``min_objects=0`` keeps such floors.
+    ``measured``: ``measure_labels``'s result, to reuse."""
+    evaluator, objects = measured or measure_labels(label_dir, gt_root, max_range=max_range)
     return set_floors_by_objects(evaluator.score_floors(min_gt=min_gt, beta=beta), objects, min_objects)
+
+
+def score_calibration(
+    label_dir: str | Path,
+    gt_root: str | Path,
+    *,
+    max_range: float | None = None,
+    min_gt: int = 20,
+    min_objects: int = FEW_OBJECTS,
+    measured=None,
+) -> dict[str, dict[str, Any]]:
+    """Per class, the precision of the labels as a non-decreasing function of their score (``score`` and
+    ``precision`` knots), for soft pseudo-labels (``perception fit --data.train_labels_quality=FILE``). A class with
+    fewer than ``min_gt`` ground-truth boxes or ``min_objects`` distinct objects has no curve of its own: it uses "*",
+    the curve of all classes pooled (its entry keeps the counts and says ``uses: "*"``)."""
+    evaluator, objects = measured or measure_labels(label_dir, gt_root, max_range=max_range)
+    curves = evaluator.score_calibration()
+    for index, name in enumerate(evaluator.classes):
+        entry = curves[name]
+        entry["num_objects"] = objects.count(index)
+        if entry["num_gt"] < min_gt or (entry["num_objects"] or min_objects) < min_objects or not entry["score"]:
+            entry.update(score=[], precision=[], uses="*")
+    return curves
+
+
+def calibration_document(curves: dict[str, dict[str, Any]], *, source: str) -> str:
+    """The ``score_calibration`` YAML (``perception.data.quality``) with the counts behind each curve as comments."""
+    lines = [
+        f"# precision of the labels by score, per class, measured by `autolabel calibrate` on {source};",
+        "# for soft pseudo-labels: perception fit ... --data.train_labels_quality=THIS_FILE",
+        "score_calibration:",
+    ]
+    for name, entry in curves.items():
+        objects = f", {entry['num_objects']} objects" if entry.get("num_objects") is not None else ""
+        counts = f"{entry['num_pred']} boxes against {entry['num_gt']} ground-truth boxes{objects}"
+        if entry.get("uses"):
+            lines.append(f"  # {name}: too few to measure ({counts}); uses the pooled curve '*'")
+            continue
+        key = '"*"' if name == "*" else name
+        lines.append(f"  {key}:  # {counts}")
+        lines.append(f"    score: {[float(x) for x in entry['score']]}")
+        lines.append(f"    precision: {[float(x) for x in entry['precision']]}")
+    text = "\n".join(lines) + "\n"
+    yaml.safe_load(text)  # the document must parse
+    return text
 
 
 def floors_document(floors: dict[str, dict[str, Any]], *, source: str) -> str:

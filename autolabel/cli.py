@@ -5,7 +5,7 @@ Usage::
     autolabel VIDEO_DIR --out LABEL_DIR [-c JOB.yaml] [--teacher PATH_OR_SPEC] [--section.key=value ...]
               [--workers K] [--batch_size B] [--preview] [--print_config]
     autolabel eval LABEL_DIR --gt GT_DIR_OR_CLIPS [--out metrics.json]
-    autolabel calibrate LABEL_DIR --gt GT_DIR --out floors.yaml [--max-range M]
+    autolabel calibrate LABEL_DIR --gt GT_DIR --out floors.yaml [--max-range M] [--score-calibration FILE]
     autolabel review LABEL_DIR [--top N] [--out DIR] [--no-pictures]
 
 The job config (``-c``, sections teacher/classes/refine/tracking3d/export/...) is jsonargparse, like ``perception
@@ -114,22 +114,42 @@ def _calibrate_parser() -> argparse.ArgumentParser:
         default=FEW_OBJECTS,
         help=f"classes whose boxes belong to fewer distinct objects get no floor (default {FEW_OBJECTS}; 0 keeps them)",
     )
+    parser.add_argument(
+        "--score-calibration",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="also write each class's precision as a function of the score (YAML), for soft pseudo-labels: "
+        "perception fit ... --data.train_labels_quality=FILE",
+    )
     return parser
 
 
 def _run_calibrate(argv: Sequence[str]) -> int:
-    from autolabel.calibrate import calibrate_score_floors, floors_document
+    from autolabel.calibrate import (
+        calibrate_score_floors,
+        calibration_document,
+        floors_document,
+        measure_labels,
+        score_calibration,
+    )
     from perception.atomic import atomic_write_text
 
     args = _calibrate_parser().parse_args(argv)
+    limits = {"min_gt": args.min_gt, "min_objects": args.min_objects}
     try:
-        floors = calibrate_score_floors(
-            args.label_dir, args.gt, max_range=args.max_range, min_gt=args.min_gt, min_objects=args.min_objects
-        )
+        measured = measure_labels(args.label_dir, args.gt, max_range=args.max_range)
+        floors = calibrate_score_floors(args.label_dir, args.gt, measured=measured, **limits)
+        curves = score_calibration(args.label_dir, args.gt, measured=measured, **limits)
     except (FileNotFoundError, ValueError) as error:
         print(f"autolabel calibrate: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
     atomic_write_text(args.out, floors_document(floors, source=str(args.gt)))
+    if args.score_calibration is not None:
+        atomic_write_text(args.score_calibration, calibration_document(curves, source=str(args.gt)))
+        pooled = [name for name, entry in curves.items() if entry.get("uses")]
+        fallback = f" ({', '.join(pooled)}: the pooled curve)" if pooled else ""
+        print(f"score calibration written to {args.score_calibration}{fallback}")
     for name, entry in floors.items():
         objects = f" of {entry['num_objects']} objects" if entry["num_objects"] is not None else ""
         figures = (

@@ -126,7 +126,8 @@ def evaluate(label_dir: Path, gt: Path, out_json: Path, log: Path) -> dict[str, 
 
 
 def student(args: argparse.Namespace, name: str, out: Path, data: dict[str, Path], pseudo: Path) -> dict[str, Any]:
-    root = out / "students" / name
+    soft = name == "labelled_plus_pseudo" and getattr(args, "pseudo_overrides", [])
+    root = out / "students" / (f"{name}_soft" if soft else name)  # never reuse a hard-label B for a soft run
     train = [str(data["labelled"])] if name == "labelled_only" else [str(data["labelled"]), str(data["unlabelled"])]
     overrides = [
         f"--data.train={json.dumps(train)}",
@@ -141,6 +142,7 @@ def student(args: argparse.Namespace, name: str, out: Path, data: dict[str, Path
     ]
     if name == "labelled_plus_pseudo":
         overrides.append(f"--data.train_labels={json.dumps({str(data['unlabelled']): str(pseudo)})}")
+        overrides += args.pseudo_overrides if soft else []
     fit(args.student_config, overrides, root, out / "logs" / f"student_{name}_fit.log")
     result = root / "test_metrics.json"
     if not result.is_file():
@@ -413,6 +415,12 @@ def main(argv: list[str] | None = None) -> int:
         "--floors", type=Path, default=None, help="label U with this floors file instead of calibrating on L_val"
     )
     parser.add_argument(
+        "--soft-labels",
+        action="store_true",
+        help="soft pseudo-labels: U labelled without floors, student B weighting each box by L_val's precision at "
+        "its score (autolabel calibrate --score-calibration, perception fit --data.train_labels_quality)",
+    )
+    parser.add_argument(
         "--no-ablation", action="store_true", help="skip the offline steps' ablation (the teacher is still scored on T)"
     )
     parser.add_argument("--results", type=Path, default=REPO / "benchmarks" / "results" / "data_engine")
@@ -429,13 +437,17 @@ def main(argv: list[str] | None = None) -> int:
     teacher_path = teacher(args, out, data)
     job = ["-c", args.job, "--no-progress"]
     autolabel(teacher_path, data["labelled_val"], out / "labels_val", job, out / "logs" / "autolabel_val.log")
-    floors = args.floors or out / "floors.yaml"
-    if not floors.is_file():
+    floors, calibration = args.floors or out / "floors.yaml", out / "score_calibration.yaml"
+    if not floors.is_file() or not calibration.is_file():
         run([*tool("autolabel"), "calibrate", str(out / "labels_val"), "--gt", str(data["labelled_val"]),
-             "--out", str(floors), "--max-range", str(MAX_RANGE), *args.calibrate_args],
+             "--out", str(out / "floors.yaml"), "--score-calibration", str(calibration), "--max-range", str(MAX_RANGE),
+             *args.calibrate_args],
             out / "logs" / "calibrate.log")  # fmt: skip
-    pseudo = out / "pseudo"
-    autolabel(teacher_path, data["unlabelled"], pseudo, [*job, "-c", str(floors)], out / "logs" / "autolabel_u.log")
+    pseudo = out / ("pseudo_soft" if args.soft_labels else "pseudo")
+    label_job = job if args.soft_labels else [*job, "-c", str(floors)]  # soft: every box, weighted, none dropped
+    autolabel(teacher_path, data["unlabelled"], pseudo, label_job, out / "logs" / "autolabel_u.log")
+    if args.soft_labels:
+        args.pseudo_overrides = [f"--data.train_labels_quality={calibration}"]
     quality = evaluate(pseudo, data["unlabelled"], out / "pseudo_eval.json", out / "logs" / "eval_u.log")
     students = {name: student(args, name, out, data, pseudo) for name in STUDENTS}
     a, b, c = (students[k]["mAP"] for k in STUDENTS)
@@ -451,6 +463,7 @@ def main(argv: list[str] | None = None) -> int:
         "teacher": str(teacher_path),
         "student_steps": args.student_steps,
         "floors": {"file": str(floors), **yaml.safe_load(floors.read_text())["tracking3d"]["class_min_score"]},
+        "soft_labels": str(calibration) if args.soft_labels else None,
         "classes": list(DRIVING_CLASSES),
         "students": students,
         "pseudo_labels": quality,

@@ -19,6 +19,7 @@ from perception.clip import ClipError, DriveClip, find_clips
 from perception.data.augment import BevAugmentation, ImageAugmentation, SensorDropout
 from perception.data.cache import FrameCache
 from perception.data.dataset import ClipWindowDataset, RigMismatchError, check_cameras
+from perception.data.quality import ScoreQuality
 from perception.data.sampler import ClipShardSampler, WindowSampler
 from perception.data.spec import check_spec
 from perception.errors import InputError, load_yaml
@@ -113,6 +114,7 @@ class ClipDataModule(L.LightningDataModule):
         predict: str | list[str] | None = None,
         train_labels: str | dict[str, str | None] | None = None,
         train_labels_ignore_below: float | dict[str, float] | str | None = None,
+        train_labels_quality: str | None = None,
         cameras: list[str] | None = None,
         window: int = 2,
         train_stride: int = 1,
@@ -145,6 +147,9 @@ class ClipDataModule(L.LightningDataModule):
         # pseudo-labels the teacher is unsure of: neither objects nor background (see load_ignore_below)
         self.train_labels_ignore_below = load_ignore_below(train_labels_ignore_below)
         self._ignore_below: list[dict[str, float] | None] = []  # per opened train clip
+        # soft pseudo-labels: "score" or autolabel calibrate's --score-calibration file (see perception.data.quality)
+        self.train_labels_quality = ScoreQuality.load(train_labels_quality)
+        self._quality: list[ScoreQuality | None] = []  # per opened train clip
         self.cameras = list(cameras) if cameras is not None else None
         self.window, self.train_stride = int(window), int(train_stride)
         self.eval_stride = int(eval_stride) if eval_stride is not None else self.window
@@ -170,7 +175,7 @@ class ClipDataModule(L.LightningDataModule):
         entries = resolve_clip_entries(self.splits[split])
         paths = [path for _, path in entries]
         if split == "train":
-            self._ignore_below = []
+            self._ignore_below, self._quality = [], []
         from tqdm import tqdm
 
         for entry, path in tqdm(entries, desc=f"{split} clips (frame cache)", disable=len(paths) < 4, leave=False):
@@ -196,6 +201,7 @@ class ClipDataModule(L.LightningDataModule):
             clips.append(clip)
             if split == "train":
                 self._ignore_below.append(self._floors_for(clip) if labels_path is not None else None)
+                self._quality.append(self._quality_for(clip) if labels_path is not None else None)
             if self.rig is None:
                 self.rig = clip.rig.subset(self.cameras)
         if paths and not clips:
@@ -245,7 +251,14 @@ class ClipDataModule(L.LightningDataModule):
             max_boxes2d=self.max_boxes2d,
             seed=self.seed,
             ignore_below=self._ignore_below if train else None,
+            quality=self._quality if train else None,
         )
+
+    def _quality_for(self, clip: DriveClip) -> ScoreQuality | None:
+        quality = self.train_labels_quality
+        if quality is not None and clip.labels is not None:
+            quality.check_classes(clip.labels.classes, f"{clip.path}'s labels")
+        return quality
 
     def _floors_for(self, clip: DriveClip) -> dict[str, float] | None:
         floors = self.train_labels_ignore_below

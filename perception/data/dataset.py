@@ -13,6 +13,8 @@ A sample (numpy; the default collate stacks it into a batch with a leading B):
   targets (``with_targets``), laid out like the model outputs (``perception.models.targets``):
     heatmap, offset, z, size, yaw, velocity, reg_mask, velocity_mask   [T, ...] on the head grid
     heatmap_ignore    f32    [T, K, H, W]     only with ``ignore_below``: uncertain pseudo-labels (see there)
+    heatmap_quality   f32    [T, K, H, W]     only with ``quality``: soft pseudo-labels (see there); with it the
+                                              regression masks hold each box's quality
     segmentation      uint8  [T, S, Hb, Wb]   on the model's BEV grid
     det2d_heatmap, det2d_box, det2d_mask      [T, N, ...]
   raw ground truth for metrics (padded; class -1 = padding):
@@ -41,6 +43,7 @@ from perception.data.augment import (
     warp_image,
 )
 from perception.data.cache import FrameCache
+from perception.data.quality import ScoreQuality
 from perception.geometry import BevGrid, invert_se3
 from perception.labels import Boxes2D, Boxes3D, ClipLabels
 from perception.model_input import DISTORTION_COLUMNS, model_distortion, model_intrinsics
@@ -102,10 +105,14 @@ class ClipWindowDataset:
         max_boxes2d: int = 64,
         seed: int = 0,
         ignore_below: Sequence[dict[str, float] | None] | None = None,
+        quality: Sequence[ScoreQuality | None] | None = None,
     ) -> None:
         """``ignore_below``: per clip (aligned with ``clips``), None or {label class: score}: that clip's 3D boxes
         scoring below their class's value are neither objects nor background in the heatmap loss (pseudo-labels
-        the teacher is unsure of), and are left out of the other targets."""
+        the teacher is unsure of), and are left out of the other targets.
+
+        ``quality``: per clip, None (its boxes are certain: ground truth) or a ``ScoreQuality``: that clip's 3D boxes
+        are soft targets weighted by the probability their score maps to (``perception.data.quality``)."""
         if window < 1 or stride < 1:
             raise ValueError(f"ClipWindowDataset: window and stride must be >= 1, found {window}, {stride}")
         self.clips = list(clips)
@@ -130,6 +137,12 @@ class ClipWindowDataset:
         self.map2d = _ClassMap(spec.get("detection2d_classes"))
         self._photometric = None
         self._with_ignore = any(floors is not None for floors in self.ignore_below)
+        self.quality = list(quality) if quality is not None else [None] * len(self.clips)
+        if len(self.quality) != len(self.clips):
+            raise ValueError(
+                f"ClipWindowDataset: quality has {len(self.quality)} entries, expected one per clip ({len(self.clips)})"
+            )
+        self._with_quality = any(q is not None for q in self.quality)
         self.windows: list[tuple[int, int]] = []
         for clip_index, clip in enumerate(self.clips):
             check_cameras(clip, self.cameras)
@@ -284,6 +297,10 @@ class ClipWindowDataset:
                     (len(spec["detection3d_classes"]), *grid_shape(spec["head_grid"])), np.float32
                 )
             if spec.get("detection3d_classes") is not None:
+                quality = None
+                if self._with_quality:
+                    soft = self.quality[clip_index]
+                    quality = np.ones(len(boxes)) if soft is None else soft(labels.classes, boxes.class_id, boxes.score)
                 out.update(
                     encode_bev_targets(
                         center=boxes.center,
@@ -293,6 +310,7 @@ class ClipWindowDataset:
                         class_id=model_class,
                         num_classes=len(spec["detection3d_classes"]),
                         grid=spec["head_grid"],
+                        quality=quality,
                     )
                 )
             out["gt_boxes3d"], out["gt_class3d"] = _pad_boxes3d(boxes, model_class, self.max_boxes3d)

@@ -236,6 +236,33 @@ class BevDetectionEvaluator:
             out[name] = entry
         return out
 
+    def score_calibration(self, *, threshold: float | None = None) -> dict[str, Any]:
+        """Per class, and pooled over classes as "*": the precision of the predictions (matched within ``threshold``
+        metres, default ``tp_threshold``) as a non-decreasing function of their score, as knots ``score`` and
+        ``precision`` (``perception.data.quality.isotonic_knots``), with ``num_gt`` and ``num_pred``. A class without
+        ground truth or predictions gets empty knots. For soft pseudo-labels (``data.train_labels_quality``)."""
+        from perception.data.quality import isotonic_knots
+
+        threshold = self.tp_threshold if threshold is None else float(threshold)
+        out: dict[str, Any] = {}
+        pooled_scores, pooled_tp, pooled_gt = [], [], 0
+        for class_index, name in enumerate(self.classes):
+            match = self._match(class_index, threshold)
+            scores = np.zeros(0) if match is None else match["scores"]
+            is_tp = np.zeros(0, bool) if match is None else match["is_tp"]
+            num_gt = 0 if match is None else int(match["num_gt"])
+            knots, precision = isotonic_knots(scores, is_tp) if num_gt else ([], [])
+            out[name] = {"score": knots, "precision": precision, "num_gt": num_gt, "num_pred": len(scores)}
+            if num_gt:
+                pooled_scores.append(scores)
+                pooled_tp.append(is_tp)
+                pooled_gt += num_gt
+        scores = np.concatenate(pooled_scores) if pooled_scores else np.zeros(0)
+        is_tp = np.concatenate(pooled_tp) if pooled_tp else np.zeros(0, bool)
+        knots, precision = isotonic_knots(scores, is_tp)
+        out["*"] = {"score": knots, "precision": precision, "num_gt": pooled_gt, "num_pred": len(scores)}
+        return out
+
     def _curves(self, match: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Precision, confidence and cumulative-mean TP errors sampled at the 101 recall points (devkit)."""
         if not match["is_tp"].any():  # devkit's "no predictions": precision 0, errors 1

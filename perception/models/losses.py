@@ -35,19 +35,32 @@ def focal_heatmap_loss(
     alpha: float = 2.0,
     beta: float = 4.0,
     ignore: torch.Tensor | None = None,
+    quality: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """CenterNet penalty-reduced focal loss on logits vs gaussian heatmap targets, / number of peaks (>= 1).
 
-    ``ignore`` (same shape, 0/1): cells that are not background (uncertain pseudo-labels): no negative loss there."""
+    ``ignore`` (same shape, 0/1): cells that are not background (uncertain pseudo-labels): no negative loss there.
+
+    ``quality`` (same shape, in [0, 1]; ``heatmap_quality`` of the targets): the probability that the box drawn at
+    each cell is a real object. The loss is its expectation: at a peak, q x the object loss + (1 - q) x the
+    background loss; around it the penalty reduction is q x CenterNet's; the normaliser is the expected number of
+    objects. With q = 1 (ground truth) this is CenterNet's loss exactly; the optimum at a peak is a score near q."""
     logits = logits.float()
     target = target.float()
     prob = torch.sigmoid(logits)
     positive = (target >= 1.0 - 1e-4).float()
-    pos_loss = -F.logsigmoid(logits) * (1.0 - prob).pow(alpha) * positive
-    neg_loss = -F.logsigmoid(-logits) * prob.pow(alpha) * (1.0 - target).pow(beta) * (1.0 - positive)
-    if ignore is not None:
-        neg_loss = neg_loss * (1.0 - ignore.float())
-    return (pos_loss.sum() + neg_loss.sum()) / positive.sum().clamp(min=1.0)
+    object_loss = -F.logsigmoid(logits) * (1.0 - prob).pow(alpha)
+    background_loss = -F.logsigmoid(-logits) * prob.pow(alpha)
+    keep = 1.0 if ignore is None else 1.0 - ignore.float()
+    if quality is None:
+        pos_loss = object_loss * positive
+        neg_loss = background_loss * (1.0 - target).pow(beta) * (1.0 - positive) * keep
+        return (pos_loss.sum() + neg_loss.sum()) / positive.sum().clamp(min=1.0)
+    q = quality.float()
+    pos_loss = (q * object_loss + (1.0 - q) * background_loss) * positive
+    reduction = 1.0 - q * (1.0 - (1.0 - target).pow(beta))
+    neg_loss = background_loss * reduction * (1.0 - positive) * keep
+    return (pos_loss.sum() + neg_loss.sum()) / (q * positive).sum().clamp(min=1.0)
 
 
 def masked_l1_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -89,15 +102,18 @@ def compute_losses(
     """Named scalar losses for every head present in ``outputs`` plus their weighted sum ``total``.
 
     Targets (batched targets.py arrays as tensors): BEV detection heatmap, offset, z, size, yaw, velocity,
-    reg_mask, velocity_mask, optional heatmap_ignore; segmentation [...,S,H,W] 0/1; det2d_heatmap, det2d_box,
-    det2d_mask.
+    reg_mask, velocity_mask, optional heatmap_ignore and heatmap_quality; segmentation [...,S,H,W] 0/1;
+    det2d_heatmap, det2d_box, det2d_mask.
     """
     w = {**DEFAULT_WEIGHTS, **(weights or {})}
     losses: dict[str, torch.Tensor] = {}
     if "heatmap" in outputs:
         _require(targets, ["heatmap", *BEV_REGRESSION_MASKS, "reg_mask", "velocity_mask"], "3D detection")
         losses["heatmap"] = focal_heatmap_loss(
-            outputs["heatmap"], targets["heatmap"], ignore=targets.get("heatmap_ignore")
+            outputs["heatmap"],
+            targets["heatmap"],
+            ignore=targets.get("heatmap_ignore"),
+            quality=targets.get("heatmap_quality"),
         )
         for name, mask in BEV_REGRESSION_MASKS.items():
             losses[name] = masked_l1_loss(outputs[name], targets[name], targets[mask])

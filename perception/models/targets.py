@@ -42,8 +42,18 @@ def gaussian_radius(height: float, width: float, *, min_overlap: float = 0.1) ->
     return min(r1, r2, r3)
 
 
-def draw_gaussian(heatmap: np.ndarray, row: int, col: int, radius: int) -> None:
-    """Max-combine a gaussian (sigma = diameter/6, peak 1 at (row, col)) into ``heatmap`` [H,W] in place."""
+def draw_gaussian(
+    heatmap: np.ndarray,
+    row: int,
+    col: int,
+    radius: int,
+    *,
+    quality_map: np.ndarray | None = None,
+    quality: float = 1.0,
+) -> None:
+    """Max-combine a gaussian (sigma = diameter/6, peak 1 at (row, col)) into ``heatmap`` [H,W] in place.
+
+    ``quality_map`` [H,W]: set to ``quality`` where this gaussian is the largest so far (the higher on a tie)."""
     sigma = (2 * radius + 1) / 6.0
     rows, cols = heatmap.shape
     r0, r1 = max(row - radius, 0), min(row + radius + 1, rows)
@@ -53,6 +63,9 @@ def draw_gaussian(heatmap: np.ndarray, row: int, col: int, radius: int) -> None:
     dr = np.arange(r0, r1)[:, None] - row
     dc = np.arange(c0, c1)[None, :] - col
     blob = np.exp(-(dr * dr + dc * dc) / (2 * sigma * sigma)).astype(np.float32)
+    if quality_map is not None:
+        before, region = heatmap[r0:r1, c0:c1], quality_map[r0:r1, c0:c1]
+        region[:] = np.where(blob > before, quality, np.where(blob == before, np.maximum(region, quality), region))
     np.maximum(heatmap[r0:r1, c0:c1], blob, out=heatmap[r0:r1, c0:c1])
 
 
@@ -80,6 +93,7 @@ def encode_bev_targets(
     grid: Any,
     min_radius: int = 2,
     min_overlap: float = 0.1,
+    quality: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """CenterPoint targets on ``grid`` (the model's ``head_grid()``) from ego-frame boxes (metres, radians).
 
@@ -87,6 +101,10 @@ def encode_bev_targets(
     Returns heatmap (K,H,W); offset (2,H,W) = (row, col) position of the centre inside its cell in [0,1);
     z (1,H,W) metres; size (3,H,W) log metres; yaw (2,H,W) (sin, cos); velocity (2,H,W) m/s;
     reg_mask (H,W) 1 at object cells; velocity_mask (H,W) 1 where velocity is known. Boxes off the grid are skipped.
+
+    ``quality`` (M,) in [0, 1]: how likely each box is a real object (soft pseudo-labels; ground truth is 1). Adds
+    heatmap_quality (K,H,W), the quality of the box whose gaussian covers each cell most (1 elsewhere), and the
+    regression masks hold the box's quality instead of 1 (``focal_heatmap_loss(..., quality=)``).
     """
     center = np.asarray(center, np.float64).reshape(-1, 3)
     size = np.asarray(size, np.float64).reshape(-1, 3)
@@ -94,7 +112,9 @@ def encode_bev_targets(
     velocity = np.asarray(velocity, np.float64).reshape(-1, 2)
     class_id = np.asarray(class_id, np.int64).reshape(-1)
     count = len(center)
-    for name, arr in (("size", size), ("yaw", yaw), ("velocity", velocity), ("class_id", class_id)):
+    weight = np.ones(count) if quality is None else np.clip(np.asarray(quality, np.float64).reshape(-1), 0.0, 1.0)
+    columns = {"size": size, "yaw": yaw, "velocity": velocity, "class_id": class_id, "quality": weight}
+    for name, arr in columns.items():
         if len(arr) != count:
             raise ValueError(f"encode_bev_targets: {name} has {len(arr)} rows, expected {count} (as center)")
     if count and (class_id.min() < 0 or class_id.max() >= num_classes):
@@ -112,16 +132,20 @@ def encode_bev_targets(
         "reg_mask": np.zeros((rows, cols), np.float32),
         "velocity_mask": np.zeros((rows, cols), np.float32),
     }
+    quality_map = None if quality is None else np.ones((num_classes, rows, cols), np.float32)
     for i, (row_f, col_f, row, col, radius) in _centre_cells(center, size, grid, min_radius, min_overlap):
-        draw_gaussian(out["heatmap"][class_id[i]], row, col, radius)
+        cls_quality = None if quality_map is None else quality_map[class_id[i]]
+        draw_gaussian(out["heatmap"][class_id[i]], row, col, radius, quality_map=cls_quality, quality=weight[i])
         out["offset"][:, row, col] = (row_f - row, col_f - col)
         out["z"][0, row, col] = center[i, 2]
         out["size"][:, row, col] = np.log(np.maximum(size[i], 1e-3))
         out["yaw"][:, row, col] = (math.sin(yaw[i]), math.cos(yaw[i]))
-        out["reg_mask"][row, col] = 1.0
+        out["reg_mask"][row, col] = weight[i]
         if np.all(np.isfinite(velocity[i])):
             out["velocity"][:, row, col] = velocity[i]
-            out["velocity_mask"][row, col] = 1.0
+            out["velocity_mask"][row, col] = weight[i]
+    if quality_map is not None:
+        out["heatmap_quality"] = quality_map
     return out
 
 
