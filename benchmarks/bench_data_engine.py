@@ -330,6 +330,11 @@ def report(results: dict[str, Any], path_md: Path, command: str) -> None:
         f"Splits (clips x {results['frames']} frames, 6 cameras): L {results['sizes']['labelled']}, "
         f"L_val {results['sizes']['labelled_val']}, U {results['sizes']['unlabelled']}, T {results['sizes']['test']}; "
         f"teacher: `{results['teacher']}`; students: {results['student_steps']} steps each.",
+        (
+            f"B: soft pseudo-labels (U labelled without floors, each box weighted by `{results['soft_labels']}`)."
+            if results.get("soft_labels")
+            else f"B: pseudo-labels with the floors of `{results['floors']['file']}`."
+        ),
         "",
         "| student | BEV mAP | NDS | mAVE | " + " | ".join(f"AP {c} @2m" for c in results["classes"]) + " |",
         "|---|---|---|---|" + "---|" * len(results["classes"]),
