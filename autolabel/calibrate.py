@@ -153,9 +153,7 @@ def calibration_document(curves: dict[str, dict[str, Any]], *, source: str) -> s
         lines.append(f"  {key}:  # {counts}")
         lines.append(f"    score: {[float(x) for x in entry['score']]}")
         lines.append(f"    precision: {[float(x) for x in entry['precision']]}")
-    text = "\n".join(lines) + "\n"
-    yaml.safe_load(text)  # the document must parse
-    return text
+    return _yaml_text(lines)
 
 
 def floors_document(floors: dict[str, dict[str, Any]], *, source: str) -> str:
@@ -178,6 +176,11 @@ def floors_document(floors: dict[str, dict[str, Any]], *, source: str) -> str:
                 f"{entry['min_objects']} objects it describes those objects, not the class"
             )
         lines.append(f"    {name}: {entry['floor']:.4f}  # {note}")
+    return _yaml_text(lines)
+
+
+def _yaml_text(lines: list[str]) -> str:
+    """The lines as one YAML text, checked to parse (comments carry the figures; a typo must not ship)."""
     text = "\n".join(lines) + "\n"
-    yaml.safe_load(text)  # the fragment must parse
+    yaml.safe_load(text)
     return text

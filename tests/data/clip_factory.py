@@ -128,3 +128,19 @@ def tiny_spec(image_size: tuple[int, int] = (64, 96), *, det2d: bool = True) -> 
         "detection2d_classes": ["car", "truck", "bus", "pedestrian", "cyclist", "traffic_cone"] if det2d else None,
         "image_stride": 8,
     }
+
+
+def make_pseudo_split(root: Path, scores: list[float], *, frames: int = 3) -> tuple[Path, Path, Path]:
+    """(labelled, unlabelled, pseudo): a labelled and an unlabelled split of one clip each, and a pseudo-label folder
+    for the unlabelled clip holding its ground-truth boxes (car, car, pedestrian, car, truck) with ``scores``."""
+    from perception.clip import DriveClip
+
+    labelled = make_clip(root / "L" / "clip_0000", frames=frames).parent
+    unlabelled = make_clip(root / "U" / "clip_0000", frames=frames).parent
+    truth = DriveClip.open(unlabelled / "clip_0000").labels
+    pseudo = ClipLabels(truth.classes, truth.frames, make_provenance("autolabel", "test"), None)
+    for frame in pseudo.frames:
+        frame.boxes3d.score[:] = scores
+    (root / "pseudo" / "clip_0000").mkdir(parents=True)
+    pseudo.save(root / "pseudo" / "clip_0000" / "labels.json")
+    return labelled, unlabelled, root / "pseudo"

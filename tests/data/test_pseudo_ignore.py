@@ -7,12 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from clip_factory import make_clip, tiny_spec
+from clip_factory import make_pseudo_split, tiny_spec
 
-from perception.clip import DriveClip
 from perception.data.datamodule import ClipDataModule, load_ignore_below
 from perception.errors import InputError
-from perception.labels import DRIVING_CLASSES, ClipLabels, make_provenance
+from perception.labels import DRIVING_CLASSES
 from perception.models.losses import focal_heatmap_loss
 from perception.models.targets import encode_ignore_mask
 
@@ -55,21 +54,15 @@ def test_ignore_mask_covers_the_box_radius_in_its_class_channel() -> None:
 
 
 def test_pseudo_labels_below_their_floor_become_ignore_regions(tmp_path: Path) -> None:
-    labelled = make_clip(tmp_path / "L" / "clip_0000", frames=3).parent
-    unlabelled = make_clip(tmp_path / "U" / "clip_0000", frames=3).parent
-    truth = DriveClip.open(unlabelled / "clip_0000").labels
-    pseudo = ClipLabels(truth.classes, truth.frames, make_provenance("autolabel", "test"), None)
-    for frame in pseudo.frames:  # boxes 0..4 of clip_factory: car, car, pedestrian, car, truck
-        frame.boxes3d.score[:] = [0.9, 0.2, 0.2, 0.9, 0.9]
-    (tmp_path / "pseudo" / "clip_0000").mkdir(parents=True)
-    pseudo.save(tmp_path / "pseudo" / "clip_0000" / "labels.json")
+    # boxes 0..4 of clip_factory: car, car, pedestrian, car, truck
+    labelled, unlabelled, pseudo = make_pseudo_split(tmp_path, [0.9, 0.2, 0.2, 0.9, 0.9])
     floors = tmp_path / "floors.yaml"
     floors.write_text("tracking3d:\n  class_min_score:\n    car: 0.5\n    pedestrian: 0.1\n")
 
     def datamodule(ignore_below) -> ClipDataModule:
         dm = ClipDataModule(
             train=[str(labelled), str(unlabelled)],
-            train_labels={str(unlabelled): str(tmp_path / "pseudo")},
+            train_labels={str(unlabelled): str(pseudo)},
             train_labels_ignore_below=ignore_below,
             window=1,
             cache_dir=str(tmp_path / "cache"),

@@ -9,10 +9,9 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from clip_factory import make_clip, tiny_spec
+from clip_factory import make_pseudo_split, tiny_spec
 
 from autolabel.cli import main as autolabel_main
-from perception.clip import DriveClip
 from perception.data.datamodule import ClipDataModule
 from perception.data.quality import ScoreQuality, isotonic_knots
 from perception.errors import InputError
@@ -160,19 +159,13 @@ def test_calibrate_writes_the_precision_curve_that_training_reads(tmp_path: Path
 
 
 def test_datamodule_weights_only_the_pseudo_labelled_clips(tmp_path: Path) -> None:
-    labelled = make_clip(tmp_path / "L" / "clip_0000", frames=3).parent
-    unlabelled = make_clip(tmp_path / "U" / "clip_0000", frames=3).parent
-    truth = DriveClip.open(unlabelled / "clip_0000").labels
-    pseudo = ClipLabels(truth.classes, truth.frames, make_provenance("autolabel", "test"), None)
-    for frame in pseudo.frames:  # boxes 0..4 of clip_factory: car, car, pedestrian, car, truck
-        frame.boxes3d.score[:] = [0.9, 0.2, 0.4, 0.9, 0.6]
-    (tmp_path / "pseudo" / "clip_0000").mkdir(parents=True)
-    pseudo.save(tmp_path / "pseudo" / "clip_0000" / "labels.json")
+    # boxes 0..4 of clip_factory: car, car, pedestrian, car, truck
+    labelled, unlabelled, pseudo = make_pseudo_split(tmp_path, [0.9, 0.2, 0.4, 0.9, 0.6])
 
     def dataset(quality):
         dm = ClipDataModule(
             train=[str(labelled), str(unlabelled)],
-            train_labels={str(unlabelled): str(tmp_path / "pseudo")},
+            train_labels={str(unlabelled): str(pseudo)},
             train_labels_quality=quality,
             window=1,
             cache_dir=str(tmp_path / "cache"),
