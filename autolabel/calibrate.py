@@ -100,33 +100,25 @@ def calibrate_score_floors(
     min_gt: int = 20,
     min_objects: int = FEW_OBJECTS,
     beta: float = 1.0,
-    measured=None,
 ) -> dict[str, dict[str, Any]]:
     """Per class: the F-beta-best score floor with its precision, recall and ground-truth count (see module doc).
 
     A class whose ground-truth boxes belong to fewer than ``min_objects`` distinct objects gets no floor (0.0, with
     ``few_objects`` set and the floor it would have had in ``floor_found``): the F1-best floor on one bus is just
     below that bus's own lowest score and removes every other bus that scores lower. The boxes count (``min_gt``)
-    does not catch this, because one object seen for 30 frames is 30 boxes. ``min_objects=0`` keeps such floors.
-    ``measured``: ``measure_labels``'s result, to reuse."""
-    evaluator, objects = measured or measure_labels(label_dir, gt_root, max_range=max_range)
+    does not catch this, because one object seen for 30 frames is 30 boxes. ``min_objects=0`` keeps such floors."""
+    evaluator, objects = measure_labels(label_dir, gt_root, max_range=max_range)
     return set_floors_by_objects(evaluator.score_floors(min_gt=min_gt, beta=beta), objects, min_objects)
 
 
 def score_calibration(
-    label_dir: str | Path,
-    gt_root: str | Path,
-    *,
-    max_range: float | None = None,
-    min_gt: int = 20,
-    min_objects: int = FEW_OBJECTS,
-    measured=None,
+    evaluator, objects: DistinctObjects, *, min_gt: int = 20, min_objects: int = FEW_OBJECTS
 ) -> dict[str, dict[str, Any]]:
-    """Per class, the precision of the labels as a non-decreasing function of their score (``score`` and
+    """``measure_labels``'s result -> per class, the precision of the labels as a non-decreasing function of their
+    score (``score`` and
     ``precision`` knots), for soft pseudo-labels (``perception fit --data.train_labels_quality=FILE``). A class with
     fewer than ``min_gt`` ground-truth boxes or ``min_objects`` distinct objects has no curve of its own: it uses "*",
     the curve of all classes pooled (its entry keeps the counts and says ``uses: "*"``)."""
-    evaluator, objects = measured or measure_labels(label_dir, gt_root, max_range=max_range)
     curves = evaluator.score_calibration()
     for index, name in enumerate(evaluator.classes):
         entry = curves[name]

@@ -127,25 +127,24 @@ def _calibrate_parser() -> argparse.ArgumentParser:
 
 def _run_calibrate(argv: Sequence[str]) -> int:
     from autolabel.calibrate import (
-        calibrate_score_floors,
         calibration_document,
         floors_document,
         measure_labels,
         score_calibration,
+        set_floors_by_objects,
     )
     from perception.atomic import atomic_write_text
 
     args = _calibrate_parser().parse_args(argv)
-    limits = {"min_gt": args.min_gt, "min_objects": args.min_objects}
-    try:
-        measured = measure_labels(args.label_dir, args.gt, max_range=args.max_range)
-        floors = calibrate_score_floors(args.label_dir, args.gt, measured=measured, **limits)
-        curves = score_calibration(args.label_dir, args.gt, measured=measured, **limits)
+    try:  # the labels are read and matched once, for the floors and the score calibration
+        evaluator, objects = measure_labels(args.label_dir, args.gt, max_range=args.max_range)
     except (FileNotFoundError, ValueError) as error:
         print(f"autolabel calibrate: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    floors = set_floors_by_objects(evaluator.score_floors(min_gt=args.min_gt), objects, args.min_objects)
     atomic_write_text(args.out, floors_document(floors, source=str(args.gt)))
     if args.score_calibration is not None:
+        curves = score_calibration(evaluator, objects, min_gt=args.min_gt, min_objects=args.min_objects)
         atomic_write_text(args.score_calibration, calibration_document(curves, source=str(args.gt)))
         pooled = [name for name, entry in curves.items() if entry.get("uses")]
         fallback = f" ({', '.join(pooled)}: the pooled curve)" if pooled else ""

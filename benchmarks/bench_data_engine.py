@@ -125,8 +125,11 @@ def evaluate(label_dir: Path, gt: Path, out_json: Path, log: Path) -> dict[str, 
     return json.loads(out_json.read_text())["overall"]["bev"]
 
 
-def student(args: argparse.Namespace, name: str, out: Path, data: dict[str, Path], pseudo: Path) -> dict[str, Any]:
-    soft = name == "labelled_plus_pseudo" and getattr(args, "pseudo_overrides", [])
+def student(
+    args: argparse.Namespace, name: str, out: Path, data: dict[str, Path], pseudo: Path, quality: Path | None = None
+) -> dict[str, Any]:
+    """``quality``: B trains on soft pseudo-labels weighted by this score calibration (``--soft-labels``)."""
+    soft = name == "labelled_plus_pseudo" and quality is not None
     root = out / "students" / (f"{name}_soft" if soft else name)  # never reuse a hard-label B for a soft run
     train = [str(data["labelled"])] if name == "labelled_only" else [str(data["labelled"]), str(data["unlabelled"])]
     overrides = [
@@ -142,7 +145,7 @@ def student(args: argparse.Namespace, name: str, out: Path, data: dict[str, Path
     ]
     if name == "labelled_plus_pseudo":
         overrides.append(f"--data.train_labels={json.dumps({str(data['unlabelled']): str(pseudo)})}")
-        overrides += args.pseudo_overrides if soft else []
+        overrides += [f"--data.train_labels_quality={quality}"] if soft else []
     fit(args.student_config, overrides, root, out / "logs" / f"student_{name}_fit.log")
     result = root / "test_metrics.json"
     if not result.is_file():
@@ -451,10 +454,9 @@ def main(argv: list[str] | None = None) -> int:
     pseudo = out / ("pseudo_soft" if args.soft_labels else "pseudo")
     label_job = job if args.soft_labels else [*job, "-c", str(floors)]  # soft: every box, weighted, none dropped
     autolabel(teacher_path, data["unlabelled"], pseudo, label_job, out / "logs" / "autolabel_u.log")
-    if args.soft_labels:
-        args.pseudo_overrides = [f"--data.train_labels_quality={calibration}"]
     quality = evaluate(pseudo, data["unlabelled"], out / "pseudo_eval.json", out / "logs" / "eval_u.log")
-    students = {name: student(args, name, out, data, pseudo) for name in STUDENTS}
+    soft = calibration if args.soft_labels else None
+    students = {name: student(args, name, out, data, pseudo, soft) for name in STUDENTS}
     a, b, c = (students[k]["mAP"] for k in STUDENTS)
     results: dict[str, Any] = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}",

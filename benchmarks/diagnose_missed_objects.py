@@ -62,16 +62,9 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         frames = []
         for index, (mine, truth) in enumerate(zip(labels.frames, truth_labels.frames)):
-            missed = truth.boxes3d[unmatched(mine.boxes3d, truth.boxes3d)]
-            missed = Boxes3D(
-                center=missed.center,
-                size=missed.size,
-                yaw=missed.yaw,
-                velocity=missed.velocity,
-                class_id=missed.class_id,
-                score=np.full(len(missed), 1.0 if args.mode == "object" else 0.0, np.float32),
-                track_id=np.full(len(missed), -1),
-            )
+            missed = truth.boxes3d[unmatched(mine.boxes3d, truth.boxes3d)]  # a copy
+            missed.score[:] = 1.0 if args.mode == "object" else 0.0
+            missed.track_id[:] = -1
             added, total = added + len(missed), total + len(truth.boxes3d)
             boxes = Boxes3D.concat([mine.boxes3d, missed])
             shown = boxes if args.mode == "object" else mine.boxes3d  # ignore regions get no 2D box

@@ -11,6 +11,7 @@ Two sources, chosen with ``data.train_labels_quality``:
 - ``score``: q = the box's score as it is;
 - a YAML file written by ``autolabel calibrate --score-calibration FILE``: per class, the precision of the teacher's
   refined boxes against ground truth as a non-decreasing function of the score, measured on a LABELLED split
+  (``BevDetectionEvaluator.score_calibration``)
   (``score_calibration: {class: {score: [...], precision: [...]}}``, "*" for the classes without their own curve).
   q is that curve at the box's score (linear between knots, constant beyond the ends).
 """
@@ -25,7 +26,7 @@ import numpy as np
 
 from perception.errors import InputError, load_yaml
 
-__all__ = ["ScoreQuality", "isotonic_knots"]
+__all__ = ["ScoreQuality"]
 
 SOURCE = "data.train_labels_quality"
 
@@ -86,22 +87,6 @@ class ScoreQuality:
             rows = class_id == index
             quality[rows] = np.interp(score[rows], xs, ys)
         return quality
-
-
-def isotonic_knots(scores: np.ndarray, correct: np.ndarray, *, digits: int = 4) -> tuple[list[float], list[float]]:
-    """Non-decreasing precision-vs-score curve (pool-adjacent-violators on 0/1 ``correct``), as knots: each pooled
-    block's mean score and its precision, for ``np.interp``. Empty input gives empty lists."""
-    order = np.argsort(np.asarray(scores, np.float64), kind="stable")
-    xs, ys = np.asarray(scores, np.float64)[order], np.asarray(correct, np.float64)[order]
-    blocks: list[list[float]] = []  # [sum of correct, sum of scores, count]
-    for x, y in zip(xs, ys):
-        blocks.append([y, x, 1.0])
-        while len(blocks) > 1 and blocks[-2][0] / blocks[-2][2] >= blocks[-1][0] / blocks[-1][2]:
-            last = blocks.pop()
-            blocks[-1] = [a + b for a, b in zip(blocks[-1], last)]
-    knot_scores = [round(s / n, digits) for _, s, n in blocks]
-    knot_precision = [round(c / n, digits) for c, _, n in blocks]
-    return knot_scores, knot_precision
 
 
 def _check_curve(name: Any, xs: Any, ys: Any, source: str) -> tuple[np.ndarray, np.ndarray]:

@@ -239,10 +239,8 @@ class BevDetectionEvaluator:
     def score_calibration(self, *, threshold: float | None = None) -> dict[str, Any]:
         """Per class, and pooled over classes as "*": the precision of the predictions (matched within ``threshold``
         metres, default ``tp_threshold``) as a non-decreasing function of their score, as knots ``score`` and
-        ``precision`` (``perception.data.quality.isotonic_knots``), with ``num_gt`` and ``num_pred``. A class without
+        ``precision`` (``isotonic_knots``), with ``num_gt`` and ``num_pred``. A class without
         ground truth or predictions gets empty knots. For soft pseudo-labels (``data.train_labels_quality``)."""
-        from perception.data.quality import isotonic_knots
-
         threshold = self.tp_threshold if threshold is None else float(threshold)
         out: dict[str, Any] = {}
         pooled_scores, pooled_tp, pooled_gt = [], [], 0
@@ -355,3 +353,19 @@ class BevDetectionEvaluator:
             "max_range": max_range,
         }
         return result
+
+
+def isotonic_knots(scores: np.ndarray, correct: np.ndarray, *, digits: int = 4) -> tuple[list[float], list[float]]:
+    """Non-decreasing precision-vs-score curve (pool-adjacent-violators on 0/1 ``correct``), as knots: each pooled
+    block's mean score and its precision, for ``np.interp``. Empty input gives empty lists."""
+    order = np.argsort(np.asarray(scores, np.float64), kind="stable")
+    xs, ys = np.asarray(scores, np.float64)[order], np.asarray(correct, np.float64)[order]
+    blocks: list[list[float]] = []  # [sum of correct, sum of scores, count]
+    for x, y in zip(xs, ys):
+        blocks.append([y, x, 1.0])
+        while len(blocks) > 1 and blocks[-2][0] / blocks[-2][2] >= blocks[-1][0] / blocks[-1][2]:
+            last = blocks.pop()
+            blocks[-1] = [a + b for a, b in zip(blocks[-1], last)]
+    knot_scores = [round(s / n, digits) for _, s, n in blocks]
+    knot_precision = [round(c / n, digits) for c, _, n in blocks]
+    return knot_scores, knot_precision

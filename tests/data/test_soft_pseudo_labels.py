@@ -13,10 +13,10 @@ from clip_factory import make_pseudo_split, tiny_spec
 
 from autolabel.cli import main as autolabel_main
 from perception.data.datamodule import ClipDataModule
-from perception.data.quality import ScoreQuality, isotonic_knots
+from perception.data.quality import ScoreQuality
 from perception.errors import InputError
 from perception.labels import DRIVING_CLASSES, Boxes3D, ClipLabels, FrameLabels, make_provenance
-from perception.metrics.bev_detection import BevDetectionEvaluator
+from perception.metrics.bev_detection import BevDetectionEvaluator, isotonic_knots
 from perception.models.losses import focal_heatmap_loss
 from perception.models.targets import encode_bev_targets
 
