@@ -120,7 +120,7 @@ class OfflineLabelConfig:
     extend: bool = True
     extend_min_score: float = 0.1
     extend_min_iou: float = 0.5
-    extend_max_miss: int = 2
+    extend_max_miss: int = 4
     # linking across occlusions (gaps in frames; motion gate in box heights)
     link: bool = True
     appearance: bool = True
@@ -132,7 +132,7 @@ class OfflineLabelConfig:
     link_appearance_gate: float = 0.2
     link_motion_weight: float = 0.5
     link_appearance_weight: float = 0.5
-    link_max_cost: float = 0.5
+    link_max_cost: float = 0.7
     # track decisions
     min_length: int = 3
     min_track_score: float = 0.3
@@ -141,7 +141,7 @@ class OfflineLabelConfig:
     # observed boxes under this detector score are not output as seen: inside a track the interpolated box replaces
     # them (a partly hidden object gets a shrunken, low-score box; its confident neighbours give the whole object),
     # at a track's ends they are dropped (0: every observed box is kept)
-    box_min_score: float = 0.0
+    box_min_score: float = 0.3
     # output boxes: "linear" (observed boxes + linear gap fill), "rts" (RTS-smoothed, gaps bridged) or "none";
     # the RTS trajectory is always computed as the reference for temporal-inconsistency uncertainty
     smoothing: Literal["linear", "rts", "none"] = "linear"

@@ -40,7 +40,9 @@ def _scene(num_frames: int = 60, occluded=range(25, 37)):
 
 def test_offline_chain_fills_occlusion_and_keeps_identity():
     frames, per_frame, truth = _scene()
-    result = label_video_detections(iter(frames), per_frame, OfflineLabelConfig(min_length=5, smoothing="rts"))
+    result = label_video_detections(
+        iter(frames), per_frame, OfflineLabelConfig(min_length=5, smoothing="rts", box_min_score=0.0)
+    )
     tracks = result.tracks
     assert sorted(set(tracks.track_id.tolist())) == [1, 2]
     for track_id in (1, 2):
@@ -65,6 +67,7 @@ def test_offline_without_frames_and_config_io(tmp_path):
     assert len(set(result.tracks.track_id.tolist())) == 2
     preset = OfflineLabelConfig.from_yaml(REPO / "configs/autolabel/default.yaml")
     assert preset.smoothing == "linear" and preset.backward_pass
+    assert preset == OfflineLabelConfig()  # the dataclass defaults are the preset
     bad = tmp_path / "bad.yaml"
     bad.write_text("high_scor: 0.4\n")
     with pytest.raises(ValueError, match="bad.yaml.*high_scor"):
@@ -115,7 +118,7 @@ def test_weak_boxes_inside_a_track_are_replaced_by_interpolation():
         if f == 19:
             score = 0.25
         per_frame.append(Boxes2D(xyxy=box[None], score=[score], class_id=[0]))
-    config = OfflineLabelConfig(camera_motion=False, appearance=False, backward_pass=False)
+    config = OfflineLabelConfig(camera_motion=False, appearance=False, backward_pass=False, box_min_score=0.0)
     kept = label_video_detections(None, per_frame, config).tracks
     trusted = label_video_detections(None, per_frame, dataclasses.replace(config, box_min_score=0.3)).tracks
     assert kept.frame.tolist() == list(range(20))
