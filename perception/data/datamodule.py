@@ -20,7 +20,7 @@ from perception.data.augment import BevAugmentation, ImageAugmentation, SensorDr
 from perception.data.cache import FrameCache
 from perception.data.dataset import ClipWindowDataset, RigMismatchError, check_cameras
 from perception.data.quality import ScoreQuality
-from perception.data.sampler import ClipShardSampler, WindowSampler
+from perception.data.sampler import ClipShardSampler, WindowSampler, repeat_factors
 from perception.data.spec import check_spec
 from perception.errors import InputError, load_yaml
 from perception.labels import LabelsError
@@ -115,6 +115,7 @@ class ClipDataModule(L.LightningDataModule):
         train_labels: str | dict[str, str | None] | None = None,
         train_labels_ignore_below: float | dict[str, float] | str | None = None,
         train_labels_quality: str | None = None,
+        repeat_factor_threshold: float | None = None,
         cameras: list[str] | None = None,
         window: int = 2,
         train_stride: int = 1,
@@ -150,6 +151,13 @@ class ClipDataModule(L.LightningDataModule):
         # soft pseudo-labels: "score" or autolabel calibrate's --score-calibration file (see perception.data.quality)
         self.train_labels_quality = ScoreQuality.load(train_labels_quality)
         self._quality: list[ScoreQuality | None] = []  # per opened train clip
+        # class-balanced training: windows holding rare 3D classes repeated (perception.data.sampler.repeat_factors)
+        if repeat_factor_threshold is not None and not 0.0 < float(repeat_factor_threshold) <= 1.0:
+            raise ValueError(
+                f"data.repeat_factor_threshold: expected a fraction of windows in (0, 1] or null, "
+                f"found {repeat_factor_threshold!r}"
+            )
+        self.repeat_factor_threshold = repeat_factor_threshold
         self.cameras = list(cameras) if cameras is not None else None
         self.window, self.train_stride = int(window), int(train_stride)
         self.eval_stride = int(eval_stride) if eval_stride is not None else self.window
@@ -319,7 +327,14 @@ class ClipDataModule(L.LightningDataModule):
         dataset = self.datasets.get("train")
         count = len(dataset) if dataset is not None else 0
         drop = count >= self.batch_size
-        sampler = WindowSampler(count, shuffle=True, seed=self.seed, position=self._train_position)
+        factors = None
+        if self.repeat_factor_threshold is not None and dataset is not None:
+            factors = repeat_factors(dataset.window_classes(), float(self.repeat_factor_threshold))
+            LOG.info(
+                "data.repeat_factor_threshold %s: %d of %d windows repeated (factors up to %.2f), %d samples per epoch",
+                self.repeat_factor_threshold, int((factors > 1).sum()), count, factors.max(), int(factors.sum()),
+            )  # fmt: skip
+        sampler = WindowSampler(count, shuffle=True, seed=self.seed, position=self._train_position, factors=factors)
         loader = self._loader("train", sampler, self.batch_size, drop)
         self._train_batches = len(loader)
         return loader

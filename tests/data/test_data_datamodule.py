@@ -14,7 +14,7 @@ from clip_factory import make_clip, tiny_spec
 from perception.clip import DriveClip
 from perception.data.datamodule import ClipDataModule
 from perception.data.dataset import RigMismatchError
-from perception.data.sampler import WindowSampler
+from perception.data.sampler import WindowSampler, repeat_factors
 from perception.geometry import invert_se3
 
 
@@ -132,3 +132,66 @@ def test_train_labels_per_entry_keep_ground_truth_of_other_entries(tmp_path: Pat
     assert true_count > 1 and counts == [true_count, 1]
     with pytest.raises(ValueError, match="not entries of data.train"):
         ClipDataModule(train=str(labelled), train_labels={"elsewhere": str(tmp_path)}, target_spec=tiny_spec())
+
+
+def test_repeat_factors_follow_lvis_rule() -> None:
+    factors = repeat_factors([{0}, {0}, {0}, {0, 1}, set()], threshold=1.0)
+    # class 0 in 4 of 5 windows: sqrt(1 / 0.8) = 1.118; class 1 in 1 of 5: sqrt(5); no class: 1
+    assert factors == pytest.approx([1.118034, 1.118034, 1.118034, 5**0.5, 1.0], abs=1e-6)
+    assert repeat_factors([{0}, {1}], threshold=0.5).tolist() == [1.0, 1.0]  # nothing rarer than the threshold
+    with pytest.raises(ValueError, match="threshold"):
+        repeat_factors([{0}], threshold=0.0)
+
+
+def test_sampler_repeats_windows_by_factor_with_fresh_augmentation() -> None:
+    factors = [1.0, 1.0, 1.0, 2.5, 1.5]  # 7 samples: windows 0-2 once, 3 two or three times, 4 once or twice
+    counts = []
+    for epoch in range(40):
+        sampler = WindowSampler(5, shuffle=True, seed=1, rank=0, world_size=1, factors=factors)
+        sampler.set_epoch(epoch)
+        keys = list(sampler)
+        assert len(keys) == len(sampler) == 7
+        assert len({seed for _, seed in keys}) == 7  # a repeated window gets a new augmentation seed
+        counts.append(np.bincount([i for i, _ in keys], minlength=5))
+    counts = np.array(counts)
+    assert (counts[:, :3] == 1).all() and set(counts[:, 3]) <= {2, 3} and set(counts[:, 4]) <= {1, 2}
+    assert counts.mean(0) == pytest.approx(factors, abs=0.25)  # the fractions drawn in proportion
+    again = WindowSampler(5, shuffle=True, seed=1, rank=0, world_size=1, factors=factors)
+    again.set_epoch(39)
+    assert np.bincount([i for i, _ in again], minlength=5).tolist() == counts[-1].tolist()  # epoch-seeded
+    shards = [list(WindowSampler(5, shuffle=True, seed=1, rank=r, world_size=2, factors=factors)) for r in range(2)]
+    assert len(shards[0]) == len(shards[1]) == 4
+    with pytest.raises(ValueError, match="repeat factors"):
+        WindowSampler(5, shuffle=True, factors=[1.0, 0.5, 1.0, 1.0, 1.0])
+
+
+def test_sampler_without_factors_keeps_its_permutation_and_seeds() -> None:
+    """The plain sampler draws exactly what it drew before repeat factors existed (runs stay reproducible)."""
+    rng = np.random.default_rng([3, 2])
+    order, seeds = rng.permutation(6), rng.integers(0, 2**62, size=6)
+    sampler = WindowSampler(6, shuffle=True, seed=3, rank=0, world_size=1)
+    sampler.set_epoch(2)
+    assert list(sampler) == [(int(i), int(seeds[i])) for i in order]
+
+
+def test_repeat_factor_threshold_repeats_windows_holding_a_rarer_class(root: Path, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    shutil.copytree(root / "train", data)
+    labels = DriveClip.open(data / "clip1").labels
+    for frame in labels.frames:  # clip1 without its trucks: trucks in half the windows
+        frame.boxes3d = frame.boxes3d[frame.boxes3d.class_id != labels.classes.index("truck")]
+    labels.save(data / "clip1" / "labels.json")
+    kwargs = dict(train=str(data), window=1, batch_size=1, cache_dir=str(tmp_path / "cache"), target_spec=tiny_spec())
+    plain = ClipDataModule(**kwargs)
+    plain.setup("fit")
+    classes = plain.datasets["train"].window_classes()
+    truck = tiny_spec()["detection3d_classes"].index("truck")
+    assert [truck in present for present in classes] == [True] * 4 + [False] * 4
+    assert len(plain.train_dataloader().sampler) == 8
+    balanced = ClipDataModule(**kwargs, repeat_factor_threshold=1.0)
+    balanced.setup("fit")
+    keys = [i for i, _ in balanced.train_dataloader().sampler]
+    assert len(keys) == 9  # floor(4 x sqrt(2) + 4)
+    assert np.bincount(keys, minlength=8)[:4].sum() == 5 and (np.bincount(keys, minlength=8)[4:] == 1).all()
+    with pytest.raises(ValueError, match="repeat_factor_threshold"):
+        ClipDataModule(**kwargs, repeat_factor_threshold=2.0)
