@@ -20,7 +20,7 @@ from perception.data.augment import BevAugmentation, ImageAugmentation, SensorDr
 from perception.data.cache import FrameCache
 from perception.data.dataset import ClipWindowDataset, RigMismatchError, check_cameras
 from perception.data.quality import ScoreQuality
-from perception.data.sampler import ClipShardSampler, WindowSampler, repeat_factors
+from perception.data.sampler import ClipShardSampler, WindowSampler, check_repeat_threshold, repeat_factors
 from perception.data.spec import check_spec
 from perception.errors import InputError, load_yaml
 from perception.labels import LabelsError
@@ -152,12 +152,11 @@ class ClipDataModule(L.LightningDataModule):
         self.train_labels_quality = ScoreQuality.load(train_labels_quality)
         self._quality: list[ScoreQuality | None] = []  # per opened train clip
         # class-balanced training: windows holding rare 3D classes repeated (perception.data.sampler.repeat_factors)
-        if repeat_factor_threshold is not None and not 0.0 < float(repeat_factor_threshold) <= 1.0:
-            raise ValueError(
-                f"data.repeat_factor_threshold: expected a fraction of windows in (0, 1] or null, "
-                f"found {repeat_factor_threshold!r}"
-            )
-        self.repeat_factor_threshold = repeat_factor_threshold
+        self.repeat_factor_threshold = (
+            None
+            if repeat_factor_threshold is None
+            else check_repeat_threshold(repeat_factor_threshold, "data.repeat_factor_threshold")
+        )
         self.cameras = list(cameras) if cameras is not None else None
         self.window, self.train_stride = int(window), int(train_stride)
         self.eval_stride = int(eval_stride) if eval_stride is not None else self.window
@@ -329,7 +328,7 @@ class ClipDataModule(L.LightningDataModule):
         drop = count >= self.batch_size
         factors = None
         if self.repeat_factor_threshold is not None and dataset is not None:
-            factors = repeat_factors(dataset.window_classes(), float(self.repeat_factor_threshold))
+            factors = repeat_factors(dataset.window_classes(), self.repeat_factor_threshold)
             LOG.info(
                 "data.repeat_factor_threshold %s: %d of %d windows repeated (factors up to %.2f), %d samples per epoch",
                 self.repeat_factor_threshold, int((factors > 1).sum()), count, factors.max(), int(factors.sum()),

@@ -159,18 +159,24 @@ class ClipWindowDataset:
     def window_classes(self) -> list[set[int]]:
         """Per window, the model's 3D classes with a labelled box inside the BEV grid in any of its frames (the
         counts ``repeat_factors`` balances; before augmentation)."""
-        out: list[set[int]] = []
-        for clip_index, start in self.windows:
-            labels = self.clips[clip_index].labels
-            present: set[int] = set()
-            for frame in range(start, start + self.window) if labels is not None else ():
+        per_frame: dict[tuple[int, int], set[int]] = {}  # windows overlap: each frame is read once
+
+        def frame_classes(clip_index: int, frame: int) -> set[int]:
+            if (clip_index, frame) not in per_frame:
+                labels = self.clips[clip_index].labels
                 boxes = labels.frames[frame].boxes3d
                 model_class = self.map3d(labels.classes, boxes.class_id)
                 if self.bev_grid is not None:
                     model_class = model_class[self.bev_grid.contains(boxes.center[:, :2])]
-                present.update(int(c) for c in model_class[model_class >= 0])
-            out.append(present)
-        return out
+                per_frame[clip_index, frame] = {int(c) for c in model_class[model_class >= 0]}
+            return per_frame[clip_index, frame]
+
+        return [
+            set().union(*(frame_classes(clip_index, f) for f in range(start, start + self.window)))
+            if self.clips[clip_index].labels is not None
+            else set()
+            for clip_index, start in self.windows
+        ]
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)

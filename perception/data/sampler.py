@@ -24,12 +24,18 @@ def _rank_and_world() -> tuple[int, int]:
     return 0, 1
 
 
+def check_repeat_threshold(threshold: float, source: str = "repeat-factor threshold") -> float:
+    """The threshold of ``repeat_factors`` as a float, or a ValueError naming ``source``."""
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.0 < float(threshold) <= 1.0:
+        raise ValueError(f"{source}: expected a fraction of windows in (0, 1], found {threshold!r}")
+    return float(threshold)
+
+
 def repeat_factors(window_classes: Sequence[set[int]], threshold: float) -> np.ndarray:
     """Repeat-factor sampling (Gupta et al., LVIS, 2019; detectron2's RepeatFactorTrainingSampler) per window:
     a class in a fraction f_c of the windows gets r_c = max(1, sqrt(threshold / f_c)), a window the largest r_c of
     its classes (1 without any). Windows with rare classes are seen about r times per epoch, the rest once."""
-    if not 0.0 < threshold <= 1.0:
-        raise ValueError(f"repeat-factor threshold: expected a fraction of windows in (0, 1], found {threshold!r}")
+    threshold = check_repeat_threshold(threshold)
     count = max(len(window_classes), 1)
     frequency: dict[int, float] = {}
     for present in window_classes:
