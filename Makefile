@@ -53,8 +53,8 @@ S := $(DEMO)/.stages
 # recipe and steps: (A) L only, (B) L + U pseudo-labels, (C) L + U ground truth (the oracle).
 # The offline teacher: by default the checkpoint shipped in autolabel/teachers/weights/ (trained on this L with
 # `perception fit -c configs/perception/offline_teacher.yaml`, see benchmarks/RESULTS.md); TEACHER=train trains it
-# here (4000 steps: 65 minutes on 2 cores), TEACHER=PATH uses another checkpoint.
-SHIPPED_TEACHER := autolabel/teachers/weights/offline_teacher_demo.pt
+# here (4000 steps, class-balanced: 65-75 minutes on 2 cores), TEACHER=PATH uses another checkpoint.
+SHIPPED_TEACHER := autolabel/teachers/weights/offline_teacher_rfs.pt
 TEACHER ?= $(SHIPPED_TEACHER)
 STUDENT_CONFIG := configs/perception/student.yaml
 FIT := $(BIN)/perception fit --trainer.max_epochs=1000 --trainer.max_time=null --trainer.num_sanity_val_steps=0 \
