@@ -43,7 +43,9 @@ class Tracker3DConfig:
     ``class_vote`` one class per track (score-weighted vote; off: each box keeps its detector class), ``rigid_size``
     one size per track (median; off: per-frame sizes), ``smooth`` RTS-smoothed world position and yaw (off:
     detections, linear in gaps), ``trajectory_velocity`` velocity from the smoothed world trajectory (off: the
-    detector's per-frame velocity), ``hold_stationary`` a track that does not move gets one pose, held over its gaps
+    detector's per-frame velocity), ``hold_stationary`` a track that does not move (its centres' 10-90 % spread
+    under ``stationary_max_spread_m``, or the speed of a straight-line fit to them under ``stationary_max_speed``) gets
+    one pose, held over its gaps
     and over every frame in which it lies within ``hold_range_m`` of the ego (0: only between its first and last
     detection), ``max_fill_gap`` frames of a moving track's gaps filled (0: none), ``extrapolate_s`` seconds a moving
     track is continued before its first and after its last detection (constant velocity), ``min_length`` and
@@ -66,6 +68,9 @@ class Tracker3DConfig:
         trajectory_velocity: velocity from the smoothed world trajectory
         hold_stationary: a track that does not move gets one pose
         stationary_max_spread_m: centre spread (m) under which a track counts as stationary
+        stationary_max_speed: least-squares straight-line speed (m/s) under which a track of at least
+            ``stationary_min_frames`` detections counts as stationary, however much its centres jitter (None: off)
+        stationary_min_frames: detections a track needs for the speed test
         hold_range_m: a stationary track is also held on every frame within this distance of the ego (m)
         max_fill_gap: longest gap (frames) of a moving track that is filled
         extrapolate_s: seconds a moving track is continued before its first and after its last detection
@@ -89,6 +94,8 @@ class Tracker3DConfig:
     trajectory_velocity: bool = True
     hold_stationary: bool = True
     stationary_max_spread_m: float = 0.4
+    stationary_max_speed: float | None = None
+    stationary_min_frames: int = 5
     hold_range_m: float = 0.0
     max_fill_gap: int = 10
     extrapolate_s: float = 0.0
@@ -300,6 +307,29 @@ def _output_frames(
     return out
 
 
+def fitted_speed(xy: np.ndarray, times: np.ndarray) -> float:
+    """Speed (m/s) of the least-squares straight line through world centres ``xy`` (N,2) at ``times`` (N,)."""
+    centred_time = times - times.mean()
+    denominator = float(centred_time @ centred_time)
+    if denominator <= 0:
+        return 0.0
+    return float(np.linalg.norm(centred_time @ (xy - xy.mean(axis=0)) / denominator))
+
+
+def _is_stationary(xy: np.ndarray, times: np.ndarray, config: Tracker3DConfig) -> bool:
+    """Small spread of the centres, or (long enough tracks) a straight-line fit slower than the speed threshold."""
+    if len(xy) < 3:
+        return False
+    spread = np.percentile(xy, 90, axis=0) - np.percentile(xy, 10, axis=0)
+    if float(np.max(spread)) <= config.stationary_max_spread_m:
+        return True
+    return (
+        config.stationary_max_speed is not None
+        and len(xy) >= config.stationary_min_frames
+        and fitted_speed(xy, times) <= config.stationary_max_speed
+    )
+
+
 def _refine(
     track: Track3D,
     frame_times: np.ndarray,
@@ -315,8 +345,7 @@ def _refine(
     sizes = np.stack(track.size)
     observed_velocity = np.stack(track.velocity)
     dt = float(np.median(np.diff(frame_times))) if len(frame_times) > 1 else 0.1
-    spread = np.percentile(centre[:, :2], 90, axis=0) - np.percentile(centre[:, :2], 10, axis=0)
-    stationary = len(frames) >= 3 and float(np.max(spread)) <= config.stationary_max_spread_m
+    stationary = _is_stationary(centre[:, :2], frame_times[frames], config)
     held_centre = np.median(centre, axis=0)
     out_frames = _output_frames(track, stationary, held_centre, world_from_ego, frame_times, config)
     times = frame_times[out_frames]

@@ -283,6 +283,7 @@ def ablation(
         ("- smoothing", {"smooth": False}),
         ("- trajectory velocity", {"trajectory_velocity": False}),
         ("- stationary hold", {"hold_stationary": False}),
+        ("- still by straight-line speed", {"stationary_max_speed": None}),
         ("- gap filling", {"max_fill_gap": 0}),
         ("- extrapolation", {"extrapolate_s": 0.0}),
         ("- short/weak track drop", {"min_length": 1, "min_track_score": 0.0}),

@@ -4,7 +4,9 @@ A DIAGNOSTIC, not a recipe: it reads the ground truth of the split that was auto
 boxes within ``--max-range`` of the ego vehicle and label boxes are paired regardless of class, closest centres first
 (< 2 m, the distance the benchmark scores at); each pair counts once under (true class, label class), each unpaired
 ground-truth box under "missed". The median size, speed and score of each pair type say whether a confusion is the
-teacher's box head (the size of the class it named) or the tracker's vote (the size of the true class).
+teacher's box head (the size of the class it named) or the tracker's vote (the size of the true class). For pairs of
+the right class, the label's speed and velocity error are split by whether the object stands still (ground-truth
+speed < 0.2 m/s) or moves: a still object labelled with a speed is a refinement that did not hold it.
 
     python benchmarks/diagnose_class_confusion.py PSEUDO_DIR CLIPS [--max-range 25] [--markdown OUT.md]
 """
@@ -49,11 +51,16 @@ def pair_regardless_of_class(
     return pairs, [int(near[row]) for row in range(len(near)) if row not in used_truth]
 
 
-def confusion(pseudo: Path, clips: Path, max_range: float) -> tuple[list[str], np.ndarray, dict]:
-    """Counts (true class x label class, last column missed) and per pair type the label's size, speed and score."""
+STILL_SPEED = 0.2  # m/s: a ground-truth object slower than this stands still
+
+
+def confusion(pseudo: Path, clips: Path, max_range: float) -> tuple[list[str], np.ndarray, dict, dict]:
+    """Counts (true class x label class, last column missed); per pair type the label's size, speed and score; per
+    (class, still) the right-class pairs' label speed and velocity error."""
     classes: list[str] | None = None
     counts = None
     details: dict[tuple[int, int], list[np.ndarray]] = defaultdict(list)
+    motion: dict[tuple[int, bool], list[tuple[float, float]]] = defaultdict(list)
     for path in sorted(pseudo.glob("*/labels.json")):
         labels = ClipLabels.load(path)
         truth = ClipLabels.load(clips / path.parent.name / "labels.json")
@@ -67,16 +74,22 @@ def confusion(pseudo: Path, clips: Path, max_range: float) -> tuple[list[str], n
             for row, col in pairs:
                 key = (int(truth_boxes.class_id[row]), int(found.class_id[col]))
                 counts[key] += 1
-                speed = np.linalg.norm(found.velocity[col, :2])
+                speed = float(np.linalg.norm(found.velocity[col, :2]))
                 details[key].append(np.concatenate([found.size[col], [speed, found.score[col]]]))
+                if key[0] == key[1]:
+                    true_velocity = truth_boxes.velocity[row, :2]
+                    still = bool(np.linalg.norm(true_velocity) < STILL_SPEED)
+                    error = float(np.linalg.norm(found.velocity[col, :2] - true_velocity))
+                    motion[key[0], still].append((speed, error))
             for row in missed:
                 counts[int(truth_boxes.class_id[row]), -1] += 1
     if classes is None:
         raise LabelsError(f"{pseudo}: no <clip>/labels.json")
-    return classes, counts, {key: np.median(np.stack(rows), axis=0) for key, rows in details.items()}
+    medians = {key: np.median(np.stack(rows), axis=0) for key, rows in details.items()}
+    return classes, counts, medians, {key: np.asarray(rows) for key, rows in motion.items()}
 
 
-def markdown(classes: list[str], counts: np.ndarray, medians: dict, min_pairs: int = 20) -> str:
+def markdown(classes: list[str], counts: np.ndarray, medians: dict, motion: dict, min_pairs: int = 20) -> str:
     lines = ["| ground truth \\ label | " + " | ".join(classes) + " | missed |", "|---" * (len(classes) + 2) + "|"]
     lines += [f"| {name} | " + " | ".join(str(v) for v in counts[i]) + " |" for i, name in enumerate(classes)]
     lines += [
@@ -89,6 +102,17 @@ def markdown(classes: list[str], counts: np.ndarray, medians: dict, min_pairs: i
             size = " x ".join(f"{v:.2f}" for v in median[:3])
             pair = f"| {classes[true]} | {classes[found]} | {counts[true, found]}"
             lines.append(f"{pair} | {size} | {median[3]:.2f} | {median[4]:.2f} |")
+    lines += [
+        "",
+        "| class | ground truth | pairs | label speed (m/s), median | velocity error (m/s): median / mean |",
+        "|---|---|---|---|---|",
+    ]
+    for (index, still), rows in sorted(motion.items(), key=lambda item: (item[0][0], not item[0][1])):
+        speed, error = np.median(rows, axis=0)
+        state = "still" if still else "moving"
+        lines.append(
+            f"| {classes[index]} | {state} | {len(rows)} | {speed:.2f} | {error:.2f} / {rows[:, 1].mean():.2f} |"
+        )
     return "\n".join(lines) + "\n"
 
 

@@ -25,6 +25,7 @@ def test_confusion_pairs_labels_with_ground_truth_regardless_of_class(tmp_path: 
         boxes.center[3, :2] += 30.0
         boxes.class_id[:] = [0, 4, 0, 3]
         boxes.size[1] = [1.7, 0.6, 1.7]
+        boxes.velocity[:] = [[0.3, 0.4], [0.0, 0.0], [0.0, 0.0], [0.0, 0.0]]  # the still car labelled at 0.5 m/s
         frames.append(FrameLabels(boxes3d=boxes))
     (tmp_path / "pseudo" / "clip_0000").mkdir(parents=True)
     ClipLabels(truth.classes, frames, make_provenance("autolabel", "test")).save(
@@ -34,11 +35,14 @@ def test_confusion_pairs_labels_with_ground_truth_regardless_of_class(tmp_path: 
     result = subprocess.run([sys.executable, SCRIPT, str(tmp_path / "pseudo"), str(clips), "--markdown", str(out)],
                             capture_output=True, text=True)  # fmt: skip
     assert result.returncode == 0, result.stderr
-    rows = {line.split(" | ")[0].strip("| "): line for line in out.read_text().splitlines() if line.startswith("| ")}
+    matrix = out.read_text().split("\n\n")[0].splitlines()  # the first table
+    rows = {line.split(" | ")[0].strip("| "): line for line in matrix}
     # columns: car truck bus pedestrian cyclist traffic_cone missed; two frames each
     assert rows["car"] == "| car | 2 | 0 | 0 | 0 | 0 | 0 | 4 |"  # found once per frame, two cars missed
     assert rows["truck"] == "| truck | 2 | 0 | 0 | 0 | 0 | 0 | 0 |"
     assert rows["pedestrian"] == "| pedestrian | 0 | 0 | 0 | 0 | 2 | 0 | 0 |"
+    assert "| car | still | 2 | 0.50 | 0.50 / 0.50 |" in result.stdout  # right-class pairs only: not the truck
+    assert "| pedestrian | still" not in result.stdout  # labelled as a cyclist: no velocity row
     assert result.stdout == out.read_text()
     near = subprocess.run([sys.executable, SCRIPT, str(tmp_path / "pseudo"), str(clips), "--max-range", "10"],
                           capture_output=True, text=True)  # fmt: skip
