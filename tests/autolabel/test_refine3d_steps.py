@@ -147,7 +147,7 @@ def test_stationary_hold_labels_the_parked_car_where_it_was_not_detected() -> No
 
 
 def test_speed_test_holds_a_jittering_parked_car_and_not_the_walker() -> None:
-    """0.3 m of detection noise spreads the parked car over more than 0.4 m: only the straight-line fit calls it still."""
+    """0.3 m of detection noise spreads the parked car over more than 0.4 m: only the straight-line fit holds it."""
     tight = dataclasses.replace(LOOSE, stationary_max_spread_m=0.4)
 
     def speeds(matches, index: int) -> np.ndarray:
@@ -158,7 +158,8 @@ def test_speed_test_holds_a_jittering_parked_car_and_not_the_walker() -> None:
     assert speeds(plain, 0).max() > 0.2  # the spread test alone leaves it moving with the noise
     assert np.all(speeds(held, 0) == 0.0)
     assert abs(np.median(speeds(held, 2)) - 1.2) < 0.3 and np.all(speeds(held, 2) > 0.5)  # the walker still walks
-    short = _match(*_run(dataclasses.replace(tight, stationary_max_speed=0.5, stationary_min_frames=len(PARKED[6]) + 1)))
+    too_short = len(PARKED[6]) + 1
+    short = _match(*_run(dataclasses.replace(tight, stationary_max_speed=0.5, stationary_min_frames=too_short)))
     assert speeds(short, 0).max() > 0.2  # a track shorter than stationary_min_frames is not judged by its speed
 
 
