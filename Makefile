@@ -41,7 +41,7 @@ test-all: lint
 # ------------------------------------------------------------------------------------------- the demo
 # The whole data engine on the embedded synthetic world. Every stage is the public CLI a user would type;
 # each stage leaves a marker in $(DEMO)/.stages, so a rerun reuses finished stages (CLEAN=1 starts over).
-#   make demo            CPU sizes (about 18 min on 2 cores after the install)
+#   make demo            CPU sizes (19-20 min on 2 quiet cores after the install)
 #   make demo FULL=1     larger world and budgets, for a GPU machine
 #   make demo SMOKE=1    a miniature (tiny sizes, a few steps: what the test suite runs)
 #   NO_REAL=1            skip the optional part on ../shared/data (real dash-cam video, YOLOX-Nano teacher)

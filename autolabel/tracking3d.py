@@ -69,7 +69,7 @@ class Tracker3DConfig:
         hold_stationary: a track that does not move gets one pose
         stationary_max_spread_m: centre spread (m) under which a track counts as stationary
         stationary_max_speed: least-squares straight-line speed (m/s) under which a track of at least
-            ``stationary_min_frames`` detections counts as stationary, however much its centres jitter (None: off)
+            stationary_min_frames detections counts as stationary, however much its centres jitter (None: off)
         stationary_min_frames: detections a track needs for the speed test
         hold_range_m: a stationary track is also held on every frame within this distance of the ego (m)
         max_fill_gap: longest gap (frames) of a moving track that is filled
