@@ -307,7 +307,7 @@ def _output_frames(
     return out
 
 
-def fitted_speed(xy: np.ndarray, times: np.ndarray) -> float:
+def _fitted_speed(xy: np.ndarray, times: np.ndarray) -> float:
     """Speed (m/s) of the least-squares straight line through world centres ``xy`` (N,2) at ``times`` (N,)."""
     centred_time = times - times.mean()
     denominator = float(centred_time @ centred_time)
@@ -326,7 +326,7 @@ def _is_stationary(xy: np.ndarray, times: np.ndarray, config: Tracker3DConfig) -
     return (
         config.stationary_max_speed is not None
         and len(xy) >= config.stationary_min_frames
-        and fitted_speed(xy, times) <= config.stationary_max_speed
+        and _fitted_speed(xy, times) <= config.stationary_max_speed
     )
 
 
