@@ -218,6 +218,12 @@ def refine(raw: dict[str, list], clips: Path, config) -> dict[str, list]:
     return out
 
 
+def job_views(job_document: dict) -> dict[str, bool]:
+    """The teacher views an autolabel job runs (``teacher.init_args``: bidirectional, mirror)."""
+    teacher_args = job_document["teacher"].get("init_args", {})
+    return {key: bool(teacher_args.get(key, False)) for key in ("bidirectional", "mirror")}
+
+
 def tracker_config(job_tracking: dict):
     """The job's ``tracking3d`` section as a Tracker3DConfig without floors (they are chosen per variant)."""
     from autolabel.tracking3d import Tracker3DConfig
@@ -482,8 +488,7 @@ def main(argv: list[str] | None = None) -> int:
         },
     }
     job_document = yaml.safe_load((REPO / args.job).read_text())
-    teacher_args = job_document["teacher"].get("init_args", {})
-    views = {key: bool(teacher_args.get(key, False)) for key in ("bidirectional", "mirror")}
+    views = job_views(job_document)
     if not args.no_ablation:
         results["ablation"] = ablation(args, teacher_path, data, job_document.get("tracking3d", {}), views)
     results["teacher_on_test"] = teacher_on_test(args, teacher_path, data, job_document.get("tracking3d", {}), views)
