@@ -215,6 +215,9 @@ bench-install: $(STAMP)
 
 bench: bench-install
 	for script in benchmarks/bench_*.py; do echo "== $$script"; \
-	  if [ $$script = benchmarks/bench_robustness.py ]; then \
-	    echo "needs two trained checkpoints: see benchmarks/RESULTS.md (Robustness) for its command"; continue; fi; \
+	  case $$script in \
+	    benchmarks/bench_robustness.py) echo "needs two trained checkpoints: see benchmarks/RESULTS.md (Robustness)"; \
+	      continue;; \
+	    benchmarks/bench_refine_grid.py) echo "needs a teacher and labelled splits: see its docstring"; continue;; \
+	  esac; \
 	  $(PYTHON) $$script || exit 1; done

@@ -144,3 +144,36 @@ def make_pseudo_split(root: Path, scores: list[float], *, frames: int = 3) -> tu
     (root / "pseudo" / "clip_0000").mkdir(parents=True)
     pseudo.save(root / "pseudo" / "clip_0000" / "labels.json")
     return labelled, unlabelled, root / "pseudo"
+
+
+# a small random bev_tiny over the factory's world (2 backbone stages, 2 m cells, the six driving classes)
+TINY_BEV = {
+    "backbone_stages": 2,
+    "image_channels": 16,
+    "image_stride": 8,
+    "image_size": [64, 96],
+    "x_range": [-24.0, 24.0],
+    "y_range": [-24.0, 24.0],
+    "resolution": 2.0,
+    "num_heights": 2,
+    "bev_channels": 16,
+    "bev_blocks": 1,
+    "head_channels": 16,
+    "segmentation_classes": None,
+    "detection2d_classes": None,
+    "detection3d_classes": ["car", "truck", "bus", "pedestrian", "cyclist", "traffic_cone"],
+}
+
+
+def save_tiny_checkpoint(path: Path, cameras: tuple[str, ...] = ("front", "left"), seed: int = 0) -> Path:
+    """A random TINY_BEV saved as ``perception fit`` exports a model (metadata + state_dict); torch is imported here."""
+    import torch
+
+    from perception.models import build_model
+    from perception.training.checkpoint import model_metadata
+
+    torch.manual_seed(seed)
+    model = build_model("bev_tiny", **TINY_BEV).eval()
+    meta = model_metadata(model, model_name="bev_tiny", rig=None, cameras=list(cameras))
+    torch.save({**meta, "state_dict": model.state_dict()}, path)
+    return path

@@ -9,48 +9,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from clip_factory import make_clip
+from clip_factory import make_clip, save_tiny_checkpoint
 
 from perception.corruptions import ClipCorruption, in_field_of_view
 from perception.training.robustness import RobustnessEvaluation, _field_mask, main, robobev_rr, summarise
-
-TINY = {
-    "backbone_stages": 2,
-    "image_channels": 16,
-    "image_stride": 8,
-    "image_size": [64, 96],
-    "x_range": [-24.0, 24.0],
-    "y_range": [-24.0, 24.0],
-    "resolution": 2.0,
-    "num_heights": 2,
-    "bev_channels": 16,
-    "bev_blocks": 1,
-    "head_channels": 16,
-    "segmentation_classes": None,
-    "detection2d_classes": None,
-    "detection3d_classes": ["car", "truck", "bus", "pedestrian", "cyclist", "traffic_cone"],
-}
 
 
 @pytest.fixture(scope="module")
 def split(tmp_path_factory) -> tuple[Path, Path]:
     """(checkpoint of a tiny random bev_tiny, folder of two 4-frame 2-camera clips)."""
-    from perception.models import build_model
-    from perception.training.checkpoint import model_metadata
-
     root = tmp_path_factory.mktemp("robust")
     for i in range(2):
         make_clip(root / "test" / f"clip_{i}", frames=4)
-    torch.manual_seed(0)
-    model = build_model("bev_tiny", **TINY).eval()
-    checkpoint = root / "tiny.pt"
-    torch.save(
-        {
-            **model_metadata(model, model_name="bev_tiny", rig=None, cameras=["front", "left"]),
-            "state_dict": model.state_dict(),
-        },
-        checkpoint,
-    )
+    checkpoint = save_tiny_checkpoint(root / "tiny.pt")
     return checkpoint, root / "test"
 
 
