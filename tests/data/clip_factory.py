@@ -146,8 +146,8 @@ def make_pseudo_split(root: Path, scores: list[float], *, frames: int = 3) -> tu
     return labelled, unlabelled, root / "pseudo"
 
 
-# a small random bev_tiny over the factory's world (2 backbone stages, 2 m cells, the six driving classes)
-TINY_BEV = {
+# a small bev_tiny over the factory's world (2 backbone stages, 2 m cells): its size, shared by the training tests
+TINY_BEV_SIZE = {
     "backbone_stages": 2,
     "image_channels": 16,
     "image_stride": 8,
@@ -159,6 +159,10 @@ TINY_BEV = {
     "bev_channels": 16,
     "bev_blocks": 1,
     "head_channels": 16,
+}
+# ... with the six driving classes' 3D boxes only
+TINY_BEV = {
+    **TINY_BEV_SIZE,
     "segmentation_classes": None,
     "detection2d_classes": None,
     "detection3d_classes": ["car", "truck", "bus", "pedestrian", "cyclist", "traffic_cone"],

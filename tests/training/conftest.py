@@ -10,22 +10,9 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data"))
 
-from clip_factory import make_clip
+from clip_factory import TINY_BEV_SIZE, make_clip
 
-TINY_OVERRIDES = {
-    "backbone": "resnet18",
-    "backbone_stages": 2,
-    "image_channels": 16,
-    "image_stride": 8,
-    "image_size": [64, 96],
-    "x_range": [-24.0, 24.0],
-    "y_range": [-24.0, 24.0],
-    "resolution": 2.0,
-    "num_heights": 2,
-    "bev_channels": 16,
-    "bev_blocks": 1,
-    "head_channels": 16,
-}
+TINY_OVERRIDES = {"backbone": "resnet18", **TINY_BEV_SIZE}
 
 
 @pytest.fixture(scope="session")
