@@ -69,29 +69,37 @@ def pair_regardless_of_class(
 STILL_SPEED = 0.2  # m/s: a ground-truth object slower than this stands still
 
 
-def label_folder(pseudo: Path) -> Iterator[tuple[str, list[str], list[Boxes3D]]]:
-    """(clip name, classes, per-frame boxes) of every ``<clip>/labels.json`` under ``pseudo``."""
-    for path in sorted(pseudo.glob("*/labels.json")):
+def label_folder(pseudo: Path) -> Iterator[tuple[str, str, list[str], list[Boxes3D]]]:
+    """(clip name, source, classes, per-frame boxes) of every ``<clip>/labels.json`` under ``pseudo``."""
+    paths = sorted(pseudo.glob("*/labels.json"))
+    if not paths:
+        raise LabelsError(f"{pseudo}: no <clip>/labels.json")
+    for path in paths:
         labels = ClipLabels.load(path)
-        yield path.parent.name, list(labels.classes), [frame.boxes3d for frame in labels.frames]
+        yield path.parent.name, str(path), list(labels.classes), [frame.boxes3d for frame in labels.frames]
 
 
 def raw_teacher(
     teacher: str, clips: Path, job: Path, cache: Path, min_score: float
-) -> Iterator[tuple[str, list[str], list[Boxes3D]]]:
-    """(clip name, classes, per-frame boxes) of the teacher's raw output with the job's views, scored >= min_score."""
+) -> Iterator[tuple[str, str, list[str], list[Boxes3D]]]:
+    """(clip name, source, classes, per-frame boxes) of the teacher's raw output with the job's views, boxes scored
+    >= min_score."""
     import yaml
 
     from benchmarks import bench_data_engine as engine
     from perception.labels import DRIVING_CLASSES
 
     views = engine.job_views(yaml.safe_load(job.read_text()))
-    for name, frames in engine.teacher_outputs(Path(teacher), clips, views, cache).items():
-        yield name, list(DRIVING_CLASSES), [boxes[boxes.score >= min_score] for boxes in frames]
+    outputs = engine.teacher_outputs(Path(teacher), clips, views, cache)
+    if not outputs:
+        raise LabelsError(f"{clips}: no clips")
+    for name, frames in outputs.items():
+        source = f"{cache / name}: {teacher}'s raw output"
+        yield name, source, list(DRIVING_CLASSES), [boxes[boxes.score >= min_score] for boxes in frames]
 
 
 def confusion(
-    labelled: Iterable[tuple[str, list[str], list[Boxes3D]]], clips: Path, max_range: float, by_score: bool = False
+    labelled: Iterable[tuple[str, str, list[str], list[Boxes3D]]], clips: Path, max_range: float, by_score: bool = False
 ) -> tuple[list[str], np.ndarray, dict, dict]:
     """Counts (true class x label class, last column missed); per pair type the label's size, speed and score; per
     (class, still) the right-class pairs' label speed and velocity error."""
@@ -99,11 +107,11 @@ def confusion(
     counts = None
     details: dict[tuple[int, int], list[np.ndarray]] = defaultdict(list)
     motion: dict[tuple[int, bool], list[tuple[float, float]]] = defaultdict(list)
-    for name, label_classes, label_frames in labelled:
+    for name, source, label_classes, label_frames in labelled:
         truth = ClipLabels.load(clips / name / "labels.json")
         if truth.classes != label_classes or len(truth.frames) != len(label_frames):
             raise LabelsError(
-                f"{name}: classes or frame count ({label_classes}, {len(label_frames)} frames) differ from "
+                f"{source}: classes or frame count ({label_classes}, {len(label_frames)} frames) differ from "
                 f"{clips / name}'s ground truth ({truth.classes}, {len(truth.frames)} frames)"
             )
         if classes is None:
