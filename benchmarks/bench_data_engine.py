@@ -201,7 +201,8 @@ def score(per_clip: dict[str, list], gt_root: Path, classes: list[str]) -> dict[
         for pred, truth in zip(frames, gt.frames):
             evaluator.add_frame(pred, truth.boxes3d)
     result = evaluator.compute()
-    return {"evaluator": evaluator, **{k: result[k] for k in ("mAP", "NDS", "mATE", "mASE", "mAOE", "mAVE")}}
+    keys = ("mAP", "NDS", "mATE", "mASE", "mAOE", "mAVE", "per_class")
+    return {"evaluator": evaluator, **{k: result[k] for k in keys}}
 
 
 def refine(raw: dict[str, list], clips: Path, config) -> dict[str, list]:
@@ -270,7 +271,7 @@ def ablation(
             val, u = refine(raw_val, data["labelled_val"], config), refine(raw_u, data["unlabelled"], config)
         floors = floors_on_val(val) if name != "no class floors" else {}
         result = score(floor_boxes(u, floors, classes), data["unlabelled"], classes)
-        per_class = result["evaluator"].compute()["per_class"]
+        per_class = result["per_class"]
         rows.append(
             {
                 "variant": name,

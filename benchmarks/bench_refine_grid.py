@@ -14,8 +14,8 @@ after another (choose on a validation split, report on another), or as one with 
 ``benchmarks/RESULTS.md``'s V24 is L_val and a second labelled split pooled: ``make demo``'s ``labelled_val`` (seed 4)
 and ``perception synth --rig configs/rigs/nuscenes_like_6cam.yaml --clips 12 --frames 30 --seed 5 --out L_VAL2``.
 
-The cache (``--cache``, default ``runs/refine_grid/<the teacher files' sha256>``) holds one folder per split, named
-as the split's folder; an explicit ``--cache`` is trusted to belong to this teacher and these views.
+The cache (``--cache``, default ``runs/refine_grid/<the teacher files' sha256>``: ``default_cache``) holds one folder
+per split, named as the split's folder; an explicit ``--cache`` is trusted to belong to this teacher and these views.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ import bench_data_engine as engine  # noqa: E402
 
 from autolabel.tracking3d import Tracker3DConfig  # noqa: E402
 from perception.atomic import atomic_write_text  # noqa: E402
+from perception.hashing import file_sha256  # noqa: E402
 from perception.labels import DRIVING_CLASSES  # noqa: E402
 
 RAW = "raw per-frame"  # the row label of the teacher's output before tracking
@@ -49,15 +50,17 @@ def parse_grid(text: str) -> tuple[str, list]:
     return key, [yaml.safe_load(value) for value in values.split(",")]
 
 
-def teacher_digest(spec: str) -> str:
-    """A short sha256 over the checkpoint files of ``A.pt`` or ``A.pt,B.pt`` (names the default cache)."""
-    digest = hashlib.sha256()
+def default_cache(spec: str) -> Path:
+    """``runs/refine_grid/<sha256>`` for the teacher ``A.pt`` or ensemble ``A.pt,B.pt``: the digests of its files, as
+    the labels' provenance combines them, so another teacher never reads this one's outputs."""
+    digests = []
     for part in spec.split(","):
-        path = Path(part)
-        if not path.is_file():
-            raise SystemExit(f"teacher {spec!r}: {path} is not a file")
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:12]
+        if not Path(part).is_file():
+            raise SystemExit(f"teacher {spec!r}: {part} is not a file")
+        digests.append(file_sha256(part))
+    digests = sorted(set(digests))
+    combined = digests[0] if len(digests) == 1 else hashlib.sha256("+".join(digests).encode()).hexdigest()
+    return REPO / "runs" / "refine_grid" / combined[:12]
 
 
 def table_header(key: str, classes: list[str]) -> list[str]:
@@ -66,7 +69,7 @@ def table_header(key: str, classes: list[str]) -> list[str]:
 
 
 def table_row(split: str, setting: str, result: dict, classes: list[str]) -> str:
-    per_class = result["evaluator"].compute()["per_class"]
+    per_class = result["per_class"]
 
     def figure(value, digits: int) -> str:
         return "-" if value is None or value != value else f"{value:.{digits}f}"
@@ -91,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     names = [clips.resolve().name for clips in args.clips]
     if len(set(names)) != len(names):
         raise SystemExit(f"splits {names}: their folder names name their caches, so they must differ")
-    cache = args.cache or REPO / "runs" / "refine_grid" / teacher_digest(args.teacher)
+    cache = args.cache or default_cache(args.teacher)
     job = yaml.safe_load(args.job.read_text())
     views = engine.job_views(job)
     base = engine.tracker_config(job.get("tracking3d", {}))  # the job's refinement without its floors

@@ -179,9 +179,9 @@ def main(argv: list[str] | None = None) -> int:
     clips = args.paths[-1]
     try:
         if args.teacher:
-            from benchmarks.bench_refine_grid import teacher_digest
+            from benchmarks.bench_refine_grid import default_cache
 
-            cache = args.cache or REPO / "runs" / "refine_grid" / teacher_digest(args.teacher)
+            cache = args.cache or default_cache(args.teacher)
             labelled = raw_teacher(args.teacher, clips, args.job, cache / clips.resolve().name, args.min_score)
         else:
             labelled = label_folder(args.paths[0])
