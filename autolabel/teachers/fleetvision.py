@@ -12,7 +12,9 @@ Offline (``predict_clip``), the teacher sees the whole clip: with ``bidirectiona
 frame to its first, so each frame's temporal state holds the future as well as the past, and with ``mirror`` each
 direction also runs on the mirrored ego frame; the views are fused in BEV per frame (``perception.models.tta``)
 before decoding. Models trained with ``bev_augmentation.reverse_time_prob`` and ``flip_y_prob`` see both views in
-training. Memory: the prepared model-size images of the clip are kept (uint8, N x 3 x H x W per frame).
+training. Memory: the prepared model-size images of the clip are kept (uint8, N x 3 x H x W per frame), and
+with ``bidirectional`` up to ``feature_cache_mb`` of the forward pass's BEV features, which the time-reversed pass
+reuses (the image encoder, most of a step's cost, runs once per frame; the labels are the same as without).
 
 An ensemble: ``checkpoint_path`` a list of checkpoints with the same 3D classes, cameras, input size and BEV grid
 (e.g. several seeds or training lengths of one recipe); every model runs every view, each with its own temporal
@@ -55,6 +57,7 @@ class FleetvisionTeacher(Teacher):
         device: str = "cpu",
         bidirectional: bool = False,
         mirror: bool = False,
+        feature_cache_mb: float = 1024.0,
     ) -> None:
         import torch
 
@@ -91,6 +94,9 @@ class FleetvisionTeacher(Teacher):
         self.score_threshold = score_threshold
         self.max_boxes = max_boxes
         self.bidirectional, self.mirror = bool(bidirectional), bool(mirror)
+        if not feature_cache_mb >= 0:
+            raise ValueError(f"feature_cache_mb: expected megabytes >= 0, found {feature_cache_mb!r}")
+        self.feature_cache_mb = float(feature_cache_mb)
         self.reset()
 
     def _check_ensemble(self, paths: list, metas: list[dict]) -> None:
@@ -236,7 +242,11 @@ class FleetvisionTeacher(Teacher):
 
     def predict_clip(self, clip, frames: Iterable, progress: Callable[[int], None] | None = None) -> list[Boxes3D]:
         """3D boxes for every frame of ``clip`` (``frames``: its ``perception.clip.Frame`` s in order), fusing the
-        offline views (``views``) per frame in BEV before decoding; one view = ``predict_frame`` frame by frame."""
+        offline views (``views``) per frame in BEV before decoding; one view = ``predict_frame`` frame by frame.
+
+        A frame's BEV features before temporal fusion do not depend on the pass, so the time-reversed pass reuses
+        the forward pass's (``feature_cache_mb`` of them per model and mirroring; frames beyond it are encoded
+        again): the image encoder runs once per frame instead of once per pass, with the same numbers."""
         from perception.models.tta import average_outputs, mirror_inputs, unmirror_outputs, unreverse_outputs
 
         if not self.predicts_3d:
@@ -248,27 +258,47 @@ class FleetvisionTeacher(Teacher):
             if progress is not None:
                 progress(1)
         keys = self._fused_keys()
-        per_frame: list[list[dict]] = [[] for _ in arrays]
+        views = self.views
+        slots = len(self.models) * len(views)  # every frame's outputs, fused in this (model, view) order
+        per_frame: list[list] = [[None] * slots for _ in arrays]
         grid = self.model.head_grid()
-        for model, (reverse, mirrored) in ((m, v) for m in self.models for v in self.views):
-            order = range(len(arrays) - 1, -1, -1) if reverse else range(len(arrays))
-            state, previous = None, None
-            for index in order:
-                pose = arrays[index]["world_from_ego"]
-                prev_from_curr = invert_se3(previous) @ pose if previous is not None else np.eye(4)
-                inputs = self._feeds(arrays[index], state, prev_from_curr, model)
-                if mirrored:
-                    inputs = mirror_inputs(inputs)
-                with torch.inference_mode():
-                    outputs = model(**inputs)
-                state, previous = outputs["state"], pose
-                view = {k: outputs[k] for k in keys}
-                if mirrored:
-                    view = unmirror_outputs(view, bev_grid=grid)
-                if reverse:
-                    view = unreverse_outputs(view)
-                per_frame[index].append(view)
-        return [self._decode(average_outputs(views) if len(views) > 1 else views[0]) for views in per_frame]
+        for member, model in enumerate(self.models):
+            for mirrored in sorted({m for _, m in views}):
+                kept: dict[int, object] = {}  # frame index -> BEV features, for the next pass of this mirroring
+                budget = self.feature_cache_mb * 2**20
+                for reverse in sorted({r for r, m in views if m == mirrored}):
+                    slot = member * len(views) + views.index((reverse, mirrored))
+                    order = range(len(arrays) - 1, -1, -1) if reverse else range(len(arrays))
+                    last_pass = reverse or not self.bidirectional
+                    state, previous = None, None
+                    for index in order:
+                        pose = arrays[index]["world_from_ego"]
+                        prev_from_curr = invert_se3(previous) @ pose if previous is not None else np.eye(4)
+                        inputs = self._feeds(arrays[index], state, prev_from_curr, model)
+                        if mirrored:
+                            inputs = mirror_inputs(inputs)
+                        with torch.inference_mode():
+                            bev = kept.pop(index, None)
+                            if bev is None:
+                                bev = model.encode_bev(
+                                    *(inputs[k] for k in ("images", "intrinsics", "camera_from_ego", "distortion")),
+                                    inputs["camera_valid"],
+                                )
+                                size = bev.element_size() * bev.numel()
+                                if not last_pass and size <= budget:
+                                    kept[index], budget = bev, budget - size
+                            outputs = model.bev_step(
+                                bev, inputs["camera_valid"], inputs["prev_state"], inputs["prev_from_curr"],
+                                inputs["state_valid"],
+                            )  # fmt: skip
+                        state, previous = outputs["state"], pose
+                        view = {k: outputs[k] for k in keys}
+                        if mirrored:
+                            view = unmirror_outputs(view, bev_grid=grid)
+                        if reverse:
+                            view = unreverse_outputs(view)
+                        per_frame[index][slot] = view
+        return [self._decode(average_outputs(fused) if len(fused) > 1 else fused[0]) for fused in per_frame]
 
     # ------------------------------------------------------------------ 2D, per image
     def predict_batch(self, frames: Sequence[np.ndarray]) -> list[Boxes2D]:

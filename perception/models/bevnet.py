@@ -296,13 +296,43 @@ class BevVideoNet(nn.Module):
         state = torch.zeros_like(prev_state)  # dummy unless the model carries a temporal BEV state
         if self.has_bev:
             bev = self._bev_features(features, intrinsics, camera_from_ego, distortion, camera_valid, images.shape[-2:])
-            if self.has_temporal:
-                bev = state = self._fuse(bev, prev_state, prev_from_curr, state_valid, camera_valid)
-            out.update(self._bev_heads(bev))
+            out.update(self.bev_step(bev, camera_valid, prev_state, prev_from_curr, state_valid))
+            state = out.pop("state")
         if self._config["detection2d_classes"] is not None:
             out.update(self._det2d_heads(features))
         out["state"] = state
         return out
+
+    def encode_bev(
+        self,
+        images: torch.Tensor,
+        intrinsics: torch.Tensor,
+        camera_from_ego: torch.Tensor,
+        distortion: torch.Tensor,
+        camera_valid: torch.Tensor,
+    ) -> torch.Tensor:
+        """The BEV features of one time step before temporal fusion (inputs as ``forward``'s): a function of the
+        frame's images and geometry alone, so a pass that visits a frame again (an offline teacher's time-reversed
+        pass) can keep them instead of running the image encoder twice. ``bev_step`` completes the step."""
+        if not self.has_bev:
+            raise ValueError("encode_bev: the model has no BEV output (no 3D detection or segmentation head)")
+        features = self._image_features(images)
+        return self._bev_features(features, intrinsics, camera_from_ego, distortion, camera_valid, images.shape[-2:])
+
+    def bev_step(
+        self,
+        bev: torch.Tensor,
+        camera_valid: torch.Tensor,
+        prev_state: torch.Tensor,
+        prev_from_curr: torch.Tensor,
+        state_valid: torch.Tensor,
+    ) -> dict[str, torch.Tensor]:
+        """Temporal fusion and the BEV heads on ``encode_bev``'s features: ``forward``'s BEV outputs and ``state``
+        for the same inputs (the same operations, so the same numbers), without the per-camera 2D head."""
+        state = torch.zeros_like(prev_state)
+        if self.has_temporal:
+            bev = state = self._fuse(bev, prev_state, prev_from_curr, state_valid, camera_valid)
+        return {**self._bev_heads(bev), "state": state}
 
     def forward_window(
         self,

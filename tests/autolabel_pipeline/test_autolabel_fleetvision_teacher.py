@@ -128,6 +128,58 @@ def test_offline_views_fuse_the_whole_clip(checkpoint: Path, tmp_path: Path) -> 
     assert not np.allclose(_rows(mirrored.predict_clip(clip, frames[:1])[0]), _rows(expected[0]))
 
 
+def _every_pass_encoded(teacher, clip, frames) -> list:
+    """The offline views as ``forward`` computes them, the image encoder run in every pass (no feature reuse)."""
+    from perception.models.tta import average_outputs, mirror_inputs, unmirror_outputs, unreverse_outputs
+
+    arrays = [teacher._frame_arrays(clip, frame) for frame in frames]
+    fused: list[list] = [[] for _ in arrays]
+    for model in teacher.models:
+        for reverse, mirrored in teacher.views:
+            state, previous = None, None
+            for index in range(len(arrays) - 1, -1, -1) if reverse else range(len(arrays)):
+                pose = arrays[index]["world_from_ego"]
+                step = invert_se3(previous) @ pose if previous is not None else np.eye(4)
+                inputs = teacher._feeds(arrays[index], state, step, model)
+                with torch.inference_mode():
+                    outputs = model(**(mirror_inputs(inputs) if mirrored else inputs))
+                state, previous = outputs["state"], pose
+                view = {k: outputs[k] for k in teacher._fused_keys()}
+                view = unmirror_outputs(view, bev_grid=model.head_grid()) if mirrored else view
+                fused[index].append(unreverse_outputs(view) if reverse else view)
+    return [teacher._decode(average_outputs(views) if len(views) > 1 else views[0]) for views in fused]
+
+
+@pytest.mark.parametrize("mirror", [False, True])
+def test_the_reversed_pass_reuses_the_forward_pass_features_with_the_same_labels(
+    checkpoint: Path, tmp_path: Path, mirror: bool
+) -> None:
+    """Bidirectional (and mirrored) views and a two-member ensemble: the labels are exactly those of running the
+    whole model in every pass, while the image encoder runs once per frame, view mirroring and member, instead of
+    once per pass; a cache too small for the clip re-encodes only what did not fit; no cache encodes every pass."""
+    from autolabel.teachers.fleetvision import FleetvisionTeacher
+
+    clip = DriveClip.open(write_blob_clip(tmp_path / "clip", frames=5))
+    frames = list(clip.frames())
+    members = [checkpoint, _save_tiny(tmp_path / "other.pt", seed=1)]
+    one_frame_mb = 8 * 16 * 16 * 4 / 2**20  # TINY's BEV features of one frame (8 channels, 16 x 16 cells, float32)
+    calls: list[int] = []
+    for cache_mb, encoded_per_member in ((1024.0, 5), (2 * one_frame_mb, 8), (0.0, 10)):
+        teacher = FleetvisionTeacher(
+            members, score_threshold=0.0, max_boxes=6, bidirectional=True, mirror=mirror, feature_cache_mb=cache_mb
+        )
+        calls.clear()
+        hooks = [m.image_encoder.register_forward_hook(lambda *_: calls.append(1)) for m in teacher.models]
+        labels = teacher.predict_clip(clip, frames)
+        for hook in hooks:
+            hook.remove()
+        assert len(calls) == encoded_per_member * len(members) * (2 if mirror else 1), cache_mb
+        for a, b in zip(labels, _every_pass_encoded(teacher, clip, frames)):
+            np.testing.assert_array_equal(_rows(a), _rows(b))
+    with pytest.raises(ValueError, match="feature_cache_mb"):
+        FleetvisionTeacher(checkpoint, feature_cache_mb=-1)
+
+
 def test_an_ensemble_fuses_its_members_and_refuses_mismatched_ones(checkpoint: Path, tmp_path: Path) -> None:
     """Two copies of one checkpoint give that checkpoint's boxes (online and offline: fusion is the mean); a second,
     different member changes them; members with other cameras are refused by name; the labels hash both files."""
