@@ -101,12 +101,13 @@ def demo_rows(demo: Path) -> list[Row]:
     rows.append(
         Row("pseudo-labels", "2D AP50 (projected into the cameras)", json_at(pseudo_2d, "overall", "det2d", "AP50"))
     )
+    test_clips = sum(1 for rig in (demo / "data" / "test").glob("*/rig.yaml"))
+    split = f"test split, {test_clips} clips" if test_clips else "test split"
     for name, label in STUDENTS:
         student = engine["students"][name]
-        rows.append(Row(label, "BEV mAP / NDS (test split)", student,
+        rows.append(Row(label, f"BEV mAP / NDS ({split})", student,
                         f"{format_value(student['mAP'])} / {format_value(student['NDS'])}"))  # fmt: skip
     separated = engine["oracle_gain"] is None or engine["oracle_gain"] >= MIN_ORACLE_GAIN
-    test_clips = sum(1 for rig in (demo / "data" / "test").glob("*/rig.yaml"))
     caveat = (
         f" (not meaningful: C - A = {engine['oracle_gain']:+.3f} mAP; the students have not separated at "
         "these steps, see benchmarks/RESULTS.md for the curve at 1000 steps)"
@@ -130,7 +131,9 @@ def demo_rows(demo: Path) -> list[Row]:
 
     accuracy = demo / "deploy" / "student.int8.accuracy.json"  # deploy quantize --eval
     metric = json_at(accuracy, "primary_metric")
-    rows.append(Row("INT8", f"accuracy retained ({format_value(metric)})", json_at(accuracy, "retained")))
+    eval_clips = json_at(accuracy, "eval_clips")
+    on = f", {len(eval_clips)} test clips" if eval_clips else ""
+    rows.append(Row("INT8", f"accuracy retained ({format_value(metric)}{on})", json_at(accuracy, "retained")))
     rows.append(Row("INT8", ">= 99% of FP32 (MLPerf rule)", json_at(accuracy, "meets_mlperf_99")))
 
     for row in json_at(demo / "bench" / "bench.json", "table") or []:  # deploy bench
@@ -186,8 +189,10 @@ def robustness_rows(demo: Path) -> list[Row]:
     report = demo / "robustness" / "robustness.json"  # perception robustness --out
     severities = json_at(report, "severities")
     which = f"severity {'/'.join(str(s) for s in severities)}" if severities else "n/a"
+    clips, frames = json_at(report, "clips"), json_at(report, "frames")
+    on = f"; {clips} test clips, {frames} frames" if clips and frames else ""
     rows = [
-        Row("robustness", "clean NDS (state carried through each clip)", json_at(report, "clean", "NDS")),
+        Row("robustness", f"clean NDS (state carried through each clip{on})", json_at(report, "clean", "NDS")),
         Row(
             "robustness",
             f"mRR over the eight RoboBEV corruptions ({which}; RoboBEV rows: 46-71 %)",

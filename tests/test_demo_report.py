@@ -118,4 +118,26 @@ def test_demo_report_says_when_the_test_split_is_too_small_for_the_ratios(tmp_pa
     assert done.returncode == 0, done.stderr
     report = (tmp_path / "REPORT.md").read_text()
     assert "| 0.994 (on 6 test clips, too few to hold this ratio" in report
+    assert "| (C) student on L + U ground truth | BEV mAP / NDS (test split, 6 clips) | 0.164 / 0.100 |" in report
+
+
+def test_demo_report_names_the_clips_each_figure_is_measured_on(tmp_path):
+    """24 test clips hold B / C (no warning); the INT8 check and the robustness table ran on fewer and say so."""
+    for name, value in (("labelled_only", 0.12), ("labelled_plus_pseudo", 0.163), ("oracle", 0.164)):
+        _write(tmp_path / f"eval/student_{name}.json", {"bev_detection": {"mAP": value, "NDS": 0.1, "per_class": {}}})
+    for index in range(24):
+        _write(tmp_path / f"data/test/clip_{index:04d}/rig.yaml", {})
+    first = [f"data/test/clip_{index:04d}" for index in range(6)]
+    _write(
+        tmp_path / "deploy/student.int8.accuracy.json",
+        {"primary_metric": "bev_map", "retained": 0.95, "eval_clips": first},
+    )
+    _write(tmp_path / "robustness/robustness.json", {"clips": 6, "frames": 60, "clean": {"NDS": 0.25}, "mRR": 0.8})
+    done = run_report(tmp_path)
+    assert done.returncode == 0, done.stderr
+    report = (tmp_path / "REPORT.md").read_text()
+    assert "| data engine | B / C: pseudo-labels vs ground truth, BEV mAP (target >= 0.90) | 0.994 |" in report
+    assert "| (B) student on L + U pseudo-labels | BEV mAP / NDS (test split, 24 clips) | 0.163 / 0.100 |" in report
+    assert "| INT8 | accuracy retained (bev_map, 6 test clips) | 0.950 |" in report
+    assert "| robustness | clean NDS (state carried through each clip; 6 test clips, 60 frames) | 0.250 |" in report
     assert "not meaningful" not in report
