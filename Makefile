@@ -41,7 +41,7 @@ test-all: lint
 # ------------------------------------------------------------------------------------------- the demo
 # The whole data engine on the embedded synthetic world. Every stage is the public CLI a user would type;
 # each stage leaves a marker in $(DEMO)/.stages, so a rerun reuses finished stages (CLEAN=1 starts over).
-#   make demo            CPU sizes (19-20 min on 2 quiet cores after the install)
+#   make demo            CPU sizes (13-16 min on 2 quiet cores after the install, see benchmarks/RESULTS.md)
 #   make demo FULL=1     larger world and budgets, for a GPU machine
 #   make demo SMOKE=1    a miniature (tiny sizes, a few steps: what the test suite runs)
 #   NO_REAL=1            skip the optional part on ../shared/data (real dash-cam video, YOLOX-Nano teacher)
@@ -92,7 +92,7 @@ TEST_CLIPS := 24
 DEPLOY_CLIPS := 6
 FRAMES := 30
 TEACHER_STEPS := 4000
-STUDENT_STEPS := 450
+STUDENT_STEPS := 600
 endif
 # The students are tested on all of T (24 clips: fewer cannot hold B / C, a few trucks move it by 15 points); the INT8
 # accuracy check and the robustness table, whose cost grows with the clips, run on T's first DEPLOY_CLIPS clips.

@@ -32,6 +32,47 @@ def _spec_link(model_name: str, model_overrides: dict[str, Any] | None) -> dict[
     return target_spec_for(model_name, model_overrides)
 
 
+KEEP_BF16_ENV = "FLEETVISION_CPU_BF16"  # "keep": train in bf16-mixed even on a CPU without bf16 instructions
+
+
+def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool | None:
+    """Whether the CPU computes bf16 in hardware: x86 AVX512-BF16 or AMX-BF16, Arm's BF16 extension (the flags of
+    ``/proc/cpuinfo``, or the ``cpuinfo`` text given); None where that cannot be read (not Linux)."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text(errors="replace")
+        except OSError:
+            return None
+    flags = set()
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            flags.update(value.split())
+    if not flags:
+        return None
+    return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
+
+
+def cpu_precision(precision: Any, accelerator: Any, cpuinfo: str | None = None) -> tuple[Any, str | None]:
+    """``trainer.precision`` to train with, and why it changed (None: unchanged). Mixed bf16 on a CPU without bf16
+    instructions is emulated and slower than float32 (training steps of the student recipe: 1.2x slower with
+    AVX-512, 6.6x with AVX2 only; ``benchmarks/RESULTS.md``), so there it becomes ``32-true`` unless
+    ``FLEETVISION_CPU_BF16=keep``. Numbers differ between CPUs either way (their kernels round differently)."""
+    import os
+
+    import torch
+
+    on_cpu = accelerator == "cpu" or (accelerator in (None, "auto") and not torch.cuda.is_available())
+    if str(precision) not in ("bf16-mixed", "bf16") or not on_cpu or os.environ.get(KEEP_BF16_ENV) == "keep":
+        return precision, None
+    if cpu_has_native_bf16(cpuinfo) is not False:
+        return precision, None
+    return "32-true", (
+        f"trainer.precision {precision} -> 32-true: this CPU has no bf16 instructions (AVX512-BF16, AMX-BF16 or Arm "
+        f"BF16), where emulated bf16 runs slower than float32; {KEEP_BF16_ENV}=keep keeps {precision}"
+    )
+
+
 class PerceptionCLI(LightningCLI):
     """LightningCLI with the data<-model link, the checkpoint/data-wait/prediction-writer callbacks and default
     loggers."""
@@ -45,6 +86,10 @@ class PerceptionCLI(LightningCLI):
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
+        precision, why = cpu_precision(config.trainer.precision, config.trainer.accelerator)
+        if why is not None:
+            config.trainer.precision = precision  # the saved config.yaml records what ran
+            print(f"perception: {why}", file=sys.stderr)
         root = Path(config.trainer.default_root_dir or ".")
         if config.checkpoint.dirpath is None:
             config.checkpoint.dirpath = str(root / "checkpoints")

@@ -85,3 +85,46 @@ def test_resume_continues_exactly(tiny_config: Path, tmp_path: Path) -> None:
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=1e-6, msg=key)
     assert any(not torch.equal(half[k], b[k]) for k in b if k.startswith("model."))  # it really trained on
+
+
+X86_WITHOUT_BF16 = "processor\t: 0\nflags\t\t: fpu sse2 avx avx2 fma avx512f avx512bw avx512_vnni\n"
+
+
+def test_native_bf16_is_read_off_the_cpu_flags() -> None:
+    from perception.training.cli import cpu_has_native_bf16
+
+    assert cpu_has_native_bf16(X86_WITHOUT_BF16) is False
+    assert cpu_has_native_bf16(X86_WITHOUT_BF16.replace("avx512_vnni", "avx512_vnni avx512_bf16")) is True
+    assert cpu_has_native_bf16("flags\t: avx2 amx_tile amx_bf16\n") is True
+    assert cpu_has_native_bf16("processor\t: 0\nFeatures\t: fp asimd bf16 i8mm\n") is True  # Arm (aarch64)
+    assert cpu_has_native_bf16("processor\t: 0\nFeatures\t: fp asimd\n") is False
+    assert cpu_has_native_bf16("") is None  # nothing to read: leave the precision as configured
+
+
+def test_mixed_bf16_falls_back_to_float32_only_on_a_cpu_without_bf16(monkeypatch) -> None:
+    from perception.training.cli import KEEP_BF16_ENV, cpu_precision
+
+    monkeypatch.delenv(KEEP_BF16_ENV, raising=False)
+    precision, why = cpu_precision("bf16-mixed", "cpu", X86_WITHOUT_BF16)
+    assert precision == "32-true" and "no bf16 instructions" in why and KEEP_BF16_ENV in why
+    with_bf16 = X86_WITHOUT_BF16.replace("avx512f", "avx512f avx512_bf16")
+    assert cpu_precision("bf16-mixed", "cpu", with_bf16) == ("bf16-mixed", None)
+    assert cpu_precision("32-true", "cpu", X86_WITHOUT_BF16) == ("32-true", None)
+    assert cpu_precision("bf16-mixed", "gpu", X86_WITHOUT_BF16) == ("bf16-mixed", None)
+    monkeypatch.setenv(KEEP_BF16_ENV, "keep")
+    assert cpu_precision("bf16-mixed", "cpu", X86_WITHOUT_BF16) == ("bf16-mixed", None)
+
+
+def test_fit_on_a_cpu_without_bf16_trains_in_float32_and_records_it(
+    tiny_config: Path, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    import perception.training.cli as cli
+
+    monkeypatch.delenv(cli.KEEP_BF16_ENV, raising=False)
+    monkeypatch.setattr(cli, "cpu_has_native_bf16", lambda cpuinfo=None: False)
+    root = tmp_path / "run"
+    args = ["fit", "-c", str(tiny_config), "--trainer.precision=bf16-mixed", "--trainer.max_steps=1"]
+    assert run_cli([*args, "--trainer.limit_val_batches=0", f"--trainer.default_root_dir={root}"]) == 0
+    assert "trainer.precision bf16-mixed -> 32-true" in capsys.readouterr().err
+    saved = yaml.safe_load((root / "logs" / "version_0" / "config.yaml").read_text())
+    assert saved["trainer"]["precision"] == "32-true"
