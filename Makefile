@@ -225,5 +225,7 @@ bench: bench-install
 	    benchmarks/bench_robustness.py) echo "needs two trained checkpoints: see benchmarks/RESULTS.md (Robustness)"; \
 	      continue;; \
 	    benchmarks/bench_refine_grid.py) echo "needs a teacher and labelled splits: see its docstring"; continue;; \
+	    benchmarks/bench_offline_teacher.py|benchmarks/bench_cpu_precision.py) \
+	      echo "needs a folder of clips: see its docstring (RESULTS.md has the command)"; continue;; \
 	  esac; \
 	  $(PYTHON) $$script || exit 1; done

@@ -14,6 +14,7 @@ JSON, validation pictures and the exported ``model.pt``.
 
 from __future__ import annotations
 
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -58,8 +59,6 @@ def cpu_precision(precision: Any, accelerator: Any, cpuinfo: str | None = None) 
     instructions is emulated and slower than float32 (training steps of the student recipe: 1.2x slower with
     AVX-512, 6.6x with AVX2 only; ``benchmarks/RESULTS.md``), so there it becomes ``32-true`` unless
     ``FLEETVISION_CPU_BF16=keep``. Numbers differ between CPUs either way (their kernels round differently)."""
-    import os
-
     import torch
 
     on_cpu = accelerator == "cpu" or (accelerator in (None, "auto") and not torch.cuda.is_available())

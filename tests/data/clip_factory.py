@@ -181,3 +181,15 @@ def save_tiny_checkpoint(path: Path, cameras: tuple[str, ...] = ("front", "left"
     meta = model_metadata(model, model_name="bev_tiny", rig=None, cameras=list(cameras))
     torch.save({**meta, "state_dict": model.state_dict()}, path)
     return path
+
+
+def load_benchmark(name: str):
+    """The module of ``benchmarks/<name>.py`` (the benchmarks folder is no package), for testing its functions."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        name, Path(__file__).resolve().parents[2] / "benchmarks" / f"{name}.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

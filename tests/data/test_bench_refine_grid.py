@@ -2,24 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _module():
-    spec = importlib.util.spec_from_file_location("bench_refine_grid", ROOT / "benchmarks/bench_refine_grid.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from clip_factory import load_benchmark
 
 
 def test_grid_values_are_yaml_and_keys_are_tracker_fields() -> None:
-    grid = _module().parse_grid
+    grid = load_benchmark("bench_refine_grid").parse_grid
     assert grid("stationary_max_speed=null,0.5,1") == ("stationary_max_speed", [None, 0.5, 1])
     assert grid("class_vote=false,true") == ("class_vote", [False, True])
     with pytest.raises(SystemExit, match="stationary_max_speed"):
@@ -43,7 +34,7 @@ def test_scores_raw_and_refined_labels_per_split_from_the_cache_or_the_teacher(t
     pytest.importorskip("torch")
     from clip_factory import make_clip, save_tiny_checkpoint
 
-    main = _module().main
+    main = load_benchmark("bench_refine_grid").main
     cached = make_clip(tmp_path / "val" / "clip_0000", frames=6).parent
     _write_cache(tmp_path / "cache" / "val", cached / "clip_0000", lambda truth: truth)  # a perfect teacher
     inferred = make_clip(tmp_path / "test" / "clip_0000", frames=6).parent  # not cached: the teacher runs
