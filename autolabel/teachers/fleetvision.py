@@ -43,6 +43,24 @@ from perception.model_input import (
 __all__ = ["FleetvisionTeacher"]
 
 
+class _FeatureCache:
+    """BEV features one pass keeps for the next (frame index -> tensor), up to ``limit_bytes`` in all."""
+
+    def __init__(self, limit_bytes: float) -> None:
+        self.free = limit_bytes
+        self.kept: dict[int, object] = {}
+
+    def take(self, index: int):
+        """The features kept for frame ``index`` (None if none), handed over once."""
+        return self.kept.pop(index, None)
+
+    def offer(self, index: int, bev) -> None:
+        """Keep ``bev`` for frame ``index`` if it fits in what is left."""
+        size = bev.element_size() * bev.numel()
+        if size <= self.free:
+            self.kept[index], self.free = bev, self.free - size
+
+
 class FleetvisionTeacher(Teacher):
     """BEV video model from a LOCAL checkpoint; ``predict_frame`` (3D, stateful) and ``predict_batch`` (2D)."""
 
@@ -247,58 +265,67 @@ class FleetvisionTeacher(Teacher):
         A frame's BEV features before temporal fusion do not depend on the pass, so the time-reversed pass reuses
         the forward pass's (``feature_cache_mb`` of them per model and mirroring; frames beyond it are encoded
         again): the image encoder runs once per frame instead of once per pass, with the same numbers."""
-        from perception.models.tta import average_outputs, mirror_inputs, unmirror_outputs, unreverse_outputs
+        from perception.models.tta import average_outputs
 
         if not self.predicts_3d:
             raise ValueError(f"{self.model_name}: the checkpoint has no 3D detection head")
-        torch = self.torch
         arrays = []
         for frame in frames:
             arrays.append(self._frame_arrays(clip, frame))
             if progress is not None:
                 progress(1)
-        keys = self._fused_keys()
-        views = self.views
-        slots = len(self.models) * len(views)  # every frame's outputs, fused in this (model, view) order
-        per_frame: list[list] = [[None] * slots for _ in arrays]
-        grid = self.model.head_grid()
-        for member, model in enumerate(self.models):
-            for mirrored in sorted({m for _, m in views}):
-                kept: dict[int, object] = {}  # frame index -> BEV features, for the next pass of this mirroring
-                budget = self.feature_cache_mb * 2**20
-                for reverse in sorted({r for r, m in views if m == mirrored}):
-                    slot = member * len(views) + views.index((reverse, mirrored))
-                    order = range(len(arrays) - 1, -1, -1) if reverse else range(len(arrays))
-                    last_pass = reverse or not self.bidirectional
-                    state, previous = None, None
-                    for index in order:
-                        pose = arrays[index]["world_from_ego"]
-                        prev_from_curr = invert_se3(previous) @ pose if previous is not None else np.eye(4)
-                        inputs = self._feeds(arrays[index], state, prev_from_curr, model)
-                        if mirrored:
-                            inputs = mirror_inputs(inputs)
-                        with torch.inference_mode():
-                            bev = kept.pop(index, None)
-                            if bev is None:
-                                bev = model.encode_bev(
-                                    *(inputs[k] for k in ("images", "intrinsics", "camera_from_ego", "distortion")),
-                                    inputs["camera_valid"],
-                                )
-                                size = bev.element_size() * bev.numel()
-                                if not last_pass and size <= budget:
-                                    kept[index], budget = bev, budget - size
-                            outputs = model.bev_step(
-                                bev, inputs["camera_valid"], inputs["prev_state"], inputs["prev_from_curr"],
-                                inputs["state_valid"],
-                            )  # fmt: skip
-                        state, previous = outputs["state"], pose
-                        view = {k: outputs[k] for k in keys}
-                        if mirrored:
-                            view = unmirror_outputs(view, bev_grid=grid)
-                        if reverse:
-                            view = unreverse_outputs(view)
-                        per_frame[index][slot] = view
+        per_frame: list[list[dict]] = [[] for _ in arrays]
+        for model in self.models:  # fused in (model, view) order, as the views are listed
+            passes = {}
+            for mirrored in (False, True) if self.mirror else (False,):
+                cache = _FeatureCache(self.feature_cache_mb * 2**20)  # the forward pass's features, for the reversed
+                for reverse in (False, True) if self.bidirectional else (False,):
+                    keep = self.bidirectional and not reverse
+                    passes[reverse, mirrored] = self._offline_pass(model, arrays, reverse, mirrored, cache, keep)
+            for view in self.views:
+                for index, outputs in enumerate(passes[view]):
+                    per_frame[index].append(outputs)
         return [self._decode(average_outputs(fused) if len(fused) > 1 else fused[0]) for fused in per_frame]
+
+    def _offline_pass(
+        self, model, arrays: list[dict], reverse: bool, mirrored: bool, cache: _FeatureCache, keep: bool
+    ) -> list[dict]:
+        """One view of the clip: the fused outputs of every frame (in frame order, mapped back to the real ego frame
+        and time direction), the temporal state carried through the pass; BEV features come from ``cache`` when the
+        previous pass of this mirroring kept them, and with ``keep`` this pass offers its own to the next."""
+        from perception.models.tta import mirror_inputs, unmirror_outputs, unreverse_outputs
+
+        torch = self.torch
+        keys, grid = self._fused_keys(), model.head_grid()
+        out: list[dict] = [{} for _ in arrays]
+        state, previous = None, None
+        for index in range(len(arrays) - 1, -1, -1) if reverse else range(len(arrays)):
+            pose = arrays[index]["world_from_ego"]
+            prev_from_curr = invert_se3(previous) @ pose if previous is not None else np.eye(4)
+            inputs = self._feeds(arrays[index], state, prev_from_curr, model)
+            if mirrored:
+                inputs = mirror_inputs(inputs)
+            with torch.inference_mode():
+                bev = cache.take(index)
+                if bev is None:
+                    bev = model.encode_bev(
+                        images=inputs["images"],
+                        intrinsics=inputs["intrinsics"],
+                        camera_from_ego=inputs["camera_from_ego"],
+                        distortion=inputs["distortion"],
+                        camera_valid=inputs["camera_valid"],
+                    )
+                    if keep:
+                        cache.offer(index, bev)
+                outputs = model.bev_step(
+                    bev, inputs["camera_valid"], inputs["prev_state"], inputs["prev_from_curr"], inputs["state_valid"]
+                )
+            state, previous = outputs["state"], pose
+            view = {k: outputs[k] for k in keys}
+            if mirrored:
+                view = unmirror_outputs(view, bev_grid=grid)
+            out[index] = unreverse_outputs(view) if reverse else view
+        return out
 
     # ------------------------------------------------------------------ 2D, per image
     def predict_batch(self, frames: Sequence[np.ndarray]) -> list[Boxes2D]:

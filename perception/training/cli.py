@@ -57,7 +57,7 @@ def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool | None:
 def cpu_precision(precision: Any, accelerator: Any, cpuinfo: str | None = None) -> tuple[Any, str | None]:
     """``trainer.precision`` to train with, and why it changed (None: unchanged). Mixed bf16 on a CPU without bf16
     instructions is emulated and slower than float32 (training steps of the student recipe: 1.2x slower with
-    AVX-512, 6.6x with AVX2 only; ``benchmarks/RESULTS.md``), so there it becomes ``32-true`` unless
+    AVX-512, 6.8x with AVX2 only; ``benchmarks/RESULTS.md``), so there it becomes ``32-true`` unless
     ``FLEETVISION_CPU_BF16=keep``. Numbers differ between CPUs either way (their kernels round differently)."""
     import torch
 
