@@ -1,14 +1,25 @@
-"""``autolabel calibrate``: per-class score floors for 3D pseudo-labels, chosen on a LABELLED split.
+"""``autolabel calibrate``: per-class score floors for 3D pseudo-labels, or the 2D chain's track-score threshold,
+chosen on a LABELLED split.
 
 Label a split that has ground truth (e.g. the validation part of the labelled data) with the same job and no
 floors, then ``autolabel calibrate LABEL_DIR --gt GT_DIR --out floors.yaml``: for each class, the floor on the
 refined box scores that maximises F1 of the kept boxes (matched within 2 m, nuScenes centre distance) against the
 ground truth. The output is a job-config fragment; label the unlabelled data with it as a second config:
 ``autolabel U --out PSEUDO -c job.yaml -c floors.yaml``. Never calibrate on the data being labelled.
+
+2D teachers (``--track-score``): which tracks the offline chain keeps depends on the detector and the domain (a
+detector's persistent clutter scores differently from one camera and scene type to the next), so its threshold,
+``refine.min_track_score``, is chosen on labelled videos of the domain: label them with ``--refine.min_track_score=0
+--refine.output_score=track`` (every box then carries its track's score), then ``autolabel calibrate LABEL_DIR --gt
+GT_DIR --track-score --out track.yaml``. Keeping the boxes that score at least t is exactly what
+``min_track_score: t`` keeps (dropping a track changes no other track), so each candidate is scored on the same
+labels: HOTA, IDF1 and MOTA over every sequence with ground truth, and the threshold with the best mean of the three
+is written (ties: the lowest, which keeps the most).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,15 +31,20 @@ from perception.labels import ClipLabels
 
 __all__ = [
     "FEW_OBJECTS",
+    "TRACK_SCORE_CANDIDATES",
     "DistinctObjects",
     "calibrate_score_floors",
     "calibration_document",
+    "choose_track_score",
     "floors_document",
     "measure_labels",
     "score_calibration",
     "set_floors_by_objects",
+    "track_score_curve",
+    "track_score_document",
 ]
 
+TRACK_SCORE_CANDIDATES = tuple(round(0.05 * i, 2) for i in range(20))  # 0.0, 0.05, ..., 0.95
 FEW_OBJECTS = 3  # a floor chosen on fewer distinct objects describes those objects, not the class: none is set
 
 
@@ -168,6 +184,99 @@ def floors_document(floors: dict[str, dict[str, Any]], *, source: str) -> str:
                 f"{entry['min_objects']} objects it describes those objects, not the class"
             )
         lines.append(f"    {name}: {entry['floor']:.4f}  # {note}")
+    return _yaml_text(lines)
+
+
+def _labelled_with(label_dir: Path) -> dict[str, Any]:
+    """The ``refine`` section of the job config the labels in ``label_dir`` were made with (its ``config.yaml``),
+    checked to be what a track-score calibration needs."""
+    from autolabel.outputs import CONFIG_FILE
+
+    path = label_dir / CONFIG_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: not found; expected the job config autolabel writes beside its labels")
+    refine = (yaml.safe_load(path.read_text()) or {}).get("refine")
+    if not isinstance(refine, dict):
+        raise ValueError(f"{path}: expected a 'refine' section (the 2D offline chain's settings), found {refine!r}")
+    if refine.get("output_score") != "track":
+        raise ValueError(
+            f"{path}: refine.output_score: expected 'track' (every box carries its track's score), found "
+            f"{refine.get('output_score')!r}; label the split with --refine.min_track_score=0 "
+            "--refine.output_score=track"
+        )
+    return refine
+
+
+def track_score_curve(
+    label_dir: str | Path,
+    gt_root: str | Path,
+    *,
+    gt_class: str = "pedestrian",
+    thresholds: Sequence[float] = TRACK_SCORE_CANDIDATES,
+) -> list[dict[str, float]]:
+    """Per candidate threshold t (those at or above the ``min_track_score`` the labels were made with): HOTA, IDF1
+    and MOTA (percent) of the boxes scoring >= t over every camera sequence with ground truth, combined as
+    ``autolabel eval`` does (classes detection-weighted), and how many boxes and tracks are kept. The labels must be
+    made with ``refine.output_score: track`` (read from ``LABEL_DIR/config.yaml``)."""
+    from autolabel.evaluate import class_tracking_scores, tracking_pairs
+    from perception.metrics.tracking import combine_tracking_scores
+
+    label_dir = Path(label_dir)
+    made_with = float(_labelled_with(label_dir).get("min_track_score") or 0.0)
+    pairs = list(tracking_pairs(label_dir, gt_root, gt_class=gt_class))
+    if not pairs:
+        raise FileNotFoundError(f"{label_dir}: no labelled video or clip has 2D ground truth under {gt_root}")
+    curve = []
+    for threshold in sorted(t for t in thresholds if t >= made_with):
+        per_class: dict[str, list] = {}
+        boxes = tracks = 0
+        for _, _, classes, pred, gt, scored in pairs:
+            kept = [p[p.score >= threshold] for p in pred]
+            boxes += sum(len(p) for p in kept)
+            tracks += len({int(t) for p in kept for t in p.track_id})
+            for class_id, scores in class_tracking_scores(kept, gt, scored).items():
+                per_class.setdefault(classes[class_id], []).append(scores)
+        combined = combine_tracking_scores([combine_tracking_scores(s) for s in per_class.values()]).summary()
+        curve.append(
+            {
+                "threshold": float(threshold),
+                **{key: 100.0 * combined[key] for key in ("HOTA", "IDF1", "MOTA")},
+                "boxes": boxes,
+                "tracks": tracks,
+            }
+        )
+    if not curve:
+        raise ValueError(f"{label_dir}: no candidate threshold at or above the labels' min_track_score {made_with}")
+    return curve
+
+
+def choose_track_score(curve: Sequence[dict[str, float]]) -> dict[str, float]:
+    """The entry of ``curve`` (``track_score_curve``) with the best mean of HOTA, IDF1 and MOTA; ties go to the
+    lowest threshold (it keeps the most tracks)."""
+    best = None
+    for entry in sorted(curve, key=lambda e: e["threshold"]):
+        mean = (entry["HOTA"] + entry["IDF1"] + entry["MOTA"]) / 3.0
+        if mean == mean and (best is None or mean > best[0] + 1e-9):
+            best = (mean, entry)
+    if best is None:
+        raise ValueError("choose_track_score: no threshold with defined HOTA, IDF1 and MOTA")
+    return best[1]
+
+
+def track_score_document(chosen: dict[str, float], curve: Sequence[dict[str, float]], *, source: str) -> str:
+    """The job-config fragment (``refine.min_track_score``) with the scores of every candidate as comments."""
+    lines = [
+        f"# the 2D chain's track-score threshold chosen by `autolabel calibrate --track-score` on {source}:",
+        "# the best mean of HOTA, IDF1 and MOTA (ties: the lowest threshold)",
+        "#   threshold   HOTA   IDF1   MOTA   tracks",
+    ]
+    for entry in curve:
+        mark = "  <- chosen" if entry is chosen else ""
+        lines.append(
+            f"#   {entry['threshold']:9.2f} {entry['HOTA']:6.1f} {entry['IDF1']:6.1f} {entry['MOTA']:6.1f} "
+            f"{entry['tracks']:8d}{mark}"
+        )
+    lines += ["refine:", f"  min_track_score: {chosen['threshold']:.2f}"]
     return _yaml_text(lines)
 
 

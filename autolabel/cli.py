@@ -6,6 +6,7 @@ Usage::
               [--workers K] [--batch_size B] [--preview] [--print_config]
     autolabel eval LABEL_DIR --gt GT_DIR_OR_CLIPS [--out metrics.json]
     autolabel calibrate LABEL_DIR --gt GT_DIR --out floors.yaml [--max-range M] [--score-calibration FILE]
+    autolabel calibrate LABEL_DIR --gt GT_DIR --out track.yaml --track-score [--gt-class NAME]
     autolabel review LABEL_DIR [--top N] [--out DIR] [--no-pictures]
 
 The job config (``-c``, sections teacher/classes/refine/tracking3d/export/...) is jsonargparse, like ``perception
@@ -100,8 +101,9 @@ def _calibrate_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(
         prog="autolabel calibrate",
-        description="Per-class score floors for 3D pseudo-labels, chosen on a labelled split (F1-best at 2 m); "
-        "writes a job-config fragment to pass as a second -c when labelling unlabelled data.",
+        description="Per-class score floors for 3D pseudo-labels, chosen on a labelled split (F1-best at 2 m), or "
+        "with --track-score the 2D chain's refine.min_track_score (best mean of HOTA, IDF1 and MOTA); writes a "
+        "job-config fragment to pass as a second -c when labelling unlabelled data.",
     )
     parser.add_argument("label_dir", type=Path, help="labels of a split WITH ground truth, made without floors")
     parser.add_argument("--gt", type=Path, required=True, help="the ground-truth clips of that split")
@@ -122,7 +124,37 @@ def _calibrate_parser() -> argparse.ArgumentParser:
         help="also write each class's precision as a function of the score (YAML), for soft pseudo-labels: "
         "perception fit ... --data.train_labels_quality=FILE",
     )
+    parser.add_argument(
+        "--track-score",
+        action="store_true",
+        help="2D teachers: choose refine.min_track_score instead (label the split with --refine.min_track_score=0 "
+        "--refine.output_score=track first)",
+    )
+    parser.add_argument(
+        "--gt-class", default="pedestrian", help="--track-score: the label class MOTChallenge ground truth is scored as"
+    )
     return parser
+
+
+def _run_calibrate_track_score(args: argparse.Namespace) -> int:
+    from autolabel.calibrate import choose_track_score, track_score_curve, track_score_document
+    from perception.atomic import atomic_write_text
+
+    try:
+        curve = track_score_curve(args.label_dir, args.gt, gt_class=args.gt_class)
+        chosen = choose_track_score(curve)
+    except (FileNotFoundError, ValueError) as error:
+        print(f"autolabel calibrate: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    for entry in curve:
+        mark = "  <- chosen" if entry is chosen else ""
+        print(
+            f"min_track_score {entry['threshold']:.2f}  HOTA {entry['HOTA']:5.1f}  IDF1 {entry['IDF1']:5.1f}  "
+            f"MOTA {entry['MOTA']:5.1f}  tracks {entry['tracks']}{mark}"
+        )
+    atomic_write_text(args.out, track_score_document(chosen, curve, source=str(args.gt)))
+    print(f"refine.min_track_score {chosen['threshold']:.2f} written to {args.out}")
+    return 0
 
 
 def _run_calibrate(argv: Sequence[str]) -> int:
@@ -136,6 +168,8 @@ def _run_calibrate(argv: Sequence[str]) -> int:
     from perception.atomic import atomic_write_text
 
     args = _calibrate_parser().parse_args(argv)
+    if args.track_score:
+        return _run_calibrate_track_score(args)
     try:  # the labels are read and matched once, for the floors and the score calibration
         evaluator, objects = measure_labels(args.label_dir, args.gt, max_range=args.max_range)
     except (FileNotFoundError, ValueError) as error:

@@ -35,6 +35,7 @@ __all__ = [
     "find_ground_truth",
     "format_metrics",
     "read_mot_ground_truth",
+    "tracking_pairs",
 ]
 
 log = logging.getLogger("autolabel")
@@ -199,6 +200,71 @@ def _unscored_label_classes(labels: ClipLabels, known: list[str], gt_path: Path)
     return unscored
 
 
+def _ground_truth_2d(
+    labels: ClipLabels, path: Path, kind: str, gt_path: Path, gt_class: str
+) -> tuple[ClipLabels | None, np.ndarray | None, dict[str, int], list[str], dict[str, list[Boxes2D]]]:
+    """(ground-truth clip labels and their class remap (``class_remap``), both None for MOTChallenge, unscored
+    ground-truth classes, the ground truth's class names, {camera: ground-truth boxes per frame in the label classes'
+    ids}) for the labels ``path``."""
+    cameras = sorted({c for f in labels.frames for c in f.boxes2d})
+    if kind == "mot":
+        if gt_class not in labels.classes:
+            raise ValueError(
+                f"{gt_path}: MOTChallenge ground truth is scored as class --gt-class {gt_class!r}, which is not "
+                f"one of the label classes {labels.classes} (of {path})"
+            )
+        gt_frames = {
+            cameras[0] if cameras else "camera": read_mot_ground_truth(
+                gt_path, len(labels.frames), labels.classes.index(gt_class)
+            )
+        }
+        return None, None, {}, [gt_class], gt_frames
+    gt_labels = ClipLabels.load(gt_path)
+    if len(gt_labels.frames) != len(labels.frames):
+        raise ValueError(f"{gt_path}: {len(gt_labels.frames)} frames, labels {path} have {len(labels.frames)}")
+    remap, unscored = class_remap(gt_labels, labels.classes, gt_path)
+    gt_frames = {}
+    for camera in cameras:
+        gt_frames[camera] = []
+        for frame in gt_labels.frames:
+            boxes = frame.boxes2d.get(camera, Boxes2D.empty())
+            boxes = boxes[remap[boxes.class_id] >= 0]
+            gt_frames[camera].append(Boxes2D(xyxy=boxes.xyxy, class_id=remap[boxes.class_id], track_id=boxes.track_id))
+    return gt_labels, remap, unscored, list(gt_labels.classes), gt_frames
+
+
+def _is_stills(labels: ClipLabels, gt_labels: ClipLabels | None) -> bool:
+    """True for labels of an image set (stills: no tracks to score), by either side's provenance."""
+    kinds = (labels.provenance.get("input_kind"), (gt_labels.provenance if gt_labels else {}).get("input_kind"))
+    return "stills" in kinds
+
+
+def tracking_pairs(label_dir: str | Path, gt_root: str | Path, *, gt_class: str = "pedestrian"):
+    """(labels file, camera, label classes, predicted boxes per frame, ground-truth boxes per frame, scored class ids)
+    for every camera sequence under ``label_dir`` with 2D ground truth under ``gt_root`` (as ``evaluate_labels``
+    pairs them); inputs without ground truth are skipped, stills (no tracks) too."""
+    label_dir, gt_root = Path(label_dir), Path(gt_root)
+    for path in finished_labels(label_dir):
+        found = find_ground_truth(gt_root, path.parent.relative_to(label_dir))
+        if found is None:
+            continue
+        labels = ClipLabels.load(path)
+        gt_labels, _, _, known, gt_frames = _ground_truth_2d(labels, path, found[0], found[1], gt_class)
+        if _is_stills(labels, gt_labels):
+            continue
+        scored = [i for i, name in enumerate(labels.classes) if name in known]
+        for camera, gt_list in gt_frames.items():
+            pred_list = [f.boxes2d.get(camera, Boxes2D.empty()) for f in labels.frames]
+            yield (
+                path,
+                camera,
+                list(labels.classes),
+                [p[np.isin(p.class_id, scored)] for p in pred_list],
+                gt_list,
+                scored,
+            )
+
+
 NOT_APPLICABLE_3D = "not applicable: the labels have no 3D boxes (a 2D teacher)"
 
 
@@ -228,34 +294,7 @@ def evaluate_labels(
             missing.append(relative.as_posix())
             continue
         kind, gt_path = found
-        cameras = sorted({c for f in labels.frames for c in f.boxes2d})
-        if kind == "mot":
-            if gt_class not in labels.classes:
-                raise ValueError(
-                    f"{gt_path}: MOTChallenge ground truth is scored as class --gt-class {gt_class!r}, which is not "
-                    f"one of the label classes {labels.classes} (of {path})"
-                )
-            gt_frames = {
-                cameras[0] if cameras else "camera": read_mot_ground_truth(
-                    gt_path, len(labels.frames), labels.classes.index(gt_class)
-                )
-            }
-            gt_labels, unscored, known = None, {}, [gt_class]
-        else:
-            gt_labels = ClipLabels.load(gt_path)
-            if len(gt_labels.frames) != len(labels.frames):
-                raise ValueError(f"{gt_path}: {len(gt_labels.frames)} frames, labels {path} have {len(labels.frames)}")
-            remap, unscored = class_remap(gt_labels, labels.classes, gt_path)
-            known = list(gt_labels.classes)
-            gt_frames = {}
-            for camera in cameras:
-                gt_frames[camera] = []
-                for frame in gt_labels.frames:
-                    boxes = frame.boxes2d.get(camera, Boxes2D.empty())
-                    boxes = boxes[remap[boxes.class_id] >= 0]
-                    gt_frames[camera].append(
-                        Boxes2D(xyxy=boxes.xyxy, class_id=remap[boxes.class_id], track_id=boxes.track_id)
-                    )
+        gt_labels, remap, unscored, known, gt_frames = _ground_truth_2d(labels, path, kind, gt_path, gt_class)
         scored = [i for i, name in enumerate(labels.classes) if name in known]
         unscored_labels = _unscored_label_classes(labels, known, gt_path)
         if coco_all is None:
@@ -272,10 +311,7 @@ def evaluate_labels(
             for p, g in zip(pred_list, gt_list):
                 for evaluator in (coco, coco_all):
                     evaluator.add_image(p.xyxy, p.score, p.class_id, g.xyxy, g.class_id)
-            stills = "stills" in (
-                labels.provenance.get("input_kind"),
-                (gt_labels.provenance if gt_labels else {}).get("input_kind"),
-            )
+            stills = _is_stills(labels, gt_labels)
             per_class = {} if stills else class_tracking_scores(pred_list, gt_list, scored)  # stills: no tracks
             if per_class:
                 tracking = _tracking_dict(combine_tracking_scores(list(per_class.values())))

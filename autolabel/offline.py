@@ -90,6 +90,10 @@ class OfflineLabelConfig:
         box_min_score: observed boxes under this score are replaced by the interpolated box inside a track and
             dropped at its ends (0: all kept)
         smoothing: output boxes: linear (observed + linear gap fill), rts (RTS-smoothed) or none
+        output_score: the score written for each output box: box (an observed box the geometric mean of its detector
+            score and its track's score, a filled box the track's score) or track (every box its track's score: the
+            labels then hold what min_track_score decides on, and 'autolabel calibrate --track-score' chooses that
+            threshold on a labelled split labelled this way with min_track_score 0)
         max_fill_gap: longest gap (frames) filled inside a track
         process_noise: RTS smoother process noise (box heights)
         measurement_noise: RTS smoother measurement noise (box heights)
@@ -145,6 +149,7 @@ class OfflineLabelConfig:
     # output boxes: "linear" (observed boxes + linear gap fill), "rts" (RTS-smoothed, gaps bridged) or "none";
     # the RTS trajectory is always computed as the reference for temporal-inconsistency uncertainty
     smoothing: Literal["linear", "rts", "none"] = "linear"
+    output_score: Literal["box", "track"] = "box"
     max_fill_gap: int = 30
     process_noise: float = 0.02
     measurement_noise: float = 0.05
@@ -158,6 +163,8 @@ class OfflineLabelConfig:
             raise ValueError(
                 f"OfflineLabelConfig.smoothing: expected 'rts', 'linear' or 'none', found {self.smoothing!r}"
             )
+        if self.output_score not in ("box", "track"):
+            raise ValueError(f"OfflineLabelConfig.output_score: expected 'box' or 'track', found {self.output_score!r}")
         object.__setattr__(self, "rigid_classes", tuple(self.rigid_classes))
 
     @classmethod
@@ -352,8 +359,11 @@ def label_video_detections(
         refined, uncertainty = _finalise(dataclasses.replace(tracklet, track_id=new_id), config, rigid_ids)
         final.append(refined)
         detections = tracklets_to_detections([refined])
-        observed_score = np.sqrt(np.clip(np.nan_to_num(refined.score, nan=0.0), 0, 1) * refined.track_score)
-        score = np.where(refined.observed, observed_score, refined.track_score)
+        if config.output_score == "track":
+            score = np.full(len(refined), refined.track_score)
+        else:
+            observed_score = np.sqrt(np.clip(np.nan_to_num(refined.score, nan=0.0), 0, 1) * refined.track_score)
+            score = np.where(refined.observed, observed_score, refined.track_score)
         parts.append(detections.with_fields(score=score.astype(np.float32), uncertainty=uncertainty.astype(np.float32)))
     tracks = Boxes2D.concat(parts)
 

@@ -1,8 +1,8 @@
 """Defaults of the 2D offline chain that generalise: leave-one-source-out over TUD-Campus, TUD-Stadtmitte and the
 synthetic world's per-camera 2D tracks, plus a step ablation that reports MOTA and where false positives come from.
 
-    .venv/bin/python benchmarks/bench_mot15_loso.py [--ablation] [--grid] [--synth_clips 4] [--synth_frames 60] \
-        [--out benchmarks/results/mot15_loso.md]
+    .venv/bin/python benchmarks/bench_mot15_loso.py [--ablation] [--grid [--calibrate]] [--synth_clips 4] \
+        [--synth_frames 60] [--synth_cache DIR] [--out benchmarks/results/mot15_loso.md]
 
 Sources (the same detections for every method of a source):
 - TUD-Campus, TUD-Stadtmitte: YOLOX-Nano person boxes (cached as in ``bench_mot15.py``), MOT15 ground truth.
@@ -16,6 +16,14 @@ Sources (the same detections for every method of a source):
 Scores: TrackEval HOTA / IDF1 / MOTA (combined over a source's sequences), CLEAR FP / FN / IDSW. Peers: the public
 online trackers of ``bench_mot15.py`` (SORT, ByteTrack, OC-SORT, BoT-SORT, C-BIoU, McByte, each with and without
 linear interpolation); "best public" is the best peer per metric.
+
+``--calibrate`` (with ``--grid``): a second leave-one-source-out table in which every source's track-score
+threshold (``min_track_score``, not a grid axis: it belongs to the detector and the domain) is chosen, for each
+setting, by ``autolabel.calibrate.choose_track_score`` on a labelled split of its domain that is not scored:
+TUD-Campus on TUD-Stadtmitte and the other way round, the synthetic source on other clips of the world
+(``--synth_cal_seed``, the same simulated detector). This is what ``autolabel calibrate --track-score`` does for a user
+with a few labelled videos of their own. The chain then runs once per setting with ``min_track_score`` 0 and each
+threshold is a filter on the boxes' track scores (exact, see ``grid_table``).
 
 ``--grid``: a small grid over the chain's settings (tracker thresholds, rescue, fill, track decisions; see GRID).
 For each held-out source the setting with the best worst-case margin over the best public tracker (the smallest of
@@ -50,6 +58,7 @@ from bench_mot15 import (  # noqa: E402
     teacher_detections,
 )
 
+from autolabel.calibrate import TRACK_SCORE_CANDIDATES  # noqa: E402
 from autolabel.offline import OfflineLabelConfig, label_video_detections, precompute_frame_cues  # noqa: E402
 from perception.atomic import atomic_write_text  # noqa: E402
 from perception.geometry import box_iou  # noqa: E402
@@ -311,6 +320,92 @@ def fmt(s: dict) -> str:
     return f"{s['HOTA']:.1f} | {s['IDF1']:.1f} | {s['MOTA']:.1f} | {s['FP']} | {s['FN']} | {s['IDSW']}"
 
 
+def grid_table(source: Source, configs: list[dict], base, work: Path, thresholds) -> list[dict[float, dict]]:
+    """Per setting, {track-score threshold: scores}. With thresholds (``--calibrate``) the chain runs once per setting
+    with ``min_track_score`` 0 and every box carrying its track's score, and each threshold keeps the boxes scoring at
+    least it: exactly what ``min_track_score`` keeps. Nested filters: a threshold that keeps as many boxes as the
+    one before keeps the same boxes, and is not scored again. Without: the base threshold only."""
+    runs, keys = {}, []
+    for index, overrides in enumerate(configs):
+        if thresholds is None:
+            out = run_chain(source, dataclasses.replace(base, **overrides))
+            runs[f"c{index}"] = {k: v[0] for k, v in out.items()}
+            keys.append({base.min_track_score: f"c{index}"})
+            continue
+        out = run_chain(source, dataclasses.replace(base, **overrides, min_track_score=0.0, output_score="track"))
+        keys.append({})
+        previous = None
+        for threshold in thresholds:
+            kept = {name: tracks[tracks.score >= np.float32(threshold)] for name, (tracks, _) in out.items()}
+            count = sum(len(t) for t in kept.values())
+            if count != previous:
+                runs[f"c{index}_t{threshold}"] = kept
+                previous, key = count, f"c{index}_t{threshold}"
+            keys[-1][threshold] = key
+    scores = score_runs(source, runs, work)
+    return [{threshold: scores[key] for threshold, key in per_setting.items()} for per_setting in keys]
+
+
+def calibrated_loso(sources, calibration, configs, full, peers, base) -> list[str]:
+    """LOSO where every source's ``min_track_score`` is chosen on its domain's labelled split (``--calibrate``), for
+    each setting, by ``autolabel.calibrate.choose_track_score``: the rule picks the setting on the tuning sources'
+    calibrated scores and scores the held-out source at its own calibrated threshold."""
+    from autolabel.calibrate import choose_track_score
+
+    def calibrated(source: Source, index: int) -> tuple[float, dict]:
+        curve = [{"threshold": t, **s} for t, s in full[calibration[source.name].name][index].items()]
+        threshold = choose_track_score(curve)["threshold"]
+        return threshold, full[source.name][index][threshold]
+
+    margins = {
+        s.name: [margin(calibrated(s, i)[1], best_public(peers[s.name])) for i in range(len(configs))] for s in sources
+    }
+    lines = [
+        "",
+        "### The same with each source's track-score threshold calibrated on a labelled split of its domain",
+        "",
+        "For every setting, each source's `min_track_score` is chosen by `autolabel.calibrate.choose_track_score` "
+        "(best mean of HOTA, IDF1 and MOTA over the candidates 0, 0.05, ..., 0.95; ties: the lowest) on a labelled "
+        "split of its domain that is not scored ("
+        + "; ".join(f"{name}: {cal.name}" for name, cal in calibration.items())
+        + "), as `autolabel calibrate --track-score` does; the rule then runs on the calibrated scores.",
+        "",
+        "| held out | chosen on | setting | min_track_score | held-out HOTA | IDF1 | MOTA | FP | FN | IDSW | "
+        "margins (HOTA/IDF1/MOTA) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for held in sources:
+        tuning = [s for s in sources if s is not held]
+        pick = max(range(len(configs)), key=lambda i: min(margins[s.name][i] for s in tuning))
+        threshold, ours = calibrated(held, pick)
+        best = best_public(peers[held.name])
+        lines.append(
+            f"| {held.name} | {' + '.join(s.name for s in tuning)} | "
+            f"{', '.join(f'{k}={v}' for k, v in configs[pick].items())} | {threshold:.2f} "
+            f"(on {calibration[held.name].name}) | {fmt(ours)} | "
+            + "/".join(f"{ours[m] - best[m][0]:+.1f}" for m in ("HOTA", "IDF1", "MOTA"))
+            + " |"
+        )
+    final = max(range(len(configs)), key=lambda i: min(margins[s.name][i] for s in sources))
+    shipped = [i for i, c in enumerate(configs) if all(getattr(base, k) == v for k, v in c.items())]
+    for label, index in [("Chosen on all three sources, calibrated", final)] + [
+        ("The base settings, calibrated", i) for i in shipped
+    ]:
+        lines += [
+            "",
+            f"{label}: "
+            + ", ".join(f"{k}={v}" for k, v in configs[index].items())
+            + "; worst margins: "
+            + ", ".join(
+                f"{s.name} {margins[s.name][index]:+.1f} (min_track_score {calibrated(s, index)[0]:.2f}: "
+                + "/".join(f"{calibrated(s, index)[1][m]:.1f}" for m in ("HOTA", "IDF1", "MOTA"))
+                + ")"
+                for s in sources
+            ),
+        ]
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=REPO / "../shared/data/mot15")
@@ -321,9 +416,18 @@ def main() -> None:
     parser.add_argument("--synth_frames", type=int, default=60)
     parser.add_argument("--synth_seed", type=int, default=5)
     parser.add_argument("--noise_seed", type=int, default=0)
+    parser.add_argument(
+        "--synth_cache",
+        type=Path,
+        default=None,
+        help="keep the synthetic clips here between runs (default: generated again in the run's temporary folder; "
+        "clips cached by another build of the world would silently change the synthetic figures)",
+    )
     parser.add_argument("--sources", nargs="+", default=["TUD-Campus", "TUD-Stadtmitte", "synthetic"])
     parser.add_argument("--ablation", action="store_true")
     parser.add_argument("--grid", action="store_true")
+    parser.add_argument("--calibrate", action="store_true", help="with --grid: see the module doc")
+    parser.add_argument("--synth_cal_seed", type=int, default=6, help="world seed of the synthetic calibration split")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks/results/mot15_loso.md")
     args = parser.parse_args()
     base = OfflineLabelConfig.from_yaml(args.config)
@@ -348,14 +452,31 @@ def main() -> None:
             if name in args.sources
         ]
         if "synthetic" in args.sources:
-            synth_root = Path(tempfile.gettempdir()) / (
+            synth_root = (args.synth_cache or work / "clips") / (
                 f"fleetvision_loso_synth_s{args.synth_seed}_{args.synth_clips}x{args.synth_frames}"
             )
             synth = load_synth(synth_root, args.synth_clips, args.synth_frames, args.synth_seed, args.noise_seed, work)
             sources.append(synth)
+        calibration: dict[str, Source] = {}  # held-out source -> the labelled split its threshold is chosen on
+        if args.calibrate:
+            by_name = {source.name: source for source in sources}
+            for held, other in (("TUD-Campus", "TUD-Stadtmitte"), ("TUD-Stadtmitte", "TUD-Campus")):
+                if held in by_name and other in by_name:
+                    calibration[held] = by_name[other]
+            if "synthetic" in by_name:
+                cal_root = (args.synth_cache or work / "clips") / (
+                    f"fleetvision_loso_synth_s{args.synth_cal_seed}_{args.synth_clips}x{args.synth_frames}"
+                )
+                (work / "calibration").mkdir()
+                cal = load_synth(
+                    cal_root, args.synth_clips, args.synth_frames, args.synth_cal_seed, args.noise_seed,
+                    work / "calibration",
+                )  # fmt: skip
+                cal.name = f"synthetic seed {args.synth_cal_seed}"
+                calibration["synthetic"] = cal
         print(f"loaded sources in {time.perf_counter() - start:.0f} s", flush=True)
         peers = {}
-        for source in sources:
+        for source in sources + [c for c in calibration.values() if all(c is not s for s in sources)]:
             peers[source.name] = public_scores(source, work)
             best = best_public(peers[source.name])
             print(source.name, "best public", {m: f"{v:.1f} ({n})" for m, (v, n) in best.items()}, flush=True)
@@ -407,15 +528,12 @@ def main() -> None:
         if args.grid:
             keys = list(GRID)
             configs = [dict(zip(keys, values)) for values in itertools.product(*GRID.values())]
-            table: dict[str, list[dict]] = {}
-            for source in sources:
-                runs = {}
-                for index, overrides in enumerate(configs):
-                    out = run_chain(source, dataclasses.replace(base, **overrides))
-                    runs[f"c{index}"] = {k: v[0] for k, v in out.items()}
-                scores = score_runs(source, runs, work)
-                table[source.name] = [scores[f"c{i}"] for i in range(len(configs))]
+            thresholds = TRACK_SCORE_CANDIDATES if calibration else None
+            full: dict[str, list[dict[float, dict]]] = {}
+            for source in sources + [c for c in calibration.values() if all(c is not s for s in sources)]:
+                full[source.name] = grid_table(source, configs, base, work, thresholds)
                 print(f"{source.name}: {len(configs)} settings scored", flush=True)
+            table = {s.name: [per[base.min_track_score] for per in full[s.name]] for s in sources}
             margins = {s.name: [margin(score, best_public(peers[s.name])) for score in table[s.name]] for s in sources}
             lines += [
                 f"## Leave-one-source-out ({len(configs)} settings: "
@@ -441,6 +559,8 @@ def main() -> None:
                     + "/".join(f"{ours[m] - best[m][0]:+.1f}" for m in ("HOTA", "IDF1", "MOTA"))
                     + " |"
                 )
+            if calibration:
+                lines += calibrated_loso(sources, calibration, configs, full, peers, base)
             final = max(range(len(configs)), key=lambda i: min(margins[s.name][i] for s in sources))
             lines += [
                 "",

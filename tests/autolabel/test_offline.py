@@ -149,3 +149,30 @@ def test_durations_follow_the_frame_rate():
     at_10 = label_video_detections(None, per_frame, config, frame_rate=10.0).tracks
     assert len(set(at_25.track_id.tolist())) == 1 and at_25.frame.tolist() == list(range(40))
     assert 20 not in at_10.frame.tolist()
+
+
+def test_track_scores_written_per_box_are_what_min_track_score_decides_on():
+    """output_score track: every box of a track carries the track's score, so keeping the boxes scoring >= t is
+    exactly what min_track_score t keeps (what ``autolabel calibrate --track-score`` relies on); the boxes are the
+    same as with the default per-box scores."""
+    _, per_frame, _ = _scene(num_frames=30, occluded=())
+    for f, boxes in enumerate(per_frame):  # a third, weaker object (scores 0.72-0.78) that must be decided on
+        ghost = Boxes2D(xyxy=np.array([[250.0, 20 + f, 280, 80 + f]]), score=[0.72 + 0.06 * (f % 2)], class_id=[0])
+        per_frame[f] = Boxes2D.concat([boxes, ghost])
+    config = OfflineLabelConfig(camera_motion=False, appearance=False, min_track_score=0.0, output_score="track")
+    result = label_video_detections(None, per_frame, config)
+    scores = {t.track_id: t.track_score for t in result.tracklets}
+    assert len(scores) == 3 and min(scores.values()) < 0.8 < max(scores.values())
+    for track_id, score in scores.items():
+        assert np.allclose(result.tracks.score[result.tracks.track_id == track_id], score)
+    per_box = label_video_detections(None, per_frame, dataclasses.replace(config, output_score="box")).tracks
+    assert np.array_equal(per_box.xyxy, result.tracks.xyxy) and not np.allclose(per_box.score, result.tracks.score)
+
+    def boxes(tracks: Boxes2D) -> set:
+        return {(int(f), *np.round(b, 6)) for f, b in zip(tracks.frame, tracks.xyxy)}
+
+    for threshold in sorted(scores.values()):
+        kept = label_video_detections(None, per_frame, dataclasses.replace(config, min_track_score=threshold)).tracks
+        assert boxes(kept) == boxes(result.tracks[result.tracks.score >= np.float32(threshold)])
+    with pytest.raises(ValueError, match="output_score"):
+        OfflineLabelConfig(output_score="mean")

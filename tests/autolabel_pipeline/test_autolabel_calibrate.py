@@ -1,4 +1,5 @@
-"""``autolabel calibrate``: F1-best per-class score floors from a labelled split, written as a job-config fragment."""
+"""``autolabel calibrate``: F1-best per-class score floors (3D) or the track-score threshold (2D) from a labelled split,
+written as a job-config fragment."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import yaml
 
 from autolabel.cli import build_parser, main
 from autolabel.jobconfig import parse_job_args
-from perception.labels import DRIVING_CLASSES, Boxes3D, ClipLabels, FrameLabels, make_provenance
+from perception.labels import DRIVING_CLASSES, Boxes2D, Boxes3D, ClipLabels, FrameLabels, make_provenance
 
 CAR, PEDESTRIAN = DRIVING_CLASSES.index("car"), DRIVING_CLASSES.index("pedestrian")
 
@@ -98,3 +99,67 @@ def test_a_floor_chosen_on_few_objects_is_not_set(tmp_path: Path, capsys) -> Non
     assert floors["truck"] == 0.0 and 0.3 < floors["car"] <= 0.6  # the car ghost (0.3) is below the car floor
     assert main([*command, "--min-objects", "0"]) == 0
     assert yaml.safe_load(out.read_text())["tracking3d"]["class_min_score"]["truck"] == 0.5
+
+
+# ---------------------------------------------------------------------------------------- 2D: the track-score threshold
+def _track(frames: int, x: float, track_id: int, score: float) -> list[Boxes2D]:
+    """One box per frame walking right from ``x``, every box carrying the track's score (``output_score: track``)."""
+    return [
+        Boxes2D(
+            xyxy=np.array([[x + 2.0 * f, 50.0, x + 2.0 * f + 30.0, 130.0]]),
+            class_id=np.array([PEDESTRIAN]),
+            score=np.array([score], np.float32),
+            track_id=np.array([track_id]),
+        )
+        for f in range(frames)
+    ]
+
+
+def _write_2d(root: Path, tracks: list[list[Boxes2D]], *, refine: str | None) -> None:
+    """A label folder (``refine`` = its config.yaml's refine section, None: no config.yaml) or ground truth."""
+    frames = [FrameLabels(boxes2d={"cam": Boxes2D.concat([t[f] for t in tracks])}) for f in range(len(tracks[0]))]
+    (root / "clip_0000").mkdir(parents=True)
+    ClipLabels(list(DRIVING_CLASSES), frames, make_provenance("autolabel", "test")).save(root / "clip_0000/labels.json")
+    if refine is not None:
+        (root / "clip_0000/done").write_text("{}")
+        (root / "config.yaml").write_text(f"teacher: null\nrefine: {refine}\n")
+
+
+def test_track_score_threshold_drops_a_persistent_false_track(tmp_path: Path, capsys) -> None:
+    """Two people tracked at score 0.8 and a clutter track at 0.6 that matches nothing: the best mean of HOTA, IDF1
+    and MOTA drops the clutter and keeps the people, so the threshold lands in (0.6, 0.8]; the fragment is a valid
+    second job config. With the clutter a real person instead, nothing gains from a threshold: the lowest (0) wins."""
+    people = [_track(20, 0.0, 1, 0.8), _track(20, 200.0, 2, 0.8)]
+    _write_2d(tmp_path / "gt", people, refine=None)
+    _write_2d(tmp_path / "labels", [*people, _track(20, 400.0, 3, 0.6)], refine="{output_score: track}")
+    out = tmp_path / "track.yaml"
+    command = ["calibrate", str(tmp_path / "labels"), "--gt", str(tmp_path / "gt"), "--out", str(out), "--track-score"]
+    assert main(command) == 0
+    chosen = yaml.safe_load(out.read_text())["refine"]["min_track_score"]
+    assert 0.6 < chosen <= 0.8
+    printed = capsys.readouterr().out
+    assert "min_track_score 0.00  HOTA" in printed and f"refine.min_track_score {chosen:.2f} written" in printed
+    job = tmp_path / "job.yaml"
+    job.write_text("teacher: null\nclasses: [car, truck, bus, pedestrian, cyclist, traffic_cone]\n")
+    args = parse_job_args(build_parser(), [str(tmp_path), "--out", str(tmp_path / "o"), "-c", str(job), "-c", str(out)])
+    assert args.refine.min_track_score == chosen and args.refine.output_score == "box"  # the rest stays the default
+
+    _write_2d(tmp_path / "gt3", [*people, _track(20, 400.0, 3, 0.6)], refine=None)
+    assert main([*command[:3], str(tmp_path / "gt3"), *command[4:]]) == 0
+    assert yaml.safe_load(out.read_text())["refine"]["min_track_score"] == 0.0
+
+
+def test_track_score_calibration_refuses_labels_with_box_scores(tmp_path: Path, capsys) -> None:
+    """Labels written with per-box scores (the default) cannot show what min_track_score keeps: bad input (exit 2),
+    naming the file and the field; a folder without the job's config.yaml likewise."""
+    people = [_track(10, 0.0, 1, 0.8)]
+    _write_2d(tmp_path / "gt", people, refine=None)
+    _write_2d(tmp_path / "labels", people, refine="{output_score: box}")
+    command = ["calibrate", str(tmp_path / "labels"), "--gt", str(tmp_path / "gt"), "--out", str(tmp_path / "t.yaml")]
+    assert main([*command, "--track-score"]) == 2
+    err = capsys.readouterr().err
+    assert "config.yaml: refine.output_score: expected 'track'" in err and "found 'box'" in err
+    (tmp_path / "labels/config.yaml").unlink()
+    assert main([*command, "--track-score"]) == 2
+    assert "config.yaml: not found" in capsys.readouterr().err
+    assert not (tmp_path / "t.yaml").exists()

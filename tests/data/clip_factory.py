@@ -7,6 +7,7 @@ BEV maps "drivable" (y in [-3, 6] m, asymmetric on purpose) and "lane" (|y - 1.5
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -191,5 +192,6 @@ def load_benchmark(name: str):
         name, Path(__file__).resolve().parents[2] / "benchmarks" / f"{name}.py"
     )
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up while the module runs
     spec.loader.exec_module(module)
     return module
