@@ -437,10 +437,16 @@ def main() -> None:
         "",
         f"Command: `{' '.join(['.venv/bin/python', 'benchmarks/bench_mot15_loso.py', *sys.argv[1:]])}` "
         f"(base settings `{config_name}`).",
-        f"Sources: TUD-Campus, TUD-Stadtmitte (YOLOX-Nano, person), synthetic ({args.synth_clips} clips x "
-        f"{args.synth_frames} frames x 6 cameras, world seed {args.synth_seed}, simulated detector "
-        f"`DetectorNoise()` with noise seed {args.noise_seed}; distractors: visibility < {HARD_VISIBILITY} or "
-        f"< {HARD_HEIGHT_PX:.0f} px high). TrackEval, combined over a source's sequences.",
+        "Sources: "
+        + ", ".join(
+            f"{name} (YOLOX-Nano, person)"
+            if name != "synthetic"
+            else f"synthetic ({args.synth_clips} clips x {args.synth_frames} frames x 6 cameras, world seed "
+            f"{args.synth_seed}, simulated detector `DetectorNoise()` with noise seed {args.noise_seed}; distractors: "
+            f"visibility < {HARD_VISIBILITY} or < {HARD_HEIGHT_PX:.0f} px high)"
+            for name in args.sources
+        )
+        + ". TrackEval, combined over a source's sequences.",
         "",
     ]
     with tempfile.TemporaryDirectory() as tmp:
