@@ -316,6 +316,39 @@ def margin(ours: dict, best: dict) -> float:
     return min(ours[m] - best[m][0] for m in ("HOTA", "IDF1", "MOTA"))
 
 
+LOSO_HEADER = (
+    "| held out | chosen on | setting | min_track_score | held-out HOTA | IDF1 | MOTA | FP | FN | IDSW | "
+    "best public HOTA | IDF1 | MOTA | margins (HOTA/IDF1/MOTA) |",
+    "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+)
+
+
+def loso_rows(sources, configs, peers, margins, score_of) -> list[str]:
+    """One LOSO_HEADER row per held-out source: the setting the rule picks on the other sources (``margins``), scored
+    on the held-out one by ``score_of(source, setting index) -> (threshold text, scores)``."""
+    lines = []
+    for held in sources:
+        tuning = [s for s in sources if s is not held]
+        pick = rule_pick(margins, tuning)
+        threshold, ours = score_of(held, pick)
+        best = best_public(peers[held.name])
+        lines.append(
+            f"| {held.name} | {' + '.join(s.name for s in tuning)} | "
+            f"{', '.join(f'{k}={v}' for k, v in configs[pick].items())} | {threshold} | {fmt(ours)} | "
+            + " | ".join(f"{best[m][0]:.1f} ({best[m][1]})" for m in ("HOTA", "IDF1", "MOTA"))
+            + " | "
+            + "/".join(f"{ours[m] - best[m][0]:+.1f}" for m in ("HOTA", "IDF1", "MOTA"))
+            + " |"
+        )
+    return lines
+
+
+def rule_pick(margins: dict[str, list[float]], tuning: list[Source]) -> int:
+    """The rule: the setting whose worst margin over the ``tuning`` sources is largest (ties: the first listed)."""
+    count = len(margins[tuning[0].name])
+    return max(range(count), key=lambda i: min(margins[s.name][i] for s in tuning))
+
+
 def fmt(s: dict) -> str:
     return f"{s['HOTA']:.1f} | {s['IDF1']:.1f} | {s['MOTA']:.1f} | {s['FP']} | {s['FN']} | {s['IDSW']}"
 
@@ -370,23 +403,13 @@ def calibrated_loso(sources, calibration, configs, full, peers, base) -> list[st
         + "; ".join(f"{name}: {cal.name}" for name, cal in calibration.items())
         + "), as `autolabel calibrate --track-score` does; the rule then runs on the calibrated scores.",
         "",
-        "| held out | chosen on | setting | min_track_score | held-out HOTA | IDF1 | MOTA | FP | FN | IDSW | "
-        "margins (HOTA/IDF1/MOTA) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        *LOSO_HEADER,
     ]
-    for held in sources:
-        tuning = [s for s in sources if s is not held]
-        pick = max(range(len(configs)), key=lambda i: min(margins[s.name][i] for s in tuning))
-        threshold, ours = calibrated(held, pick)
-        best = best_public(peers[held.name])
-        lines.append(
-            f"| {held.name} | {' + '.join(s.name for s in tuning)} | "
-            f"{', '.join(f'{k}={v}' for k, v in configs[pick].items())} | {threshold:.2f} "
-            f"(on {calibration[held.name].name}) | {fmt(ours)} | "
-            + "/".join(f"{ours[m] - best[m][0]:+.1f}" for m in ("HOTA", "IDF1", "MOTA"))
-            + " |"
-        )
-    final = max(range(len(configs)), key=lambda i: min(margins[s.name][i] for s in sources))
+    lines += loso_rows(
+        sources, configs, peers, margins,
+        lambda s, i: (f"{calibrated(s, i)[0]:.2f} (on {calibration[s.name].name})", calibrated(s, i)[1]),
+    )  # fmt: skip
+    final = rule_pick(margins, sources)
     shipped = [i for i, c in enumerate(configs) if all(getattr(base, k) == v for k, v in c.items())]
     for label, index in [("Chosen on all three sources, calibrated", final)] + [
         ("The base settings, calibrated", i) for i in shipped
@@ -548,26 +571,15 @@ def main() -> None:
                 "Rule: on the two tuning sources, pick the setting whose worst margin over the best public tracker "
                 "(the smallest of its HOTA, IDF1 and MOTA margins) is largest; score it on the held-out source.",
                 "",
-                "| held out | chosen on | setting | held-out HOTA | IDF1 | MOTA | FP | FN | IDSW | best public HOTA | "
-                "IDF1 | MOTA | margins (HOTA/IDF1/MOTA) |",
-                "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+                *LOSO_HEADER,
             ]
-            for held in sources:
-                tuning = [s for s in sources if s is not held]
-                pick = max(range(len(configs)), key=lambda i: min(margins[s.name][i] for s in tuning))
-                ours = table[held.name][pick]
-                best = best_public(peers[held.name])
-                setting = ", ".join(f"{k}={v}" for k, v in configs[pick].items())
-                lines.append(
-                    f"| {held.name} | {' + '.join(s.name for s in tuning)} | {setting} | {fmt(ours)} | "
-                    f"{best['HOTA'][0]:.1f} ({best['HOTA'][1]}) | {best['IDF1'][0]:.1f} ({best['IDF1'][1]}) | "
-                    f"{best['MOTA'][0]:.1f} ({best['MOTA'][1]}) | "
-                    + "/".join(f"{ours[m] - best[m][0]:+.1f}" for m in ("HOTA", "IDF1", "MOTA"))
-                    + " |"
-                )
+            lines += loso_rows(
+                sources, configs, peers, margins,
+                lambda s, i: (f"{base.min_track_score:.2f} (preset)", table[s.name][i]),
+            )  # fmt: skip
             if calibration:
                 lines += calibrated_loso(sources, calibration, configs, full, peers, base)
-            final = max(range(len(configs)), key=lambda i: min(margins[s.name][i] for s in sources))
+            final = rule_pick(margins, sources)
             lines += [
                 "",
                 "Chosen on all three sources by the same rule (the shipped default): "
