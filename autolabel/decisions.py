@@ -9,7 +9,7 @@ import numpy as np
 
 from autolabel.tracking.tracklet import Tracklet
 
-__all__ = ["decide_tracks", "majority_class", "track_score"]
+__all__ = ["decide_tracks", "majority_class", "observed_fraction", "track_score"]
 
 
 def track_score(tracklet: Tracklet, *, top_fraction: float = 0.5) -> float:
@@ -19,6 +19,20 @@ def track_score(tracklet: Tracklet, *, top_fraction: float = 0.5) -> float:
         return 0.0
     count = max(1, int(np.ceil(top_fraction * len(scores))))
     return float(scores[:count].mean())
+
+
+def observed_fraction(tracklet: Tracklet, *, max_fill_gap: int) -> float:
+    """Share of a track's output boxes that are detections: observed / (observed + the frames its gap filling would
+    invent, i.e. gaps of at most ``max_fill_gap`` frames; longer gaps stay empty and do not count). A detector's
+    flickering false positive, linked into one track across its misses, is mostly invented boxes; an object hidden
+    for a long stretch is not penalised, since that stretch is not filled. 1.0 for a track without gaps; 0.0 when
+    nothing is observed."""
+    frames = tracklet.frames[tracklet.observed]
+    if len(frames) == 0:
+        return 0.0
+    gaps = np.diff(frames) - 1
+    filled = int(gaps[(gaps > 0) & (gaps <= max_fill_gap)].sum())
+    return len(frames) / (len(frames) + filled)
 
 
 def majority_class(tracklet: Tracklet) -> int:

@@ -10,7 +10,7 @@ from typing import Literal
 
 import numpy as np
 
-from autolabel.decisions import decide_tracks
+from autolabel.decisions import decide_tracks, observed_fraction
 from autolabel.refine import (
     EMBEDDING_DIM,
     colour_histogram_embedding,
@@ -89,6 +89,9 @@ class OfflineLabelConfig:
         max_low_fraction: tracks with more than this fraction of weak boxes are dropped
         box_min_score: observed boxes under this score are replaced by the interpolated box inside a track and
             dropped at its ends (0: all kept)
+        min_observed_fraction: tracks whose output boxes would be less than this share detections (the rest filled
+            in gaps of at most max_fill_gap frames; after box_min_score) are dropped (0: off); see
+            autolabel.decisions.observed_fraction
         smoothing: output boxes: linear (observed + linear gap fill), rts (RTS-smoothed) or none
         output_score: the score written for each output box: box (an observed box the geometric mean of its detector
             score and its track's score, a filled box the track's score) or track (every box its track's score: the
@@ -124,7 +127,7 @@ class OfflineLabelConfig:
     extend: bool = True
     extend_min_score: float = 0.1
     extend_min_iou: float = 0.5
-    extend_max_miss: int = 4
+    extend_max_miss: int = 2
     # linking across occlusions (gaps in frames; motion gate in box heights)
     link: bool = True
     appearance: bool = True
@@ -145,7 +148,10 @@ class OfflineLabelConfig:
     # observed boxes under this detector score are not output as seen: inside a track the interpolated box replaces
     # them (a partly hidden object gets a shrunken, low-score box; its confident neighbours give the whole object),
     # at a track's ends they are dropped (0: every observed box is kept)
-    box_min_score: float = 0.3
+    box_min_score: float = 0.4
+    # a detector's flickering false positive (a clutter site seen in a third of the frames) becomes, after linking
+    # and gap filling, a whole track of mostly invented boxes: tracks under this observed share are dropped
+    min_observed_fraction: float = 0.5
     # output boxes: "linear" (observed boxes + linear gap fill), "rts" (RTS-smoothed, gaps bridged) or "none";
     # the RTS trajectory is always computed as the reference for temporal-inconsistency uncertainty
     smoothing: Literal["linear", "rts", "none"] = "linear"
@@ -353,6 +359,12 @@ def label_video_detections(
     if config.box_min_score > 0:
         decided = [_drop_weak_boxes(tracklet, config.box_min_score) for tracklet in decided]
         decided = [tracklet for tracklet in decided if len(tracklet)]
+    if config.min_observed_fraction > 0:
+        decided = [
+            tracklet
+            for tracklet in decided
+            if observed_fraction(tracklet, max_fill_gap=config.max_fill_gap) >= config.min_observed_fraction
+        ]
     rigid_ids = {i for i, name in enumerate(class_names) if name in config.rigid_classes}
     final, parts = [], []
     for new_id, tracklet in enumerate(sorted(decided, key=lambda t: (t.start, t.track_id)), start=1):

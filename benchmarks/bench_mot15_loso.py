@@ -39,6 +39,7 @@ import contextlib
 import dataclasses
 import io
 import itertools
+import os
 import sys
 import tempfile
 import time
@@ -94,7 +95,12 @@ GRID = {
     "link_max_cost": (0.5, 0.6, 0.7),
     "extend_max_miss": (2, 0, 4),
     "extend_min_iou": (0.5, 0.7),
+    # tracks mostly made of filled boxes (a detector's flickering clutter linked and filled): off, or at least half
+    # of a track's output observed
+    "min_observed_fraction": (0.0, 0.5),
 }
+# the ablation's extra row: the observed-share check switched to the other value of its axis
+OBSERVED_SHARE_TOGGLE = {0.0: 0.5}
 
 
 @dataclass
@@ -379,6 +385,30 @@ def grid_table(source: Source, configs: list[dict], base, work: Path, thresholds
     return [{threshold: scores[key] for threshold, key in per_setting.items()} for per_setting in keys]
 
 
+_GRID_JOB: tuple = ()  # what forked workers of grid_tables read (set before the pool starts)
+
+
+def _grid_table_job(index: int) -> list[dict[float, dict]]:
+    sources, configs, base, work, thresholds = _GRID_JOB
+    table = grid_table(sources[index], configs, base, work, thresholds)
+    print(f"{sources[index].name}: {len(configs)} settings scored", flush=True)
+    return table
+
+
+def grid_tables(sources: list[Source], configs, base, work: Path, thresholds, jobs: int) -> list:
+    """grid_table for every source, ``jobs`` sources at a time (forked workers share the sources' precomputed cues)."""
+    global _GRID_JOB
+    _GRID_JOB = (sources, configs, base, work, thresholds)
+    if jobs <= 1 or len(sources) == 1:
+        return [_grid_table_job(i) for i in range(len(sources))]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(max_workers=min(jobs, len(sources)), mp_context=context) as pool:
+        return list(pool.map(_grid_table_job, range(len(sources))))
+
+
 def calibrated_loso(sources, calibration, configs, full, peers, base) -> list[str]:
     """LOSO where every source's ``min_track_score`` is chosen on its domain's labelled split (``--calibrate``), for
     each setting, by ``autolabel.calibrate.choose_track_score``: the rule picks the setting on the tuning sources'
@@ -452,6 +482,7 @@ def main() -> None:
     parser.add_argument("--calibrate", action="store_true", help="with --grid: see the module doc")
     parser.add_argument("--synth_cal_seed", type=int, default=6, help="world seed of the synthetic calibration split")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks/results/mot15_loso.md")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="sources gridded in parallel")
     args = parser.parse_args()
     base = OfflineLabelConfig.from_yaml(args.config)
     config_name = args.config.relative_to(REPO) if args.config.is_relative_to(REPO) else args.config
@@ -531,7 +562,9 @@ def main() -> None:
             ]
             for source in sources:
                 best = best_public(peers[source.name])
+                toggled = OBSERVED_SHARE_TOGGLE.get(base.min_observed_fraction, 0.0)
                 variants = [("default", {})] + list(ABLATIONS)
+                variants.append((f"min_observed_fraction {toggled}", {"min_observed_fraction": toggled}))
                 runs, details = {}, {}
                 for label, overrides in variants:
                     config = dataclasses.replace(base, **overrides)
@@ -558,10 +591,13 @@ def main() -> None:
             keys = list(GRID)
             configs = [dict(zip(keys, values)) for values in itertools.product(*GRID.values())]
             thresholds = TRACK_SCORE_CANDIDATES if calibration else None
-            full: dict[str, list[dict[float, dict]]] = {}
-            for source in sources + [c for c in calibration.values() if all(c is not s for s in sources)]:
-                full[source.name] = grid_table(source, configs, base, work, thresholds)
-                print(f"{source.name}: {len(configs)} settings scored", flush=True)
+            grid_sources = sources + [c for c in calibration.values() if all(c is not s for s in sources)]
+            full = dict(
+                zip(
+                    [s.name for s in grid_sources],
+                    grid_tables(grid_sources, configs, base, work, thresholds, args.jobs),
+                )
+            )
             table = {s.name: [per[base.min_track_score] for per in full[s.name]] for s in sources}
             margins = {s.name: [margin(score, best_public(peers[s.name])) for score in table[s.name]] for s in sources}
             lines += [

@@ -1,13 +1,15 @@
 """Cross-camera identity of 2D-teacher labels on the synthetic world, where every object's global id is known.
 
     .venv/bin/python benchmarks/bench_multicam.py [--clips 8] [--frames 60] [--seed 1] [--data DIR] \
-        [--out benchmarks/results/multicam.md]
+        [--refine configs/autolabel/default.yaml] [--set KEY=VALUE ...] [--out benchmarks/results/multicam.md]
 
 Clips come from ``perception synth`` (nuScenes-like 6-camera rig; generated into --data when absent). The teacher is
 ``autolabel.teachers.simulated.GroundTruthTeacher``: each camera's ground-truth 2D boxes with detector-like errors
 (misses, jitter, clutter, duplicates; ``DetectorNoise`` defaults), so what is measured is the association, not a
 detector. Each clip is labelled twice through ``ClipLabeler`` (the 2D path of ``autolabel``): ids unique per camera
-(``multicam.enabled=False``, the behaviour before cross-camera association) and associated across cameras.
+(``multicam.enabled=False``, the behaviour before cross-camera association) and associated across cameras, with the
+2D chain preset ``--refine`` (``--set min_observed_fraction=0`` changes one of its settings, as ``--refine.KEY`` does
+for ``autolabel``).
 Reported: handovers and id switches at them (``perception.metrics.camera_handover_ids``), objects seen by two or
 more cameras that keep one id, false merges, HOTA/IDF1/IDSW/MOTA over all (frame, camera) boxes with global ids
 (``perception.metrics.tracking_scores``; every labelled box counts, hardly visible ones too),
@@ -18,6 +20,7 @@ distance, ``perception.metrics.BevDetectionEvaluator``).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -30,6 +33,7 @@ sys.path.insert(0, str(REPO))
 from autolabel.jobconfig import TeacherInfo  # noqa: E402
 from autolabel.labeler import ClipLabeler  # noqa: E402
 from autolabel.multicam import CrossCameraConfig  # noqa: E402
+from autolabel.offline import OfflineLabelConfig  # noqa: E402
 from autolabel.teachers.simulated import GroundTruthTeacher  # noqa: E402
 from perception.atomic import atomic_write_text  # noqa: E402
 from perception.clip import DriveClip, find_clips  # noqa: E402
@@ -56,6 +60,20 @@ def global_identity(pred_frames, gt_frames, cameras):
     return tracking_scores(gt_ids, pred_ids, similarity)
 
 
+def parse_overrides(items: list[str]) -> dict:
+    """``KEY=VALUE`` strings as OfflineLabelConfig fields (values read as YAML: ``0``, ``0.5``, ``false``)."""
+    import yaml
+
+    fields = {f.name for f in dataclasses.fields(OfflineLabelConfig)}
+    overrides = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or key not in fields:
+            raise SystemExit(f"--set {item!r}: expected KEY=VALUE with KEY an OfflineLabelConfig field")
+        overrides[key] = yaml.safe_load(value)
+    return overrides
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clips", type=int, default=8)
@@ -64,8 +82,12 @@ def main() -> None:
     parser.add_argument("--noise_seed", type=int, default=0, help="seed of the simulated detector's errors")
     parser.add_argument("--rig", type=Path, default=REPO / "configs/rigs/nuscenes_like_6cam.yaml")
     parser.add_argument("--data", type=Path, default=None, help="clips folder (default: a temp folder per seed)")
+    parser.add_argument("--refine", type=Path, default=REPO / "configs/autolabel/default.yaml", help="2D chain preset")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one preset setting")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks/results/multicam.md")
     args = parser.parse_args()
+    overrides = parse_overrides(args.set)
+    refine = OfflineLabelConfig.from_yaml(args.refine, **overrides)
 
     data = args.data or Path("/tmp") / f"fleetvision_bench_multicam_s{args.seed}_{args.clips}x{args.frames}"
     if not data.exists() or not find_clips(data):
@@ -87,7 +109,9 @@ def main() -> None:
         gt = clip.labels
         gt2d = [frame.boxes2d for frame in gt.frames]
         for mode, config in modes.items():
-            labeler = ClipLabeler(teacher=teacher, teacher_info=info, classes=gt.classes, multicam=config)
+            labeler = ClipLabeler(
+                teacher=teacher, teacher_info=info, classes=gt.classes, refine=refine, multicam=config
+            )
             start = time.perf_counter()
             labels = labeler.label_deferred(clip)()
             elapsed = time.perf_counter() - start
@@ -117,6 +141,8 @@ def main() -> None:
         f"{len(paths)} clips x {args.frames} frames, rig `{args.rig.relative_to(REPO)}`, world seed {args.seed} "
         f"(the association's settings were developed on other clips, seed 7), detector noise seed {args.noise_seed}. "
         "Teacher: ground-truth 2D boxes through `DetectorNoise()` (misses, jitter, clutter, duplicates). "
+        f"2D chain: `{args.refine.relative_to(REPO) if args.refine.is_relative_to(REPO) else args.refine}`"
+        f"{''.join(f', {k} {v}' for k, v in overrides.items())}. "
         "Handover: an object matched in a camera it was not matched in for 10 frames while another camera saw it "
         "in those frames; a switch when its id there is none of the other cameras' latest ids for it.",
         "",

@@ -1,6 +1,6 @@
 import numpy as np
 
-from autolabel.decisions import decide_tracks, majority_class, track_score
+from autolabel.decisions import decide_tracks, majority_class, observed_fraction, track_score
 from autolabel.tracking import Tracklet
 from autolabel.uncertainty import box_uncertainty, frame_uncertainty, rank_frames_for_review, temporal_inconsistency
 from perception.labels import Boxes2D
@@ -29,6 +29,19 @@ def test_decisions_length_score_class():
     assert kept[0].track_class == 2 and abs(kept[0].track_score - 0.9) < 1e-6
     assert majority_class(_track(4, [0.9, 0.1, 0.1], classes=[0, 1, 1])) == 0  # score-weighted
     assert track_score(_track(5, [0.5])) == 0.5
+
+
+def test_observed_fraction_counts_only_the_gaps_that_would_be_filled():
+    def seen_at(frames) -> Tracklet:
+        n = len(frames)
+        xyxy = np.tile([0.0, 0.0, 10.0, 20.0], (n, 1))
+        return Tracklet(1, frames, xyxy, np.full(n, 0.9), np.zeros(n), np.ones(n, bool), np.arange(n))
+
+    assert observed_fraction(seen_at(np.arange(10)), max_fill_gap=30) == 1.0
+    assert observed_fraction(seen_at(np.arange(0, 30, 3)), max_fill_gap=30) == 10 / 28  # every third frame
+    # hidden for 40 frames (not filled at max_fill_gap 30): only the 2-frame gaps count
+    assert observed_fraction(seen_at(np.r_[0, 1, 2, 43, 44, 46]), max_fill_gap=30) == 6 / 7
+    assert observed_fraction(seen_at(np.r_[0, 1, 2, 43]), max_fill_gap=50) == 4 / 44
 
 
 def test_uncertainty_and_review_ranking():

@@ -127,6 +127,30 @@ def test_weak_boxes_inside_a_track_are_replaced_by_interpolation():
     assert trusted.xyxy[trusted.frame == 10][0, 3] == pytest.approx(120, abs=1)  # interpolated whole box
 
 
+def test_a_flickering_clutter_site_is_dropped_and_an_occluded_object_kept():
+    """min_observed_fraction: a false positive seen at one place in a third of the frames becomes, linked and filled,
+    a whole track of mostly invented boxes; it is dropped, while an object hidden for 12 frames (observed 80 % of its
+    output) and the object seen throughout are kept. Off (0), all three are output."""
+    _, per_frame, _ = _scene(num_frames=60)  # A hidden in frames 25-36, B seen throughout, clutter at score 0.12
+    rng = np.random.default_rng(1)
+    site = np.array([260.0, 20, 290, 80])
+    shown = [0, 1, 4, 5, 9, 10, 14, 17, 18, 22, 23, 27, 31, 32, 36, 40, 41, 45, 49, 50, 54, 58, 59]  # 23 of 60
+    for f in shown:
+        clutter = Boxes2D(xyxy=(site + rng.normal(0, 1.0, 4))[None], score=[0.8], class_id=[0])
+        per_frame[f] = Boxes2D.concat([per_frame[f], clutter])
+    config = OfflineLabelConfig(camera_motion=False, appearance=False, min_observed_fraction=0.0)
+    everything = label_video_detections(None, per_frame, config).tracks
+    checked = label_video_detections(None, per_frame, dataclasses.replace(config, min_observed_fraction=0.5)).tracks
+    assert OfflineLabelConfig().min_observed_fraction == 0.5  # on in the preset
+
+    def on_site(tracks: Boxes2D) -> int:
+        return int((box_iou(tracks.xyxy, site[None])[:, 0] > 0.5).sum())
+
+    assert on_site(everything) >= 50  # the site's 23 detections linked and filled into a track of about 60 boxes
+    assert on_site(checked) == 0
+    assert len(set(checked.track_id.tolist())) == 2 and len(checked) == len(everything) - on_site(everything)
+
+
 def test_durations_follow_the_frame_rate():
     config = OfflineLabelConfig(reference_frame_rate=25.0)  # durations read as frames at 25 fps
     slow = config.at_frame_rate(10.0)
