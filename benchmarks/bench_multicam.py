@@ -3,10 +3,10 @@
     .venv/bin/python benchmarks/bench_multicam.py [--clips 8] [--frames 60] [--seed 1] [--data DIR] \
         [--refine configs/autolabel/default.yaml] [--set KEY=VALUE ...] [--out benchmarks/results/multicam.md]
 
-Clips come from ``perception synth`` (nuScenes-like 6-camera rig; generated into --data when absent). The teacher is
-``autolabel.teachers.simulated.GroundTruthTeacher``: each camera's ground-truth 2D boxes with detector-like errors
-(misses, jitter, clutter, duplicates; ``DetectorNoise`` defaults), so what is measured is the association, not a
-detector. Each clip is labelled twice through ``ClipLabeler`` (the 2D path of ``autolabel``): ids unique per camera
+Clips come from ``perception synth`` (nuScenes-like 6-camera rig; generated into --data when absent, into a temporary
+folder without --data). The teacher is ``autolabel.teachers.simulated.GroundTruthTeacher``: each camera's
+ground-truth 2D boxes with detector-like errors (misses, jitter, clutter, duplicates; ``DetectorNoise`` defaults), so
+what is measured is the association, not a detector. Each clip is labelled twice through ``ClipLabeler`` (the 2D path of ``autolabel``): ids unique per camera
 (``multicam.enabled=False``, the behaviour before cross-camera association) and associated across cameras, with the
 2D chain preset ``--refine`` (``--set min_observed_fraction=0`` changes one of its settings, as ``--refine.KEY`` does
 for ``autolabel``).
@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -81,7 +82,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1, help="synthetic world seed (the association was developed on 7)")
     parser.add_argument("--noise_seed", type=int, default=0, help="seed of the simulated detector's errors")
     parser.add_argument("--rig", type=Path, default=REPO / "configs/rigs/nuscenes_like_6cam.yaml")
-    parser.add_argument("--data", type=Path, default=None, help="clips folder (default: a temp folder per seed)")
+    parser.add_argument(
+        "--data", type=Path, default=None, help="clips folder, reused if it holds clips (default: generated fresh)"
+    )
     parser.add_argument("--refine", type=Path, default=REPO / "configs/autolabel/default.yaml", help="2D chain preset")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one preset setting")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks/results/multicam.md")
@@ -89,7 +92,9 @@ def main() -> None:
     overrides = parse_overrides(args.set)
     refine = OfflineLabelConfig.from_yaml(args.refine, **overrides)
 
-    data = args.data or Path("/tmp") / f"fleetvision_bench_multicam_s{args.seed}_{args.clips}x{args.frames}"
+    # generated fresh unless --data is given: clips cached in /tmp by an older build once moved every figure
+    scratch = None if args.data else tempfile.TemporaryDirectory(prefix="fleetvision_bench_multicam_")
+    data = args.data or Path(scratch.name) / f"s{args.seed}_{args.clips}x{args.frames}"
     if not data.exists() or not find_clips(data):
         from perception.rig import Rig
         from perception.sim import generate_dataset
