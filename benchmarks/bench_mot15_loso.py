@@ -99,8 +99,6 @@ GRID = {
     # of a track's output observed
     "min_observed_fraction": (0.0, 0.5),
 }
-# the ablation's extra row: the observed-share check switched to the other value of its axis
-OBSERVED_SHARE_TOGGLE = {0.0: 0.5}
 
 
 @dataclass
@@ -562,7 +560,8 @@ def main() -> None:
             ]
             for source in sources:
                 best = best_public(peers[source.name])
-                toggled = OBSERVED_SHARE_TOGGLE.get(base.min_observed_fraction, 0.0)
+                # the ablation's extra row: the observed-share check switched off, or on at its grid value
+                toggled = 0.0 if base.min_observed_fraction > 0 else max(GRID["min_observed_fraction"])
                 variants = [("default", {})] + list(ABLATIONS)
                 variants.append((f"min_observed_fraction {toggled}", {"min_observed_fraction": toggled}))
                 runs, details = {}, {}
@@ -592,12 +591,8 @@ def main() -> None:
             configs = [dict(zip(keys, values)) for values in itertools.product(*GRID.values())]
             thresholds = TRACK_SCORE_CANDIDATES if calibration else None
             grid_sources = sources + [c for c in calibration.values() if all(c is not s for s in sources)]
-            full = dict(
-                zip(
-                    [s.name for s in grid_sources],
-                    grid_tables(grid_sources, configs, base, work, thresholds, args.jobs),
-                )
-            )
+            tables = grid_tables(grid_sources, configs, base, work, thresholds, args.jobs)
+            full = {source.name: table for source, table in zip(grid_sources, tables)}
             table = {s.name: [per[base.min_track_score] for per in full[s.name]] for s in sources}
             margins = {s.name: [margin(score, best_public(peers[s.name])) for score in table[s.name]] for s in sources}
             lines += [

@@ -6,10 +6,10 @@
 Clips come from ``perception synth`` (nuScenes-like 6-camera rig; generated into --data when absent, into a temporary
 folder without --data). The teacher is ``autolabel.teachers.simulated.GroundTruthTeacher``: each camera's
 ground-truth 2D boxes with detector-like errors (misses, jitter, clutter, duplicates; ``DetectorNoise`` defaults), so
-what is measured is the association, not a detector. Each clip is labelled twice through ``ClipLabeler`` (the 2D path of ``autolabel``): ids unique per camera
-(``multicam.enabled=False``, the behaviour before cross-camera association) and associated across cameras, with the
-2D chain preset ``--refine`` (``--set min_observed_fraction=0`` changes one of its settings, as ``--refine.KEY`` does
-for ``autolabel``).
+what is measured is the association, not a detector. Each clip is labelled twice through ``ClipLabeler`` (the 2D
+path of ``autolabel``): ids unique per camera (``multicam.enabled=False``, the behaviour before cross-camera
+association) and associated across cameras, with the 2D chain preset ``--refine`` (``--set min_observed_fraction=0``
+changes one of its settings, as ``--refine.KEY`` does for ``autolabel``).
 Reported: handovers and id switches at them (``perception.metrics.camera_handover_ids``), objects seen by two or
 more cameras that keep one id, false merges, HOTA/IDF1/IDSW/MOTA over all (frame, camera) boxes with global ids
 (``perception.metrics.tracking_scores``; every labelled box counts, hardly visible ones too),
