@@ -15,6 +15,19 @@ GT_DIR --track-score --out track.yaml``. Keeping the boxes that score at least t
 ``min_track_score: t`` keeps (dropping a track changes no other track), so each candidate is scored on the same
 labels: HOTA, IDF1 and MOTA over every sequence with ground truth, and the threshold with the best mean of the three
 is written (ties: the lowest, which keeps the most).
+
+Lifting of 2D tracks to 3D on multi-camera clips (``--lifting``): the 3D boxes ``autolabel.multicam`` builds from a
+2D teacher rest on two assumptions that belong to the detector and the fleet, not to the code: where a box's bottom
+edge sits against the object's ground contact (a box one pixel low puts a far object metres short, the error growing
+with the square of the range), and each class's size (nuScenes means by default; the gate that rejects a track whose
+measured height is not its class's). Label a labelled split with the job (association on), then ``autolabel
+calibrate LABEL_DIR --gt GT_DIR --lifting --out lifting.yaml``: ``multicam.bottom_offset_px`` is the median, over the
+labels' uncut boxes matched to a ground-truth box (IoU >= 0.5) within ``--max-range``, of the pixel rows between the
+box's bottom edge and the row that, lifted, would put the object's centre where the ground truth has it, each box
+weighted by the metres of range a pixel is worth where it stands (so the offset minimises the summed range error: a
+near box's offset says more about its shape than about the pixel, a far box's the reverse);
+``multicam.size_priors_m`` are the median sizes of the split's ground-truth objects (classes with fewer than
+``--min-objects`` distinct objects keep the default).
 """
 
 from __future__ import annotations
@@ -37,6 +50,8 @@ __all__ = [
     "calibration_document",
     "choose_track_score",
     "floors_document",
+    "lifting_calibration",
+    "lifting_document",
     "measure_labels",
     "score_calibration",
     "set_floors_by_objects",
@@ -277,6 +292,173 @@ def track_score_document(chosen: dict[str, float], curve: Sequence[dict[str, flo
             f"{entry['tracks']:8d}{mark}"
         )
     lines += ["refine:", f"  min_track_score: {chosen['threshold']:.2f}"]
+    return _yaml_text(lines)
+
+
+def _greedy_iou_pairs(pred_xyxy: np.ndarray, gt_xyxy: np.ndarray, min_iou: float) -> list[tuple[int, int]]:
+    """(pred, gt) index pairs, highest IoU first, each box used once, IoU >= ``min_iou``."""
+    from perception.geometry import box_iou
+
+    if not len(pred_xyxy) or not len(gt_xyxy):
+        return []
+    iou = box_iou(pred_xyxy, gt_xyxy)
+    pairs, used_p, used_g = [], set(), set()
+    for flat in np.argsort(-iou, axis=None):
+        i, j = np.unravel_index(flat, iou.shape)
+        if iou[i, j] < min_iou:
+            break
+        if i not in used_p and j not in used_g:
+            pairs.append((int(i), int(j)))
+            used_p.add(i)
+            used_g.add(j)
+    return pairs
+
+
+def _contact_row_offsets(clip, labels: ClipLabels, gt_labels: ClipLabels, config, min_iou: float):
+    """Per matched uncut label box: (class name, row offset px, metres of range per px there). The offset is the
+    box's bottom edge minus the image row of the ground point ``autolabel.multicam`` would have to lift to place
+    the ground-truth centre (that centre moved towards the camera by the reach of its footprint along the ray)."""
+    from perception.geometry import invert_se3, transform_points
+
+    out = []
+    for frame, (pred_frame, gt_frame) in enumerate(zip(labels.frames, gt_labels.frames)):
+        gt3d = gt_frame.boxes3d
+        if not len(gt3d):
+            continue
+        index = {int(t): k for k, t in enumerate(gt3d.track_id)}
+        for camera, gt2d in gt_frame.boxes2d.items():
+            pred2d = pred_frame.boxes2d.get(camera)
+            if pred2d is None or not len(pred2d) or not len(gt2d) or camera not in clip.rig.names:
+                continue
+            rig_camera = clip.rig[camera]
+            camera_from_ego = clip.camera_from_ego(frame, camera)
+            camera_xy = invert_se3(camera_from_ego)[:2, 3]
+            border = config.border_px
+            for i, j in _greedy_iou_pairs(pred2d.xyxy, gt2d.xyxy, min_iou):
+                x1, y1, x2, y2 = pred2d.xyxy[i]
+                if x1 <= border or y1 <= border or x2 >= rig_camera.width - border or y2 >= rig_camera.height - border:
+                    continue  # cut by the image border: the lifting does not use its bottom edge
+                k = index.get(int(gt2d.track_id[j]))
+                if k is None:
+                    continue
+                centre = gt3d.center[k, :2]
+                ray = centre - camera_xy
+                distance = float(np.linalg.norm(ray))
+                if not 1.0 <= distance <= config.max_range_m:
+                    continue
+                ray /= distance
+                angle = gt3d.yaw[k] - np.arctan2(ray[1], ray[0])
+                length, width = gt3d.size[k, 0], gt3d.size[k, 1]
+                reach = 0.5 * (length * abs(np.cos(angle)) + width * abs(np.sin(angle)))
+                near = np.append(centre - ray * reach, 0.0)
+                uv, depth = rig_camera.project(transform_points(camera_from_ego, near[None]))
+                if not (depth[0] > 0 and np.isfinite(uv[0, 1])):
+                    continue
+                # metres of range one row moves the lifted point there: the weight of this box's offset
+                row = np.array([[uv[0, 0], uv[0, 1]], [uv[0, 0], uv[0, 1] + 1.0]])
+                ground, hit = rig_camera.ground_points(row, camera_from_ego)
+                if not hit.all():
+                    continue
+                metres_per_px = float(np.linalg.norm(ground[0, :2] - ground[1, :2]))
+                class_name = gt_labels.classes[int(gt3d.class_id[k])]
+                out.append((class_name, float(y2 - uv[0, 1]), metres_per_px))
+    return out
+
+
+def _weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
+    """The value minimising sum(weights * |values - m|)."""
+    order = np.argsort(values)
+    cumulative = np.cumsum(weights[order])
+    return float(values[order][np.searchsorted(cumulative, 0.5 * cumulative[-1])])
+
+
+def lifting_calibration(
+    label_dir: str | Path,
+    gt_root: str | Path,
+    *,
+    max_range: float | None = None,
+    min_objects: int = FEW_OBJECTS,
+    min_iou: float = 0.5,
+) -> dict[str, Any]:
+    """``multicam.bottom_offset_px`` and ``multicam.size_priors_m`` measured on a labelled split (module doc).
+
+    Returns ``bottom_offset_px`` (median weighted by metres per pixel), ``offset_quartiles`` (unweighted 25 %,
+    75 %), ``offset_boxes``, ``per_class`` {name: {offset, boxes}}, ``size_priors_m`` {name: (l, w, h)}, ``sizes``
+    {name: {size, objects, measured}} (``measured`` False: fewer than ``min_objects`` distinct objects, the default
+    prior kept) and ``min_objects``."""
+    from autolabel.multicam import DEFAULT_SIZE_PRIORS_M, CrossCameraConfig
+    from perception.clip import DriveClip
+
+    config = CrossCameraConfig() if max_range is None else CrossCameraConfig(max_range_m=max_range)
+    offsets: list[tuple[str, float, float]] = []
+    sizes: dict[str, dict[int | tuple, list]] = {}
+    found_any = False
+    for path in finished_labels(Path(label_dir)):
+        relative = path.parent.relative_to(label_dir)
+        found = find_ground_truth(Path(gt_root), relative)
+        if found is None or found[0] != "clip":
+            continue
+        labels, gt_labels = ClipLabels.load(path), ClipLabels.load(found[1])
+        if len(gt_labels.frames) != len(labels.frames):
+            raise ValueError(f"{found[1]}: {len(gt_labels.frames)} frames, labels {path} have {len(labels.frames)}")
+        clip = DriveClip.open(found[1].parent)
+        found_any = True
+        offsets += _contact_row_offsets(clip, labels, gt_labels, config, min_iou)
+        for frame in gt_labels.frames:
+            boxes = frame.boxes3d
+            near = np.linalg.norm(boxes.center[:, :2], axis=1) <= config.max_range_m
+            for k in np.flatnonzero(near):
+                name = gt_labels.classes[int(boxes.class_id[k])]
+                sizes.setdefault(name, {}).setdefault((str(relative), int(boxes.track_id[k])), []).append(boxes.size[k])
+    if not found_any:
+        raise FileNotFoundError(f"{label_dir}: no labelled clip has a clip's ground truth under {gt_root}")
+    if not offsets:
+        raise ValueError(
+            f"{label_dir}: no label box matched a ground-truth box (IoU >= {min_iou}, uncut, within "
+            f"{config.max_range_m} m); expected labels made with the association on (multicam.enabled: true)"
+        )
+    values, weights = np.array([o[1] for o in offsets]), np.array([o[2] for o in offsets])
+    per_class = {}
+    for name in sorted({o[0] for o in offsets}):
+        mine = np.array([o[0] == name for o in offsets])
+        per_class[name] = {"offset": _weighted_median(values[mine], weights[mine]), "boxes": int(mine.sum())}
+    priors = {name: tuple(float(x) for x in prior) for name, prior in DEFAULT_SIZE_PRIORS_M.items()}
+    size_entries = {}
+    for name, objects in sorted(sizes.items()):
+        per_object = np.array([np.median(np.asarray(v), axis=0) for v in objects.values()])
+        measured = len(objects) >= min_objects
+        size = tuple(float(round(x, 2)) for x in np.median(per_object, axis=0))
+        size_entries[name] = {"size": size, "objects": len(objects), "measured": measured}
+        if measured:
+            priors[name] = size
+    return {
+        "bottom_offset_px": _weighted_median(values, weights),
+        "offset_quartiles": (float(np.percentile(values, 25)), float(np.percentile(values, 75))),
+        "offset_boxes": int(len(values)),
+        "per_class": per_class,
+        "size_priors_m": priors,
+        "sizes": size_entries,
+        "min_objects": min_objects,
+    }
+
+
+def lifting_document(result: dict[str, Any], *, source: str) -> str:
+    """The job-config fragment (``multicam.bottom_offset_px``, ``multicam.size_priors_m``) with what it rests on."""
+    q1, q3 = result["offset_quartiles"]
+    lines = [
+        f"# lifting of 2D tracks to 3D, measured by `autolabel calibrate --lifting` on {source}:",
+        f"# bottom-edge offset: median of {result['offset_boxes']} matched uncut boxes weighted by metres per pixel "
+        f"(unweighted quartiles {q1:.2f} / {q3:.2f} px)",
+    ]
+    for name, entry in result["per_class"].items():
+        lines.append(f"#   {name:14s} {entry['offset']:+.2f} px over {entry['boxes']} boxes")
+    lines.append("# sizes: median (length, width, height) of the ground-truth objects (per object, then over objects)")
+    for name, entry in result["sizes"].items():
+        kept = "" if entry["measured"] else f"  (< {result['min_objects']} objects: the default kept)"
+        lines.append(f"#   {name:14s} {entry['objects']:4d} objects  {list(entry['size'])}{kept}")
+    lines += ["multicam:", f"  bottom_offset_px: {result['bottom_offset_px']:.2f}", "  size_priors_m:"]
+    for name, prior in result["size_priors_m"].items():
+        lines.append(f"    {name}: [{prior[0]:.2f}, {prior[1]:.2f}, {prior[2]:.2f}]")
     return _yaml_text(lines)
 
 

@@ -7,6 +7,7 @@ Usage::
     autolabel eval LABEL_DIR --gt GT_DIR_OR_CLIPS [--out metrics.json]
     autolabel calibrate LABEL_DIR --gt GT_DIR --out floors.yaml [--max-range M] [--score-calibration FILE]
     autolabel calibrate LABEL_DIR --gt GT_DIR --out track.yaml --track-score [--gt-class NAME]
+    autolabel calibrate LABEL_DIR --gt GT_DIR --out lifting.yaml --lifting [--max-range M]
     autolabel review LABEL_DIR [--top N] [--out DIR] [--no-pictures]
 
 The job config (``-c``, sections teacher/classes/refine/tracking3d/export/...) is jsonargparse, like ``perception
@@ -102,7 +103,8 @@ def _calibrate_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="autolabel calibrate",
         description="Per-class score floors for 3D pseudo-labels, chosen on a labelled split (F1-best at 2 m), or "
-        "with --track-score the 2D chain's refine.min_track_score (best mean of HOTA, IDF1 and MOTA); writes a "
+        "with --track-score the 2D chain's refine.min_track_score (best mean of HOTA, IDF1 and MOTA), or with "
+        "--lifting the bottom-edge offset and class sizes the 3D boxes of multi-camera 2D labels rest on; writes a "
         "job-config fragment to pass as a second -c when labelling unlabelled data.",
     )
     parser.add_argument("label_dir", type=Path, help="labels of a split WITH ground truth, made without floors")
@@ -131,6 +133,12 @@ def _calibrate_parser() -> argparse.ArgumentParser:
         "--refine.output_score=track first)",
     )
     parser.add_argument(
+        "--lifting",
+        action="store_true",
+        help="multi-camera clips labelled by a 2D teacher: measure multicam.bottom_offset_px and "
+        "multicam.size_priors_m instead (label the split with the association on first)",
+    )
+    parser.add_argument(
         "--gt-class", default="pedestrian", help="--track-score: the label class MOTChallenge ground truth is scored as"
     )
     return parser
@@ -157,6 +165,29 @@ def _run_calibrate_track_score(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_calibrate_lifting(args: argparse.Namespace) -> int:
+    from autolabel.calibrate import lifting_calibration, lifting_document
+    from perception.atomic import atomic_write_text
+
+    try:
+        result = lifting_calibration(args.label_dir, args.gt, max_range=args.max_range, min_objects=args.min_objects)
+    except (FileNotFoundError, ValueError) as error:
+        print(f"autolabel calibrate: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    q1, q3 = result["offset_quartiles"]
+    print(
+        f"bottom_offset_px {result['bottom_offset_px']:+.2f} (quartiles {q1:+.2f} / {q3:+.2f}, "
+        f"{result['offset_boxes']} boxes)"
+    )
+    for name, entry in result["sizes"].items():
+        note = "" if entry["measured"] else f"  (< {args.min_objects} objects: default kept)"
+        size = " x ".join(f"{v:.2f}" for v in entry["size"])
+        print(f"{name:14s} {size} m over {entry['objects']} objects{note}")
+    atomic_write_text(args.out, lifting_document(result, source=str(args.gt)))
+    print(f"lifting settings written to {args.out}")
+    return 0
+
+
 def _run_calibrate(argv: Sequence[str]) -> int:
     from autolabel.calibrate import (
         calibration_document,
@@ -168,8 +199,13 @@ def _run_calibrate(argv: Sequence[str]) -> int:
     from perception.atomic import atomic_write_text
 
     args = _calibrate_parser().parse_args(argv)
+    if args.track_score and args.lifting:
+        print("autolabel calibrate: --track-score and --lifting: expected one of them, found both", file=sys.stderr)
+        return EXIT_BAD_INPUT
     if args.track_score:
         return _run_calibrate_track_score(args)
+    if args.lifting:
+        return _run_calibrate_lifting(args)
     try:  # the labels are read and matched once, for the floors and the score calibration
         evaluator, objects = measure_labels(args.label_dir, args.gt, max_range=args.max_range)
     except (FileNotFoundError, ValueError) as error:

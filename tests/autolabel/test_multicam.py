@@ -185,3 +185,39 @@ def test_3d_boxes_from_lifted_tracks(scene) -> None:
         assert np.median(values) < 1.0, f"object {obj}: median centre error {np.median(values):.2f} m"
     assert np.median(yaw_errors[2]) < 0.3  # walking pedestrian: heading from its motion
     assert boxes[20].size[0, 0] > 0 and np.all(boxes[20].center[:, 2] > 0)
+
+
+def _along_ray_errors(boxes: list[Boxes3D], truth3d: list[Boxes3D]) -> np.ndarray:
+    """Signed range error (m, negative: placed short of the truth, as seen from the ego) of every 3D box."""
+    errors = []
+    for pred, gt in zip(boxes, truth3d):
+        for k in range(len(pred)):
+            j = int(np.argmin(np.linalg.norm(gt.center[:, :2] - pred.center[k, :2], axis=1)))
+            errors.append(np.linalg.norm(pred.center[k, :2]) - np.linalg.norm(gt.center[j, :2]))
+    return np.asarray(errors)
+
+
+def test_bottom_offset_undoes_a_detector_whose_boxes_sit_low(scene) -> None:
+    clip, truth3d, truth2d = scene
+    per_camera = _per_camera_tracks(truth2d, np.random.default_rng(3), jitter_px=0.0)
+    low = {  # a detector whose boxes end 3 px below the object's ground contact (bottom edge only)
+        camera: [
+            Boxes2D(xyxy=b.xyxy + np.array([0, 0, 0, 3.0]), class_id=b.class_id, score=b.score, track_id=b.track_id)
+            for b in frames
+        ]
+        for camera, frames in per_camera.items()
+    }
+
+    def errors(tracks, config):
+        lifted = [t for camera in tracks for t in lift_tracks(clip, camera, tracks[camera], config)]
+        ids = associate_cameras(lifted, config, classes=DRIVING_CLASSES)
+        return _along_ray_errors(tracks_to_boxes3d(lifted, ids, clip, DRIVING_CLASSES, config), truth3d)
+
+    exact, biased = errors(per_camera, CrossCameraConfig()), errors(low, CrossCameraConfig())
+    undone = errors(low, CrossCameraConfig(bottom_offset_px=3.0))
+    assert np.median(biased) < np.median(exact) - 0.5  # low boxes put objects short
+    assert np.median(np.abs(undone - np.median(exact))) < 0.1  # the offset puts them back
+    with pytest.raises(ValueError, match="bottom_offset_px"):
+        CrossCameraConfig(bottom_offset_px=float("nan"))
+    with pytest.raises(ValueError, match="size_priors_m"):
+        CrossCameraConfig(size_priors_m={"car": (4.0, 0.0, 1.5)})

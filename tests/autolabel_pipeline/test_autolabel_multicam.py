@@ -74,3 +74,51 @@ def test_3d_boxes_only_with_association(labelled) -> None:
                 near.append(np.min(np.linalg.norm(same.center[:, :2] - pred.boxes3d.center[k, :2], axis=1)))
     assert len(near) >= 50
     assert np.median(near) < 2.0
+
+
+def test_calibrate_lifting_measures_the_offset_and_sizes(labelled, tmp_path) -> None:
+    import shutil
+
+    import yaml
+
+    clip_path, outs = labelled
+    gt_root = clip_path.parent
+    out = tmp_path / "lifting.yaml"
+    assert main(["calibrate", str(outs["associated"]), "--gt", str(gt_root), "--lifting", "--out", str(out)]) == 0
+    measured = yaml.safe_load(out.read_text())["multicam"]
+    # the same labels with every box's bottom edge 3 px lower: the offset follows, the sizes (ground truth) do not
+    shifted = tmp_path / "shifted"
+    shutil.copytree(outs["associated"], shifted)
+    path = shifted / "clip_0000" / "labels.json"
+    labels = ClipLabels.load(path)
+    for frame in labels.frames:
+        for boxes in frame.boxes2d.values():
+            boxes.xyxy[:, 3] += 3.0
+    labels.save(path)
+    out_shifted = tmp_path / "shifted.yaml"
+    assert main(["calibrate", str(shifted), "--gt", str(gt_root), "--lifting", "--out", str(out_shifted)]) == 0
+    moved = yaml.safe_load(out_shifted.read_text())["multicam"]
+    assert moved["bottom_offset_px"] == pytest.approx(measured["bottom_offset_px"] + 3.0, abs=0.5)
+    assert moved["size_priors_m"] == measured["size_priors_m"]
+    truth = DriveClip.open(clip_path).labels
+    cone = truth.classes.index("traffic_cone")
+    heights = {
+        int(t): h for f in truth.frames for t, h in zip(f.boxes3d.track_id[f.boxes3d.class_id == cone],
+                                                        f.boxes3d.size[f.boxes3d.class_id == cone, 2])
+    }  # fmt: skip
+    assert len(heights) >= 3  # enough cones to be measured: the world's height, not nuScenes' 1.07 m
+    assert measured["size_priors_m"]["traffic_cone"][2] == pytest.approx(np.median(list(heights.values())), abs=0.05)
+    assert measured["size_priors_m"]["traffic_cone"][2] < 0.9
+    # the fragment is a job config: labelling with it as a second -c works and moves the 3D boxes
+    job = clip_path.parent.parent / "job.yaml"
+    again = tmp_path / "again"
+    assert main([str(gt_root), "--out", str(again), "-c", str(job), "-c", str(out), "--no-progress"]) == 0
+    before = ClipLabels.load(outs["associated"] / "clip_0000" / "labels.json")
+    after = ClipLabels.load(again / "clip_0000" / "labels.json")
+    assert sum(len(f.boxes3d) for f in after.frames) > 0
+    assert not all(
+        len(a.boxes3d) == len(b.boxes3d) and np.allclose(a.boxes3d.center, b.boxes3d.center)
+        for a, b in zip(after.frames, before.frames)
+    )
+    # a label folder without ground truth to match is an error that names the folder, not a traceback
+    assert main(["calibrate", str(outs["associated"]), "--gt", str(tmp_path), "--lifting", "--out", str(out)]) == 2
