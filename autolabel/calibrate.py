@@ -96,12 +96,9 @@ def set_floors_by_objects(
     return floors
 
 
-def measure_labels(label_dir: str | Path, gt_root: str | Path, *, max_range: float | None = None):
-    """(BevDetectionEvaluator, DistinctObjects) of the labels in ``label_dir`` against the clips under ``gt_root``."""
-    from perception.metrics.bev_detection import BevDetectionEvaluator
-
-    evaluator = None
-    objects = DistinctObjects(max_range)
+def _clip_label_pairs(label_dir: str | Path, gt_root: str | Path):
+    """(labels path, path relative to ``label_dir``, labels, ground-truth labels, ground-truth path) of every finished
+    clip's labels that has clip ground truth under ``gt_root``, frame counts checked."""
     for path in finished_labels(Path(label_dir)):
         relative = path.parent.relative_to(label_dir)
         found = find_ground_truth(Path(gt_root), relative)
@@ -110,11 +107,21 @@ def measure_labels(label_dir: str | Path, gt_root: str | Path, *, max_range: flo
         labels, gt_labels = ClipLabels.load(path), ClipLabels.load(found[1])
         if len(gt_labels.frames) != len(labels.frames):
             raise ValueError(f"{found[1]}: {len(gt_labels.frames)} frames, labels {path} have {len(labels.frames)}")
+        yield path, relative, labels, gt_labels, found[1]
+
+
+def measure_labels(label_dir: str | Path, gt_root: str | Path, *, max_range: float | None = None):
+    """(BevDetectionEvaluator, DistinctObjects) of the labels in ``label_dir`` against the clips under ``gt_root``."""
+    from perception.metrics.bev_detection import BevDetectionEvaluator
+
+    evaluator = None
+    objects = DistinctObjects(max_range)
+    for path, relative, labels, gt_labels, gt_path in _clip_label_pairs(label_dir, gt_root):
         if evaluator is None:
             evaluator = BevDetectionEvaluator(labels.classes, max_range=max_range)
         elif labels.classes != evaluator.classes:
             raise ValueError(f"{path}: classes {labels.classes} differ from the other clips' {evaluator.classes}")
-        remap, _ = class_remap(gt_labels, labels.classes, found[1])
+        remap, _ = class_remap(gt_labels, labels.classes, gt_path)
         for pred_boxes, gt_boxes in bev_frame_pairs(labels, gt_labels, remap):
             evaluator.add_frame(pred_boxes, gt_boxes)
             objects.add(str(relative), gt_boxes)
@@ -393,15 +400,8 @@ def lifting_calibration(
     offsets: list[tuple[str, float, float]] = []
     sizes: dict[str, dict[int | tuple, list]] = {}
     found_any = False
-    for path in finished_labels(Path(label_dir)):
-        relative = path.parent.relative_to(label_dir)
-        found = find_ground_truth(Path(gt_root), relative)
-        if found is None or found[0] != "clip":
-            continue
-        labels, gt_labels = ClipLabels.load(path), ClipLabels.load(found[1])
-        if len(gt_labels.frames) != len(labels.frames):
-            raise ValueError(f"{found[1]}: {len(gt_labels.frames)} frames, labels {path} have {len(labels.frames)}")
-        clip = DriveClip.open(found[1].parent)
+    for _, relative, labels, gt_labels, gt_path in _clip_label_pairs(label_dir, gt_root):
+        clip = DriveClip.open(gt_path.parent)
         found_any = True
         offsets += _contact_row_offsets(clip, labels, gt_labels, config, min_iou)
         for frame in gt_labels.frames:
